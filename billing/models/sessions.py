@@ -1,0 +1,237 @@
+"""Charging sessions as the gateway opens and closes them, and their meter samples.
+
+A session becomes a bill at settlement (see billing services). The state table lives in
+`billing.services.sessions.TRANSITIONS`; every move writes a `SessionTransition`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Channel(models.TextChoices):
+    """How the charge was started (启动方式)."""
+
+    SCAN = "scan", _("scan (WeChat)")
+    PASSWORD = "password", _("station password")
+    CARD = "card", _("card (one card one vehicle)")
+    PARTNER = "partner", _("partner app")
+    UNKNOWN = "unknown", _("unknown")
+
+
+class SessionState(models.TextChoices):
+    STARTED = "started", _("started")
+    CHARGING = "charging", _("charging")
+    STOPPED = "stopped", _("stopped")
+    SETTLED = "settled", _("settled")
+    FAULT = "fault", _("fault bill")
+    REPAIRED = "repaired", _("repaired")
+
+
+ACTIVE_STATES = [SessionState.STARTED, SessionState.CHARGING]
+
+
+class ChargingSession(models.Model):
+    """One charge on one connector (充电订单). ``id`` is the OCPP transactionId."""
+
+    order_no = models.CharField(_("order number"), max_length=20, unique=True)
+    operator = models.ForeignKey(
+        "orgs.Operator", verbose_name=_("operator"), on_delete=models.PROTECT, related_name="+"
+    )
+    station = models.ForeignKey(
+        "stations.Station",
+        verbose_name=_("station"),
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    pile = models.ForeignKey(
+        "stations.Pile", verbose_name=_("pile"), on_delete=models.PROTECT, related_name="sessions"
+    )
+    connector = models.ForeignKey(
+        "stations.Connector",
+        verbose_name=_("connector"),
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Channel.choices, default=Channel.UNKNOWN
+    )
+    id_tag = models.CharField(_("id tag"), max_length=20)
+    member = models.ForeignKey(
+        "orgs.Member",
+        verbose_name=_("member"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    vehicle = models.ForeignKey(
+        "orgs.Vehicle",
+        verbose_name=_("vehicle"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    card = models.ForeignKey(
+        "orgs.Card",
+        verbose_name=_("card"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    department = models.ForeignKey(
+        "orgs.Department",
+        verbose_name=_("department"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    sub_operator = models.ForeignKey(
+        "orgs.SubOperator",
+        verbose_name=_("attributed sub-operator"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    partner = models.ForeignKey(
+        "orgs.Partner",
+        verbose_name=_("partner"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sessions",
+    )
+    vin = models.CharField(_("VIN reported"), max_length=17, blank=True)
+    state = models.CharField(
+        _("state"), max_length=16, choices=SessionState.choices, default=SessionState.STARTED
+    )
+    # As the pile reported them (pile clock); the platform's own view comes from samples.
+    started_at = models.DateTimeField(_("start (pile)"), db_index=True)
+    stopped_at = models.DateTimeField(_("stop (pile)"), null=True, blank=True)
+    meter_start_wh = models.DecimalField(_("meter at start (Wh)"), max_digits=14, decimal_places=3)
+    meter_stop_wh = models.DecimalField(
+        _("meter at stop (Wh)"), max_digits=14, decimal_places=3, null=True, blank=True
+    )
+    stop_reason = models.CharField(_("stop reason"), max_length=32, blank=True)
+    stop_received_at = models.DateTimeField(_("stop received at"), null=True, blank=True)
+    # What some piles report of their own pricing: stored beside ours, never trusted over it.
+    pile_reported = models.JSONField(_("pile-reported values"), default=dict, blank=True)
+    last_sample_at = models.DateTimeField(_("last meter sample"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("charging session")
+        verbose_name_plural = _("charging sessions")
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector"],
+                condition=Q(state__in=["started", "charging"]),
+                name="session_one_active_per_connector",
+            ),
+            models.UniqueConstraint(
+                fields=["member"],
+                condition=Q(state__in=["started", "charging"]) & Q(member__isnull=False),
+                name="session_one_active_per_member",
+            ),
+            # A StartTransaction the pile replays is the same session, not a second one.
+            models.UniqueConstraint(
+                fields=["pile", "connector", "id_tag", "started_at"],
+                name="session_start_idempotent",
+            ),
+            models.CheckConstraint(
+                condition=Q(order_no__regex=r"^[0-9]{20}$"), name="session_order_no_20_digits"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "last_sample_at"]),
+            models.Index(fields=["station", "-started_at"]),
+            models.Index(fields=["sub_operator", "-started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+    @property
+    def energy_wh(self):
+        if self.meter_stop_wh is None:
+            return None
+        return self.meter_stop_wh - self.meter_start_wh
+
+
+class MeterSample(models.Model):
+    """One sampled moment of a session (energy register and, when sent, power etc.)."""
+
+    session = models.ForeignKey(
+        ChargingSession,
+        verbose_name=_("session"),
+        on_delete=models.CASCADE,
+        related_name="samples",
+    )
+    at = models.DateTimeField(_("time"))
+    energy_wh = models.DecimalField(
+        _("energy register (Wh)"), max_digits=14, decimal_places=3, null=True, blank=True
+    )
+    power_w = models.DecimalField(
+        _("power (W)"), max_digits=10, decimal_places=1, null=True, blank=True
+    )
+    current_a = models.DecimalField(
+        _("current (A)"), max_digits=8, decimal_places=2, null=True, blank=True
+    )
+    voltage_v = models.DecimalField(
+        _("voltage (V)"), max_digits=8, decimal_places=2, null=True, blank=True
+    )
+    soc = models.PositiveSmallIntegerField(_("state of charge (%)"), null=True, blank=True)
+    context = models.CharField(_("context"), max_length=32, blank=True)
+
+    class Meta:
+        verbose_name = _("meter sample")
+        verbose_name_plural = _("meter samples")
+        ordering = ["session", "at"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "at"], name="meter_sample_once_per_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.at:%Y-%m-%d %H:%M:%S} {self.energy_wh} Wh"
+
+
+class SessionTransition(models.Model):
+    """A recorded move in the session state table."""
+
+    session = models.ForeignKey(
+        ChargingSession,
+        verbose_name=_("session"),
+        on_delete=models.CASCADE,
+        related_name="transitions",
+    )
+    from_state = models.CharField(
+        _("from"), max_length=16, choices=SessionState.choices, blank=True
+    )
+    to_state = models.CharField(_("to"), max_length=16, choices=SessionState.choices)
+    at = models.DateTimeField(_("time"), auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("session state change")
+        verbose_name_plural = _("session state changes")
+        ordering = ["session", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}: {self.from_state or '-'} → {self.to_state}"

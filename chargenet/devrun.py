@@ -1,0 +1,97 @@
+"""`make run`: migrate, load the demo network, then run every process of chargenet.
+
+Runs under `python -m chargenet.embedded run`, which has put DATABASE_URL / REDIS_URL in
+the environment. Ctrl-C (or SIGTERM) stops every child, then the wrapper stops the
+embedded engines: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+WEB_PORT = os.environ.get("WEB_PORT", "8000")
+GATEWAY_PORT = os.environ.get("GATEWAY_PORT", "9000")
+DEMO_PILES = os.environ.get("DEMO_PILES", "12")
+LOGS = ROOT / "var" / "log"
+
+
+def manage(*args: str) -> list[str]:
+    return [PY, str(ROOT / "manage.py"), *args]
+
+
+PROCESSES: dict[str, list[str]] = {
+    "web": manage("runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"),
+    "gateway": manage("rungateway", "--host", "127.0.0.1", "--port", GATEWAY_PORT),
+    "worker": [PY, "-m", "celery", "-A", "chargenet", "worker", "-l", "info", "-c", "2"],
+    "beat": [
+        PY, "-m", "celery", "-A", "chargenet", "beat", "-l", "info",
+        "-s", str(ROOT / "var" / "celerybeat-schedule"),
+    ],
+    "piles": manage(
+        "simulate_piles", "--url", f"ws://127.0.0.1:{GATEWAY_PORT}/ocpp",
+        "--count", DEMO_PILES, "--scenario", "demo", "--forever",
+    ),
+}  # fmt: skip
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(manage("migrate", "--no-input", "-v", "0"), check=True)
+    subprocess.run(manage("load_demo"), check=True)
+
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name, cmd in PROCESSES.items():
+        log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        # Own process group: Ctrl-C reaches us once, and we stop children in order.
+        children[name] = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    print(
+        "\nchargenet is running\n"
+        f"  back office : http://127.0.0.1:{WEB_PORT}/admin/\n"
+        "  login       : admin / chargenet  (operator admin; also 'subop' and 'service')\n"
+        f"  API docs    : http://127.0.0.1:{WEB_PORT}/api/docs/\n"
+        f"  OCPP        : ws://127.0.0.1:{GATEWAY_PORT}/ocpp/<pile code>\n"
+        f"  logs        : {LOGS}/\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"chargenet: {name} exited with {proc.returncode}; see {LOGS / name}.log")
+                stopping, code = True, 1
+                break
+        time.sleep(0.5)
+    for proc in children.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    print("chargenet: stopped")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

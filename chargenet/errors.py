@@ -1,0 +1,65 @@
+"""Domain errors and the one error shape every API speaks.
+
+A service raises a `DomainError` (or a subclass) with a stable ``code`` and a message a
+driver, a partner or a staff member can read; the message is translated (zh-hans / en)
+when rendered. APIs turn it into ``{"code": ..., "message": ..., "details": ...}``; admin
+views show it as an error message; the gateway maps it to the OCPP answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+
+
+class DomainError(Exception):
+    code = "invalid"
+    http_status = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: Any, *, code: str | None = None, details: Any = None):
+        super().__init__(str(message))
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        return str(self.message)
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    http_status = status.HTTP_404_NOT_FOUND
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    http_status = status.HTTP_409_CONFLICT
+
+
+def error_body(code: str, message: Any, details: Any = None) -> dict:
+    return {"code": code, "message": str(message), "details": details or {}}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
+    if isinstance(exc, Http404 | drf_exceptions.NotFound):
+        return Response(error_body("not_found", "Not found."), status=404)
+    if isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if isinstance(exc, drf_exceptions.APIException):
+        detail = exc.detail
+        if isinstance(detail, dict | list):
+            message = exc.default_detail
+            details = detail
+        else:
+            message, details = detail, {}
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        return Response(error_body(code, message, details), status=exc.status_code)
+    return None

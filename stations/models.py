@@ -1,0 +1,391 @@
+"""The network: stations, piles, connectors, their live state and history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from chargenet.models import Hideable
+
+from .validators import validate_pile_code, validate_positive_power
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            _("“%(value)s” is not a time zone name such as Asia/Shanghai."),
+            code="time_zone",
+            params={"value": value},
+        ) from None
+
+
+class Station(Hideable):
+    """A charging station (站点/电站)."""
+
+    operator = models.ForeignKey(
+        "orgs.Operator",
+        verbose_name=_("operator"),
+        on_delete=models.PROTECT,
+        related_name="stations",
+    )
+    code = models.CharField(_("station code"), max_length=32)
+    name = models.CharField(_("name"), max_length=100)
+    address = models.CharField(_("address"), max_length=200)
+    city = models.CharField(_("city"), max_length=50, db_index=True)
+    region_code = models.CharField(_("region code"), max_length=6, blank=True)
+    latitude = models.DecimalField(
+        _("latitude"),
+        max_digits=9,
+        decimal_places=6,
+        validators=[MinValueValidator(-90), MaxValueValidator(90)],
+    )
+    longitude = models.DecimalField(
+        _("longitude"),
+        max_digits=9,
+        decimal_places=6,
+        validators=[MinValueValidator(-180), MaxValueValidator(180)],
+    )
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="Asia/Shanghai", validators=[validate_time_zone]
+    )
+    is_public = models.BooleanField(_("open to the public"), default=True)
+    password = models.CharField(
+        _("station password"),
+        max_length=16,
+        blank=True,
+        help_text=_("Typed on the pile to start a password charge (密码充电)."),
+    )
+    sub_operators = models.ManyToManyField(
+        "orgs.SubOperator",
+        verbose_name=_("authorised sub-operators"),
+        blank=True,
+        related_name="stations",
+    )
+    departments = models.ManyToManyField(
+        "orgs.Department",
+        verbose_name=_("bound departments"),
+        blank=True,
+        related_name="stations",
+        help_text=_("Departments whose members may charge here on the company account."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("station")
+        verbose_name_plural = _("stations")
+        ordering = ["operator", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "code"], name="station_code_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class OpeningWindow(models.Model):
+    """A daily window a station is open; ``closes`` before ``opens`` means overnight
+    (19:00–06:00). A station without windows is open around the clock."""
+
+    station = models.ForeignKey(
+        Station, verbose_name=_("station"), on_delete=models.CASCADE, related_name="opening_windows"
+    )
+    opens = models.TimeField(_("opens"))
+    closes = models.TimeField(_("closes"))
+
+    class Meta:
+        verbose_name = _("opening window")
+        verbose_name_plural = _("opening hours")
+        ordering = ["opens"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(opens=models.F("closes")), name="window_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.opens:%H:%M}–{self.closes:%H:%M}"
+
+    def minutes(self) -> list[tuple[int, int]]:
+        """The window as [start, end) minute ranges of one day (two when overnight)."""
+        start = self.opens.hour * 60 + self.opens.minute
+        end = self.closes.hour * 60 + self.closes.minute
+        if end > start:
+            return [(start, end)]
+        return [(start, 24 * 60), (0, end)] if end else [(start, 24 * 60)]
+
+
+class CurrentType(models.TextChoices):
+    AC = "AC", _("AC")
+    DC = "DC", _("DC")
+
+
+class Pile(Hideable):
+    """A charging pile (充电桩). Its code is an identifier: a string of 16 or 20 digits."""
+
+    class Protocol(models.TextChoices):
+        OCPP16J = "ocpp1.6j", "OCPP 1.6J"
+
+    station = models.ForeignKey(
+        Station, verbose_name=_("station"), on_delete=models.PROTECT, related_name="piles"
+    )
+    code = models.CharField(
+        _("pile code"), max_length=20, unique=True, validators=[validate_pile_code]
+    )
+    name = models.CharField(_("name"), max_length=64, blank=True)
+    vendor = models.CharField(_("vendor"), max_length=64, blank=True)
+    model = models.CharField(_("model"), max_length=64, blank=True)
+    serial_number = models.CharField(_("serial number"), max_length=64, blank=True)
+    current_type = models.CharField(_("AC/DC"), max_length=2, choices=CurrentType.choices)
+    max_power_kw = models.DecimalField(
+        _("max power (kW)"),
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[validate_positive_power],
+    )
+    firmware_version = models.CharField(_("firmware"), max_length=64, blank=True, db_index=True)
+    protocol = models.CharField(
+        _("protocol"), max_length=16, choices=Protocol.choices, default=Protocol.OCPP16J
+    )
+    credential_hash = models.CharField(
+        _("credential (hashed)"),
+        max_length=128,
+        blank=True,
+        help_text=_("Password the pile sends with HTTP Basic auth; stored hashed."),
+    )
+    is_published = models.BooleanField(
+        _("published"),
+        default=False,
+        help_text=_(
+            "Visible to drivers and partner platforms. Needs max power and every "
+            "connector's rated power."
+        ),
+    )
+    is_online = models.BooleanField(_("online"), default=False, db_index=True)
+    last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    last_boot_at = models.DateTimeField(_("last boot"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pile")
+        verbose_name_plural = _("piles")
+        ordering = ["station", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(code__regex=r"^([0-9]{16}|[0-9]{20})$"), name="pile_code_digits"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_power_kw__isnull=True) | Q(max_power_kw__gt=0),
+                name="pile_max_power_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_published=False) | Q(max_power_kw__isnull=False),
+                name="pile_published_needs_max_power",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class ConnectorStatus(models.TextChoices):
+    """OCPP 1.6 ChargePointStatus values, plus Unknown before the first report."""
+
+    UNKNOWN = "Unknown", _("unknown")
+    AVAILABLE = "Available", _("available")
+    PREPARING = "Preparing", _("preparing (plugged in)")
+    CHARGING = "Charging", _("charging")
+    SUSPENDED_EVSE = "SuspendedEVSE", _("suspended by pile")
+    SUSPENDED_EV = "SuspendedEV", _("suspended by vehicle (full, still plugged)")
+    FINISHING = "Finishing", _("finishing")
+    RESERVED = "Reserved", _("reserved")
+    UNAVAILABLE = "Unavailable", _("unavailable")
+    FAULTED = "Faulted", _("faulted")
+
+
+class Connector(models.Model):
+    """A connector (充电枪) of a pile, numbered from 1 on the pile."""
+
+    class Standard(models.TextChoices):
+        GBT_AC = "GB/T AC", "GB/T AC"
+        GBT_DC = "GB/T DC", "GB/T DC"
+        CCS2 = "CCS2", "CCS2"
+        TYPE2 = "Type 2", "Type 2"
+        CHADEMO = "CHAdeMO", "CHAdeMO"
+
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="connectors"
+    )
+    number = models.PositiveSmallIntegerField(
+        _("connector number"), validators=[MinValueValidator(1), MaxValueValidator(99)]
+    )
+    rated_power_kw = models.DecimalField(
+        _("rated power (kW)"),
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[validate_positive_power],
+    )
+    standard = models.CharField(_("standard"), max_length=16, choices=Standard.choices)
+    status = models.CharField(
+        _("state"), max_length=16, choices=ConnectorStatus.choices, default=ConnectorStatus.UNKNOWN
+    )
+    error_code = models.CharField(_("error code"), max_length=32, blank=True)
+    status_at = models.DateTimeField(_("state since"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("connector")
+        verbose_name_plural = _("connectors")
+        ordering = ["pile", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["pile", "number"], name="connector_number_unique"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="connector_number_positive"),
+            models.CheckConstraint(
+                condition=Q(rated_power_kw__isnull=True) | Q(rated_power_kw__gt=0),
+                name="connector_rated_power_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pile.code}#{self.number}"
+
+
+class FirmwareRecord(models.Model):
+    """Firmware a pile reported at boot: bill loss clusters by firmware."""
+
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="firmware_history"
+    )
+    version = models.CharField(_("firmware"), max_length=64)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+
+    class Meta:
+        verbose_name = _("firmware record")
+        verbose_name_plural = _("firmware history")
+        ordering = ["pile", "-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.pile.code} {self.version}"
+
+
+class StatusEvent(models.Model):
+    """A StatusNotification as the pile sent it (connector 0 = the pile itself)."""
+
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="status_events"
+    )
+    connector_number = models.PositiveSmallIntegerField(_("connector number"))
+    status = models.CharField(_("state"), max_length=16, choices=ConnectorStatus.choices)
+    error_code = models.CharField(_("error code"), max_length=32, blank=True)
+    info = models.CharField(_("info"), max_length=100, blank=True)
+    vendor_error_code = models.CharField(_("vendor error code"), max_length=64, blank=True)
+    pile_time = models.DateTimeField(_("pile time"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("status event")
+        verbose_name_plural = _("status history")
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["pile", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.pile_id}#{self.connector_number} {self.status}"
+
+
+class HeartbeatSample(models.Model):
+    """Bounded heartbeat history (pile state over time) for customer service.
+
+    Last-seen is batched onto `Pile.last_heartbeat_at`; this table keeps a sample every
+    few minutes per pile, pruned by retention, so it never becomes a row per heartbeat.
+    """
+
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="heartbeats"
+    )
+    at = models.DateTimeField(_("time"))
+    state = models.CharField(_("pile state"), max_length=16, blank=True)
+
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeat history")
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["pile", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.pile_id} {self.at:%Y-%m-%d %H:%M:%S} {self.state}"
+
+
+class StationOutage(models.Model):
+    """Several piles of one station dropping in the same minute: the network, not the piles."""
+
+    station = models.ForeignKey(
+        Station, verbose_name=_("station"), on_delete=models.CASCADE, related_name="outages"
+    )
+    started_at = models.DateTimeField(_("started at"))
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    pile_count = models.PositiveIntegerField(_("piles affected"), default=0)
+
+    class Meta:
+        verbose_name = _("network outage")
+        verbose_name_plural = _("network outages")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.station} {self.started_at:%Y-%m-%d %H:%M} ({self.pile_count})"
+
+
+class PileFault(models.Model):
+    """A pile fault record: an offline period or an error the pile reported."""
+
+    class Kind(models.TextChoices):
+        OFFLINE = "offline", _("offline")
+        ERROR = "error", _("error reported")
+
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="faults"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    connector_number = models.PositiveSmallIntegerField(_("connector number"), default=0)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    started_at = models.DateTimeField(_("started at"), db_index=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    outage = models.ForeignKey(
+        StationOutage,
+        verbose_name=_("network outage"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pile_faults",
+    )
+
+    class Meta:
+        verbose_name = _("pile fault record")
+        verbose_name_plural = _("pile fault records")
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pile", "kind", "connector_number"],
+                condition=Q(ended_at__isnull=True),
+                name="pile_fault_one_open_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pile_id} {self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        return self.ended_at - self.started_at if self.ended_at else None

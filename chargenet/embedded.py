@@ -62,18 +62,24 @@ def _ensure_database(server_url: str, name: str) -> None:
 
 def _start_pgserver() -> str:
     """Start (or reuse) the embedded PostgreSQL; return a URL of its maintenance database."""
+    _runtime_dir()
     import pgserver
 
     pgdata = VAR / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(VAR / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this Python object; `stop_embedded` stops it.
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     return server.get_uri()
 
 
+def _runtime_dir() -> None:
+    # pgserver keeps its lock file in the XDG runtime dir; a bare machine may have none.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(VAR / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
 def _pg_ctl() -> Path:
+    _runtime_dir()
     import pgserver
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"

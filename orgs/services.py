@@ -309,3 +309,33 @@ def sub_operator_create(
     if actor is not None:
         audit_record(actor=actor, action="sub_operator_create", obj=sub, after=snapshot(sub))
     return sub
+
+
+def department_parent_problems(*, department: Department, parent: Department | None) -> list[str]:
+    """A department's parent must be of the same operator and not the department itself
+    or one of its descendants (the tree must stay a tree)."""
+    if parent is None:
+        return []
+    if department.operator_id and parent.operator_id != department.operator_id:
+        return [
+            str(
+                _("Parent department: “%(parent)s” belongs to another operator.")
+                % {"parent": parent}
+            )
+        ]
+    seen = set()
+    node: Department | None = parent
+    while node is not None and node.pk not in seen:
+        if department.pk and node.pk == department.pk:
+            return [
+                str(
+                    _(
+                        "Parent department: “%(parent)s” is this department or one of its "
+                        "sub-departments; a department cannot be placed under itself."
+                    )
+                    % {"parent": parent}
+                )
+            ]
+        seen.add(node.pk)
+        node = node.parent
+    return []

@@ -173,20 +173,23 @@ class HideableAdminMixin:
 
     @admin.action(permissions=["change"], description=_("Hide selected (reversible, audited)"))
     def hide_selected(self, request, queryset):
-        rows = list(queryset.filter(hidden_at__isnull=True))
+        selected = list(queryset)
+        rows = [obj for obj in selected if obj.hidden_at is None]
         for obj in rows:
             self.hide_object(request, obj)
-        self._feedback(request, len(rows), queryset.count() - len(rows), hidden=True)
+        self._feedback(request, len(rows), len(selected) - len(rows), hidden=True)
 
     @admin.action(permissions=["change"], description=_("Restore selected"))
     def restore_selected(self, request, queryset):
-        rows = list(queryset.filter(hidden_at__isnull=False))
+        selected = list(queryset)
+        rows = [obj for obj in selected if obj.hidden_at is not None]
         for obj in rows:
             self.restore_object(request, obj)
-        self._feedback(request, len(rows), queryset.count() - len(rows), hidden=False)
+        self._feedback(request, len(rows), len(selected) - len(rows), hidden=False)
 
     def _feedback(self, request, done: int, skipped: int, *, hidden: bool) -> None:
-        name = self.model._meta.verbose_name_plural
+        meta = self.model._meta
+        name = meta.verbose_name if done == 1 else meta.verbose_name_plural
         if hidden:
             text = ngettext("Hid %(n)d %(name)s.", "Hid %(n)d %(name)s.", done)
         else:

@@ -273,6 +273,15 @@ class PileForm(forms.ModelForm):
             "protocol",
         )
 
+    def clean(self):
+        data = super().clean()
+        if data.get("is_published") and data.get("max_power_kw") is None:
+            # Named on the field (this also spares staff the raw database-constraint text).
+            self.add_error(
+                "max_power_kw", _("Max power (kW): required before the pile can be published.")
+            )
+        return data
+
     def save(self, commit=True):
         if self.cleaned_data.get("new_credential"):
             self.instance.credential_hash = make_password(self.cleaned_data["new_credential"])

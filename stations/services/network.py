@@ -336,7 +336,7 @@ def pile_create(
             operator_id=station.operator_id,
         )
     if publish:
-        pile_publish(pile=pile, actor=actor)
+        pile = pile_publish(pile=pile, actor=actor)
     return pile
 
 
@@ -352,7 +352,6 @@ def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
     before = snapshot(pile, [("station_id" if k == "station" else k) for k in changes])
     for name, value in changes.items():
         setattr(pile, name, value)
-    _clean(pile)
     if pile.is_published:
         problems = pile_publish_problems(
             max_power_kw=pile.max_power_kw,
@@ -360,6 +359,7 @@ def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
         )
         if problems:
             raise DomainError(" ".join(problems), code="publish")
+    _clean(pile)
     pile.save()
     after = snapshot(pile, list(before))
     if actor is not None and before != after:

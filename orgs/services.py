@@ -339,3 +339,29 @@ def department_parent_problems(*, department: Department, parent: Department | N
         seen.add(node.pk)
         node = node.parent
     return []
+
+
+@transaction.atomic
+def department_create(
+    *,
+    operator: Operator,
+    name: str,
+    parent: Department | None = None,
+    sub_operator: SubOperator | None = None,
+    actor: Staff | None = None,
+) -> Department:
+    department = Department(operator=operator, name=name, parent=parent, sub_operator=sub_operator)
+    problems = department_parent_problems(department=department, parent=parent)
+    if sub_operator is not None and sub_operator.operator_id != operator.pk:
+        problems.append(
+            str(_("Sub-operator: “%(sub)s” belongs to another operator.") % {"sub": sub_operator})
+        )
+    if problems:
+        raise DomainError(" ".join(problems), code="department")
+    _clean(department)
+    department.save()
+    if actor is not None:
+        audit_record(
+            actor=actor, action="department_create", obj=department, after=snapshot(department)
+        )
+    return department

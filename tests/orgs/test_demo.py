@@ -144,3 +144,31 @@ def test_bad_demo_input_is_refused_and_nothing_saved(monkeypatch):
     with pytest.raises(CommandError, match="pile code: A pile code is 16 or 20 digits"):
         call_command("load_demo")
     assert (Operator.objects.count(), Pile.objects.count()) == (0, 0)
+
+
+@pytest.mark.parametrize("username", ["admin", "subop", "service"])
+def test_every_back_office_page_renders_on_the_demo(client, username):
+    """Each registered changelist, and the first row's change page, for each demo role."""
+    from django.contrib import admin
+
+    demo.load_demo()
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.force_login(Staff.objects.get(username=username))
+    rendered = 0
+    for model, model_admin in admin.site._registry.items():
+        meta = model._meta
+        changelist = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+        response = client.get(changelist)
+        if not model_admin.has_view_permission(response.wsgi_request):
+            assert response.status_code == 403, changelist
+            continue
+        assert response.status_code == 200, changelist
+        rendered += 1
+        first = response.context["cl"].result_list[:1]
+        if first:
+            url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[first[0].pk])
+            assert client.get(url).status_code == 200, url
+        if model_admin.has_add_permission(response.wsgi_request):
+            add = reverse(f"admin:{meta.app_label}_{meta.model_name}_add")
+            assert client.get(add).status_code == 200, add
+    assert rendered >= 9

@@ -89,7 +89,16 @@ class ScopedAdminMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     # Never copied into the audit log.
-    audit_secret_fields = frozenset({"password", "credential_hash", "new_credential"})
+    audit_secret_fields = frozenset(
+        {
+            "password",
+            "password1",
+            "password2",
+            "usable_password",
+            "credential_hash",
+            "new_credential",
+        }
+    )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -101,6 +110,37 @@ class ScopedAdminMixin:
                 obj=obj,
                 before={f: _plain(form.initial.get(f)) for f in fields} if change else None,
                 after={f: _plain(form.cleaned_data.get(f)) for f in fields},
+            )
+
+    def save_formset(self, request, form, formset, change):
+        doomed = [
+            (f.instance, audit.snapshot(f.instance))
+            for f in getattr(formset, "deleted_forms", [])
+            if f.instance.pk
+        ]
+        super().save_formset(request, form, formset, change)
+        # Inline rows (opening hours, connectors) are data changes too.
+        for obj in formset.new_objects:
+            audit.audit_record(
+                actor=request.user,
+                action=f"{obj._meta.model_name}_add",
+                obj=obj,
+                after=audit.snapshot(obj),
+            )
+        for obj, fields in formset.changed_objects:
+            audit.audit_record(
+                actor=request.user,
+                action=f"{obj._meta.model_name}_change",
+                obj=obj,
+                after=audit.snapshot(obj, [obj._meta.get_field(f).attname for f in fields]),
+            )
+        for obj, before in doomed:
+            obj.pk = before["id"]  # deleted rows lose their pk; the log keeps it
+            audit.audit_record(
+                actor=request.user,
+                action=f"{obj._meta.model_name}_delete",
+                obj=obj,
+                before=before,
             )
 
     def get_list_filter(self, request):

@@ -74,6 +74,12 @@ def test_add_station_with_overnight_hours(admin_client, operator):
     assert station.operator == operator
     assert [str(w) for w in station.opening_windows.all()] == ["19:00–06:00"]
     assert AuditLog.objects.filter(action="station_add", object_id=str(station.pk)).count() == 1
+    window = AuditLog.objects.get(action="openingwindow_add")
+    assert (window.operator, window.after["opens"], window.after["closes"]) == (
+        operator,
+        "19:00:00",
+        "06:00:00",
+    )
 
 
 def test_overlapping_hours_are_refused_with_the_times(admin_client):
@@ -146,6 +152,21 @@ def test_publish_on_the_pile_page(admin_client, pile):
     assert pile.credential_hash.startswith("pbkdf2_sha256$")
     entry = AuditLog.objects.get(action="pile_change")
     assert entry.after == {"is_published": True}  # the credential never reaches the log
+    assert entry.operator_id == pile.station.operator_id
+
+
+def test_removing_a_connector_on_the_pile_page_is_audited(admin_client, pile):
+    second = pile.connectors.get(number=2)
+    data = page_data(_pile_page(admin_client, pile), **{"connectors-1-DELETE": "on"})
+    response = admin_client.post(reverse("admin:stations_pile_change", args=[pile.pk]), data)
+    assert response.status_code == 302, form_errors(response)
+    assert list(pile.connectors.values_list("number", flat=True)) == [1]
+    entry = AuditLog.objects.get(action="connector_delete")
+    assert (entry.object_id, entry.before["rated_power_kw"], entry.operator_id) == (
+        str(second.pk),
+        "60.00",
+        pile.station.operator_id,
+    )
 
 
 @pytest.mark.parametrize(

@@ -323,6 +323,33 @@ class PartnerAdmin(ScopedModelAdmin):
     list_filter = ("kind",)
     search_fields = ("name", "code")
 
+    actions = ["switch_on_for_me", "switch_off_for_me"]
+
+    def has_switch_permission(self, request):
+        return bool(request.user.operator_id) and request.user.has_perm("orgs.change_partneraccess")
+
+    def _switch(self, request, queryset, enabled: bool):
+        operator = request.user.operator
+        names = []
+        for partner in queryset:
+            partner_access_set(
+                partner=partner, operator=operator, enabled=enabled, actor=request.user
+            )
+            names.append(str(partner))
+        if enabled:
+            text = _("Switched on: %(names)s. Takes effect at once.")
+        else:
+            text = _("Switched off: %(names)s. Their calls are refused from now on.")
+        self.message_user(request, text % {"names": ", ".join(names)}, messages.SUCCESS)
+
+    @admin.action(permissions=["switch"], description=_("Switch on for my operator"))
+    def switch_on_for_me(self, request, queryset):
+        self._switch(request, queryset, True)
+
+    @admin.action(permissions=["switch"], description=_("Switch off for my operator"))
+    def switch_off_for_me(self, request, queryset):
+        self._switch(request, queryset, False)
+
     def get_queryset(self, request):
         mine = PartnerAccess.objects.filter(
             partner=OuterRef("pk"), operator_id=request.user.operator_id, enabled=True

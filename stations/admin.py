@@ -433,8 +433,29 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
         self.message_user(request, _("Unpublished %(n)d pile(s).") % {"n": count}, messages.SUCCESS)
 
 
+class ConnectorForm(forms.ModelForm):
+    class Meta:
+        model = Connector
+        fields = ("pile", "number", "standard", "rated_power_kw")
+
+    def clean(self):
+        data = super().clean()
+        pile = data.get("pile")
+        if pile is not None and pile.is_published and data.get("rated_power_kw") is None:
+            self.add_error(
+                "rated_power_kw",
+                _(
+                    "Rated power (kW): pile %(code)s is published, so every connector needs "
+                    "its rated power; unpublish the pile first."
+                )
+                % {"code": pile.code},
+            )
+        return data
+
+
 @admin.register(Connector)
 class ConnectorAdmin(ScopedModelAdmin):
+    form = ConnectorForm
     list_display = ("__str__", "pile", "number", "standard", "rated_power_kw", "status")
     list_filter = ("status", "standard")
     search_fields = ("pile__code",)

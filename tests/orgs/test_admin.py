@@ -167,3 +167,30 @@ def test_hidden_vehicle_leaves_the_default_list(admin_client, operator):
     hidden = admin_client.get(reverse("admin:orgs_vehicle_changelist") + "?hidden=yes")
     assert [v.pk for v in hidden.context["cl"].result_list] == [vehicle.pk]
     assert Department.objects.count() == 0
+
+
+def test_partner_can_be_switched_on_for_my_operator_without_an_existing_row(admin_client, operator):
+    from tests.factories import PartnerFactory
+
+    didi = PartnerFactory(code="didi", name="滴滴")
+    response = admin_client.post(
+        reverse("admin:orgs_partner_changelist"),
+        {"action": "switch_on_for_me", "_selected_action": [didi.pk]},
+    )
+    assert _messages(response) == ["Switched on: 滴滴. Takes effect at once."]
+    assert list(PartnerAccess.objects.values_list("operator", "enabled")) == [(operator.pk, True)]
+    listed = admin_client.get(reverse("admin:orgs_partner_changelist")).context["cl"]
+    assert [p.on_for_me for p in listed.result_list] == [True]
+
+
+def test_customer_service_cannot_switch_partners(client, operator):
+    from tests.factories import PartnerFactory
+
+    didi = PartnerFactory(code="didi")
+    client.force_login(StaffFactory(operator=operator, role=Role.CUSTOMER_SERVICE))
+    response = client.post(
+        reverse("admin:orgs_partner_changelist"),
+        {"action": "switch_on_for_me", "_selected_action": [didi.pk]},
+    )
+    assert response.status_code in (200, 403)
+    assert PartnerAccess.objects.count() == 0

@@ -260,3 +260,19 @@ def test_hideable_models_have_no_delete(admin_client, pile):
     actions = [name for name, _label in changelist.context["action_form"].fields["action"].choices]
     assert actions == ["", "hide_selected", "restore_selected", "export_csv"]
     assert Station.objects.count() == 1
+
+
+def test_connector_page_keeps_published_piles_complete(admin_client, pile):
+    from stations.services.network import pile_publish
+
+    pile_publish(pile=pile)
+    connector = pile.connectors.get(number=1)
+    url = reverse("admin:stations_connector_change", args=[connector.pk])
+    response = admin_client.post(url, page_data(admin_client.get(url), rated_power_kw=""))
+    assert response.status_code == 200
+    assert form_errors(response) == [
+        "Rated power (kW): pile 44200100010001000001 is published, so every connector needs "
+        "its rated power; unpublish the pile first."
+    ]
+    connector.refresh_from_db()
+    assert connector.rated_power_kw == Decimal("60.00")

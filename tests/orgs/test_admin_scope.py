@@ -4,6 +4,7 @@ change page, and denied writes change nothing. Rows are compared exactly."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from tests.world import build_world
@@ -37,6 +38,18 @@ VISIBLE = {
         "subop_y": set(),
         "subop_x": {"ev1"},
         "admin_a": {"ev1"},
+    },
+    "stations_pilefault": {
+        "admin_b": {"fault3"},
+        "subop_y": set(),
+        "subop_x": {"fault1"},
+        "admin_a": {"fault1"},
+    },
+    "stations_stationoutage": {
+        "admin_b": {"outage3"},
+        "subop_y": set(),
+        "subop_x": set(),
+        "admin_a": {"outage2"},
     },
     "orgs_suboperator": {
         "admin_b": {"sub_b"},
@@ -76,6 +89,7 @@ A_ROW = {
     "stations_pile": "p1",
     "stations_connector": "c1",
     "stations_statusevent": "ev1",
+    "stations_pilefault": "fault1",
     "orgs_suboperator": "sub_x",
     "orgs_department": "dept_x",
     "orgs_vehicle": "v_x",
@@ -85,9 +99,13 @@ A_ROW = {
 CHANGE_STATUS = {"admin_b": 404, "subop_y": 404, "subop_x": 200, "admin_a": 200}
 
 
-@pytest.fixture
-def world():
-    return build_world()
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """Built once for the module inside a transaction rolled back at the end; each test
+    runs in its own savepoint, so denied writes are checked against the same rows."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
 
 
 def _row(world, name):

@@ -40,8 +40,10 @@ from .models import (
 from .selectors import connectors_visible_to, piles_visible_to, stations_visible_to
 from .services.network import (
     opening_windows_problems,
+    pile_hide,
     pile_publish,
     pile_publish_problems,
+    pile_restore,
     pile_unpublish,
     station_hide,
     station_restore,
@@ -407,6 +409,12 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
             _("info"),
             rows,
         )
+
+    def hide_object(self, request, obj):
+        pile_hide(pile=obj, actor=request.user, reason=str(_("hidden in the back office")))
+
+    def restore_object(self, request, obj):
+        pile_restore(pile=obj, actor=request.user, reason=str(_("restored in the back office")))
 
     @admin.action(permissions=["change"], description=_("Publish selected piles"))
     def publish_selected(self, request, queryset):

@@ -475,3 +475,25 @@ def pile_unpublish(*, pile: Pile, actor=None) -> Pile:
                 operator_id=pile.station.operator_id,
             )
     return pile
+
+
+@transaction.atomic
+def pile_hide(*, pile: Pile, actor, reason: str = "") -> Pile:
+    """Hide a pile (the back office's "delete"). A hidden pile is no longer published:
+    drivers and partners must not be offered it. Restoring does not republish."""
+    pile = Pile.objects.select_for_update().get(pk=pile.pk)
+    if pile.is_hidden:
+        return pile
+    was_published = pile.is_published
+    if was_published:
+        pile.is_published = False
+        pile.save(update_fields=["is_published"])
+    audit.hide(obj=pile, actor=actor, reason=reason, extra_before={"is_published": was_published})
+    return pile
+
+
+@transaction.atomic
+def pile_restore(*, pile: Pile, actor, reason: str = "") -> Pile:
+    pile = Pile.objects.select_for_update().get(pk=pile.pk)
+    audit.restore(obj=pile, actor=actor, reason=reason)
+    return pile

@@ -130,7 +130,8 @@ class StationData:
     password: str = ""
 
 
-_STATION_FIELDS = [f for f in StationData.__dataclass_fields__]
+STATION_FIELDS = [f for f in StationData.__dataclass_fields__]
+_STATION_FIELDS = STATION_FIELDS
 
 
 def _bindings_check(
@@ -271,7 +272,8 @@ class PileData:
     credential_hash: str = ""
 
 
-_PILE_FIELDS = [f for f in PileData.__dataclass_fields__]
+PILE_FIELDS = [f for f in PileData.__dataclass_fields__]
+_PILE_FIELDS = PILE_FIELDS
 
 
 def pile_publish_problems(
@@ -360,8 +362,12 @@ def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
         if problems:
             raise DomainError(" ".join(problems), code="publish")
     _clean(pile)
-    pile.save()
+    pile.save(update_fields=list(changes))
     after = snapshot(pile, list(before))
+    if "credential_hash" in before:  # never copy a credential into the log
+        changed = before["credential_hash"] != after["credential_hash"]
+        before["credential_hash"] = "…"
+        after["credential_hash"] = str(_("(changed)")) if changed else "…"
     if actor is not None and before != after:
         audit_record(
             actor=actor,

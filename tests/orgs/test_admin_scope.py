@@ -98,6 +98,12 @@ A_ROW = {
 }
 CHANGE_STATUS = {"admin_b": 404, "subop_y": 404, "subop_x": 200, "admin_a": 200}
 
+# Customer service is operator-wide and read-mostly: it sees what the operator admin sees.
+USERS.append("service_a")
+CHANGE_STATUS["service_a"] = 200
+for _rows in VISIBLE.values():
+    _rows["service_a"] = _rows["admin_a"]
+
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
@@ -154,7 +160,7 @@ def test_missing_row_is_the_same_404(client, world, admin_name):
 
 @pytest.mark.parametrize(
     ("user", "status"),
-    [("anonymous", 302), ("admin_b", 404), ("subop_y", 404), ("subop_x", 403)],
+    [("anonymous", 302), ("admin_b", 404), ("subop_y", 404), ("subop_x", 403), ("service_a", 403)],
 )
 def test_denied_station_edit_changes_nothing(client, world, user, status):
     s1 = world["s1"]
@@ -165,7 +171,7 @@ def test_denied_station_edit_changes_nothing(client, world, user, status):
     assert (s1.name, s1.hidden_at) == ("S1", None)
 
 
-@pytest.mark.parametrize("user", ["admin_b", "subop_y", "subop_x"])
+@pytest.mark.parametrize("user", ["admin_b", "subop_y", "subop_x", "service_a"])
 def test_denied_hide_action_changes_nothing(client, world, user):
     s1 = world["s1"]
     response = _client(client, world, user).post(

@@ -91,8 +91,17 @@ class TariffSpec:
     schedule: tuple[int, ...]
     prices: tuple[PeriodPrice, PeriodPrice, PeriodPrice, PeriodPrice]
     version_id: int | None = None
+    is_missing: bool = False
+
+    @classmethod
+    def missing(cls, effective_from: dt.datetime) -> TariffSpec:
+        """No tariff from ``effective_from`` on (e.g. a station moved to a plan that has no
+        version yet): pricing energy delivered then raises `TariffMissing`."""
+        return cls(effective_from=effective_from, schedule=(), prices=(), is_missing=True)
 
     def __post_init__(self):
+        if self.is_missing:
+            return
         if len(self.schedule) != SLOTS_PER_DAY or any(p not in (0, 1, 2, 3) for p in self.schedule):
             raise PricingError(_("A day schedule has 48 half-hour slots, each period 0 to 3."))
         if len(self.prices) != PERIODS:
@@ -166,15 +175,19 @@ def _mwh(wh: Decimal) -> int:
     return i
 
 
+def _tariff_missing(at_us: int, zone: ZoneInfo):
+    at = dt.datetime.fromtimestamp(at_us // US, tz=zone)
+    raise TariffMissing(
+        _("No tariff is in force at %(time)s (station time); the bill needs one.")
+        % {"time": at.strftime("%Y-%m-%d %H:%M:%S")}
+    )
+
+
 def _segments(start: int, end: int, tariffs: Sequence[TariffSpec], zone: ZoneInfo):
     """[(segment end µs, line key)] covering [start, end]; key = (tariff index, period)."""
     froms = [_us(t.effective_from) for t in tariffs]
     if not tariffs or froms[0] > start:
-        at = dt.datetime.fromtimestamp(start / US, tz=zone)
-        raise TariffMissing(
-            _("No tariff is in force at %(time)s (station time); the bill needs one.")
-            % {"time": at.strftime("%Y-%m-%d %H:%M:%S")}
-        )
+        _tariff_missing(start, zone)
     # The same version reached twice (a station re-assigned to its old plan) is one line.
     first_of = {}
     vkey = [
@@ -188,6 +201,8 @@ def _segments(start: int, end: int, tariffs: Sequence[TariffSpec], zone: ZoneInf
     t = start
     while True:
         version_end = froms[ti + 1] if ti + 1 < len(froms) else None
+        if tariffs[ti].is_missing:
+            _tariff_missing(t, zone)
         sec, frac = divmod(t, US)
         local = dt.datetime.fromtimestamp(sec, tz=zone)
         sod = local.hour * 3600 + local.minute * 60 + local.second

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import Conflict, NotFound
-from faults.codes import NON_BLOCKING, FaultCode
+from faults.codes import NON_BLOCKING
 from faults.detection import PricingAttempt, detect_on_settlement
 
 from ..models import (
@@ -138,7 +138,8 @@ def bill_settle(*, session_id: int) -> Bill:
     if pricing:
         _write_lines(bill, pricing)
     if blocking:
-        _move(session, SessionState.FAULT, reason=", ".join(FaultCode(c).label for c in blocking))
+        # The reason names the codes as numbers: stored text stays language-neutral.
+        _move(session, SessionState.FAULT, reason="fault codes " + ",".join(map(str, blocking)))
         return bill
     if bill.total == 0:
         bill.payment_state = PaymentState.PAID

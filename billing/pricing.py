@@ -32,23 +32,28 @@ a fault bill, code 12) — never a default price.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from math import lcm
 from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import DomainError
-from chargenet.money import allocate_to_fen, allocate_units, price, rounding_mode, to_fen
+from chargenet.money import allocate_units, fen_to_yuan, price, rounding_mode, to_fen
 
 PERIODS = 4  # p0 sharp, p1 peak, p2 flat, p3 valley
 SLOTS_PER_DAY = 48
 SLOT_SECONDS = 1800
 US = 1_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_US = dt.timedelta(microseconds=1)
 _MWH = Decimal(1000)
+_PRICE_UNITS = 100_000  # a price in units of 0.00001 yuan/kWh is an integer
+_CELL_UNITS_PER_YUAN = 1_000_000 * _PRICE_UNITS  # mWh per kWh × price units per yuan
 
 
 class PricingError(DomainError):
@@ -92,6 +97,10 @@ class TariffSpec:
     prices: tuple[PeriodPrice, PeriodPrice, PeriodPrice, PeriodPrice]
     version_id: int | None = None
     is_missing: bool = False
+    # (electricity, service) per period in 0.00001 yuan/kWh, exact integers.
+    price_units: tuple[tuple[int, int], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
 
     @classmethod
     def missing(cls, effective_from: dt.datetime) -> TariffSpec:
@@ -106,9 +115,12 @@ class TariffSpec:
             raise PricingError(_("A day schedule has 48 half-hour slots, each period 0 to 3."))
         if len(self.prices) != PERIODS:
             raise PricingError(_("A tariff has a price for each of the four periods."))
+        units = []
         for p in self.prices:
-            price(p.electricity)
-            price(p.service)
+            units.append(
+                (int(price(p.electricity) * _PRICE_UNITS), int(price(p.service) * _PRICE_UNITS))
+            )
+        object.__setattr__(self, "price_units", tuple(units))
         if self.effective_from.tzinfo is None:
             raise PricingError(_("A tariff's effective-from time must carry its time zone."))
 
@@ -159,20 +171,49 @@ def schedule_from_text(text: str) -> tuple[int, ...]:
 
 
 def _us(t: dt.datetime) -> int:
-    d = t - _EPOCH
-    return (d.days * 86400 + d.seconds) * US + d.microseconds
+    return (t - _EPOCH) // _ONE_US
 
 
-def _mwh(wh: Decimal) -> int:
-    if isinstance(wh, float):
-        raise PricingError(_("Energy must be exact (Decimal), not a float."))
-    m = wh * _MWH
-    i = int(m)
-    if i != m:
-        raise PricingError(
-            _("Energy registers are kept to 0.001 Wh; got %(value)s Wh.") % {"value": wh}
-        )
-    return i
+def _read_samples(samples) -> tuple[list[int], list[int]]:
+    """(µs since the epoch, register in mWh) as integers, checked: aware times that never
+    go backwards, exact registers (≤ 3 decimals of Wh) never negative, never dropping.
+    The common, valid case is checked with C-speed list operations only."""
+    try:
+        times = [(t - _EPOCH) // _ONE_US for t, _e in samples]
+    except TypeError:
+        raise PricingError(_("Meter sample times must carry their time zone.")) from None
+    energies = [e for _t, e in samples]
+    try:
+        exact_sum = sum(energies, Decimal(0))
+    except TypeError:
+        raise PricingError(_("Energy must be exact (Decimal), not a float.")) from None
+    if min(energies) < 0:
+        raise NegativeEnergy(_("An energy register cannot be negative."))
+    regs = [int(e * _MWH) for e in energies]
+    # int() truncates; with no negative value the sums agree only if every value is exact.
+    if sum(regs) != exact_sum * _MWH:
+        raise PricingError(_("Energy registers are kept to 0.001 Wh (3 decimal places)."))
+    if times != sorted(times) or regs != sorted(regs) or len(set(times)) != len(times):
+        _find_backwards(samples, times, regs)
+    return times, regs
+
+
+def _find_backwards(samples, times: list[int], regs: list[int]) -> None:
+    for i in range(1, len(times)):
+        if times[i] < times[i - 1] or (times[i] == times[i - 1] and regs[i] != regs[i - 1]):
+            raise TimeReversed(
+                _("Meter sample times go backwards at %(time)s: a stop before its start?")
+                % {"time": samples[i][0].isoformat()}
+            )
+        if regs[i] < regs[i - 1]:
+            raise RegisterBackwards(
+                _("The energy register goes backwards at %(time)s (%(before)s → %(after)s Wh).")
+                % {
+                    "time": samples[i][0].isoformat(),
+                    "before": samples[i - 1][1],
+                    "after": samples[i][1],
+                }
+            )
 
 
 def _tariff_missing(at_us: int, zone: ZoneInfo):
@@ -239,85 +280,63 @@ def price_session(
         zone = ZoneInfo(zone)
     if not samples:
         raise PricingError(_("A session needs at least one meter sample to be priced."))
-    times = [_us(t) for t, _e in samples]
-    regs = [_mwh(e) for _t, e in samples]
-    if min(regs) < 0:
-        raise NegativeEnergy(_("An energy register cannot be negative."))
-    for i in range(1, len(times)):
-        if times[i] < times[i - 1] or (times[i] == times[i - 1] and regs[i] != regs[i - 1]):
-            raise TimeReversed(
-                _("Meter sample times go backwards at %(time)s: a stop before its start?")
-                % {"time": samples[i][0].isoformat()}
-            )
-        if regs[i] < regs[i - 1]:
-            raise RegisterBackwards(
-                _("The energy register goes backwards at %(time)s (%(before)s → %(after)s Wh).")
-                % {
-                    "time": samples[i][0].isoformat(),
-                    "before": samples[i - 1][1],
-                    "after": samples[i][1],
-                }
-            )
+    times, regs = _read_samples(samples)
     segments = _segments(times[0], times[-1], tariffs, zone)
 
-    # Walk samples and segments together; whole pairs inside a segment stay integers.
-    whole: dict[tuple[int, int], int] = {}
-    split: dict[tuple[int, int], Fraction] = {}
-    si = 0
-    seg_end, key = segments[0]
-    for i in range(1, len(times)):
-        t0, t1 = times[i - 1], times[i]
-        delta = regs[i] - regs[i - 1]
-        while seg_end <= t0 and si + 1 < len(segments):
-            si += 1
-            seg_end, key = segments[si]
-        if t1 <= seg_end:
-            whole[key] = whole.get(key, 0) + delta
-            continue
-        span = t1 - t0
-        cursor, sj = t0, si
-        while True:
-            s_end, s_key = segments[sj]
-            upto = min(s_end, t1)
-            if upto > cursor and delta:
-                split[s_key] = split.get(s_key, 0) + Fraction(delta * (upto - cursor), span)
-            if s_end >= t1:
-                break
-            cursor, sj = upto, sj + 1
-    keys = [k for k in sorted({k for _e, k in segments}) if whole.get(k) or split.get(k)]
-    exact_mwh = [Fraction(whole.get(k, 0)) + split.get(k, 0) for k in keys]
-    energy_total = regs[-1] - regs[0]
-    shown_mwh = allocate_units(energy_total, exact_mwh)
+    # Energy in a segment = the register, interpolated linearly in time between samples,
+    # at its end minus at its start. That is the proportional split, done once per
+    # segment boundary instead of once per sample pair; exact (a Fraction only where a
+    # boundary falls between two samples).
+    def register_at(t: int) -> int | Fraction:
+        i = bisect_left(times, t)
+        if times[i] == t:
+            return regs[i]
+        t0, r0 = times[i - 1], regs[i - 1]
+        return r0 + Fraction((regs[i] - r0) * (t - t0), times[i] - t0)
 
-    cells: list[Fraction] = []
-    for k, e in zip(keys, exact_mwh, strict=True):
-        p = tariffs[k[0]].prices[k[1]]
-        kwh = e / 1_000_000
-        cells.append(kwh * Fraction(p.electricity))
-        cells.append(kwh * Fraction(p.service))
-    exact_total = sum(cells, Fraction(0))
+    energy: dict[tuple[int, int], int | Fraction] = {}
+    seg_start, reg_start = times[0], regs[0]
+    for seg_end, key in segments:
+        reg_end = regs[-1] if seg_end >= times[-1] else register_at(seg_end)
+        if seg_end > seg_start:
+            energy[key] = energy.get(key, 0) + (reg_end - reg_start)
+        seg_start, reg_start = seg_end, reg_end
+    keys = [k for k in sorted(energy) if energy[k]]
+    # Integers from here on: energies over a common denominator, prices in 0.00001 yuan.
+    denominator = lcm(*(energy[k].denominator for k in keys)) if keys else 1
+    scaled = [energy[k].numerator * (denominator // energy[k].denominator) for k in keys]
+    energy_total = regs[-1] - regs[0]
+    shown_mwh = allocate_units(energy_total, scaled)
+
+    cells: list[int] = []  # in yuan / (denominator × 10^11): mWh × 0.00001 yuan/kWh
+    for k, e in zip(keys, scaled, strict=True):
+        electricity, service = tariffs[k[0]].price_units[k[1]]
+        cells.append(e * electricity)
+        cells.append(e * service)
+    unit = denominator * _CELL_UNITS_PER_YUAN
+    exact_total = Fraction(sum(cells), unit)
     total = to_fen(exact_total, rounding=mode)
-    fees = allocate_to_fen(total, cells)
+    fees = [fen_to_yuan(f) for f in allocate_units(int(total * 100), cells)]
 
     lines = []
-    for n, (k, e) in enumerate(zip(keys, exact_mwh, strict=True)):
+    for n, k in enumerate(keys):
         spec = tariffs[k[0]]
         p = spec.prices[k[1]]
         lines.append(
             PricedLine(
                 version_id=spec.version_id,
                 period=k[1],
-                energy_wh=(Decimal(shown_mwh[n]) / _MWH).quantize(Decimal("0.001")),
+                energy_wh=Decimal(shown_mwh[n]).scaleb(-3),
                 electricity_price=p.electricity,
                 service_price=p.service,
                 electricity_fee=fees[2 * n],
                 service_fee=fees[2 * n + 1],
-                exact_energy_wh=e / 1000,
-                exact_amount=cells[2 * n] + cells[2 * n + 1],
+                exact_energy_wh=Fraction(scaled[n], denominator * 1000),
+                exact_amount=Fraction(cells[2 * n] + cells[2 * n + 1], unit),
             )
         )
     return Pricing(
-        energy_wh=(Decimal(energy_total) / _MWH).quantize(Decimal("0.001")),
+        energy_wh=Decimal(energy_total).scaleb(-3),
         lines=tuple(lines),
         electricity_fee=sum(fees[0::2], Decimal("0.00")),
         service_fee=sum(fees[1::2], Decimal("0.00")),

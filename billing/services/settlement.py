@@ -26,7 +26,7 @@ from ..models import (
 )
 from ..pricing import Pricing, PricingError, price_session
 from ..selectors import session_samples, tariff_specs_for
-from .wallet import wallet_debit_bill
+from .wallet import wallet_record_charge, wallet_take
 
 SETTLEABLE = {SessionState.STOPPED}
 SETTLED_STATES = {SessionState.SETTLED, SessionState.FAULT, SessionState.REPAIRED}
@@ -87,6 +87,10 @@ def bill_settle(*, session_id: int) -> Bill:
     """Settle a stopped session: price it, run the fault rules, then charge the member's
     wallet (paid, or owed when the balance is short) or keep the bill as a fault bill
     (not charged). Idempotent: a session settled already returns its bill."""
+    # A retry of a settled session needs no lock (a lock writes, and waits for the disk).
+    settled = Bill.objects.filter(session_id=session_id).first()
+    if settled is not None:
+        return settled
     session = (
         ChargingSession.objects.select_for_update(of=("self",))
         .select_related("station", "pile", "operator")
@@ -95,10 +99,11 @@ def bill_settle(*, session_id: int) -> Bill:
     )
     if session is None:
         raise NotFound(_("Charging session %(id)s does not exist.") % {"id": session_id})
-    existing = Bill.objects.filter(session=session).first()
-    if existing is not None:
-        return existing
     if session.state not in SETTLEABLE:
+        # Settled already (a retry, or a concurrent call that won the lock): same bill.
+        existing = Bill.objects.filter(session=session).first()
+        if existing is not None:
+            return existing
         raise SessionNotStopped(
             _("Session %(order)s is %(state)s; only a stopped session is settled.")
             % {"order": session.order_no, "state": session.get_state_display()}
@@ -110,6 +115,17 @@ def bill_settle(*, session_id: int) -> Bill:
     pricing = attempt.result
     ended_at = session.stopped_at or session.last_sample_at or session.started_at
     now = timezone.now()
+    total = pricing.total if pricing else 0
+    taken = None
+    if blocking:
+        payment_state = PaymentState.FAULT
+    elif total == 0:
+        payment_state = PaymentState.PAID
+    elif session.member_id is None:
+        payment_state = PaymentState.UNPAID  # e.g. a partner's session, paid by the partner
+    else:
+        taken = wallet_take(member_id=session.member_id, amount=total)
+        payment_state = PaymentState.PAID if taken else PaymentState.OWED
     bill = Bill.objects.create(
         session=session,
         order_no=session.order_no,
@@ -126,26 +142,23 @@ def bill_settle(*, session_id: int) -> Bill:
         energy_wh=pricing.energy_wh if pricing else 0,
         electricity_fee=pricing.electricity_fee if pricing else 0,
         service_fee=pricing.service_fee if pricing else 0,
-        total=pricing.total if pricing else 0,
+        total=total,
         rounding_mode=session.operator.rounding_mode,
         tariff_version_id=pricing.version_ids[0] if pricing and pricing.lines else None,
-        payment_state=PaymentState.FAULT if blocking else PaymentState.UNPAID,
+        payment_state=payment_state,
         fault_codes=[int(c) for c in codes],
         fault_detail=str(attempt.error) if attempt.error else "",
         pile_reported=session.pile_reported,
         settled_at=now,
+        paid_at=now if payment_state == PaymentState.PAID else None,
     )
-    if pricing:
+    if pricing and pricing.lines:
         _write_lines(bill, pricing)
+    if taken:
+        wallet_record_charge(wallet_id=taken[0], bill=bill, balance_after=taken[1])
     if blocking:
         # The reason names the codes as numbers: stored text stays language-neutral.
         _move(session, SessionState.FAULT, reason="fault codes " + ",".join(map(str, blocking)))
-        return bill
-    if bill.total == 0:
-        bill.payment_state = PaymentState.PAID
-        bill.paid_at = now
-        bill.save(update_fields=["payment_state", "paid_at"])
-    elif bill.member_id is not None:
-        wallet_debit_bill(bill=bill)
-    _move(session, SessionState.SETTLED)
+    else:
+        _move(session, SessionState.SETTLED)
     return bill

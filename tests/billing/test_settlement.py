@@ -196,3 +196,15 @@ def test_concurrent_settlements_charge_the_wallet_exactly_once():
     member.wallet.refresh_from_db()
     assert member.wallet.balance == D("66.98")
     assert SessionTransition.objects.filter(session=session).count() == 1
+
+
+def test_settlement_takes_a_fixed_number_of_statements(django_assert_max_num_queries):
+    station = tariffed_station()
+    member = funded_member(station.operator)
+    session = stopped_session(station=station, samples=EXAMPLE, member=member)
+    # bill?, lock, samples, tariffs, wallet take, bill, lines, ledger, transition, session,
+    # plus the savepoint and its release (the test runs inside a transaction)
+    with django_assert_max_num_queries(12):
+        bill_settle(session_id=session.pk)
+    with django_assert_max_num_queries(3):
+        bill_settle(session_id=session.pk)

@@ -344,3 +344,26 @@ def price_session(
         exact_total=exact_total,
         rounding=mode,
     )
+
+
+def period_segments(
+    *, start: dt.datetime, end: dt.datetime, tariffs: Sequence[TariffSpec], zone: ZoneInfo | str
+) -> list[tuple[dt.datetime, dt.datetime, int | None, int]]:
+    """(from, to, version id, period) stretches between ``start`` and ``end``, as the
+    engine cuts them (for charts). Raises `TariffMissing` like pricing does."""
+    if isinstance(zone, str):
+        zone = ZoneInfo(zone)
+    first, last = _us(start), _us(end)
+    out = []
+    cursor = first
+    for seg_end, (vkey, period) in _segments(first, last, tariffs, zone):
+        out.append(
+            (
+                _EPOCH + dt.timedelta(microseconds=cursor),
+                _EPOCH + dt.timedelta(microseconds=seg_end),
+                tariffs[vkey].version_id,
+                period,
+            )
+        )
+        cursor = seg_end
+    return out

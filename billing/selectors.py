@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
 from stations.selectors import stations_visible_to
 
-from .models import Bill, ChargingSession, StationTariff
+from .models import Bill, ChargingSession, StationTariff, TariffPlan, Wallet
 from .pricing import PeriodPrice, TariffSpec, schedule_from_text
 
 
@@ -113,3 +114,81 @@ def tariff_specs_for(
                 )
             )
     return specs
+
+
+def wallets_visible_to(staff) -> QuerySet[Wallet]:
+    """Wallets of the members ``staff`` may see: the operator's members for operator-wide
+    staff; for sub-operator staff, members of departments bound to their sub-operator."""
+    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
+        return Wallet.objects.none()
+    if staff.is_superuser:
+        return Wallet.objects.all()
+    if staff.operator_id is None:
+        return Wallet.objects.none()
+    wallets = Wallet.objects.filter(member__operator_id=staff.operator_id)
+    if staff.sub_operator_id is not None:
+        wallets = wallets.filter(member__department__sub_operator_id=staff.sub_operator_id)
+    return wallets
+
+
+def tariff_plans_visible_to(staff) -> QuerySet[TariffPlan]:
+    """The operator's plans; sub-operator staff see the plans of their stations."""
+    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
+        return TariffPlan.objects.none()
+    if staff.is_superuser:
+        return TariffPlan.objects.all()
+    if staff.operator_id is None:
+        return TariffPlan.objects.none()
+    plans = TariffPlan.objects.filter(operator_id=staff.operator_id)
+    if staff.sub_operator_id is not None:
+        plans = plans.filter(
+            assignments__station__in=stations_visible_to(staff).values("pk")
+        ).distinct()
+    return plans
+
+
+def station_tariffs_visible_to(staff) -> QuerySet[StationTariff]:
+    return StationTariff.objects.filter(station__in=stations_visible_to(staff).values("pk"))
+
+
+@dataclass(frozen=True)
+class StationPriceToday:
+    station: object
+    plan_name: str
+    schedule: str  # 48 digits, "" when no tariff is in force
+    prices: dict  # {"AC": [PeriodPrice × 4], "DC": [...]}
+    period_now: int | None
+
+
+def station_prices_today(*, stations, at: dt.datetime) -> list[StationPriceToday]:
+    """For each station, the tariff in force at ``at``: its day schedule, AC/DC prices
+    and the period the station's clock is in now."""
+    out = []
+    for station in stations:
+        specs = {
+            ct: tariff_specs_for(station=station, current_type=ct, start=at, end=at)
+            for ct in ("AC", "DC")
+        }
+        ac = specs["AC"][-1] if specs["AC"] and not specs["AC"][-1].is_missing else None
+        dc = specs["DC"][-1] if specs["DC"] and not specs["DC"][-1].is_missing else None
+        if ac is None or ac.effective_from > at:
+            out.append(StationPriceToday(station, "", "", {}, None))
+            continue
+        local = at.astimezone(station.zone)
+        schedule = "".join(map(str, ac.schedule))
+        assignment = (
+            StationTariff.objects.filter(station=station, effective_from__lte=at)
+            .select_related("plan")
+            .order_by("-effective_from")
+            .first()
+        )
+        out.append(
+            StationPriceToday(
+                station=station,
+                plan_name=assignment.plan.name if assignment else "",
+                schedule=schedule,
+                prices={"AC": list(ac.prices), "DC": list(dc.prices) if dc else []},
+                period_now=ac.schedule[(local.hour * 60 + local.minute) // 30],
+            )
+        )
+    return out

@@ -208,3 +208,16 @@ def test_settlement_takes_a_fixed_number_of_statements(django_assert_max_num_que
         bill_settle(session_id=session.pk)
     with django_assert_max_num_queries(3):
         bill_settle(session_id=session.pk)
+
+
+def test_an_unknown_rounding_mode_is_refused_and_changes_nothing():
+    from chargenet.money import MoneyError
+
+    station = tariffed_station()
+    station.operator.rounding_mode = "ROUND_UP"
+    station.operator.save()
+    session = stopped_session(station=station, samples=EXAMPLE)
+    with pytest.raises(MoneyError, match="Unknown rounding mode ROUND_UP"):
+        bill_settle(session_id=session.pk)
+    session.refresh_from_db()
+    assert (session.state, Bill.objects.count()) == (SessionState.STOPPED, 0)

@@ -7,11 +7,15 @@ A pure function (no database, no clock): `price_session`. How it works:
 2. The session's time span is cut into *segments* wherever the tariff version in force
    changes or the station's local wall-clock time enters a half-hour slot of another
    period. Local time comes from the station's zone, so a DST day is priced by the clock
-   on the wall: the jump itself is a segment boundary (zones switch on a half-hour mark).
+   on the wall: the jump itself is a segment boundary. (Assumes a zone changes offset on
+   a local half-hour mark, true of every zone in use today.)
 3. Energy of a sample pair lying inside one segment goes to that segment whole; a pair
    straddling boundaries is divided in proportion to the time spent in each segment.
-   Shares are exact `Fraction`s of a mWh, so nothing is lost or invented by splitting,
-   and inserting an interpolated sample changes nothing.
+   Computed as: energy of a segment = register interpolated (linearly in time) at its
+   end minus at its start, so the work is per boundary, not per sample. Shares are
+   exact (integers of mWh, a `Fraction` only at a boundary between two samples), so
+   nothing is lost or invented by splitting and an interpolated sample changes nothing.
+   Times are µs, energies mWh, prices 0.00001 yuan: integers all the way to the total.
 4. A *line* is one (tariff version, period): its exact energy × its electricity and
    service prices. The total is the exact sum, brought to the fen ONCE by
    `chargenet.money.to_fen` with the operator's rounding mode (DOMAIN.md: truncation).

@@ -36,6 +36,7 @@ a fault bill, code 12) — never a default price.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -178,31 +179,41 @@ def _us(t: dt.datetime) -> int:
     return (t - _EPOCH) // _ONE_US
 
 
-def _read_samples(samples) -> tuple[list[int], list[int]]:
-    """(µs since the epoch, register in mWh) as integers, checked: aware times that never
-    go backwards, exact registers (≤ 3 decimals of Wh) never negative, never dropping.
-    The common, valid case is checked with C-speed list operations only."""
-    try:
-        times = [(t - _EPOCH) // _ONE_US for t, _e in samples]
-    except TypeError:
-        raise PricingError(_("Meter sample times must carry their time zone.")) from None
+def _check_samples(samples) -> tuple[list[dt.datetime], list[Decimal]]:
+    """Check samples without converting them one by one: aware times that never go
+    backwards, exact energies (Decimal or int) never negative, never dropping. The
+    valid case costs a few C-speed list operations; only a bad one is looked at closely."""
+    times = [t for t, _e in samples]
     energies = [e for _t, e in samples]
+    if not {type(e) for e in energies} <= {Decimal, int}:
+        raise PricingError(_("Energy must be exact (Decimal), not a float."))
+    if any(t.tzinfo is None for t in (times[0], times[-1])):
+        raise PricingError(_("Meter sample times must carry their time zone."))
     try:
-        exact_sum = sum(energies, Decimal(0))
-    except TypeError:
-        raise PricingError(_("Energy must be exact (Decimal), not a float.")) from None
-    if min(energies) < 0:
+        ordered = times == sorted(times) and energies == sorted(energies)
+        strictly = ordered and all(map(operator.lt, times, times[1:]))
+    except TypeError:  # a naive time among aware ones
+        raise PricingError(_("Meter sample times must carry their time zone.")) from None
+    if not strictly:
+        _find_backwards(samples)
+    if energies[0] < 0:
         raise NegativeEnergy(_("An energy register cannot be negative."))
-    regs = [int(e * _MWH) for e in energies]
-    # int() truncates; with no negative value the sums agree only if every value is exact.
-    if sum(regs) != exact_sum * _MWH:
-        raise PricingError(_("Energy registers are kept to 0.001 Wh (3 decimal places)."))
-    if times != sorted(times) or regs != sorted(regs) or len(set(times)) != len(times):
-        _find_backwards(samples, times, regs)
-    return times, regs
+    return times, energies
 
 
-def _find_backwards(samples, times: list[int], regs: list[int]) -> None:
+def _mwh(wh: Decimal | int) -> int:
+    m = wh * _MWH
+    i = int(m)
+    if i != m:
+        raise PricingError(
+            _("Energy registers are kept to 0.001 Wh; got %(value)s Wh.") % {"value": wh}
+        )
+    return i
+
+
+def _find_backwards(samples) -> None:
+    times = [t for t, _e in samples]
+    regs = [e for _t, e in samples]
     for i in range(1, len(times)):
         if times[i] < times[i - 1] or (times[i] == times[i - 1] and regs[i] != regs[i - 1]):
             raise TimeReversed(
@@ -210,6 +221,8 @@ def _find_backwards(samples, times: list[int], regs: list[int]) -> None:
                 % {"time": samples[i][0].isoformat()}
             )
         if regs[i] < regs[i - 1]:
+            if regs[i] < 0:
+                raise NegativeEnergy(_("An energy register cannot be negative."))
             raise RegisterBackwards(
                 _("The energy register goes backwards at %(time)s (%(before)s → %(after)s Wh).")
                 % {
@@ -284,24 +297,27 @@ def price_session(
         zone = ZoneInfo(zone)
     if not samples:
         raise PricingError(_("A session needs at least one meter sample to be priced."))
-    times, regs = _read_samples(samples)
-    segments = _segments(times[0], times[-1], tariffs, zone)
+    times, energies = _check_samples(samples)
+    first, last = _us(times[0]), _us(times[-1])
+    first_mwh, last_mwh = _mwh(energies[0]), _mwh(energies[-1])
+    segments = _segments(first, last, tariffs, zone)
 
     # Energy in a segment = the register, interpolated linearly in time between samples,
     # at its end minus at its start. That is the proportional split, done once per
     # segment boundary instead of once per sample pair; exact (a Fraction only where a
-    # boundary falls between two samples).
+    # boundary falls between two samples). Only the samples around a boundary are read.
     def register_at(t: int) -> int | Fraction:
-        i = bisect_left(times, t)
-        if times[i] == t:
-            return regs[i]
-        t0, r0 = times[i - 1], regs[i - 1]
-        return r0 + Fraction((regs[i] - r0) * (t - t0), times[i] - t0)
+        i = bisect_left(times, _EPOCH + dt.timedelta(microseconds=t))
+        t1, r1 = _us(times[i]), _mwh(energies[i])
+        if t1 == t:
+            return r1
+        t0, r0 = _us(times[i - 1]), _mwh(energies[i - 1])
+        return r0 + Fraction((r1 - r0) * (t - t0), t1 - t0)
 
     energy: dict[tuple[int, int], int | Fraction] = {}
-    seg_start, reg_start = times[0], regs[0]
+    seg_start, reg_start = first, first_mwh
     for seg_end, key in segments:
-        reg_end = regs[-1] if seg_end >= times[-1] else register_at(seg_end)
+        reg_end = last_mwh if seg_end >= last else register_at(seg_end)
         if seg_end > seg_start:
             energy[key] = energy.get(key, 0) + (reg_end - reg_start)
         seg_start, reg_start = seg_end, reg_end
@@ -309,7 +325,7 @@ def price_session(
     # Integers from here on: energies over a common denominator, prices in 0.00001 yuan.
     denominator = lcm(*(energy[k].denominator for k in keys)) if keys else 1
     scaled = [energy[k].numerator * (denominator // energy[k].denominator) for k in keys]
-    energy_total = regs[-1] - regs[0]
+    energy_total = last_mwh - first_mwh
     shown_mwh = allocate_units(energy_total, scaled)
 
     cells: list[int] = []  # in yuan / (denominator × 10^11): mWh × 0.00001 yuan/kWh

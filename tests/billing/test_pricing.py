@@ -150,6 +150,16 @@ def test_no_tariff_in_force_is_an_error_never_a_default_price(tariffs):
         ),
         ([(at(2019, 9, 7, 1), D("-5")), (at(2019, 9, 7, 2), D("0"))], NegativeEnergy, "negative"),
         ([(at(2019, 9, 7, 1), 0.5), (at(2019, 9, 7, 2), D("1"))], PricingError, "not a float"),
+        (
+            [(dt.datetime(2019, 9, 7, 1), D("0")), (dt.datetime(2019, 9, 7, 2), D("1"))],  # noqa: DTZ001
+            PricingError,
+            "carry their time zone",
+        ),
+        (
+            [(at(2019, 9, 7, 1), D("0")), (at(2019, 9, 7, 1), D("5"))],
+            TimeReversed,
+            "times go backwards",
+        ),
     ],
 )
 def test_bad_samples_raise_a_named_error(samples, error, message):
@@ -163,6 +173,18 @@ def test_unknown_rounding_mode_and_sixth_price_decimal_are_refused():
         price_session(samples=samples, tariffs=[spec()], zone=SH, rounding="ROUND_UP")
     with pytest.raises(MoneyError, match="at most 5 decimal places"):
         spec(prices=(PeriodPrice(D("0.123456"), D("0")), *AC[1:]))
+
+
+def test_a_repeated_sample_is_harmless():
+    same = at(2019, 9, 7, 1, 30)
+    samples = [
+        (at(2019, 9, 7, 1), D("0")),
+        (same, D("500")),
+        (same, D("500")),
+        (at(2019, 9, 7, 2), D("1000")),
+    ]
+    pricing = price_session(samples=samples, tariffs=[spec()], zone=SH)
+    assert by_period(pricing) == {(1, 3): D("1000.000")}
 
 
 def test_one_sample_is_a_zero_bill():

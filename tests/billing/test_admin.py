@@ -137,3 +137,34 @@ def _prices():
         for p in range(4)
         for kind in ("electricity", "service")
     }
+
+
+def test_plan_add_and_station_assignment_through_the_back_office(client, settled):
+    from billing.models import StationTariff, TariffPlan
+
+    staff_client(client, settled.operator)
+    added = client.post(
+        reverse("admin:billing_tariffplan_add"),
+        {"operator": settled.operator_id, "name": "Night saver"},
+        follow=True,
+    )
+    assert added.status_code == 200
+    plan = TariffPlan.objects.get(name="Night saver")
+    assert AuditLog.objects.filter(action="tariff_plan_create", object_id=str(plan.pk)).exists()
+    past = client.post(
+        reverse("admin:billing_stationtariff_add"),
+        {
+            "station": settled.station_id,
+            "plan": plan.pk,
+            "effective_from_0": "2020-01-01",
+            "effective_from_1": "00:00:00",
+        },
+    )
+    assert "changes now or later" in past.content.decode()
+    now = client.post(
+        reverse("admin:billing_stationtariff_add"),
+        {"station": settled.station_id, "plan": plan.pk},
+        follow=True,
+    )
+    assert "uses Night saver from" in now.content.decode()
+    assert StationTariff.objects.filter(station=settled.station).count() == 2

@@ -128,7 +128,7 @@ def main() -> None:
         print(f"building {args.sessions} stopped sessions × {args.samples} samples …")
         ids = build(args.sessions, args.samples)
         connection.close()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if args.workers == 1:
             settle_slice(ids, args.async_commit)
         else:
@@ -138,6 +138,7 @@ def main() -> None:
                     [(ids[w :: args.workers], args.async_commit) for w in range(args.workers)],
                 )
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         rate = len(ids) / elapsed
         mode = "async commit" if args.async_commit else "synchronous commit"
         print(
@@ -145,6 +146,11 @@ def main() -> None:
             f"{elapsed:.3f} s = {rate:,.0f} sessions/s "
             f"({elapsed / len(ids) * 1000:.2f} ms each; target ≥ 500/s)"
         )
+        if args.workers == 1:
+            print(
+                f"client CPU per settlement: {cpu / len(ids) * 1000:.2f} ms; load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+            )
         started = time.perf_counter()
         for session_id in ids[:200]:
             bill_settle(session_id=session_id)

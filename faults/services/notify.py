@@ -1,0 +1,128 @@
+"""The driver-notification outbox: enqueue in the transaction that ends the session, send
+after commit, exactly once per session (a unique constraint, not a check)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chargenet.money import wh_to_kwh
+
+from ..models import Notification
+from ..notifications import NotificationError, Sender, configured_sender
+
+MAX_ATTEMPTS = 5
+
+
+def _payload(session, *, energy_wh: Decimal | None, amount: Decimal | None) -> dict:
+    ended = session.stopped_at or session.stop_received_at or timezone.now()
+    payload = {
+        "order_no": session.order_no,
+        "station": session.station.name,
+        "ended_at": timezone.localtime(ended, session.station.zone).strftime("%Y-%m-%d %H:%M"),
+    }
+    if energy_wh is not None:
+        payload["energy_kwh"] = str(wh_to_kwh(energy_wh).quantize(Decimal("0.01")))
+    if amount is not None:
+        payload["amount"] = str(amount)
+    return payload
+
+
+def _queue_send() -> None:
+    from ..tasks import notifications_send_pending_task
+
+    transaction.on_commit(notifications_send_pending_task.delay)
+
+
+@transaction.atomic
+def notification_enqueue(
+    *,
+    session,
+    being_checked: bool,
+    energy_wh: Decimal | None = None,
+    amount: Decimal | None = None,
+) -> Notification | None:
+    """Queue the "session ended" message of ``session``: "charging finished" with energy
+    and amount, or "being checked" for a fault bill. A second call for the same session
+    changes nothing and returns None. Sessions without a member (cards of virtual
+    accounts aside) get no message."""
+    if session.member_id is None:
+        return None
+    kind = Notification.Kind.BEING_CHECKED if being_checked else Notification.Kind.CHARGE_FINISHED
+    payload = _payload(session, energy_wh=energy_wh, amount=None if being_checked else amount)
+    try:
+        with transaction.atomic():  # a savepoint: the duplicate is the caller's no-op
+            notification = Notification.objects.create(
+                session=session, member_id=session.member_id, kind=kind, payload=payload
+            )
+    except IntegrityError:
+        return None
+    _queue_send()
+    return notification
+
+
+def notifications_enqueue_many(*, items: list[tuple[int, int | None]], being_checked: bool) -> int:
+    """The sweep's bulk form: (session id, member id) pairs; one INSERT, duplicates ignored.
+    The payload is filled from the session when sending."""
+    rows = [
+        Notification(
+            session_id=session_id,
+            member_id=member_id,
+            kind=Notification.Kind.BEING_CHECKED
+            if being_checked
+            else Notification.Kind.CHARGE_FINISHED,
+            payload={},
+        )
+        for session_id, member_id in items
+        if member_id is not None
+    ]
+    if rows:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
+        _queue_send()
+    return len(rows)
+
+
+def notification_send(*, notification_id: int, sender: Sender | None = None) -> Notification | None:
+    """Send one pending message. The row stays locked while the provider is called, so two
+    workers never send it twice; a failure leaves it pending (up to MAX_ATTEMPTS)."""
+    sender = sender or configured_sender()
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(skip_locked=True)
+            .select_related("member", "session__station")
+            .filter(pk=notification_id, state=Notification.State.PENDING)
+            .first()
+        )
+        if notification is None:
+            return None
+        if not notification.payload:
+            notification.payload = _payload(notification.session, energy_wh=None, amount=None)
+        notification.attempts += 1
+        try:
+            external_id = sender.send(
+                openid=notification.member.wechat_openid or "",
+                kind=notification.kind,
+                payload=notification.payload,
+            )
+        except NotificationError as exc:
+            notification.last_error = str(exc)[:1000]
+            if notification.attempts >= MAX_ATTEMPTS:
+                notification.state = Notification.State.FAILED
+        else:
+            notification.state = Notification.State.SENT
+            notification.sent_at = timezone.now()
+            notification.external_id = external_id[:64]
+            notification.sender = sender.name
+            notification.last_error = ""
+        notification.save()
+        return notification
+
+
+def notifications_pending_ids(*, limit: int = 500) -> list[int]:
+    return list(
+        Notification.objects.filter(state=Notification.State.PENDING)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -1,0 +1,141 @@
+"""The scheduled lost-bill sweep: open sessions whose end never came become fault bills.
+
+Set-based on purpose: the number of queries is the same for 10 or 100,000 open sessions
+(one candidate query, three fact queries, a handful of bulk writes). The candidate query
+only pre-selects with cheap SQL conditions (connector back to Available, pile rebooted,
+a newer transaction on the connector, silence past the operator's limit); the pure rules
+in `faults.rules` make the decision and write the explanation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.services.repair import sessions_mark_lost
+
+from ..codes import FaultCode
+from ..facts import open_sessions_facts
+from ..models import FaultAction, FaultCase, FaultSettings, FaultSource, FaultState
+from ..rules import Thresholds, detect, propose_lost_bill
+from .cases import fault_case_build
+from .notify import notifications_enqueue_many
+
+LOST_CODES = frozenset({FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE})
+
+CANDIDATES_SQL = """
+SELECT s.id, s.pile_id, s.connector_id, c.number AS connector_number, s.created_at,
+       s.started_at, s.meter_start_wh, s.operator_id, s.member_id, p.last_boot_at,
+       p.firmware_version, st.time_zone, nxt.created_at AS next_start
+FROM billing_chargingsession s
+JOIN stations_connector c ON c.id = s.connector_id
+JOIN stations_pile p ON p.id = s.pile_id
+JOIN stations_station st ON st.id = s.station_id
+LEFT JOIN faults_faultsettings fs ON fs.operator_id = s.operator_id
+LEFT JOIN LATERAL (
+    SELECT s2.created_at FROM billing_chargingsession s2
+    WHERE s2.connector_id = s.connector_id AND s2.created_at > s.created_at
+    ORDER BY s2.created_at LIMIT 1
+) nxt ON true
+WHERE s.state IN ('started', 'charging')
+  AND (
+    COALESCE(s.last_sample_at, s.created_at)
+        < %(now)s - make_interval(mins => COALESCE(fs.max_silence_minutes, %(silence)s))
+    OR p.last_boot_at > s.created_at
+    OR nxt.created_at IS NOT NULL
+    OR EXISTS (
+        SELECT 1 FROM stations_statusevent e
+        WHERE e.pile_id = s.pile_id AND e.connector_number = c.number
+          AND e.status = 'Available' AND e.received_at > s.created_at
+    )
+  )
+ORDER BY s.id
+LIMIT %(limit)s
+FOR UPDATE OF s SKIP LOCKED
+"""
+
+
+@dataclass
+class SweepResult:
+    candidates: int = 0
+    lost: int = 0
+    by_code: Counter = field(default_factory=Counter)
+    case_ids: list[int] = field(default_factory=list)
+
+
+@transaction.atomic
+def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> SweepResult:
+    """Turn every open session that is evidently over into a fault bill (code 1 or 2, with
+    any other code its facts show), propose its stop and energy, and queue the driver's
+    "being checked" message. Sessions locked by a concurrent stop are skipped (next run).
+    At most ``limit`` sessions per run, so a backlog drains over successive runs."""
+    now = now or timezone.now()
+    default = Thresholds()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CANDIDATES_SQL,
+            {"now": now, "silence": int(default.max_silence.total_seconds() // 60), "limit": limit},
+        )
+        columns = [c.name for c in cursor.description]
+        rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+    result = SweepResult(candidates=len(rows))
+    if not rows:
+        return result
+    limits = {
+        s.operator_id: s.thresholds()
+        for s in FaultSettings.objects.filter(operator_id__in={r["operator_id"] for r in rows})
+    }
+    facts = open_sessions_facts(rows=rows, now=now)
+    decided = []
+    for row in rows:
+        session_facts = facts[row["id"]]
+        findings = detect(session_facts, limits.get(row["operator_id"], default))
+        if not any(f.code in LOST_CODES for f in findings):
+            continue
+        decided.append((row, session_facts, findings))
+    moved = sessions_mark_lost(
+        session_ids=[row["id"] for row, _f, _x in decided],
+        reason="bill lost: found by the sweep",
+        now=now,
+    )
+    cases = [
+        fault_case_build(
+            session_id=row["id"],
+            facts=session_facts,
+            findings=findings,
+            source=FaultSource.SWEEP,
+            firmware=row["firmware_version"],
+            proposal=propose_lost_bill(session_facts),
+            now=now,
+        )
+        for row, session_facts, findings in decided
+        if row["id"] in moved
+    ]
+    FaultCase.objects.bulk_create(cases, batch_size=2000)
+    FaultAction.objects.bulk_create(
+        [
+            FaultAction(
+                case=case,
+                kind=FaultAction.Kind.DETECT,
+                at=now,
+                to_state=FaultState.OPEN,
+                after={"codes": case.codes},
+            )
+            for case in cases
+        ],
+        batch_size=5000,
+    )
+    members = {row["id"]: row["member_id"] for row, _f, _x in decided}
+    notifications_enqueue_many(
+        items=[(case.session_id, members[case.session_id]) for case in cases],
+        being_checked=True,
+    )
+    result.lost = len(cases)
+    result.case_ids = [case.pk for case in cases]
+    for case in cases:
+        result.by_code.update(case.codes)
+    return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -35,14 +36,43 @@ def _decimal(value: Decimal | int | str, what: str) -> Decimal:
     return Decimal(value)
 
 
-def to_fen(amount: Decimal | int | str, *, rounding: str | None = None) -> Decimal:
-    """Bring an amount to the fen with the configured (or given) rounding mode."""
+def rounding_mode(rounding: str | None = None) -> str:
+    """The decimal rounding constant for ``rounding`` (a name such as "ROUND_DOWN", or the
+    constant itself); the configured default when None; an unknown name is an error."""
     mode = rounding or settings.CHARGENET_ROUNDING
     if mode not in ROUNDING_MODES.values():
         mode = ROUNDING_MODES.get(mode)
         if mode is None:
-            raise MoneyError(_("Unknown rounding mode."), details={"rounding": rounding})
+            raise MoneyError(
+                _("Unknown rounding mode %(rounding)s: use ROUND_DOWN or ROUND_HALF_UP.")
+                % {"rounding": rounding},
+                code="rounding_unknown",
+                details={"rounding": rounding},
+            )
+    return mode
+
+
+def to_fen(amount: Decimal | Fraction | int | str, *, rounding: str | None = None) -> Decimal:
+    """Bring an amount to the fen with the configured (or given) rounding mode.
+
+    An exact `Fraction` (the pricing engine's full-precision total) is rounded exactly,
+    without first passing through a finite-precision Decimal.
+    """
+    mode = rounding_mode(rounding)
+    if isinstance(amount, Fraction):
+        return _fraction_to_fen(amount, mode)
     return _decimal(amount, "amount").quantize(FEN, rounding=mode)
+
+
+def _fraction_to_fen(amount: Fraction, mode: str) -> Decimal:
+    cents = amount * 100
+    sign = -1 if cents < 0 else 1
+    cents = abs(cents)
+    if mode == ROUND_DOWN:
+        whole = cents.numerator // cents.denominator
+    else:  # ROUND_HALF_UP: halves away from zero, like Decimal's
+        whole = (cents + Fraction(1, 2)).numerator // (cents + Fraction(1, 2)).denominator
+    return (Decimal(sign * whole) / 100).quantize(FEN)
 
 
 def price(value: Decimal | int | str) -> Decimal:
@@ -62,7 +92,31 @@ def wh_to_kwh(wh: Decimal | int | str) -> Decimal:
     return _decimal(wh, "energy") / WH_PER_KWH
 
 
-def allocate_to_fen(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
+def allocate_units(total: int, weights: Sequence[int | Fraction]) -> list[int]:
+    """Split the whole number ``total`` over lines proportional to ``weights`` (ints or exact
+    Fractions, none negative) so that the lines are whole numbers adding up to ``total``.
+
+    Largest-remainder method: each line first gets its share rounded down; the units left
+    over go one by one to the lines with the largest remainder, earlier lines first on
+    ties. Used for fen (`allocate_to_fen`) and for energy in mWh (bill period lines).
+    """
+    if not weights:
+        return []
+    if any(w < 0 for w in weights):
+        raise MoneyError(_("A weight to allocate by cannot be negative."))
+    whole = sum(weights, Fraction(0))
+    if whole == 0:
+        return [total] + [0] * (len(weights) - 1)
+    exact = [Fraction(total) * w / whole for w in weights]
+    lines = [e.numerator // e.denominator for e in exact]
+    left = total - sum(lines)
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - lines[i]), i))
+    for i in order[:left]:
+        lines[i] += 1
+    return lines
+
+
+def allocate_to_fen(total: Decimal, weights: Sequence[Decimal | Fraction]) -> list[Decimal]:
     """Split ``total`` (already in fen) over lines proportional to ``weights`` so that the
     lines are whole fen and add up to ``total`` exactly.
 
@@ -73,16 +127,8 @@ def allocate_to_fen(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]
     total = _decimal(total, "total")
     if total != total.quantize(FEN):
         raise MoneyError(_("The total to allocate must be whole fen."))
-    weights = [_decimal(w, "weight") for w in weights]
-    whole = sum(weights, Decimal(0))
-    if not weights:
-        return []
-    if whole == 0:
-        return [total] + [Decimal("0.00")] * (len(weights) - 1)
-    exact = [total * w / whole for w in weights]
-    lines = [e.quantize(FEN, rounding=ROUND_DOWN) for e in exact]
-    left = int((total - sum(lines, Decimal(0))) / FEN)
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - lines[i]), i))
-    for i in order[:left]:
-        lines[i] += FEN
-    return lines
+    weights = [w if isinstance(w, Fraction) else Fraction(_decimal(w, "weight")) for w in weights]
+    if total < 0:
+        return [-line for line in allocate_to_fen(-total, weights)]
+    fen = allocate_units(int(total * 100), weights)
+    return [(Decimal(f) / 100).quantize(FEN) for f in fen]

@@ -1,4 +1,7 @@
-"""The operator's fault-bill codes (DOMAIN.md). Keep them; add new ones after 12, never reuse."""
+"""Fault-bill codes (故障账单): the operator's numbers, kept; new ones go after the last.
+
+Never reuse or renumber a code: bills, reports and customer service speak these numbers.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +10,24 @@ from django.utils.translation import gettext_lazy as _
 
 
 class FaultCode(models.IntegerChoices):
-    BILL_LOST = 1, _("bill lost")
-    BILL_LOST_OFFLINE = 2, _("bill lost (device offline)")
-    TIME_ANOMALY = 3, _("time anomaly")
-    DURATION_ANOMALY = 5, _("charging duration anomaly")
-    ENERGY_MISMATCH = 8, _("energy differs from the platform's")
-    CHARGING_TIME_MISMATCH = 9, _("charging duration differs from the platform's")
-    OCCUPANCY_MISMATCH = 10, _("occupancy duration differs from the platform's")
-    ENERGY_LOST = 11, _("energy lost")
-    TARIFF_MISSING = 12, _("tariff missing")
+    BILL_LOST = 1, _("bill lost")  # 账单丢失
+    BILL_LOST_OFFLINE = 2, _("bill lost (device offline)")  # 账单丢失(设备离线)
+    TIME_ANOMALY = 3, _("time anomaly")  # 时间异常
+    DURATION_ANOMALY = 5, _("charging duration anomaly")  # 充电时长异常
+    ENERGY_MISMATCH = 8, _("energy differs from the platform's")  # 充电电量与平台不符
+    DURATION_MISMATCH = 9, _("charging duration differs from the platform's")  # 充电时长与平台不符
+    OCCUPANCY_MISMATCH = (
+        10,
+        _("occupancy duration differs from the platform's"),
+    )  # 占桩时长与平台不符
+    ENERGY_LOST = 11, _("energy lost")  # 电量丢失
+    TARIFF_MISSING = 12, _("tariff missing")  # 电价缺失
 
 
-# Codes that do not change the amount: a bill carrying only these is still charged.
-NON_BLOCKING_CODES = frozenset({FaultCode.OCCUPANCY_MISMATCH})
+# Codes that are shown on a bill but do not stop it being charged (DOMAIN.md: code 10).
+NON_BLOCKING = frozenset({FaultCode.OCCUPANCY_MISMATCH})
 
 
 def blocks_payment(codes) -> bool:
     """A fault bill is not charged until repaired, unless every code leaves the amount alone."""
-    return any(FaultCode(c) not in NON_BLOCKING_CODES for c in codes)
+    return any(FaultCode(c) not in NON_BLOCKING for c in codes)

@@ -463,7 +463,7 @@ def rule_charging_time(facts: SessionFacts, limits: Thresholds) -> list[Finding]
         "platform": _minutes(platform),
         "tolerance": _minutes(limits.charging_time_tolerance),
     }
-    return [Finding(FaultCode.CHARGING_TIME_MISMATCH, (Reason("charging_time_mismatch", params),))]
+    return [Finding(FaultCode.DURATION_MISMATCH, (Reason("charging_time_mismatch", params),))]
 
 
 def rule_occupancy(facts: SessionFacts, limits: Thresholds) -> list[Finding]:

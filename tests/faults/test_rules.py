@@ -217,7 +217,7 @@ def test_charging_time_mismatch_and_occupancy_mismatch():
     facts = dataclasses.replace(NORMAL, pile_charging_seconds=90 * 60, pile_occupancy_seconds=10)
     findings = detect(facts)
     assert [f.code for f in findings] == [
-        FaultCode.CHARGING_TIME_MISMATCH,
+        FaultCode.DURATION_MISMATCH,
         FaultCode.OCCUPANCY_MISMATCH,
     ]
     assert findings[0].reasons[0].params == {
@@ -242,7 +242,7 @@ def test_occupancy_from_late_status_delivery():
     )
     assert codes(dataclasses.replace(NORMAL, statuses=late)) == [FaultCode.OCCUPANCY_MISMATCH]
     assert not blocks_payment([FaultCode.OCCUPANCY_MISMATCH])
-    assert blocks_payment([FaultCode.OCCUPANCY_MISMATCH, FaultCode.CHARGING_TIME_MISMATCH])
+    assert blocks_payment([FaultCode.OCCUPANCY_MISMATCH, FaultCode.DURATION_MISMATCH])
 
 
 def test_register_reset_is_energy_lost():
@@ -277,7 +277,7 @@ def test_several_codes_on_one_bill():
         pile_occupancy_seconds=5 * 60,
     )
     assert codes(facts) == [
-        FaultCode.CHARGING_TIME_MISMATCH,
+        FaultCode.DURATION_MISMATCH,
         FaultCode.OCCUPANCY_MISMATCH,
         FaultCode.ENERGY_LOST,
     ]

@@ -1,0 +1,247 @@
+"""The wallet ledger: credits, debits and adjustments, and who may start charging.
+
+Every movement is one `LedgerEntry` plus an F() update of the cached `Wallet.balance` in
+the same transaction, under a row lock on the wallet. The database guarantees the rest:
+a bill has at most one charge entry, a recharge order is credited once, a balance is
+never negative. `wallet_verify` recomputes every balance from its entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from chargenet.audit import audit_record
+from chargenet.errors import Conflict, DomainError
+from chargenet.money import FEN, MoneyError
+
+from ..models import Bill, EntryKind, LedgerEntry, PaymentState, Wallet
+
+
+class WalletError(DomainError):
+    code = "wallet_invalid"
+
+
+class InsufficientBalance(WalletError):
+    code = "wallet_insufficient"
+
+
+class ArrearsError(Conflict):
+    """The member owes money from an earlier bill and may not start a new session."""
+
+    code = "member_in_arrears"
+
+
+def _amount(value: Decimal, what: str) -> Decimal:
+    if not isinstance(value, Decimal | int) or isinstance(value, bool):
+        raise MoneyError(_("%(what)s must be exact (Decimal).") % {"what": what})
+    value = Decimal(value)
+    if value != value.quantize(FEN):
+        raise MoneyError(
+            _("%(what)s is whole fen (0.01 yuan); got %(value)s.") % {"what": what, "value": value}
+        )
+    return value
+
+
+def _locked_wallet(member) -> Wallet:
+    Wallet.objects.get_or_create(member=member)
+    return Wallet.objects.select_for_update().get(member=member)
+
+
+def _post(
+    *,
+    wallet: Wallet,
+    kind: str,
+    amount: Decimal,
+    bill: Bill | None = None,
+    reference: str = "",
+    reason: str = "",
+    actor=None,
+) -> LedgerEntry:
+    """Append an entry to a wallet the caller holds locked, and move the cached balance."""
+    if wallet.balance + amount < 0:
+        raise InsufficientBalance(
+            _("The balance is %(balance)s yuan; %(amount)s yuan cannot be taken from it.")
+            % {"balance": wallet.balance, "amount": -amount}
+        )
+    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
+    wallet.balance += amount
+    return LedgerEntry.objects.create(
+        wallet=wallet,
+        kind=kind,
+        amount=amount,
+        balance_after=wallet.balance,
+        bill=bill,
+        reference=reference,
+        reason=reason,
+        actor=actor if getattr(actor, "pk", None) else None,
+    )
+
+
+def wallet_balance(*, member) -> Decimal:
+    wallet = Wallet.objects.filter(member=member).first()
+    return wallet.balance if wallet else Decimal("0.00")
+
+
+@transaction.atomic
+def wallet_recharge(*, member, amount: Decimal, reference: str, actor=None) -> LedgerEntry:
+    """Credit a paid recharge order, exactly once per ``reference`` (the payment order
+    number): a repeat returns the first entry. Then pays owed bills the balance covers."""
+    amount = _amount(amount, _("A recharge"))
+    if amount <= 0:
+        raise WalletError(_("A recharge is a positive amount."))
+    if not reference:
+        raise WalletError(_("A recharge needs the payment order number."))
+    wallet = _locked_wallet(member)
+    existing = LedgerEntry.objects.filter(kind=EntryKind.RECHARGE, reference=reference).first()
+    if existing is not None:
+        if existing.wallet_id != wallet.pk or existing.amount != amount:
+            raise Conflict(
+                _("Payment order %(ref)s was credited already with other details.")
+                % {"ref": reference}
+            )
+        return existing
+    entry = _post(
+        wallet=wallet, kind=EntryKind.RECHARGE, amount=amount, reference=reference, actor=actor
+    )
+    _pay_owed_bills(wallet)
+    return entry
+
+
+@transaction.atomic
+def wallet_refund(
+    *, member, amount: Decimal, reference: str, reason: str, actor=None
+) -> LedgerEntry:
+    amount = _amount(amount, _("A refund"))
+    if amount <= 0:
+        raise WalletError(_("A refund is a positive amount."))
+    wallet = _locked_wallet(member)
+    entry = _post(
+        wallet=wallet,
+        kind=EntryKind.REFUND,
+        amount=amount,
+        reference=reference,
+        reason=reason,
+        actor=actor,
+    )
+    audit_record(
+        actor=actor,
+        action="wallet_refund",
+        obj=wallet,
+        after={"amount": amount},
+        reason=reason,
+        operator_id=member.operator_id,
+    )
+    return entry
+
+
+@transaction.atomic
+def wallet_adjust(*, member, amount: Decimal, reason: str, actor) -> LedgerEntry:
+    """A manual adjustment by staff (positive or negative), with a reason, audited."""
+    amount = _amount(amount, _("An adjustment"))
+    reason = (reason or "").strip()
+    if amount == 0:
+        raise WalletError(_("An adjustment of 0.00 yuan changes nothing."))
+    if not reason:
+        raise WalletError(_("An adjustment needs a reason."))
+    if not getattr(actor, "pk", None):
+        raise WalletError(_("An adjustment is made by a staff member."))
+    wallet = _locked_wallet(member)
+    before = wallet.balance
+    entry = _post(
+        wallet=wallet, kind=EntryKind.ADJUSTMENT, amount=amount, reason=reason, actor=actor
+    )
+    audit_record(
+        actor=actor,
+        action="wallet_adjust",
+        obj=wallet,
+        before={"balance": before},
+        after={"balance": wallet.balance, "amount": amount, "entry": entry.pk},
+        reason=reason,
+        operator_id=member.operator_id,
+    )
+    if amount > 0:
+        _pay_owed_bills(wallet)
+    return entry
+
+
+def wallet_debit_bill(*, bill: Bill) -> bool:
+    """Charge ``bill`` to its member's wallet, inside the caller's transaction (which
+    holds the session lock). True when paid now; False (and the bill marked owed) when
+    the balance does not cover it. A bill already charged is never charged again."""
+    wallet = _locked_wallet(bill.member)
+    if LedgerEntry.objects.filter(bill=bill, kind=EntryKind.CHARGE).exists():
+        return True
+    if wallet.balance < bill.total:
+        bill.payment_state = PaymentState.OWED
+        bill.save(update_fields=["payment_state"])
+        return False
+    _post(wallet=wallet, kind=EntryKind.CHARGE, amount=-bill.total, bill=bill)
+    bill.payment_state = PaymentState.PAID
+    bill.paid_at = timezone.now()
+    bill.save(update_fields=["payment_state", "paid_at"])
+    return True
+
+
+def _pay_owed_bills(wallet: Wallet) -> None:
+    """Pay the member's owed bills, oldest first, while the balance covers them."""
+    owed = Bill.objects.select_for_update().filter(
+        member_id=wallet.member_id, payment_state=PaymentState.OWED
+    )
+    for bill in owed.order_by("settled_at", "pk"):
+        if wallet.balance < bill.total:
+            break
+        try:
+            with transaction.atomic():
+                _post(wallet=wallet, kind=EntryKind.CHARGE, amount=-bill.total, bill=bill)
+        except IntegrityError:  # charged by a concurrent path already
+            wallet.refresh_from_db(fields=["balance"])
+        bill.payment_state = PaymentState.PAID
+        bill.paid_at = timezone.now()
+        bill.save(update_fields=["payment_state", "paid_at"])
+
+
+def member_start_allowed(*, member) -> None:
+    """Raise `ArrearsError` when ``member`` owes money: no new session until it is paid.
+    The gateway's authorisation and the start API call this."""
+    owed = (
+        Bill.objects.filter(member=member, payment_state=PaymentState.OWED)
+        .order_by("settled_at", "pk")
+        .only("order_no", "total")
+    )
+    first = owed.first()
+    if first is None:
+        return
+    total = owed.aggregate(s=Sum("total"))["s"]
+    raise ArrearsError(
+        _("You owe %(amount)s yuan from order %(order_no)s; please recharge.")
+        % {"amount": total, "order_no": first.order_no},
+        details={"owed": str(total), "order_no": first.order_no},
+    )
+
+
+@dataclass(frozen=True)
+class WalletDrift:
+    wallet_id: int
+    cached: Decimal
+    ledger: Decimal
+
+
+def wallet_verify() -> list[WalletDrift]:
+    """Every wallet whose cached balance differs from the sum of its entries (a read)."""
+    sums = dict(
+        LedgerEntry.objects.values("wallet_id")
+        .annotate(s=Sum("amount"))
+        .values_list("wallet_id", "s")
+    )
+    drifts = []
+    for wallet_id, cached in Wallet.objects.values_list("pk", "balance").order_by("pk"):
+        ledger = sums.get(wallet_id) or Decimal("0.00")
+        if ledger != cached:
+            drifts.append(WalletDrift(wallet_id, cached, ledger))
+    return drifts

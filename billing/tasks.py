@@ -1,0 +1,22 @@
+"""Celery tasks of billing: thin, idempotent, safe to retry; they call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from .services.settlement import bill_settle
+
+
+@shared_task(
+    name="billing.session_settle",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def session_settle(session_id: int) -> str:
+    """Settle a stopped session (queued with transaction.on_commit after StopTransaction).
+    Returns the bill's order number; a repeat returns the same bill."""
+    return bill_settle(session_id=session_id).order_no

@@ -1,8 +1,16 @@
 """Fault rules run when a session is settled (the billing hook).
 
-`detect_on_settlement` runs every rule in `SETTLEMENT_RULES` over the session and the
-pricing attempt and returns the codes found, in code order. A rule is a small function
-``(session, pricing) -> FaultCode | None``; add a rule by adding a function to the list.
+`detect_on_settlement` is what `billing.services.settlement.bill_settle` calls, inside its
+transaction, with the session locked. It runs
+
+- the pricing-error rules in `SETTLEMENT_RULES` (``(session, pricing) -> FaultCode | None``:
+  tariff missing, register backwards, stop before start as the engine saw them), and
+- every anomaly rule of `faults.rules` over the session's facts (samples, status history,
+  offline records, the gateway's receive times),
+
+records the fault bill (`FaultCase`, with each code's reasons and the pile-vs-platform
+values) when any code is found, queues the driver's "session ended" message ("charging
+finished" with energy and amount, or "being checked"), and returns the codes in order.
 """
 
 from __future__ import annotations
@@ -12,7 +20,10 @@ from dataclasses import dataclass
 
 from billing.pricing import Pricing, PricingError, RegisterBackwards, TariffMissing, TimeReversed
 
-from .codes import FaultCode
+from .codes import FaultCode, blocks_payment
+from .facts import session_facts
+from .rules import Finding, Reason, detect
+from .selectors import thresholds_for
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,36 @@ SETTLEMENT_RULES: list[Callable[..., FaultCode | None]] = [
 ]
 
 
+def settlement_findings(*, session, pricing: PricingAttempt, facts=None) -> list[Finding]:
+    """Every finding for a stopped session: the anomaly rules over its facts, plus the
+    pricing-error rules (their reason is the engine's own message)."""
+    facts = facts or session_facts(session=session)
+    findings = {f.code: f for f in detect(facts, thresholds_for(operator_id=session.operator_id))}
+    for rule in SETTLEMENT_RULES:
+        code = rule(session, pricing)
+        if code is not None and code not in findings:
+            message = str(pricing.error) if pricing.error else ""
+            findings[code] = Finding(code, (Reason("pricing_error", {"message": message}),))
+    return [findings[c] for c in sorted(findings)]
+
+
 def detect_on_settlement(*, session, pricing: PricingAttempt) -> list[FaultCode]:
-    codes = {rule(session, pricing) for rule in SETTLEMENT_RULES}
-    codes.discard(None)
-    return sorted(codes)
+    from .services.cases import fault_case_open
+    from .services.notify import notification_enqueue
+
+    facts = session_facts(session=session)
+    findings = settlement_findings(session=session, pricing=pricing, facts=facts)
+    codes = [f.code for f in findings]
+    if findings:
+        fault_case_open(session=session, facts=facts, findings=findings)
+    if blocks_payment(codes):
+        notification_enqueue(session=session, being_checked=True)
+    else:
+        result = pricing.result
+        notification_enqueue(
+            session=session,
+            being_checked=False,
+            energy_wh=result.energy_wh if result else None,
+            amount=result.total if result else None,
+        )
+    return codes

@@ -33,6 +33,10 @@ def _int_or_none(value) -> int | None:
         return None
 
 
+def _watts(kw) -> Decimal | None:
+    return Decimal(kw) * 1000 if kw is not None else None
+
+
 def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -> SessionFacts:
     """Everything the rules need about ``session``, read in a handful of queries."""
     now = now or timezone.now()
@@ -91,6 +95,7 @@ def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -
         next_start_received_at=next_start,
         pile_charging_seconds=_int_or_none(reported.get("charging_seconds")),
         pile_occupancy_seconds=_int_or_none(reported.get("occupancy_seconds")),
+        max_power_w=_watts(session.pile.max_power_kw),
         zone=session.station.zone,
     )
 

@@ -89,6 +89,7 @@ class SessionFacts:
     next_start_received_at: dt.datetime | None = None  # a later transaction, same connector
     pile_charging_seconds: int | None = None  # when the pile reports its own figure
     pile_occupancy_seconds: int | None = None
+    max_power_w: Decimal | None = None  # the pile's rated maximum, bounds unseen energy
     zone: dt.tzinfo = dt.UTC  # the station's zone, for the explanations only
 
 
@@ -172,6 +173,8 @@ REASONS = {
         "The pile reported zero energy while the connector was charging for %(minutes)s minutes."
     ),
     "tariff_missing": _("No tariff was in force for this station at %(at)s."),
+    # The pricing engine's own message, already in words a user understands.
+    "pricing_error": "%(message)s",
     "proposal_from_status": _(
         "Stop proposed at %(at)s, when the connector left the session (status %(status)s); "
         "energy from the last meter sample before it."
@@ -435,12 +438,23 @@ def rule_energy_mismatch(facts: SessionFacts, limits: Thresholds) -> list[Findin
     """8: the pile's energy differs from the platform's meter samples beyond tolerance."""
     pile = pile_values(facts).energy_wh
     platform = platform_energy_wh(facts)
-    if pile is None or platform is None:
+    if pile is None or platform is None or _register_backwards(facts):
+        # A register that went backwards is energy lost (11); comparing it says nothing more.
         return []
     tolerance = max(limits.energy_tolerance_wh, limits.energy_tolerance_ratio * max(pile, platform))
     diff = abs(pile - platform)
     if diff <= tolerance:
         return []
+    last = max(s.at for s in _ordered_samples(facts) if s.at >= facts.started_at)
+    gap = (facts.stopped_at or facts.now) - last
+    if pile > platform and gap > limits.charging_time_tolerance:
+        # The samples stop well before the stop: the pile may have delivered more since.
+        # Only more than the pile's power could deliver in that gap is a mismatch.
+        if facts.max_power_w is None:
+            return []
+        possible = facts.max_power_w * Decimal(int(gap.total_seconds())) / 3600
+        if pile - platform <= possible + tolerance:
+            return []
     params = {
         "pile": _num(pile),
         "platform": _num(platform),
@@ -482,11 +496,8 @@ def rule_occupancy(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     return [Finding(FaultCode.OCCUPANCY_MISMATCH, (Reason("occupancy_mismatch", params),))]
 
 
-def rule_energy_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
-    """11: the register went backwards (a reset), or zero energy while the status history
-    says the connector was charging."""
-    zone = facts.zone
-    reasons: list[Reason] = []
+def _register_backwards(facts: SessionFacts) -> tuple[dt.datetime, Decimal, Decimal] | None:
+    """Where the energy register first went down (time, before, after), if it did."""
     readings = [(s.at, s.energy_wh) for s in _ordered_samples(facts) if s.at >= facts.started_at]
     if facts.meter_stop_wh is not None:
         # The stop register is the last reading, whatever the pile's stop clock says.
@@ -494,14 +505,21 @@ def rule_energy_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     previous = facts.meter_start_wh
     for at, energy in readings:
         if energy < previous:
-            params = {
-                "at": _fmt(at, zone),
-                "before": _num(previous),
-                "after": _num(energy),
-            }
-            reasons.append(Reason("register_backwards", params))
-            break
+            return at, previous, energy
         previous = energy
+    return None
+
+
+def rule_energy_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
+    """11: the register went backwards (a reset), or zero energy while the status history
+    says the connector was charging."""
+    zone = facts.zone
+    reasons: list[Reason] = []
+    backwards = _register_backwards(facts)
+    if backwards is not None:
+        at, before, after = backwards
+        params = {"at": _fmt(at, zone), "before": _num(before), "after": _num(after)}
+        reasons.append(Reason("register_backwards", params))
     pile_energy = pile_values(facts).energy_wh
     charging = platform_charging_time(facts, states={CHARGING})
     if pile_energy == 0 and charging is not None and charging >= limits.min_charging_for_energy:

@@ -194,7 +194,7 @@ def test_duration_limit_is_the_operators():
         ("21000", []),  # pile 20000 Wh, samples 19900 Wh: within 500 Wh
         ("21800", []),  # 900 Wh apart: within 5 % of 20800 Wh
         ("24000", [FaultCode.ENERGY_MISMATCH]),  # 3100 Wh apart
-        ("12000", [FaultCode.ENERGY_MISMATCH, FaultCode.ENERGY_LOST]),  # below the samples
+        ("12000", [FaultCode.ENERGY_LOST]),  # below the samples: a reset, not a mismatch
     ],
 )
 def test_energy_mismatch(meter_stop, expected):
@@ -321,3 +321,25 @@ def test_lost_bill_proposal(change, stop, register, basis):
     assert proposal.meter_stop_wh == Decimal(register)
     assert proposal.energy_wh == Decimal(register) - Decimal(1000)
     assert proposal.basis.key == basis
+
+
+@pytest.mark.parametrize(
+    ("max_power_w", "meter_stop", "expected"),
+    [
+        # Samples end at 30 min, the stop is at 60: 30 minutes unseen.
+        (None, "40000", []),  # no power rating: more energy than sampled is plausible
+        (Decimal(60000), "40000", []),  # 60 kW × 0.5 h = 30 kWh could have flowed
+        (Decimal(7000), "40000", [FaultCode.ENERGY_MISMATCH]),  # 7 kW × 0.5 h = 3.5 kWh
+        (None, "8000", [FaultCode.ENERGY_LOST]),  # below a sampled register: a reset
+    ],
+)
+def test_energy_after_the_last_sample_is_bounded_by_the_pile_power(
+    max_power_w, meter_stop, expected
+):
+    facts = dataclasses.replace(
+        NORMAL,
+        samples=samples((10, 4000), (30, 11000)),
+        meter_stop_wh=Decimal(meter_stop),
+        max_power_w=max_power_w,
+    )
+    assert codes(facts) == expected

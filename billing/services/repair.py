@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from billing.models import SessionState, SessionTransition
-from billing.models.sessions import ACTIVE_STATES
+from chargenet.errors import Conflict, DomainError
+
+from ..models import (
+    Bill,
+    BillLine,
+    ChargingSession,
+    PaymentState,
+    SessionState,
+    SessionTransition,
+)
+from ..models.sessions import ACTIVE_STATES
+from ..pricing import Pricing, PricingError, price_session
+from ..selectors import tariff_specs_for
+from .wallet import wallet_debit_bill
 
 
 def sessions_mark_lost(
@@ -51,3 +67,245 @@ def sessions_mark_lost(
         batch_size=5000,
     )
     return moved
+
+
+@dataclass(frozen=True)
+class BillCorrections:
+    """What customer service changes on a fault bill; None keeps the pile's value."""
+
+    reason: str
+    started_at: dt.datetime | None = None
+    stopped_at: dt.datetime | None = None
+    meter_stop_wh: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class RepairQuote:
+    """The bill as it would be charged after the corrections (nothing written)."""
+
+    started_at: dt.datetime
+    stopped_at: dt.datetime
+    meter_start_wh: Decimal
+    meter_stop_wh: Decimal
+    pricing: Pricing
+
+    @property
+    def energy_wh(self) -> Decimal:
+        return self.meter_stop_wh - self.meter_start_wh
+
+    def as_json(self) -> dict:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "stopped_at": self.stopped_at.isoformat(),
+            "meter_stop_wh": str(self.meter_stop_wh),
+            "energy_wh": str(self.pricing.energy_wh),
+            "electricity_fee": str(self.pricing.electricity_fee),
+            "service_fee": str(self.pricing.service_fee),
+            "total": str(self.pricing.total),
+        }
+
+
+class RepairConflict(Conflict):
+    code = "fault_bill_taken"
+
+
+def _corrected_samples(
+    session, *, start: dt.datetime, stop: dt.datetime, register: Decimal
+) -> list[tuple[dt.datetime, Decimal]]:
+    """Start register, the platform's samples between start and stop that agree with the
+    corrected figures (never below an earlier one, never above the stop register — a reset
+    reading is left out), then the corrected stop register."""
+    points = [(start, session.meter_start_wh)]
+    for at, energy in (
+        session.samples.filter(energy_wh__isnull=False, at__gt=start, at__lt=stop)
+        .order_by("at")
+        .values_list("at", "energy_wh")
+    ):
+        if points[-1][1] <= energy <= register:
+            points.append((at, energy))
+    points.append((stop, register))
+    return points
+
+
+def fault_bill_quote(*, session, corrections: BillCorrections) -> RepairQuote:
+    """Price ``session`` with ``corrections`` applied: the same engine, the tariff versions
+    in force at the station then (a read; raises a `DomainError` naming the field)."""
+    start = corrections.started_at or session.started_at
+    stop = corrections.stopped_at or session.stopped_at
+    register = (
+        corrections.meter_stop_wh
+        if corrections.meter_stop_wh is not None
+        else session.meter_stop_wh
+    )
+    if stop is None:
+        raise DomainError(
+            _("Stop time: the pile never sent one; enter the stop time (see the proposal)."),
+            code="repair_stop_required",
+            details={"field": "stopped_at"},
+        )
+    if register is None:
+        raise DomainError(
+            _("Stop register: the pile never sent one; enter the meter reading at the stop."),
+            code="repair_register_required",
+            details={"field": "meter_stop_wh"},
+        )
+    if stop <= start:
+        raise DomainError(
+            _("Stop time: it must be after the start (%(start)s).") % {"start": start.isoformat()},
+            code="repair_stop_before_start",
+            details={"field": "stopped_at"},
+        )
+    if register < session.meter_start_wh:
+        raise DomainError(
+            _("Stop register: it cannot be below the start register (%(start)s Wh).")
+            % {"start": session.meter_start_wh},
+            code="repair_register_below_start",
+            details={"field": "meter_stop_wh"},
+        )
+    samples = _corrected_samples(session, start=start, stop=stop, register=Decimal(register))
+    specs = tariff_specs_for(
+        station=session.station, current_type=session.pile.current_type, start=start, end=stop
+    )
+    try:
+        pricing = price_session(
+            samples=samples,
+            tariffs=specs,
+            zone=session.station.time_zone,
+            rounding=session.operator.rounding_mode,
+        )
+    except PricingError as error:
+        raise DomainError(error.message, code=error.code) from error
+    return RepairQuote(
+        started_at=start,
+        stopped_at=stop,
+        meter_start_wh=session.meter_start_wh,
+        meter_stop_wh=Decimal(register),
+        pricing=pricing,
+    )
+
+
+def _bill_values(session, quote: RepairQuote) -> dict:
+    pricing = quote.pricing
+    return {
+        "order_no": session.order_no,
+        "operator_id": session.operator_id,
+        "station_id": session.station_id,
+        "channel": session.channel,
+        "member_id": session.member_id,
+        "department_id": session.department_id,
+        "sub_operator_id": session.sub_operator_id,
+        "current_type": session.pile.current_type,
+        "started_at": quote.started_at,
+        "ended_at": quote.stopped_at,
+        "duration_s": int((quote.stopped_at - quote.started_at).total_seconds()),
+        "energy_wh": pricing.energy_wh,
+        "electricity_fee": pricing.electricity_fee,
+        "service_fee": pricing.service_fee,
+        "total": pricing.total,
+        "rounding_mode": session.operator.rounding_mode,
+        "tariff_version_id": pricing.version_ids[0] if pricing.lines else None,
+        "payment_state": PaymentState.UNPAID,
+        "pile_reported": session.pile_reported,
+    }
+
+
+def _move(session, to_state: str, *, actor, reason: str) -> None:
+    SessionTransition.objects.create(
+        session=session, from_state=session.state, to_state=to_state, actor=actor, reason=reason
+    )
+    session.state = to_state
+    session.save(update_fields=["state", "updated_at"])
+
+
+@transaction.atomic
+def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> Bill:
+    """Repair a fault bill: price it with the corrections, write the bill (creating it for a
+    lost bill), settle it and charge the member's wallet exactly once, and record who did
+    it, before and after, and why.
+
+    The session row is locked first: of two agents applying at once, the second waits, then
+    finds the bill repaired and gets a `RepairConflict` naming who repaired it; nothing is
+    charged twice (the wallet debit is also guarded by the ledger's unique bill entry)."""
+    from faults.models import UNRESOLVED_STATES, FaultAction, FaultCase, FaultState
+    from faults.services.cases import fault_case_record, require_reason
+
+    reason = require_reason(corrections.reason)
+    session = (
+        ChargingSession.objects.select_for_update(of=("self",))
+        .select_related("station", "pile", "operator")
+        .get(pk=session.pk)
+    )
+    case = (
+        FaultCase.objects.select_for_update(of=("self",))
+        .select_related("resolved_by")
+        .get(session=session)
+    )
+    if case.state not in UNRESOLVED_STATES:
+        who = case.resolved_by.get_username() if case.resolved_by else "-"
+        raise RepairConflict(
+            _("This fault bill was already %(state)s by %(user)s at %(time)s; nothing changed.")
+            % {
+                "state": FaultState(case.state).label,
+                "user": who,
+                "time": timezone.localtime(case.resolved_at).strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+    bill = Bill.objects.select_for_update().filter(session=session).first()
+    if bill is not None and bill.payment_state in (PaymentState.PAID, PaymentState.OWED):
+        raise RepairConflict(
+            _(
+                "Bill %(order_no)s was charged already (its codes do not block payment); "
+                "dismiss the fault bill, or refund through the wallet."
+            )
+            % {"order_no": bill.order_no}
+        )
+    quote = fault_bill_quote(session=session, corrections=corrections)
+    before = {
+        "started_at": session.started_at,
+        "stopped_at": session.stopped_at,
+        "meter_stop_wh": session.meter_stop_wh,
+        "bill_total": bill.total if bill else None,
+        "payment_state": bill.payment_state if bill else None,
+    }
+    values = _bill_values(session, quote)
+    now = timezone.now()
+    if bill is None:
+        bill = Bill.objects.create(
+            session=session, fault_codes=list(case.codes), settled_at=now, **values
+        )
+    else:
+        for name, value in values.items():
+            setattr(bill, name, value)
+        bill.settled_at = now
+        bill.save()
+        bill.lines.all().delete()
+    BillLine.objects.bulk_create(
+        BillLine(
+            bill=bill,
+            tariff_version_id=line.version_id,
+            period=line.period,
+            energy_wh=line.energy_wh,
+            electricity_price=line.electricity_price,
+            service_price=line.service_price,
+            electricity_fee=line.electricity_fee,
+            service_fee=line.service_fee,
+        )
+        for line in quote.pricing.lines
+    )
+    _move(session, SessionState.REPAIRED, actor=acting_user, reason=reason[:200])
+    if bill.total == 0:
+        bill.payment_state, bill.paid_at = PaymentState.PAID, now
+        bill.save(update_fields=["payment_state", "paid_at"])
+    elif bill.member_id is not None:
+        wallet_debit_bill(bill=bill)
+    _move(session, SessionState.SETTLED, actor=acting_user, reason="repaired")
+    fault_case_record(
+        case=case,
+        kind=FaultAction.Kind.REPAIR,
+        acting_user=acting_user,
+        to_state=FaultState.REPAIRED,
+        before=before,
+        after={**quote.as_json(), "payment_state": bill.payment_state},
+        reason=reason,
+    )
+    return bill

@@ -180,7 +180,7 @@ def _locked(case_id: int) -> FaultCase:
     return FaultCase.objects.select_for_update().select_related("session").get(pk=case_id)
 
 
-def _require_reason(reason: str) -> str:
+def require_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise DomainError(
@@ -197,7 +197,7 @@ def fault_case_dismiss(*, case: FaultCase, acting_user, reason: str) -> FaultCas
 
     A dismissed bill that was blocking payment stays unpaid here: dismissing says "the
     pile's figures are right", and charging it is billing's repair with no corrections."""
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     case = _locked(case.pk)
     fault_case_record(
         case=case,
@@ -211,7 +211,7 @@ def fault_case_dismiss(*, case: FaultCase, acting_user, reason: str) -> FaultCas
 
 @transaction.atomic
 def fault_case_escalate(*, case: FaultCase, acting_user, reason: str) -> FaultCase:
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     case = _locked(case.pk)
     fault_case_record(
         case=case,
@@ -225,7 +225,7 @@ def fault_case_escalate(*, case: FaultCase, acting_user, reason: str) -> FaultCa
 
 @transaction.atomic
 def fault_case_reopen(*, case: FaultCase, acting_user, reason: str) -> FaultCase:
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     case = _locked(case.pk)
     fault_case_record(
         case=case,

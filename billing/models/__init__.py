@@ -2,8 +2,16 @@ from .sessions import (
     Channel,
     ChargingSession,
     MeterSample,
+    OrphanStop,
     SessionState,
     SessionTransition,
 )
 
-__all__ = ["Channel", "ChargingSession", "MeterSample", "SessionState", "SessionTransition"]
+__all__ = [
+    "Channel",
+    "ChargingSession",
+    "MeterSample",
+    "OrphanStop",
+    "SessionState",
+    "SessionTransition",
+]

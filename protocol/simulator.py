@@ -28,6 +28,8 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect as ws_connect
 
 logger = logging.getLogger("protocol.simulator")
+# The library logs every frame at INFO: too loud for hundreds of simulated piles.
+logging.getLogger("ocpp").setLevel(logging.WARNING)
 
 
 def iso(at: dt.datetime) -> str:

@@ -323,6 +323,7 @@ def _session_start(
         if active is not None:
             if active.started_at <= started_at:
                 active.stop_reason = "Superseded"
+                active.save(update_fields=["stop_reason", "updated_at"])
                 session_transition(
                     session=active,
                     to_state=SessionState.STOPPED,

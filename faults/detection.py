@@ -22,7 +22,7 @@ from billing.pricing import Pricing, PricingError, RegisterBackwards, TariffMiss
 
 from .codes import FaultCode, blocks_payment
 from .facts import session_facts
-from .rules import Finding, Reason, detect
+from .rules import Finding, Reason, detect, propose_lost_bill
 from .selectors import thresholds_for
 
 
@@ -82,7 +82,13 @@ def detect_on_settlement(*, session, pricing: PricingAttempt) -> list[FaultCode]
     findings = settlement_findings(session=session, pricing=pricing, facts=facts)
     codes = [f.code for f in findings]
     if findings:
-        fault_case_open(session=session, facts=facts, findings=findings)
+        lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)
+        fault_case_open(
+            session=session,
+            facts=facts,
+            findings=findings,
+            proposal=propose_lost_bill(facts) if lost else None,
+        )
     if blocks_payment(codes):
         notification_enqueue(session=session, being_checked=True)
     else:

@@ -16,6 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.models import ChargingSession, MeterSample
+from billing.models.sessions import ACTIVE_STATES
 from stations.models import PileFault, StatusEvent
 
 from .rules import Period, Sample, SessionFacts, StatusChange
@@ -96,6 +97,7 @@ def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -
         pile_charging_seconds=_int_or_none(reported.get("charging_seconds")),
         pile_occupancy_seconds=_int_or_none(reported.get("occupancy_seconds")),
         max_power_w=_watts(session.pile.max_power_kw),
+        active=session.state in ACTIVE_STATES,
         zone=session.station.zone,
     )
 

@@ -90,6 +90,9 @@ class SessionFacts:
     pile_charging_seconds: int | None = None  # when the pile reports its own figure
     pile_occupancy_seconds: int | None = None
     max_power_w: Decimal | None = None  # the pile's rated maximum, bounds unseen energy
+    # False once the platform closed the session without a StopTransaction (superseded
+    # by a new transaction, or swept as lost): the stop is known to be missing.
+    active: bool = True
     zone: dt.tzinfo = dt.UTC  # the station's zone, for the explanations only
 
 
@@ -135,6 +138,7 @@ REASONS = {
     "new_transaction": _("A new transaction started on the same connector at %(at)s."),
     "silent": _("No meter values for %(minutes)s minutes (since %(at)s)."),
     "offline": _("The pile was offline from %(at)s."),
+    "closed_without_stop": _("The session was closed without a StopTransaction from the pile."),
     "stop_before_start": _("The pile's stop time %(stop)s is before its start time %(start)s."),
     "start_in_future": _(
         "The pile's start time %(pile)s is %(minutes)s minutes ahead of the platform's "
@@ -372,6 +376,8 @@ def rule_bill_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
                 ),
             )
         )
+    if not triggers and not facts.active:
+        triggers.append((facts.now, Reason("closed_without_stop")))
     if not triggers:
         return []
     triggers.sort(key=lambda t: t[0])

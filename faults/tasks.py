@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import OperationalError
 
+from billing.services.settlement import bill_settle
 from chargenet.celery import app
 
 from .services.notify import notification_send, notifications_pending_ids
@@ -16,6 +18,21 @@ SWEEP_EVERY_SECONDS = 300
 def lost_bills_sweep_task() -> dict:
     result = lost_bills_sweep()
     return {"candidates": result.candidates, "lost": result.lost}
+
+
+@shared_task(
+    name="faults.lost_bills_settle",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def lost_bills_settle_task(session_ids: list[int]) -> int:
+    """Settle the sessions the sweep closed as lost (each settlement is idempotent)."""
+    for session_id in session_ids:
+        bill_settle(session_id=session_id)
+    return len(session_ids)
 
 
 @shared_task(name="faults.notification_send", soft_time_limit=30, time_limit=60)

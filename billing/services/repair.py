@@ -29,29 +29,34 @@ from ..models import (
 from ..models.sessions import ACTIVE_STATES
 from ..pricing import Pricing, PricingError, price_session
 from ..selectors import tariff_specs_for
+from .sessions import session_transition
 from .wallet import wallet_debit_bill
 
 
 def sessions_mark_lost(
     *, session_ids: Sequence[int], reason: str, now: dt.datetime
 ) -> dict[int, str]:
-    """Move still-active sessions to ``fault`` (their StopTransaction never came) and record
-    the move; returns {session id: previous state} for those actually moved.
+    """Close still-active sessions whose StopTransaction never came: they move to
+    ``stopped`` (stop reason "Lost", no stop values — like a session superseded by a new
+    transaction) and are settled, where the fault rules make them fault bills (code 1/2).
+    Returns {session id: previous state} for those actually moved.
 
-    Two statements whatever the number of sessions. A session stopped meanwhile (its stop
-    raced the sweep) is left alone: the state condition is re-checked in the UPDATE.
+    Two statements whatever the number of sessions; the caller queues their settlement
+    on commit (`faults.tasks.lost_bills_settle_task`). A session stopped meanwhile (its
+    stop raced the sweep) is left alone: the state condition is re-checked in the UPDATE.
     Call inside the caller's transaction."""
     if not session_ids:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            UPDATE billing_chargingsession s SET state = %s, updated_at = %s
+            UPDATE billing_chargingsession s
+               SET state = %s, stop_reason = 'Lost', updated_at = %s
             FROM billing_chargingsession old
             WHERE s.id = old.id AND s.id = ANY(%s) AND s.state = ANY(%s)
             RETURNING s.id, old.state
             """,
-            [SessionState.FAULT, now, list(session_ids), [str(s) for s in ACTIVE_STATES]],
+            [SessionState.STOPPED, now, list(session_ids), [str(s) for s in ACTIVE_STATES]],
         )
         moved = dict(cursor.fetchall())
     SessionTransition.objects.bulk_create(
@@ -59,8 +64,8 @@ def sessions_mark_lost(
             SessionTransition(
                 session_id=session_id,
                 from_state=previous,
-                to_state=SessionState.FAULT,
-                reason=reason,
+                to_state=SessionState.STOPPED,
+                reason=reason[:200],
             )
             for session_id, previous in moved.items()
         ],
@@ -209,14 +214,6 @@ def _bill_values(session, quote: RepairQuote) -> dict:
     }
 
 
-def _move(session, to_state: str, *, actor, reason: str) -> None:
-    SessionTransition.objects.create(
-        session=session, from_state=session.state, to_state=to_state, actor=actor, reason=reason
-    )
-    session.state = to_state
-    session.save(update_fields=["state", "updated_at"])
-
-
 @transaction.atomic
 def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> Bill:
     """Repair a fault bill: price it with the corrections, write the bill (creating it for a
@@ -292,13 +289,20 @@ def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> 
         )
         for line in quote.pricing.lines
     )
-    _move(session, SessionState.REPAIRED, actor=acting_user, reason=reason[:200])
+    if session.state == SessionState.STOPPED:
+        # A lost bill repaired before its settlement ran: it is a fault bill first.
+        session_transition(session=session, to_state=SessionState.FAULT, reason="fault bill")
+    session_transition(
+        session=session, to_state=SessionState.REPAIRED, actor=acting_user, reason=reason
+    )
     if bill.total == 0:
         bill.payment_state, bill.paid_at = PaymentState.PAID, now
         bill.save(update_fields=["payment_state", "paid_at"])
     elif bill.member_id is not None:
         wallet_debit_bill(bill=bill)
-    _move(session, SessionState.SETTLED, actor=acting_user, reason="repaired")
+    session_transition(
+        session=session, to_state=SessionState.SETTLED, actor=acting_user, reason="repaired"
+    )
     fault_case_record(
         case=case,
         kind=FaultAction.Kind.REPAIR,

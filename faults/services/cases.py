@@ -98,13 +98,14 @@ def fault_case_open(
     source: str = FaultSource.SETTLEMENT,
     proposal: Proposal | None = None,
 ) -> FaultCase:
-    """Record the fault bill of ``session`` (idempotent: a settlement retried after a crash
-    finds the case already there and returns it unchanged)."""
+    """Record the fault bill of ``session``. Idempotent: a settlement retried after a crash,
+    or settling a session the sweep already recorded, finds the case and only adds the
+    codes it did not carry yet (recorded as a detection action)."""
     if not findings:
         raise DomainError(_("A fault bill needs at least one fault code."), code="fault_no_code")
-    existing = FaultCase.objects.filter(session=session).first()
+    existing = FaultCase.objects.select_for_update().filter(session=session).first()
     if existing is not None:
-        return existing
+        return _add_findings(existing, findings)
     now = timezone.now()
     case = fault_case_build(
         session_id=session.pk,
@@ -121,6 +122,27 @@ def fault_case_open(
         kind=FaultAction.Kind.DETECT,
         at=now,
         to_state=case.state,
+        after={"codes": case.codes},
+    )
+    return case
+
+
+def _add_findings(case: FaultCase, findings: list[Finding]) -> FaultCase:
+    new = [f for f in findings if int(f.code) not in case.codes]
+    if not new or case.state not in (FaultState.OPEN, FaultState.ESCALATED):
+        return case
+    before = list(case.codes)
+    case.codes = sorted(case.codes + [int(f.code) for f in new])
+    case.blocks_payment = blocks_payment(case.codes)
+    case.findings = sorted(case.findings + findings_json(new), key=lambda f: f["code"])
+    case.save(update_fields=["codes", "blocks_payment", "findings"])
+    FaultAction.objects.create(
+        case=case,
+        kind=FaultAction.Kind.DETECT,
+        at=timezone.now(),
+        from_state=case.state,
+        to_state=case.state,
+        before={"codes": before},
         after={"codes": case.codes},
     )
     return case

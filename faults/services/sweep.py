@@ -1,5 +1,11 @@
 """The scheduled lost-bill sweep: open sessions whose end never came become fault bills.
 
+The sweep closes them (``stopped``, stop reason "Lost"), records their fault case with
+the reasons and a proposed stop/energy for customer service, queues the driver's "being
+checked" message, and queues their settlement after commit, where `bill_settle` writes the
+(uncharged) fault bill through the same rules — like any session superseded by a new
+transaction on its connector.
+
 Set-based on purpose: the number of queries is the same for 10 or 100,000 open sessions
 (one candidate query, three fact queries, a handful of bulk writes). The candidate query
 only pre-selects with cheap SQL conditions (connector back to Available, pile rebooted,
@@ -59,6 +65,16 @@ FOR UPDATE OF s SKIP LOCKED
 """
 
 
+SETTLE_CHUNK = 500
+
+
+def _queue_settlements(ids: list[int]) -> None:
+    from ..tasks import lost_bills_settle_task
+
+    for i in range(0, len(ids), SETTLE_CHUNK):
+        lost_bills_settle_task.delay(ids[i : i + SETTLE_CHUNK])
+
+
 @dataclass
 class SweepResult:
     candidates: int = 0
@@ -102,6 +118,7 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
         reason="bill lost: found by the sweep",
         now=now,
     )
+    transaction.on_commit(lambda: _queue_settlements(sorted(moved)))
     cases = [
         fault_case_build(
             session_id=row["id"],

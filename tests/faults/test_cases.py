@@ -6,7 +6,6 @@ from chargenet.errors import Conflict, DomainError
 from chargenet.models import AuditLog
 from faults.codes import FaultCode
 from faults.facts import session_facts
-from faults.models import FaultCase
 from faults.rules import Finding, Reason
 from faults.services.cases import (
     fault_case_dismiss,
@@ -33,15 +32,20 @@ def case(make_session):
     )
 
 
-def test_open_is_idempotent_and_code_10_does_not_block_payment(case):
+def test_open_again_adds_codes_and_code_10_alone_does_not_block_payment(case):
     assert (case.codes, case.blocks_payment, case.state) == ([10], False, "open")
     again = fault_case_open(
         session=case.session,
         facts=session_facts(session=case.session, now=at(70)),
         findings=[Finding(FaultCode.BILL_LOST, ())],
     )
+    # Settling a session the sweep recorded adds the new codes to the same case.
     assert again.pk == case.pk
-    assert FaultCase.objects.get().codes == [10]
+    assert (again.codes, again.blocks_payment) == ([1, 10], True)
+    assert list(case.actions.values_list("kind", "before", "after")) == [
+        ("detect", None, {"codes": [10]}),
+        ("detect", {"codes": [10]}, {"codes": [1, 10]}),
+    ]
     assert case.pile_values["duration_s"] == 3600
     assert case.platform_values["energy_wh"] == "10000"
 

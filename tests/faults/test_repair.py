@@ -22,6 +22,7 @@ from chargenet.models import AuditLog
 from faults.models import FaultCase, Notification
 from faults.services.cases import fault_case_dismiss
 from faults.services.sweep import lost_bills_sweep
+from faults.tasks import lost_bills_settle_task
 from tests.billing.factories import MemberFactory, StaffFactory, stopped_session, tariffed_station
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -164,7 +165,8 @@ def test_dismissed_fault_bill_cannot_be_repaired(fault_bill):
         )
 
 
-def test_lost_bill_is_repaired_from_the_proposal(db):
+@pytest.mark.parametrize("settled_first", [True, False])
+def test_lost_bill_is_repaired_from_the_proposal(db, settled_first):
     station = tariffed_station()
     member = funded_member(station.operator)
     session = stopped_session(station=station, samples=SAMPLES, member=member)
@@ -184,6 +186,11 @@ def test_lost_bill_is_repaired_from_the_proposal(db):
         "34800",
     )
     assert not Bill.objects.filter(session=session).exists()
+    if settled_first:  # what the queued settlement does: an uncharged fault bill
+        assert lost_bills_settle_task([session.pk]) == 1
+        bill = Bill.objects.get(session=session)
+        assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [1])
+        assert FaultCase.objects.get(session=session).codes == [1]
     agent = StaffFactory(operator=station.operator, username="cs2")
     bill = fault_bill_repair(
         session=session,

@@ -39,10 +39,10 @@ def test_silent_session_becomes_code_1_with_a_proposal(make_session, status):
         }
     ]
     session.refresh_from_db()
-    assert session.state == "fault"
+    assert (session.state, session.stop_reason, session.stopped_at) == ("stopped", "Lost", None)
     assert list(
         SessionTransition.objects.filter(session=session).values_list("from_state", "to_state")
-    ) == [("charging", "fault")]
+    ) == [("charging", "stopped")]
     assert list(case.actions.values_list("kind", "to_state")) == [("detect", "open")]
     notification = Notification.objects.get(session=session)
     assert (notification.kind, notification.state) == ("being_checked", "pending")

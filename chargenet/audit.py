@@ -36,9 +36,15 @@ def snapshot(obj: models.Model, fields: list[str] | None = None) -> dict:
 def _operator_id(obj: models.Model | None) -> int | None:
     if obj is None:
         return None
-    for attr in ("operator_id",):
-        if hasattr(obj, attr):
-            return getattr(obj, attr)
+    if hasattr(obj, "operator_id"):
+        return obj.operator_id
+    # Network records reach their operator through the station (pile, connector, ...).
+    for path in ("station", "pile__station"):
+        holder = obj
+        for step in path.split("__"):
+            holder = getattr(holder, step, None)
+        if holder is not None and hasattr(holder, "operator_id"):
+            return holder.operator_id
     return getattr(obj, "pk", None) if obj._meta.label == "orgs.Operator" else None
 
 

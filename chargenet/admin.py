@@ -1,0 +1,382 @@
+"""The back office's shared machinery, and the audit-log view.
+
+`ScopedAdminMixin` makes a ModelAdmin (or inline) go through the visibility selectors for
+everything it shows: its changelist and detail rows, every FK / M2M dropdown and every
+related-field list filter. Each app registers the selector of its models with
+`register_scope`; a related model without one shows nothing to non-superusers (fail
+closed). Objects outside the scope answer 404, exactly like objects that do not exist.
+
+`HideableAdminMixin` replaces "delete" on models that money or charge records hang on by
+audited hide / restore actions with visible feedback.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpResponse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from chargenet import audit
+from chargenet.models import AuditLog, Hideable
+
+admin.site.site_header = _("chargenet")
+admin.site.site_title = _("chargenet")
+admin.site.index_title = _("Back office")
+
+Selector = Callable[[object], QuerySet]
+SCOPES: dict[type[Model], Selector] = {}
+
+
+def register_scope(model: type[Model], selector: Selector) -> None:
+    """Declare the visibility rule of ``model`` for the back office."""
+    SCOPES[model] = selector
+
+
+def scoped(model: type[Model], user) -> QuerySet:
+    """Rows of ``model`` that ``user`` may see in the back office."""
+    selector = SCOPES.get(model)
+    if selector is not None:
+        return selector(user)
+    if getattr(user, "is_superuser", False) and user.is_active:
+        return model._default_manager.all()
+    return model._default_manager.none()
+
+
+class ScopedRelatedFieldListFilter(RelatedFieldListFilter):
+    """A related-field filter whose choices are only the rows the user may see."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        visible = scoped(field.related_model, request.user).values("pk")
+        return field.get_choices(
+            include_blank=False, limit_choices_to={"pk__in": visible}, ordering=ordering
+        )
+
+
+class ScopedAdminMixin:
+    """Route an admin (ModelAdmin or inline) through the scope selectors."""
+
+    def get_queryset(self, request):
+        if isinstance(self, admin.options.InlineModelAdmin):
+            # An inline's rows hang from a parent the user was already allowed to open.
+            return super().get_queryset(request)
+        qs = scoped(self.model, request.user)
+        ordering = self.get_ordering(request)
+        if ordering:
+            qs = qs.order_by(*ordering)
+        return qs
+
+    def get_object(self, request, object_id, from_field=None):
+        # "Not yours" and "does not exist" give the same answer: 404.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(_("Not found."))
+        return obj
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs.setdefault("queryset", scoped(db_field.related_model, request.user))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("queryset", scoped(db_field.related_model, request.user))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    # Never copied into the audit log.
+    audit_secret_fields = frozenset(
+        {
+            "password",
+            "password1",
+            "password2",
+            "usable_password",
+            "credential_hash",
+            "new_credential",
+        }
+    )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        fields = [f for f in form.changed_data if f not in self.audit_secret_fields]
+        if fields or not change:
+            audit.audit_record(
+                actor=request.user,
+                action=f"{obj._meta.model_name}_{'change' if change else 'add'}",
+                obj=obj,
+                before={f: _plain(form.initial.get(f)) for f in fields} if change else None,
+                after={f: _plain(form.cleaned_data.get(f)) for f in fields},
+            )
+
+    def save_formset(self, request, form, formset, change):
+        doomed = [
+            (f.instance, audit.snapshot(f.instance))
+            for f in getattr(formset, "deleted_forms", [])
+            if f.instance.pk
+        ]
+        super().save_formset(request, form, formset, change)
+        # Inline rows (opening hours, connectors) are data changes too.
+        for obj in formset.new_objects:
+            audit.audit_record(
+                actor=request.user,
+                action=f"{obj._meta.model_name}_add",
+                obj=obj,
+                after=audit.snapshot(obj),
+            )
+        for obj, fields in formset.changed_objects:
+            audit.audit_record(
+                actor=request.user,
+                action=f"{obj._meta.model_name}_change",
+                obj=obj,
+                after=audit.snapshot(obj, [obj._meta.get_field(f).attname for f in fields]),
+            )
+        for obj, before in doomed:
+            obj.pk = before["id"]  # deleted rows lose their pk; the log keeps it
+            audit.audit_record(
+                actor=request.user,
+                action=f"{obj._meta.model_name}_delete",
+                obj=obj,
+                before=before,
+            )
+
+    def get_list_filter(self, request):
+        filters = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and "__" not in item:
+                field = self.model._meta.get_field(item)
+                if field.is_relation:
+                    item = (item, ScopedRelatedFieldListFilter)
+            filters.append(item)
+        return filters
+
+
+def _plain(value):
+    """Form values as audit data: rows and row lists become primary keys."""
+    if isinstance(value, Model):
+        return value.pk
+    if isinstance(value, QuerySet | list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class HiddenStateFilter(SimpleListFilter):
+    """Shows visible rows unless staff ask for hidden ones (or all)."""
+
+    title = _("visibility")
+    parameter_name = "hidden"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("visible")), ("yes", _("hidden")), ("all", _("all"))]
+
+    def choices(self, changelist):
+        value = self.value() or "no"
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": value == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or "no"
+        if value == "no":
+            return queryset.filter(hidden_at__isnull=True)
+        if value == "yes":
+            return queryset.filter(hidden_at__isnull=False)
+        return queryset
+
+
+class HideableAdminMixin:
+    """No real delete; audited hide / restore actions instead. Override `hide_object` /
+    `restore_object` when hiding has more to do (a station's bindings)."""
+
+    hide_readonly_fields = ("hidden_at", "hidden_by", "hidden_reason")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *self.hide_readonly_fields)
+
+    def get_list_filter(self, request):
+        return [HiddenStateFilter, *super().get_list_filter(request)]
+
+    def hide_object(self, request, obj) -> None:
+        audit.hide(obj=obj, actor=request.user, reason=str(_("hidden in the back office")))
+
+    def restore_object(self, request, obj) -> None:
+        audit.restore(obj=obj, actor=request.user, reason=str(_("restored in the back office")))
+
+    @admin.action(permissions=["change"], description=_("Hide selected (reversible, audited)"))
+    def hide_selected(self, request, queryset):
+        selected = list(queryset)
+        rows = [obj for obj in selected if obj.hidden_at is None]
+        for obj in rows:
+            self.hide_object(request, obj)
+        self._feedback(request, len(rows), len(selected) - len(rows), hidden=True)
+
+    @admin.action(permissions=["change"], description=_("Restore selected"))
+    def restore_selected(self, request, queryset):
+        selected = list(queryset)
+        rows = [obj for obj in selected if obj.hidden_at is not None]
+        for obj in rows:
+            self.restore_object(request, obj)
+        self._feedback(request, len(rows), len(selected) - len(rows), hidden=False)
+
+    def _feedback(self, request, done: int, skipped: int, *, hidden: bool) -> None:
+        meta = self.model._meta
+        name = meta.verbose_name if done == 1 else meta.verbose_name_plural
+        if hidden:
+            text = ngettext("Hid %(n)d %(name)s.", "Hid %(n)d %(name)s.", done)
+        else:
+            text = ngettext("Restored %(n)d %(name)s.", "Restored %(n)d %(name)s.", done)
+        self.message_user(request, text % {"n": done, "name": name}, messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d row was already in that state and was left alone.",
+                    "%(n)d rows were already in that state and were left alone.",
+                    skipped,
+                )
+                % {"n": skipped},
+                messages.WARNING,
+            )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+class ExportCsvMixin:
+    """An "export selected as CSV" action over the (scoped) changelist selection.
+    `export_fields` lists (header, attribute or callable) pairs."""
+
+    export_fields: list[tuple[str, str | Callable]] = []
+
+    @admin.action(permissions=["view"], description=_("Export selected as CSV"))
+    def export_csv(self, request, queryset):
+        name = self.model._meta.model_name
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
+        response.write("\ufeff")  # Excel opens UTF-8 CSV with a BOM correctly
+        writer = csv.writer(response)
+        writer.writerow([str(header) for header, _ in self.export_fields])
+        for obj in queryset:
+            writer.writerow(
+                [
+                    accessor(obj) if callable(accessor) else _dotted(obj, accessor)
+                    for _, accessor in self.export_fields
+                ]
+            )
+        return response
+
+
+def _dotted(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return ""
+    return obj
+
+
+class ScopedModelAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    pass
+
+
+class HideableScopedAdmin(HideableAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
+    actions = ["hide_selected", "restore_selected"]
+
+
+def _audit_scope(user) -> QuerySet:
+    from orgs.selectors import audit_entries_visible_to
+
+    return audit_entries_visible_to(user)
+
+
+register_scope(AuditLog, _audit_scope)
+
+
+class ActorFilter(SimpleListFilter):
+    title = _("actor")
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        from orgs.selectors import staff_visible_to
+
+        return [(str(s.pk), s.get_username()) for s in staff_visible_to(request.user)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(actor_id=self.value())
+        return queryset
+
+
+class ActionFilter(SimpleListFilter):
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = (
+            model_admin.get_queryset(request)
+            .order_by("action")
+            .values_list("action", flat=True)
+            .distinct()
+        )
+        return [(a, a) for a in actions]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(action=self.value())
+        return queryset
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ScopedModelAdmin):
+    """Read-only: the audit log is append-only; rows are written by services."""
+
+    list_display = ("at", "actor", "action", "content_type", "object_repr", "reason")
+    list_filter = (ActionFilter, ActorFilter, ("at", admin.DateFieldListFilter))
+    date_hierarchy = "at"
+    search_fields = ("object_repr", "object_id", "reason")
+    list_select_related = ("actor", "content_type")
+    readonly_fields = (
+        "at",
+        "actor",
+        "operator",
+        "action",
+        "content_type",
+        "object_id",
+        "object_repr",
+        "before",
+        "after",
+        "reason",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+__all__ = [
+    "ExportCsvMixin",
+    "Hideable",
+    "HideableAdminMixin",
+    "HideableScopedAdmin",
+    "ScopedAdminMixin",
+    "ScopedModelAdmin",
+    "register_scope",
+    "scoped",
+]

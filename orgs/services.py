@@ -1,0 +1,367 @@
+"""Writes of the organisation registry: staff roles, members, cards, partnerships.
+
+Roles are Django auth groups whose permissions `roles_sync` keeps in step with
+`ROLE_PERMISSIONS` (idempotent; run after every migrate and by `load_demo`). A staff
+account's ``role`` decides its one role group (`staff_assign_role`); what rows it sees is
+decided separately by the scope selectors in `orgs.selectors` / `stations.selectors`.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from chargenet.audit import audit_record, snapshot
+from chargenet.errors import Conflict, DomainError
+
+from .models import (
+    Card,
+    Department,
+    Member,
+    Operator,
+    Partner,
+    PartnerAccess,
+    Role,
+    Staff,
+    SubOperator,
+    Vehicle,
+)
+
+# Group names are data (kept in English in the database); their labels are translated.
+ROLE_GROUPS: dict[str, str] = {
+    Role.OPERATOR_ADMIN: "operator admin",
+    Role.SUB_OPERATOR_STAFF: "sub-operator staff",
+    Role.CUSTOMER_SERVICE: "customer service",
+}
+
+_VIEW = ("view",)
+_EDIT = ("view", "add", "change")
+_HISTORY = ("firmwarerecord", "statusevent", "heartbeatsample", "stationoutage", "pilefault")
+
+# role -> {app_label: {model_name: actions}}. Nobody gets "delete" on records that money or
+# charge records hang on: those are hidden with an audited action instead.
+ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
+    Role.OPERATOR_ADMIN: {
+        "orgs": {
+            "operator": _VIEW,
+            "suboperator": _EDIT,
+            "department": _EDIT,
+            "staff": _EDIT,
+            "member": _EDIT,
+            "vehicle": _EDIT,
+            "card": _EDIT,
+            "partner": _VIEW,
+            "partneraccess": ("view", "change"),
+        },
+        "stations": {
+            "station": _EDIT,
+            "openingwindow": (*_EDIT, "delete"),
+            "pile": _EDIT,
+            "connector": (*_EDIT, "delete"),
+            **dict.fromkeys(_HISTORY, _VIEW),
+        },
+        "chargenet": {"auditlog": _VIEW},
+        "billing": {"chargingsession": _VIEW, "metersample": _VIEW},
+    },
+    Role.SUB_OPERATOR_STAFF: {
+        "orgs": {
+            "suboperator": _VIEW,
+            "department": _VIEW,
+            "member": _EDIT,
+            "vehicle": _EDIT,
+            "card": _EDIT,
+        },
+        "stations": {
+            "station": _VIEW,
+            "pile": _VIEW,
+            "connector": _VIEW,
+            **dict.fromkeys(_HISTORY, _VIEW),
+        },
+        "billing": {"chargingsession": _VIEW, "metersample": _VIEW},
+    },
+    Role.CUSTOMER_SERVICE: {
+        "orgs": {
+            "suboperator": _VIEW,
+            "department": _VIEW,
+            "member": ("view", "change"),
+            "vehicle": _VIEW,
+            "card": _VIEW,
+        },
+        "stations": {
+            "station": _VIEW,
+            "pile": _VIEW,
+            "connector": _VIEW,
+            **dict.fromkeys(_HISTORY, _VIEW),
+        },
+        "chargenet": {"auditlog": _VIEW},
+        "billing": {"chargingsession": _VIEW, "metersample": _VIEW},
+    },
+}
+
+
+def _role_permissions(role: str) -> list[Permission]:
+    wanted = Q(pk__in=[])
+    for app_label, models in ROLE_PERMISSIONS[role].items():
+        for model_name, actions in models.items():
+            wanted |= Q(
+                content_type__app_label=app_label,
+                codename__in=[f"{action}_{model_name}" for action in actions],
+            )
+    # Permissions of apps not migrated yet are simply skipped; the next sync adds them.
+    return list(Permission.objects.filter(wanted))
+
+
+@transaction.atomic
+def roles_sync() -> dict[str, Group]:
+    """Create the role groups and set exactly their permissions. Idempotent."""
+    groups = {}
+    for role, name in ROLE_GROUPS.items():
+        group, _created = Group.objects.get_or_create(name=name)
+        group.permissions.set(_role_permissions(role))
+        groups[role] = group
+    return groups
+
+
+@transaction.atomic
+def staff_assign_role(*, staff: Staff, actor: Staff | None = None) -> Staff:
+    """Put ``staff`` in exactly the group of its ``role`` (none without a role)."""
+    role_groups = Group.objects.filter(name__in=ROLE_GROUPS.values())
+    if staff.role and not role_groups.filter(name=ROLE_GROUPS[staff.role]).exists():
+        roles_sync()
+    before = sorted(
+        staff.groups.filter(name__in=ROLE_GROUPS.values()).values_list("name", flat=True)
+    )
+    staff.groups.remove(*role_groups)
+    if staff.role:
+        staff.groups.add(Group.objects.get(name=ROLE_GROUPS[staff.role]))
+    after = [ROLE_GROUPS[staff.role]] if staff.role else []
+    if actor is not None and before != after:
+        audit_record(
+            actor=actor,
+            action="staff_role",
+            obj=staff,
+            before={"groups": before},
+            after={"groups": after},
+        )
+    return staff
+
+
+def staff_check_scope(*, staff: Staff) -> None:
+    """A sub-operator account must belong to that sub-operator's operator."""
+    if staff.sub_operator_id and staff.sub_operator.operator_id != staff.operator_id:
+        raise DomainError(
+            _("Sub-operator: “%(sub)s” belongs to another operator than this account.")
+            % {"sub": staff.sub_operator},
+            code="staff_scope",
+        )
+    if staff.role == Role.SUB_OPERATOR_STAFF and not staff.sub_operator_id:
+        raise DomainError(
+            _("Sub-operator: a sub-operator staff account needs its sub-operator."),
+            code="staff_scope",
+        )
+
+
+def member_token_new() -> str:
+    """A fresh charging token (the OCPP idTag, at most 20 characters)."""
+    return secrets.token_hex(8).upper()
+
+
+def _clean(obj, exclude: list[str] | None = None) -> None:
+    """Run model validation; turn the first problem into a DomainError naming the field."""
+    try:
+        obj.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        raise domain_error_from(exc, obj) from None
+
+
+def domain_error_from(exc: ValidationError, obj) -> DomainError:
+    messages = []
+    for field, errors in exc.message_dict.items():
+        label = (
+            obj._meta.get_field(field).verbose_name
+            if field != "__all__"
+            else obj._meta.verbose_name
+        )
+        messages.extend(f"{label}: {error}" for error in errors)
+    return DomainError(" ".join(messages), code="invalid", details=exc.message_dict)
+
+
+@transaction.atomic
+def member_create(
+    *,
+    operator: Operator,
+    phone: str | None = None,
+    nickname: str = "",
+    wechat_openid: str | None = None,
+    department: Department | None = None,
+    is_virtual: bool = False,
+    actor: Staff | None = None,
+) -> Member:
+    member = Member(
+        operator=operator,
+        phone=phone or None,
+        wechat_openid=wechat_openid or None,
+        nickname=nickname,
+        department=department,
+        is_virtual=is_virtual,
+        token=member_token_new(),
+    )
+    _clean(member)
+    member.save()
+    if actor is not None:
+        audit_record(actor=actor, action="member_create", obj=member, after=snapshot(member))
+    return member
+
+
+@transaction.atomic
+def vehicle_create(
+    *,
+    operator: Operator,
+    plate: str,
+    vin: str | None = None,
+    department: Department | None = None,
+    member: Member | None = None,
+    actor: Staff | None = None,
+) -> Vehicle:
+    vehicle = Vehicle(
+        operator=operator, plate=plate, vin=vin or None, department=department, member=member
+    )
+    _clean(vehicle)
+    vehicle.save()
+    if actor is not None:
+        audit_record(actor=actor, action="vehicle_create", obj=vehicle, after=snapshot(vehicle))
+    return vehicle
+
+
+@transaction.atomic
+def card_issue(
+    *,
+    operator: Operator,
+    number: str,
+    vehicle: Vehicle,
+    department: Department | None = None,
+    actor: Staff | None = None,
+) -> Card:
+    """Issue a one-card-one-vehicle card: a virtual member account named after the plate
+    (reused when the plate already has one) holds the card."""
+    department = department or vehicle.department
+    member = vehicle.member
+    if member is None:
+        member = member_create(
+            operator=operator,
+            nickname=vehicle.plate,
+            department=department,
+            is_virtual=True,
+            actor=actor,
+        )
+        vehicle.member = member
+        vehicle.save(update_fields=["member"])
+    card = Card(
+        operator=operator, number=number, member=member, vehicle=vehicle, department=department
+    )
+    _clean(card)
+    card.save()
+    if actor is not None:
+        audit_record(actor=actor, action="card_issue", obj=card, after=snapshot(card))
+    return card
+
+
+@transaction.atomic
+def partner_access_set(
+    *, partner: Partner, operator: Operator, enabled: bool, actor: Staff | None = None
+) -> PartnerAccess:
+    """Switch a partnership on or off for an operator; takes effect at the next call."""
+    access, _created = PartnerAccess.objects.select_for_update().get_or_create(
+        partner=partner, operator=operator
+    )
+    if access.enabled != enabled:
+        before = {"enabled": access.enabled}
+        access.enabled = enabled
+        access.save(update_fields=["enabled", "changed_at"])
+        audit_record(
+            actor=actor,
+            action="partner_on" if enabled else "partner_off",
+            obj=access,
+            before=before,
+            after={"enabled": enabled},
+        )
+    return access
+
+
+@transaction.atomic
+def sub_operator_create(
+    *, operator: Operator, code: str, name: str, contact: str = "", actor: Staff | None = None
+) -> SubOperator:
+    sub = SubOperator(operator=operator, code=code, name=name, contact=contact)
+    _clean(sub)
+    try:
+        sub.save()
+    except IntegrityError:
+        raise Conflict(
+            _("Code: the operator already has a sub-operator with code “%(code)s”.")
+            % {"code": code}
+        ) from None
+    if actor is not None:
+        audit_record(actor=actor, action="sub_operator_create", obj=sub, after=snapshot(sub))
+    return sub
+
+
+def department_parent_problems(*, department: Department, parent: Department | None) -> list[str]:
+    """A department's parent must be of the same operator and not the department itself
+    or one of its descendants (the tree must stay a tree)."""
+    if parent is None:
+        return []
+    if department.operator_id and parent.operator_id != department.operator_id:
+        return [
+            str(
+                _("Parent department: “%(parent)s” belongs to another operator.")
+                % {"parent": parent}
+            )
+        ]
+    seen = set()
+    node: Department | None = parent
+    while node is not None and node.pk not in seen:
+        if department.pk and node.pk == department.pk:
+            return [
+                str(
+                    _(
+                        "Parent department: “%(parent)s” is this department or one of its "
+                        "sub-departments; a department cannot be placed under itself."
+                    )
+                    % {"parent": parent}
+                )
+            ]
+        seen.add(node.pk)
+        node = node.parent
+    return []
+
+
+@transaction.atomic
+def department_create(
+    *,
+    operator: Operator,
+    name: str,
+    parent: Department | None = None,
+    sub_operator: SubOperator | None = None,
+    actor: Staff | None = None,
+) -> Department:
+    department = Department(operator=operator, name=name, parent=parent, sub_operator=sub_operator)
+    problems = department_parent_problems(department=department, parent=parent)
+    if sub_operator is not None and sub_operator.operator_id != operator.pk:
+        problems.append(
+            str(_("Sub-operator: “%(sub)s” belongs to another operator.") % {"sub": sub_operator})
+        )
+    if problems:
+        raise DomainError(" ".join(problems), code="department")
+    _clean(department)
+    department.save()
+    if actor is not None:
+        audit_record(
+            actor=actor, action="department_create", obj=department, after=snapshot(department)
+        )
+    return department

@@ -1,0 +1,492 @@
+"""Back office for the network: stations (piles and opening hours inline), piles
+(connectors, firmware history and latest status events), and read-only history.
+
+Every queryset, dropdown and filter goes through `stations.selectors` (see
+`chargenet.admin.ScopedAdminMixin`); form rules come from `stations.services.network`.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import SimpleListFilter
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from chargenet.admin import (
+    ExportCsvMixin,
+    HideableScopedAdmin,
+    ScopedAdminMixin,
+    ScopedModelAdmin,
+    register_scope,
+)
+from chargenet.errors import DomainError
+
+from .models import (
+    Connector,
+    FirmwareRecord,
+    HeartbeatSample,
+    OpeningWindow,
+    Pile,
+    PileFault,
+    Station,
+    StationOutage,
+    StatusEvent,
+)
+from .selectors import connectors_visible_to, piles_visible_to, stations_visible_to
+from .services.network import (
+    opening_windows_problems,
+    pile_publish,
+    pile_publish_problems,
+    pile_unpublish,
+    station_hide,
+    station_restore,
+)
+
+register_scope(Station, stations_visible_to)
+register_scope(Pile, piles_visible_to)
+register_scope(Connector, connectors_visible_to)
+for _history in (FirmwareRecord, StatusEvent, HeartbeatSample, PileFault):
+    register_scope(
+        _history,
+        lambda user, model=_history: model.objects.filter(pile__in=piles_visible_to(user)),
+    )
+register_scope(
+    StationOutage, lambda user: StationOutage.objects.filter(station__in=stations_visible_to(user))
+)
+register_scope(
+    OpeningWindow, lambda user: OpeningWindow.objects.filter(station__in=stations_visible_to(user))
+)
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CityFilter(SimpleListFilter):
+    """City of the pile's station, with choices from the stations the user may see."""
+
+    title = _("city")
+    parameter_name = "city"
+
+    def lookups(self, request, model_admin):
+        cities = (
+            stations_visible_to(request.user)
+            .order_by("city")
+            .values_list("city", flat=True)
+            .distinct()
+        )
+        return [(c, c) for c in cities]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(station__city=self.value())
+        return queryset
+
+
+# --- station -------------------------------------------------------------------------
+
+
+class OpeningWindowFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        windows = [
+            (form.cleaned_data["opens"], form.cleaned_data["closes"])
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("opens")
+            and form.cleaned_data.get("closes")
+        ]
+        problems = opening_windows_problems(windows)
+        if problems:
+            raise ValidationError(problems)
+
+
+class OpeningWindowInline(ScopedAdminMixin, admin.TabularInline):
+    model = OpeningWindow
+    formset = OpeningWindowFormSet
+    extra = 0
+    verbose_name_plural = _("opening hours (empty: open 24 hours; 19:00–06:00 is overnight)")
+
+
+class StationPileInline(ScopedAdminMixin, admin.TabularInline):
+    model = Pile
+    fields = (
+        "code",
+        "current_type",
+        "max_power_kw",
+        "firmware_version",
+        "is_online",
+        "is_published",
+    )
+    readonly_fields = ("is_online", "is_published")
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+
+@admin.register(Station)
+class StationAdmin(ExportCsvMixin, HideableScopedAdmin):
+    list_display = (
+        "name",
+        "code",
+        "city",
+        "address",
+        "pile_counts",
+        "is_public",
+        "opening_hours",
+    )
+    list_filter = ("city", "is_public", "sub_operators", "departments")
+    search_fields = ("name", "code", "address", "piles__code")
+    inlines = [OpeningWindowInline, StationPileInline]
+    filter_horizontal = ("sub_operators", "departments")
+    actions = ["hide_selected", "restore_selected", "export_csv"]
+    fieldsets = (
+        (None, {"fields": ("operator", "code", "name", "is_public", "password")}),
+        (
+            _("location"),
+            {"fields": ("address", "city", "region_code", "latitude", "longitude", "time_zone")},
+        ),
+        (_("bindings"), {"fields": ("sub_operators", "departments")}),
+        (_("hidden"), {"fields": ("hidden_at", "hidden_by", "hidden_reason")}),
+    )
+    export_fields = [
+        (_("station code"), "code"),
+        (_("name"), "name"),
+        (_("city"), "city"),
+        (_("address"), "address"),
+        (_("latitude"), "latitude"),
+        (_("longitude"), "longitude"),
+        (_("piles online"), "piles_online"),
+        (_("piles"), "piles_total"),
+    ]
+
+    def get_queryset(self, request):
+        visible_piles = Q(piles__hidden_at__isnull=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                piles_total=Count("piles", filter=visible_piles, distinct=True),
+                piles_online=Count(
+                    "piles", filter=visible_piles & Q(piles__is_online=True), distinct=True
+                ),
+            )
+            .prefetch_related("opening_windows")
+        )
+
+    @admin.display(description=_("piles online / total"), ordering="piles_total")
+    def pile_counts(self, obj):
+        url = reverse("admin:stations_pile_changelist") + f"?station__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} / {}</a>', url, obj.piles_online, obj.piles_total)
+
+    @admin.display(description=_("opening hours"))
+    def opening_hours(self, obj):
+        windows = list(obj.opening_windows.all())
+        return ", ".join(str(w) for w in windows) if windows else _("24 hours")
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if request.user.operator_id:
+            initial.setdefault("operator", request.user.operator_id)
+        return initial
+
+    def hide_object(self, request, obj):
+        station_hide(station=obj, actor=request.user, reason=str(_("hidden in the back office")))
+
+    def restore_object(self, request, obj):
+        station_restore(
+            station=obj, actor=request.user, reason=str(_("restored in the back office"))
+        )
+
+
+# --- pile ----------------------------------------------------------------------------
+
+
+class ConnectorFormSet(forms.BaseInlineFormSet):
+    """A published pile needs max power, one connector at least, and each one's rated
+    power: checked against the page as submitted, so nothing is saved on error."""
+
+    def clean(self):
+        super().clean()
+        pile = self.instance
+        if not pile.is_published:
+            return
+        powers = [
+            form.cleaned_data.get("rated_power_kw")
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        problems = pile_publish_problems(max_power_kw=pile.max_power_kw, connector_powers=powers)
+        if problems:
+            raise ValidationError(problems)
+
+
+class ConnectorInline(ScopedAdminMixin, admin.TabularInline):
+    model = Connector
+    formset = ConnectorFormSet
+    fields = ("number", "standard", "rated_power_kw", "status", "error_code", "status_at")
+    readonly_fields = ("status", "error_code", "status_at")
+    extra = 0
+
+
+class FirmwareRecordInline(ScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline):
+    model = FirmwareRecord
+    fields = ("version", "first_seen_at", "last_seen_at")
+    readonly_fields = fields
+    extra = 0
+
+
+class PileForm(forms.ModelForm):
+    new_credential = forms.CharField(
+        label=_("new credential"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Sets the password the pile authenticates with; stored hashed."),
+    )
+
+    class Meta:
+        model = Pile
+        fields = (
+            "station",
+            "code",
+            "name",
+            "current_type",
+            "max_power_kw",
+            "is_published",
+            "vendor",
+            "model",
+            "serial_number",
+            "firmware_version",
+            "protocol",
+        )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("is_published") and data.get("max_power_kw") is None:
+            # Named on the field (this also spares staff the raw database-constraint text).
+            self.add_error(
+                "max_power_kw", _("Max power (kW): required before the pile can be published.")
+            )
+        return data
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("new_credential"):
+            self.instance.credential_hash = make_password(self.cleaned_data["new_credential"])
+        return super().save(commit)
+
+
+@admin.register(Pile)
+class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
+    form = PileForm
+    list_display = (
+        "code",
+        "station",
+        "station_city",
+        "current_type",
+        "max_power_kw",
+        "firmware_version",
+        "is_online",
+        "last_heartbeat_at",
+        "is_published",
+    )
+    list_filter = (
+        "current_type",
+        "is_online",
+        "is_published",
+        "firmware_version",
+        CityFilter,
+        "station",
+    )
+    search_fields = ("code", "serial_number", "station__name")
+    list_select_related = ("station",)
+    inlines = [ConnectorInline, FirmwareRecordInline]
+    actions = [
+        "publish_selected",
+        "unpublish_selected",
+        "hide_selected",
+        "restore_selected",
+        "export_csv",
+    ]
+    readonly_fields = (
+        "is_online",
+        "last_heartbeat_at",
+        "last_boot_at",
+        "has_credential",
+        "latest_status_events",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "station",
+                    "code",
+                    "name",
+                    "current_type",
+                    "max_power_kw",
+                    "is_published",
+                )
+            },
+        ),
+        (
+            _("device"),
+            {"fields": ("vendor", "model", "serial_number", "firmware_version", "protocol")},
+        ),
+        (_("authentication"), {"fields": ("has_credential", "new_credential")}),
+        (
+            _("live state"),
+            {
+                "fields": (
+                    "is_online",
+                    "last_heartbeat_at",
+                    "last_boot_at",
+                    "latest_status_events",
+                )
+            },
+        ),
+        (_("hidden"), {"fields": ("hidden_at", "hidden_by", "hidden_reason")}),
+    )
+    export_fields = [
+        (_("pile code"), "code"),
+        (_("station"), "station.name"),
+        (_("city"), "station.city"),
+        (_("AC/DC"), "current_type"),
+        (_("max power (kW)"), "max_power_kw"),
+        (_("firmware"), "firmware_version"),
+        (_("online"), "is_online"),
+        (_("published"), "is_published"),
+    ]
+
+    @admin.display(description=_("city"), ordering="station__city")
+    def station_city(self, obj):
+        return obj.station.city
+
+    @admin.display(description=_("credential set"), boolean=True)
+    def has_credential(self, obj):
+        return bool(obj.credential_hash)
+
+    @admin.display(description=_("latest status events"))
+    def latest_status_events(self, obj):
+        events = obj.status_events.order_by("-received_at")[:20]
+        if not events:
+            return _("none yet")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    e.connector_number,
+                    e.get_status_display(),
+                    e.error_code,
+                    e.info,
+                )
+                for e in events
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            _("received at"),
+            _("connector"),
+            _("state"),
+            _("error code"),
+            _("info"),
+            rows,
+        )
+
+    @admin.action(permissions=["change"], description=_("Publish selected piles"))
+    def publish_selected(self, request, queryset):
+        published = 0
+        for pile in queryset:
+            try:
+                pile_publish(pile=pile, actor=request.user)
+                published += 1
+            except DomainError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        if published:
+            self.message_user(
+                request,
+                _("Published %(n)d pile(s).") % {"n": published},
+                messages.SUCCESS,
+            )
+
+    @admin.action(permissions=["change"], description=_("Unpublish selected piles"))
+    def unpublish_selected(self, request, queryset):
+        count = 0
+        for pile in queryset:
+            pile_unpublish(pile=pile, actor=request.user)
+            count += 1
+        self.message_user(request, _("Unpublished %(n)d pile(s).") % {"n": count}, messages.SUCCESS)
+
+
+class ConnectorForm(forms.ModelForm):
+    class Meta:
+        model = Connector
+        fields = ("pile", "number", "standard", "rated_power_kw")
+
+    def clean(self):
+        data = super().clean()
+        pile = data.get("pile")
+        if pile is not None and pile.is_published and data.get("rated_power_kw") is None:
+            self.add_error(
+                "rated_power_kw",
+                _(
+                    "Rated power (kW): pile %(code)s is published, so every connector needs "
+                    "its rated power; unpublish the pile first."
+                )
+                % {"code": pile.code},
+            )
+        return data
+
+
+@admin.register(Connector)
+class ConnectorAdmin(ScopedModelAdmin):
+    form = ConnectorForm
+    list_display = ("__str__", "pile", "number", "standard", "rated_power_kw", "status")
+    list_filter = ("status", "standard")
+    search_fields = ("pile__code",)
+    list_select_related = ("pile",)
+    readonly_fields = ("status", "error_code", "status_at")
+
+    def has_delete_permission(self, request, obj=None):
+        # Sessions (money) hang on connectors; remove a connector from its pile page.
+        return False
+
+
+@admin.register(StatusEvent)
+class StatusEventAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    list_display = ("received_at", "pile", "connector_number", "status", "error_code", "info")
+    list_filter = ("status",)
+    search_fields = ("pile__code",)
+    list_select_related = ("pile",)
+    date_hierarchy = "received_at"
+
+
+@admin.register(PileFault)
+class PileFaultAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    list_display = ("pile", "kind", "connector_number", "error_code", "started_at", "ended_at")
+    list_filter = ("kind",)
+    search_fields = ("pile__code",)
+    list_select_related = ("pile",)
+    date_hierarchy = "started_at"
+
+
+@admin.register(StationOutage)
+class StationOutageAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    list_display = ("station", "started_at", "ended_at", "pile_count")
+    list_select_related = ("station",)
+    date_hierarchy = "started_at"

@@ -95,6 +95,16 @@ class SessionFacts:
     active: bool = True
     zone: dt.tzinfo = dt.UTC  # the station's zone, for the explanations only
 
+    def __post_init__(self) -> None:
+        # Sorted once here, so the rules never re-sort (the sweep runs them by thousands).
+        samples = tuple(
+            sorted((s for s in self.samples if s.energy_wh is not None), key=lambda s: s.at)
+        )
+        object.__setattr__(self, "energy_samples", samples)
+        object.__setattr__(
+            self, "statuses", tuple(sorted(self.statuses, key=lambda s: s.received_at))
+        )
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -217,12 +227,13 @@ def _minutes(delta: dt.timedelta) -> str:
     return str((Decimal(int(delta.total_seconds())) / 60).quantize(Decimal("0.1")))
 
 
-def _ordered_samples(facts: SessionFacts) -> list[Sample]:
-    return sorted((s for s in facts.samples if s.energy_wh is not None), key=lambda s: s.at)
+def _ordered_samples(facts: SessionFacts) -> tuple[Sample, ...]:
+    """The samples with an energy reading, in time order."""
+    return facts.energy_samples
 
 
-def _ordered_statuses(facts: SessionFacts) -> list[StatusChange]:
-    return sorted(facts.statuses, key=lambda s: s.received_at)
+def _ordered_statuses(facts: SessionFacts) -> tuple[StatusChange, ...]:
+    return facts.statuses
 
 
 def status_intervals(
@@ -230,7 +241,7 @@ def status_intervals(
 ) -> list[tuple[str, dt.datetime, dt.datetime]]:
     """The connector's states as (status, from, to) intervals clipped to [start, end],
     by the platform's clock. The last status before ``start`` holds from ``start``."""
-    ordered = sorted(statuses, key=lambda s: s.received_at)
+    ordered = list(statuses)  # in received order (SessionFacts sorts them)
     intervals = []
     for i, change in enumerate(ordered):
         begin = max(change.received_at, start)

@@ -51,7 +51,12 @@ def notifications_send_pending_task() -> int:
 @app.on_after_configure.connect
 def _schedule(sender, **kwargs) -> None:
     # The sweep runs every few minutes; pending notifications are retried with it.
-    sender.add_periodic_task(SWEEP_EVERY_SECONDS, lost_bills_sweep_task.s(), name="lost-bill sweep")
+    # By name: the handler may run before the shared tasks are bound to the app.
     sender.add_periodic_task(
-        SWEEP_EVERY_SECONDS, notifications_send_pending_task.s(), name="notification retry"
+        SWEEP_EVERY_SECONDS, sender.signature("faults.lost_bills_sweep"), name="lost-bill sweep"
+    )
+    sender.add_periodic_task(
+        SWEEP_EVERY_SECONDS,
+        sender.signature("faults.notifications_send_pending"),
+        name="notification retry",
     )

@@ -24,7 +24,6 @@ from ..models import (
     ChargingSession,
     PaymentState,
     SessionState,
-    SessionTransition,
 )
 from ..models.sessions import ACTIVE_STATES
 from ..pricing import Pricing, PricingError, price_session
@@ -41,7 +40,7 @@ def sessions_mark_lost(
     transaction) and are settled, where the fault rules make them fault bills (code 1/2).
     Returns {session id: previous state} for those actually moved.
 
-    Two statements whatever the number of sessions; the caller queues their settlement
+    One statement whatever the number of sessions; the caller queues their settlement
     on commit (`faults.tasks.lost_bills_settle_task`). A session stopped meanwhile (its
     stop raced the sweep) is left alone: the state condition is re-checked in the UPDATE.
     Call inside the caller's transaction."""
@@ -50,27 +49,28 @@ def sessions_mark_lost(
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            UPDATE billing_chargingsession s
-               SET state = %s, stop_reason = 'Lost', updated_at = %s
-            FROM billing_chargingsession old
-            WHERE s.id = old.id AND s.id = ANY(%s) AND s.state = ANY(%s)
-            RETURNING s.id, old.state
+            WITH moved AS (
+                UPDATE billing_chargingsession s
+                   SET state = %s, stop_reason = 'Lost', updated_at = %s
+                FROM billing_chargingsession old
+                WHERE s.id = old.id AND s.id = ANY(%s) AND s.state = ANY(%s)
+                RETURNING s.id, old.state
+            )
+            INSERT INTO billing_sessiontransition (session_id, from_state, to_state, at, reason)
+            SELECT id, state, %s, %s, %s FROM moved
+            RETURNING session_id, from_state
             """,
-            [SessionState.STOPPED, now, list(session_ids), [str(s) for s in ACTIVE_STATES]],
+            [
+                SessionState.STOPPED,
+                now,
+                list(session_ids),
+                [str(s) for s in ACTIVE_STATES],
+                SessionState.STOPPED,
+                now,
+                reason[:200],
+            ],
         )
         moved = dict(cursor.fetchall())
-    SessionTransition.objects.bulk_create(
-        [
-            SessionTransition(
-                session_id=session_id,
-                from_state=previous,
-                to_state=SessionState.STOPPED,
-                reason=reason[:200],
-            )
-            for session_id, previous in moved.items()
-        ],
-        batch_size=5000,
-    )
     return moved
 
 

@@ -16,6 +16,7 @@ in `faults.rules` make the decision and write the explanation.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,10 +27,9 @@ from billing.services.repair import sessions_mark_lost
 
 from ..codes import FaultCode
 from ..facts import open_sessions_facts
-from ..models import FaultAction, FaultCase, FaultSettings, FaultSource, FaultState
+from ..models import FaultAction, FaultCase, FaultSettings, FaultSource, Notification
 from ..rules import Thresholds, detect, propose_lost_bill
 from .cases import fault_case_build
-from .notify import notifications_enqueue_many
 
 LOST_CODES = frozenset({FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE})
 
@@ -83,6 +83,74 @@ class SweepResult:
     case_ids: list[int] = field(default_factory=list)
 
 
+CASE_COLUMNS = (
+    "session_id",
+    "codes",
+    "blocks_payment",
+    "state",
+    "source",
+    "findings",
+    "pile_values",
+    "platform_values",
+    "proposal",
+    "firmware",
+    "detected_at",
+)
+
+
+def _write_cases(cases: list[FaultCase], *, now: dt.datetime) -> None:
+    """Cases by COPY, then their detection rows and the drivers' "being checked" messages
+    by INSERT … SELECT: four statements for any number of cases."""
+    if not cases:
+        return
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            f"COPY faults_faultcase ({', '.join(CASE_COLUMNS)}) FROM STDIN"
+        ) as copy:
+            for case in cases:
+                copy.write_row(
+                    (
+                        case.session_id,
+                        case.codes,
+                        case.blocks_payment,
+                        case.state,
+                        case.source,
+                        json.dumps(case.findings, ensure_ascii=False),
+                        json.dumps(case.pile_values),
+                        json.dumps(case.platform_values),
+                        json.dumps(case.proposal),
+                        case.firmware,
+                        case.detected_at,
+                    )
+                )
+        session_ids = [case.session_id for case in cases]
+        cursor.execute(
+            """
+            INSERT INTO faults_faultaction (case_id, kind, at, from_state, to_state, after, reason)
+            SELECT id, %s, %s, '', state, jsonb_build_object('codes', codes), ''
+            FROM faults_faultcase WHERE session_id = ANY(%s)
+            """,
+            [FaultAction.Kind.DETECT, now, session_ids],
+        )
+        cursor.execute(
+            """
+            INSERT INTO faults_notification (session_id, member_id, kind, payload, state,
+                attempts, last_error, sender, external_id, created_at)
+            SELECT id, member_id, %s, '{}', %s, 0, '', '', '', %s
+            FROM billing_chargingsession WHERE id = ANY(%s) AND member_id IS NOT NULL
+            ON CONFLICT DO NOTHING
+            """,
+            [Notification.Kind.BEING_CHECKED, Notification.State.PENDING, now, session_ids],
+        )
+    transaction.on_commit(_queue_notifications)
+
+
+def _queue_notifications() -> None:
+    from ..tasks import notifications_send_pending_task
+
+    notifications_send_pending_task.delay()
+
+
 @transaction.atomic
 def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> SweepResult:
     """Turn every open session that is evidently over into a fault bill (code 1 or 2, with
@@ -132,27 +200,13 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
         for row, session_facts, findings in decided
         if row["id"] in moved
     ]
-    FaultCase.objects.bulk_create(cases, batch_size=2000)
-    FaultAction.objects.bulk_create(
-        [
-            FaultAction(
-                case=case,
-                kind=FaultAction.Kind.DETECT,
-                at=now,
-                to_state=FaultState.OPEN,
-                after={"codes": case.codes},
-            )
-            for case in cases
-        ],
-        batch_size=5000,
-    )
-    members = {row["id"]: row["member_id"] for row, _f, _x in decided}
-    notifications_enqueue_many(
-        items=[(case.session_id, members[case.session_id]) for case in cases],
-        being_checked=True,
-    )
+    _write_cases(cases, now=now)
     result.lost = len(cases)
-    result.case_ids = [case.pk for case in cases]
+    result.case_ids = list(
+        FaultCase.objects.filter(session_id__in=[c.session_id for c in cases]).values_list(
+            "pk", flat=True
+        )
+    )
     for case in cases:
         result.by_code.update(case.codes)
     return result

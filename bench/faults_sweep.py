@@ -96,7 +96,8 @@ FROM (
 ) s;
 
 INSERT INTO billing_metersample (session_id, at, energy_wh, context)
-SELECT s.id, s.last_sample_at - make_interval(mins => k * 10), 1000 + (3 - k) * 4000, 'Sample.Periodic'
+SELECT s.id, s.last_sample_at - make_interval(mins => k * 10), 1000 + (3 - k) * 4000,
+       'Sample.Periodic'
 FROM billing_chargingsession s, generate_series(0, 2) k
 WHERE s.state = 'charging';
 
@@ -125,9 +126,10 @@ SELECT id, 'offline', 0, '', %(now)s - interval '30 minutes' FROM stations_pile 
 """
 
 CASES_SQL = """
-INSERT INTO faults_faultcase (session_id, codes, blocks_payment, state, source, findings,
-    pile_values, platform_values, proposal, firmware, detected_at)
-SELECT s.id,
+INSERT INTO faults_faultcase (session_id, operator_id, station_id, sub_operator_id, channel,
+    codes, blocks_payment, state, source, findings, pile_values, platform_values, proposal,
+    firmware, detected_at)
+SELECT s.id, s.operator_id, s.station_id, s.sub_operator_id, s.channel,
        ((ARRAY['{1}', '{2}', '{9,10}', '{5,9}', '{9,10,11}', '{8}', '{10}', '{3}',
                '{12}'])[1 + s.id %% 9])::smallint[],
        s.id %% 9 <> 6,

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.models import Bill, Channel
+from billing.selectors import sessions_visible_to
 from billing.services.repair import BillCorrections, fault_bill_quote, fault_bill_repair
 from chargenet.admin import ScopedModelAdmin, register_scope, scoped
 from chargenet.errors import DomainError
@@ -42,9 +43,7 @@ from .timeline import session_timeline, timeline_svg
 register_scope(FaultCase, fault_cases_visible_to)
 register_scope(
     Notification,
-    lambda user: Notification.objects.filter(
-        session__in=fault_cases_visible_to(user).values("session")
-    ),
+    lambda user: Notification.objects.filter(session__in=sessions_visible_to(user).values("pk")),
 )
 
 FRAME_LIMIT = 300
@@ -75,7 +74,7 @@ class ChannelFilter(SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(session__channel=self.value())
+            return queryset.filter(channel=self.value())
         return queryset
 
 
@@ -88,7 +87,7 @@ class StationFilter(SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(session__station_id=self.value())
+            return queryset.filter(station_id=self.value())
         return queryset
 
 
@@ -101,7 +100,7 @@ class SubOperatorFilter(SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(session__sub_operator_id=self.value())
+            return queryset.filter(sub_operator_id=self.value())
         return queryset
 
 
@@ -267,7 +266,7 @@ class FaultCaseAdmin(ScopedModelAdmin):
     )
     search_fields = ("=session__order_no", "=session__pile__code")
     search_help_text = gettext_lazy("Order number or pile code (exact).")
-    list_select_related = ("session__station",)
+    list_select_related = ("session", "station")
     ordering = ("-detected_at", "-id")
     show_full_result_count = False
     list_per_page = 50
@@ -289,11 +288,7 @@ class FaultCaseAdmin(ScopedModelAdmin):
 
     @admin.display(description=gettext_lazy("station"))
     def station_name(self, case):
-        return case.session.station.name
-
-    @admin.display(description=gettext_lazy("channel"))
-    def channel(self, case):
-        return case.session.get_channel_display()
+        return case.station.name
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

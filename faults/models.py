@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from billing.models.sessions import Channel
+
 from .codes import FaultCode
 from .rules import Thresholds
 
@@ -132,7 +134,24 @@ class FaultCase(models.Model):
     pile_values = models.JSONField(_("pile values"), default=dict)
     platform_values = models.JSONField(_("platform values"), default=dict)
     proposal = models.JSONField(_("proposed values"), default=dict, blank=True)
-    # Copied at detection: bill loss clusters by firmware, and the pile may be updated later.
+    # Copied from the session at detection (they never change for a session), so the queue
+    # filters and scopes 100,000 cases without joining millions of sessions.
+    operator = models.ForeignKey(
+        "orgs.Operator", verbose_name=_("operator"), on_delete=models.PROTECT, related_name="+"
+    )
+    station = models.ForeignKey(
+        "stations.Station", verbose_name=_("station"), on_delete=models.PROTECT, related_name="+"
+    )
+    sub_operator = models.ForeignKey(
+        "orgs.SubOperator",
+        verbose_name=_("attributed sub-operator"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    # Bill loss clusters by firmware, and the pile may be updated later.
     firmware = models.CharField(_("firmware"), max_length=64, blank=True, db_index=True)
     detected_at = models.DateTimeField(_("detected at"), db_index=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
@@ -151,6 +170,8 @@ class FaultCase(models.Model):
         ordering = ["-detected_at", "-id"]
         indexes = [
             GinIndex(fields=["codes"], name="faultcase_codes_gin"),
+            models.Index(fields=["-detected_at", "-id"], name="faultcase_queue_order"),
+            models.Index(fields=["operator", "-detected_at"], name="faultcase_operator_detected"),
             models.Index(fields=["state", "-detected_at"], name="faultcase_state_detected"),
         ]
         constraints = [

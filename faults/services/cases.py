@@ -62,9 +62,20 @@ def proposal_json(proposal: Proposal | None) -> dict:
     }
 
 
+def session_scope(session) -> dict:
+    """The session's columns a fault case copies for scoping and filtering."""
+    return {
+        "operator_id": session.operator_id,
+        "station_id": session.station_id,
+        "sub_operator_id": session.sub_operator_id,
+        "channel": session.channel,
+    }
+
+
 def fault_case_build(
     *,
     session_id: int,
+    scope: dict,
     facts: SessionFacts,
     findings: list[Finding],
     source: str,
@@ -72,10 +83,15 @@ def fault_case_build(
     proposal: Proposal | None,
     now: dt.datetime,
 ) -> FaultCase:
-    """An unsaved case (the sweep saves thousands at once; settlement saves one)."""
+    """An unsaved case (the sweep saves thousands at once; settlement saves one).
+    ``scope`` is `session_scope` of the session (the sweep passes its selected row)."""
     codes = sorted(int(f.code) for f in findings)
     return FaultCase(
         session_id=session_id,
+        operator_id=scope["operator_id"],
+        station_id=scope["station_id"],
+        sub_operator_id=scope["sub_operator_id"],
+        channel=scope["channel"],
         codes=codes,
         blocks_payment=blocks_payment(codes),
         state=FaultState.OPEN,
@@ -109,6 +125,7 @@ def fault_case_open(
     now = timezone.now()
     case = fault_case_build(
         session_id=session.pk,
+        scope=session_scope(session),
         facts=facts,
         findings=findings,
         source=source,

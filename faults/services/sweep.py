@@ -35,7 +35,8 @@ LOST_CODES = frozenset({FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE})
 
 CANDIDATES_SQL = """
 SELECT s.id, s.pile_id, s.connector_id, c.number AS connector_number, s.created_at,
-       s.started_at, s.meter_start_wh, s.operator_id, s.member_id, p.last_boot_at,
+       s.started_at, s.meter_start_wh, s.operator_id, s.member_id, s.station_id,
+       s.sub_operator_id, s.channel, p.last_boot_at,
        p.firmware_version, st.time_zone, nxt.created_at AS next_start
 FROM billing_chargingsession s
 JOIN stations_connector c ON c.id = s.connector_id
@@ -85,6 +86,10 @@ class SweepResult:
 
 CASE_COLUMNS = (
     "session_id",
+    "operator_id",
+    "station_id",
+    "sub_operator_id",
+    "channel",
     "codes",
     "blocks_payment",
     "state",
@@ -111,6 +116,10 @@ def _write_cases(cases: list[FaultCase], *, now: dt.datetime) -> None:
                 copy.write_row(
                     (
                         case.session_id,
+                        case.operator_id,
+                        case.station_id,
+                        case.sub_operator_id,
+                        case.channel,
                         case.codes,
                         case.blocks_payment,
                         case.state,
@@ -190,6 +199,7 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
     cases = [
         fault_case_build(
             session_id=row["id"],
+            scope=row,
             facts=session_facts,
             findings=findings,
             source=FaultSource.SWEEP,

@@ -2,8 +2,8 @@
 
     DATABASE_URL=... REDIS_URL=... .venv/bin/python -m bench.faults_sweep [--sessions N]
 
-Uses its own database (``<DATABASE_URL's name>_bench``, created if missing; everything in
-it is replaced). Seeds with INSERT … SELECT over generate_series:
+Uses its own database (``<DATABASE_URL's name>_bench``, dropped and created each run).
+Seeds with INSERT … SELECT over generate_series:
 
 - 200 stations, 5,000 piles, 10,000 connectors, 10,000 members;
 - 1,000,000 sessions, of which 10,000 still open: 30 % of those silent for 40–200 minutes,
@@ -37,9 +37,9 @@ def _ensure_database(url: str, name: str) -> None:
 
     admin_url = urlunsplit(urlsplit(url)._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        # A fresh database each run: migrations and data exactly as this checkout has them.
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 SEED_SQL = """

@@ -37,7 +37,12 @@ from .facts import session_facts
 from .models import UNRESOLVED_STATES, FaultCase, FaultSettings, Notification
 from .rules import Reason, explain, pile_values, platform_values
 from .selectors import fault_cases_visible_to, fault_code_counts, thresholds_for
-from .services.cases import fault_case_dismiss, fault_case_escalate, fault_case_reopen
+from .services.cases import (
+    fault_case_dismiss,
+    fault_case_escalate,
+    fault_case_note_quote,
+    fault_case_reopen,
+)
 from .timeline import session_timeline, timeline_svg
 
 register_scope(FaultCase, fault_cases_visible_to)
@@ -223,6 +228,21 @@ def comparison_rows(session, facts, limits) -> list[dict]:
     return [dict(label=r[0], pile=r[1], platform=r[2], differs=r[3]) for r in rows]
 
 
+def orphan_stops(session):
+    """StopTransactions of the same pile the gateway could not match to a session, around
+    this one: often the lost bill's own end, sent with a transaction id the pile invented."""
+    from billing.models import OrphanStop
+
+    from .timeline import session_window
+
+    begin, end = session_window(session)
+    return list(
+        OrphanStop.objects.filter(
+            pile_id=session.pile_id, received_at__range=(begin, end)
+        ).order_by("received_at")[:20]
+    )
+
+
 def session_frames(session):
     """The raw protocol frames of the session: by order number, plus the pile's frames
     in the session's window (status, heartbeats, boots that did not carry it)."""
@@ -334,6 +354,12 @@ class FaultCaseAdmin(ScopedModelAdmin):
                 )
             else:
                 quote = fault_bill_quote(session=case.session, corrections=form.corrections())
+                fault_case_note_quote(
+                    case=case,
+                    acting_user=request.user,
+                    quote_json=quote.as_json(),
+                    reason=form.cleaned_data["reason"],
+                )
         except DomainError as error:
             field = (error.details or {}).get("field")
             if field in form.fields:
@@ -439,6 +465,7 @@ class FaultCaseAdmin(ScopedModelAdmin):
             "bill": bill,
             "proposal": proposal,
             "late_stop": (session.pile_reported or {}).get("late_stop"),
+            "orphan_stops": orphan_stops(session),
             "quote": quote,
             "corrections_form": corrections_form
             or CorrectionsForm(prefix="fix", initial=self._initial_corrections(case)),

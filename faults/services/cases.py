@@ -215,6 +215,22 @@ def fault_case_record(
     return action
 
 
+def fault_case_note_quote(*, case: FaultCase, acting_user, quote_json: dict, reason: str) -> None:
+    """Record on the fault bill's history that someone recalculated it (nothing changes:
+    the amount is only a proposal until applied)."""
+    now = timezone.now()
+    FaultAction.objects.create(
+        case=case,
+        kind=FaultAction.Kind.RECALCULATE,
+        at=now,
+        actor=acting_user if getattr(acting_user, "pk", None) else None,
+        from_state=case.state,
+        to_state=case.state,
+        after=quote_json,
+        reason=reason,
+    )
+
+
 def _locked(case_id: int) -> FaultCase:
     return FaultCase.objects.select_for_update().select_related("session").get(pk=case_id)
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from billing.models import Bill, LedgerEntry, PaymentState
+from billing.models import Bill, LedgerEntry, OrphanStop, PaymentState
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
 from faults.models import FaultCase
@@ -170,6 +170,20 @@ def test_fault_bill_page_answers_what_happened(client, desk):
     assert "heartbeat" in page
 
 
+def test_unmatched_stop_of_the_pile_is_shown(client, desk):
+    case, session, _member = desk
+    OrphanStop.objects.create(
+        pile=session.pile,
+        transaction_id=999,
+        meter_stop_wh=D("44820"),
+        stopped_at=at(2019, 9, 7, 10, 40, 40),
+        received_at=at(2019, 9, 7, 10, 40, 41),
+    )
+    client.force_login(staff(session.operator))
+    page = client.get(page_url(case)).content.decode()
+    assert "Unmatched StopTransaction from this pile: transaction 999" in page
+
+
 def test_recalculate_then_apply_settles_once_with_messages(client, desk):
     case, session, member = desk
     agent = staff(session.operator, username="agent1")
@@ -189,6 +203,11 @@ def test_recalculate_then_apply_settles_once_with_messages(client, desk):
     response = client.post(page_url(case), {**form, "action": "apply"}, follow=True)
     assert texts(response) == [f"Repaired and settled: bill {session.order_no}, 33.02 yuan, paid."]
     assert "repaired and settled" in response.content.decode()  # the history row
+    assert list(case.actions.values_list("kind", "actor__username", "reason")) == [
+        ("detect", None, ""),
+        ("recalculate", "agent1", "pile register glitch"),
+        ("repair", "agent1", "pile register glitch"),
+    ]
     response = client.post(page_url(case), {**form, "action": "apply"})
     (message,) = texts(response)
     assert message.startswith("This fault bill was already repaired by agent1 at ")

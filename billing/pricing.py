@@ -7,11 +7,15 @@ A pure function (no database, no clock): `price_session`. How it works:
 2. The session's time span is cut into *segments* wherever the tariff version in force
    changes or the station's local wall-clock time enters a half-hour slot of another
    period. Local time comes from the station's zone, so a DST day is priced by the clock
-   on the wall: the jump itself is a segment boundary (zones switch on a half-hour mark).
+   on the wall: the jump itself is a segment boundary. (Assumes a zone changes offset on
+   a local half-hour mark, true of every zone in use today.)
 3. Energy of a sample pair lying inside one segment goes to that segment whole; a pair
    straddling boundaries is divided in proportion to the time spent in each segment.
-   Shares are exact `Fraction`s of a mWh, so nothing is lost or invented by splitting,
-   and inserting an interpolated sample changes nothing.
+   Computed as: energy of a segment = register interpolated (linearly in time) at its
+   end minus at its start, so the work is per boundary, not per sample. Shares are
+   exact (integers of mWh, a `Fraction` only at a boundary between two samples), so
+   nothing is lost or invented by splitting and an interpolated sample changes nothing.
+   Times are µs, energies mWh, prices 0.00001 yuan: integers all the way to the total.
 4. A *line* is one (tariff version, period): its exact energy × its electricity and
    service prices. The total is the exact sum, brought to the fen ONCE by
    `chargenet.money.to_fen` with the operator's rounding mode (DOMAIN.md: truncation).
@@ -32,23 +36,29 @@ a fault bill, code 12) — never a default price.
 from __future__ import annotations
 
 import datetime as dt
+import operator
+from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from math import lcm
 from zoneinfo import ZoneInfo
 
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import DomainError
-from chargenet.money import allocate_to_fen, allocate_units, price, rounding_mode, to_fen
+from chargenet.money import allocate_units, fen_to_yuan, price, rounding_mode, to_fen
 
 PERIODS = 4  # p0 sharp, p1 peak, p2 flat, p3 valley
 SLOTS_PER_DAY = 48
 SLOT_SECONDS = 1800
 US = 1_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_US = dt.timedelta(microseconds=1)
 _MWH = Decimal(1000)
+_PRICE_UNITS = 100_000  # a price in units of 0.00001 yuan/kWh is an integer
+_CELL_UNITS_PER_YUAN = 1_000_000 * _PRICE_UNITS  # mWh per kWh × price units per yuan
 
 
 class PricingError(DomainError):
@@ -92,6 +102,10 @@ class TariffSpec:
     prices: tuple[PeriodPrice, PeriodPrice, PeriodPrice, PeriodPrice]
     version_id: int | None = None
     is_missing: bool = False
+    # (electricity, service) per period in 0.00001 yuan/kWh, exact integers.
+    price_units: tuple[tuple[int, int], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
 
     @classmethod
     def missing(cls, effective_from: dt.datetime) -> TariffSpec:
@@ -106,9 +120,12 @@ class TariffSpec:
             raise PricingError(_("A day schedule has 48 half-hour slots, each period 0 to 3."))
         if len(self.prices) != PERIODS:
             raise PricingError(_("A tariff has a price for each of the four periods."))
+        units = []
         for p in self.prices:
-            price(p.electricity)
-            price(p.service)
+            units.append(
+                (int(price(p.electricity) * _PRICE_UNITS), int(price(p.service) * _PRICE_UNITS))
+            )
+        object.__setattr__(self, "price_units", tuple(units))
         if self.effective_from.tzinfo is None:
             raise PricingError(_("A tariff's effective-from time must carry its time zone."))
 
@@ -159,13 +176,32 @@ def schedule_from_text(text: str) -> tuple[int, ...]:
 
 
 def _us(t: dt.datetime) -> int:
-    d = t - _EPOCH
-    return (d.days * 86400 + d.seconds) * US + d.microseconds
+    return (t - _EPOCH) // _ONE_US
 
 
-def _mwh(wh: Decimal) -> int:
-    if isinstance(wh, float):
+def _check_samples(samples) -> tuple[list[dt.datetime], list[Decimal]]:
+    """Check samples without converting them one by one: aware times that never go
+    backwards, exact energies (Decimal or int) never negative, never dropping. The
+    valid case costs a few C-speed list operations; only a bad one is looked at closely."""
+    times = [t for t, _e in samples]
+    energies = [e for _t, e in samples]
+    if not {type(e) for e in energies} <= {Decimal, int}:
         raise PricingError(_("Energy must be exact (Decimal), not a float."))
+    if any(t.tzinfo is None for t in (times[0], times[-1])):
+        raise PricingError(_("Meter sample times must carry their time zone."))
+    try:
+        ordered = times == sorted(times) and energies == sorted(energies)
+        strictly = ordered and all(map(operator.lt, times, times[1:]))
+    except TypeError:  # a naive time among aware ones
+        raise PricingError(_("Meter sample times must carry their time zone.")) from None
+    if not strictly:
+        _find_backwards(samples)
+    if energies[0] < 0:
+        raise NegativeEnergy(_("An energy register cannot be negative."))
+    return times, energies
+
+
+def _mwh(wh: Decimal | int) -> int:
     m = wh * _MWH
     i = int(m)
     if i != m:
@@ -173,6 +209,28 @@ def _mwh(wh: Decimal) -> int:
             _("Energy registers are kept to 0.001 Wh; got %(value)s Wh.") % {"value": wh}
         )
     return i
+
+
+def _find_backwards(samples) -> None:
+    times = [t for t, _e in samples]
+    regs = [e for _t, e in samples]
+    for i in range(1, len(times)):
+        if times[i] < times[i - 1] or (times[i] == times[i - 1] and regs[i] != regs[i - 1]):
+            raise TimeReversed(
+                _("Meter sample times go backwards at %(time)s: a stop before its start?")
+                % {"time": samples[i][0].isoformat()}
+            )
+        if regs[i] < regs[i - 1]:
+            if regs[i] < 0:
+                raise NegativeEnergy(_("An energy register cannot be negative."))
+            raise RegisterBackwards(
+                _("The energy register goes backwards at %(time)s (%(before)s → %(after)s Wh).")
+                % {
+                    "time": samples[i][0].isoformat(),
+                    "before": samples[i - 1][1],
+                    "after": samples[i][1],
+                }
+            )
 
 
 def _tariff_missing(at_us: int, zone: ZoneInfo):
@@ -239,85 +297,66 @@ def price_session(
         zone = ZoneInfo(zone)
     if not samples:
         raise PricingError(_("A session needs at least one meter sample to be priced."))
-    times = [_us(t) for t, _e in samples]
-    regs = [_mwh(e) for _t, e in samples]
-    if min(regs) < 0:
-        raise NegativeEnergy(_("An energy register cannot be negative."))
-    for i in range(1, len(times)):
-        if times[i] < times[i - 1] or (times[i] == times[i - 1] and regs[i] != regs[i - 1]):
-            raise TimeReversed(
-                _("Meter sample times go backwards at %(time)s: a stop before its start?")
-                % {"time": samples[i][0].isoformat()}
-            )
-        if regs[i] < regs[i - 1]:
-            raise RegisterBackwards(
-                _("The energy register goes backwards at %(time)s (%(before)s → %(after)s Wh).")
-                % {
-                    "time": samples[i][0].isoformat(),
-                    "before": samples[i - 1][1],
-                    "after": samples[i][1],
-                }
-            )
-    segments = _segments(times[0], times[-1], tariffs, zone)
+    times, energies = _check_samples(samples)
+    first, last = _us(times[0]), _us(times[-1])
+    first_mwh, last_mwh = _mwh(energies[0]), _mwh(energies[-1])
+    segments = _segments(first, last, tariffs, zone)
 
-    # Walk samples and segments together; whole pairs inside a segment stay integers.
-    whole: dict[tuple[int, int], int] = {}
-    split: dict[tuple[int, int], Fraction] = {}
-    si = 0
-    seg_end, key = segments[0]
-    for i in range(1, len(times)):
-        t0, t1 = times[i - 1], times[i]
-        delta = regs[i] - regs[i - 1]
-        while seg_end <= t0 and si + 1 < len(segments):
-            si += 1
-            seg_end, key = segments[si]
-        if t1 <= seg_end:
-            whole[key] = whole.get(key, 0) + delta
-            continue
-        span = t1 - t0
-        cursor, sj = t0, si
-        while True:
-            s_end, s_key = segments[sj]
-            upto = min(s_end, t1)
-            if upto > cursor and delta:
-                split[s_key] = split.get(s_key, 0) + Fraction(delta * (upto - cursor), span)
-            if s_end >= t1:
-                break
-            cursor, sj = upto, sj + 1
-    keys = [k for k in sorted({k for _e, k in segments}) if whole.get(k) or split.get(k)]
-    exact_mwh = [Fraction(whole.get(k, 0)) + split.get(k, 0) for k in keys]
-    energy_total = regs[-1] - regs[0]
-    shown_mwh = allocate_units(energy_total, exact_mwh)
+    # Energy in a segment = the register, interpolated linearly in time between samples,
+    # at its end minus at its start. That is the proportional split, done once per
+    # segment boundary instead of once per sample pair; exact (a Fraction only where a
+    # boundary falls between two samples). Only the samples around a boundary are read.
+    def register_at(t: int) -> int | Fraction:
+        i = bisect_left(times, _EPOCH + dt.timedelta(microseconds=t))
+        t1, r1 = _us(times[i]), _mwh(energies[i])
+        if t1 == t:
+            return r1
+        t0, r0 = _us(times[i - 1]), _mwh(energies[i - 1])
+        return r0 + Fraction((r1 - r0) * (t - t0), t1 - t0)
 
-    cells: list[Fraction] = []
-    for k, e in zip(keys, exact_mwh, strict=True):
-        p = tariffs[k[0]].prices[k[1]]
-        kwh = e / 1_000_000
-        cells.append(kwh * Fraction(p.electricity))
-        cells.append(kwh * Fraction(p.service))
-    exact_total = sum(cells, Fraction(0))
+    energy: dict[tuple[int, int], int | Fraction] = {}
+    seg_start, reg_start = first, first_mwh
+    for seg_end, key in segments:
+        reg_end = last_mwh if seg_end >= last else register_at(seg_end)
+        if seg_end > seg_start:
+            energy[key] = energy.get(key, 0) + (reg_end - reg_start)
+        seg_start, reg_start = seg_end, reg_end
+    keys = [k for k in sorted(energy) if energy[k]]
+    # Integers from here on: energies over a common denominator, prices in 0.00001 yuan.
+    denominator = lcm(*(energy[k].denominator for k in keys)) if keys else 1
+    scaled = [energy[k].numerator * (denominator // energy[k].denominator) for k in keys]
+    energy_total = last_mwh - first_mwh
+    shown_mwh = allocate_units(energy_total, scaled)
+
+    cells: list[int] = []  # in yuan / (denominator × 10^11): mWh × 0.00001 yuan/kWh
+    for k, e in zip(keys, scaled, strict=True):
+        electricity, service = tariffs[k[0]].price_units[k[1]]
+        cells.append(e * electricity)
+        cells.append(e * service)
+    unit = denominator * _CELL_UNITS_PER_YUAN
+    exact_total = Fraction(sum(cells), unit)
     total = to_fen(exact_total, rounding=mode)
-    fees = allocate_to_fen(total, cells)
+    fees = [fen_to_yuan(f) for f in allocate_units(int(total * 100), cells)]
 
     lines = []
-    for n, (k, e) in enumerate(zip(keys, exact_mwh, strict=True)):
+    for n, k in enumerate(keys):
         spec = tariffs[k[0]]
         p = spec.prices[k[1]]
         lines.append(
             PricedLine(
                 version_id=spec.version_id,
                 period=k[1],
-                energy_wh=(Decimal(shown_mwh[n]) / _MWH).quantize(Decimal("0.001")),
+                energy_wh=Decimal(shown_mwh[n]).scaleb(-3),
                 electricity_price=p.electricity,
                 service_price=p.service,
                 electricity_fee=fees[2 * n],
                 service_fee=fees[2 * n + 1],
-                exact_energy_wh=e / 1000,
-                exact_amount=cells[2 * n] + cells[2 * n + 1],
+                exact_energy_wh=Fraction(scaled[n], denominator * 1000),
+                exact_amount=Fraction(cells[2 * n] + cells[2 * n + 1], unit),
             )
         )
     return Pricing(
-        energy_wh=(Decimal(energy_total) / _MWH).quantize(Decimal("0.001")),
+        energy_wh=Decimal(energy_total).scaleb(-3),
         lines=tuple(lines),
         electricity_fee=sum(fees[0::2], Decimal("0.00")),
         service_fee=sum(fees[1::2], Decimal("0.00")),
@@ -325,3 +364,26 @@ def price_session(
         exact_total=exact_total,
         rounding=mode,
     )
+
+
+def period_segments(
+    *, start: dt.datetime, end: dt.datetime, tariffs: Sequence[TariffSpec], zone: ZoneInfo | str
+) -> list[tuple[dt.datetime, dt.datetime, int | None, int]]:
+    """(from, to, version id, period) stretches between ``start`` and ``end``, as the
+    engine cuts them (for charts). Raises `TariffMissing` like pricing does."""
+    if isinstance(zone, str):
+        zone = ZoneInfo(zone)
+    first, last = _us(start), _us(end)
+    out = []
+    cursor = first
+    for seg_end, (vkey, period) in _segments(first, last, tariffs, zone):
+        out.append(
+            (
+                _EPOCH + dt.timedelta(microseconds=cursor),
+                _EPOCH + dt.timedelta(microseconds=seg_end),
+                tariffs[vkey].version_id,
+                period,
+            )
+        )
+        cursor = seg_end
+    return out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
 from stations.selectors import stations_visible_to
 
-from .models import Bill, ChargingSession, StationTariff, TariffVersion
+from .models import Bill, ChargingSession, StationTariff, TariffPlan, Wallet
 from .pricing import PeriodPrice, TariffSpec, schedule_from_text
 
 
@@ -58,41 +59,136 @@ def tariff_specs_for(
 ) -> list[TariffSpec]:
     """The tariff versions in force at ``station`` between ``start`` and ``end`` for the
     pile's current type, as the pricing engine takes them (oldest first). Combines the
-    station's plan history with each plan's versions; empty when nothing is assigned."""
-    assignments = list(
-        StationTariff.objects.filter(station=station, effective_from__lte=end).order_by(
-            "effective_from"
+    station's plan history with each plan's versions, in one query; empty when nothing
+    is assigned. A switch to a plan with no version yet is a `TariffSpec.missing`."""
+    rows = (
+        StationTariff.objects.filter(station=station, effective_from__lte=end)
+        .order_by("effective_from", "plan__versions__effective_from")
+        .values_list(
+            "effective_from",
+            "plan__versions__id",
+            "plan__versions__effective_from",
+            "plan__versions__schedule",
+            "plan__versions__prices__current_type",
+            "plan__versions__prices__period",
+            "plan__versions__prices__electricity",
+            "plan__versions__prices__service",
         )
     )
+    # {assignment from: {version id: [from, schedule, [4 prices]]}}, both in time order
+    assignments: dict[dt.datetime, dict[int, list]] = {}
+    for a_from, v_id, v_from, schedule, ct, period, electricity, service in rows:
+        versions = assignments.setdefault(a_from, {})
+        if v_id is None or ct != current_type:
+            continue
+        version = versions.setdefault(v_id, [v_from, schedule, [None] * 4])
+        version[2][period] = PeriodPrice(electricity, service)
+    windows = list(assignments.items())
     # Only the last assignment starting at or before ``start`` matters, and the later ones.
-    while len(assignments) > 1 and assignments[1].effective_from <= start:
-        assignments.pop(0)
+    while len(windows) > 1 and windows[1][0] <= start:
+        windows.pop(0)
     specs: list[TariffSpec] = []
-    for n, assignment in enumerate(assignments):
-        window_from = assignment.effective_from
-        versions = TariffVersion.objects.filter(plan_id=assignment.plan_id)
-        if n + 1 < len(assignments):
-            versions = versions.filter(effective_from__lt=assignments[n + 1].effective_from)
-        else:
-            versions = versions.filter(effective_from__lte=end)
-        versions = list(versions.order_by("effective_from").prefetch_related("prices"))
+    for n, (window_from, versions) in enumerate(windows):
+        window_to = windows[n + 1][0] if n + 1 < len(windows) else None
+        in_window = [
+            (v_id, v)
+            for v_id, v in versions.items()
+            if (v[0] < window_to if window_to is not None else v[0] <= end)
+        ]
         lower = max(window_from, start)
-        while len(versions) > 1 and versions[1].effective_from <= lower:
-            versions.pop(0)
-        if specs and (not versions or versions[0].effective_from > window_from):
+        while len(in_window) > 1 and in_window[1][1][0] <= lower:
+            in_window.pop(0)
+        if specs and (not in_window or in_window[0][1][0] > window_from):
             # The new plan has no version yet at the switch: nothing is in force there.
             specs.append(TariffSpec.missing(window_from))
-        for version in versions:
-            prices = sorted(
-                (p for p in version.prices.all() if p.current_type == current_type),
-                key=lambda p: p.period,
-            )
+        for v_id, (v_from, schedule, prices) in in_window:
+            if None in prices:  # no prices for this current type: nothing is in force
+                specs.append(TariffSpec.missing(max(v_from, window_from)))
+                continue
             specs.append(
                 TariffSpec(
-                    effective_from=max(version.effective_from, window_from),
-                    schedule=schedule_from_text(version.schedule),
-                    prices=tuple(PeriodPrice(p.electricity, p.service) for p in prices),
-                    version_id=version.pk,
+                    effective_from=max(v_from, window_from),
+                    schedule=schedule_from_text(schedule),
+                    prices=tuple(prices),
+                    version_id=v_id,
                 )
             )
     return specs
+
+
+def wallets_visible_to(staff) -> QuerySet[Wallet]:
+    """Wallets of the members ``staff`` may see: the operator's members for operator-wide
+    staff; for sub-operator staff, members of departments bound to their sub-operator."""
+    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
+        return Wallet.objects.none()
+    if staff.is_superuser:
+        return Wallet.objects.all()
+    if staff.operator_id is None:
+        return Wallet.objects.none()
+    wallets = Wallet.objects.filter(member__operator_id=staff.operator_id)
+    if staff.sub_operator_id is not None:
+        wallets = wallets.filter(member__department__sub_operator_id=staff.sub_operator_id)
+    return wallets
+
+
+def tariff_plans_visible_to(staff) -> QuerySet[TariffPlan]:
+    """The operator's plans; sub-operator staff see the plans of their stations."""
+    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
+        return TariffPlan.objects.none()
+    if staff.is_superuser:
+        return TariffPlan.objects.all()
+    if staff.operator_id is None:
+        return TariffPlan.objects.none()
+    plans = TariffPlan.objects.filter(operator_id=staff.operator_id)
+    if staff.sub_operator_id is not None:
+        plans = plans.filter(
+            assignments__station__in=stations_visible_to(staff).values("pk")
+        ).distinct()
+    return plans
+
+
+def station_tariffs_visible_to(staff) -> QuerySet[StationTariff]:
+    return StationTariff.objects.filter(station__in=stations_visible_to(staff).values("pk"))
+
+
+@dataclass(frozen=True)
+class StationPriceToday:
+    station: object
+    plan_name: str
+    schedule: str  # 48 digits, "" when no tariff is in force
+    prices: dict  # {"AC": [PeriodPrice × 4], "DC": [...]}
+    period_now: int | None
+
+
+def station_prices_today(*, stations, at: dt.datetime) -> list[StationPriceToday]:
+    """For each station, the tariff in force at ``at``: its day schedule, AC/DC prices
+    and the period the station's clock is in now."""
+    out = []
+    for station in stations:
+        specs = {
+            ct: tariff_specs_for(station=station, current_type=ct, start=at, end=at)
+            for ct in ("AC", "DC")
+        }
+        ac = specs["AC"][-1] if specs["AC"] and not specs["AC"][-1].is_missing else None
+        dc = specs["DC"][-1] if specs["DC"] and not specs["DC"][-1].is_missing else None
+        if ac is None or ac.effective_from > at:
+            out.append(StationPriceToday(station, "", "", {}, None))
+            continue
+        local = at.astimezone(station.zone)
+        schedule = "".join(map(str, ac.schedule))
+        assignment = (
+            StationTariff.objects.filter(station=station, effective_from__lte=at)
+            .select_related("plan")
+            .order_by("-effective_from")
+            .first()
+        )
+        out.append(
+            StationPriceToday(
+                station=station,
+                plan_name=assignment.plan.name if assignment else "",
+                schedule=schedule,
+                prices={"AC": list(ac.prices), "DC": list(dc.prices) if dc else []},
+                period_now=ac.schedule[(local.hour * 60 + local.minute) // 30],
+            )
+        )
+    return out

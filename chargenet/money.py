@@ -9,6 +9,7 @@ Never float: every function here refuses one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -104,16 +105,25 @@ def allocate_units(total: int, weights: Sequence[int | Fraction]) -> list[int]:
         return []
     if any(w < 0 for w in weights):
         raise MoneyError(_("A weight to allocate by cannot be negative."))
-    whole = sum(weights, Fraction(0))
+    if not all(isinstance(w, int) for w in weights):  # Fractions: to one denominator
+        common = math.lcm(*(Fraction(w).denominator for w in weights))
+        weights = [int(Fraction(w) * common) for w in weights]
+    whole = sum(weights)
     if whole == 0:
         return [total] + [0] * (len(weights) - 1)
-    exact = [Fraction(total) * w / whole for w in weights]
-    lines = [e.numerator // e.denominator for e in exact]
+    # share i = total × w_i / whole = lines[i] + remainders[i] / whole, in integers
+    shares = [divmod(total * w, whole) for w in weights]
+    lines = [q for q, _r in shares]
     left = total - sum(lines)
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - lines[i]), i))
+    order = sorted(range(len(weights)), key=lambda i: (-shares[i][1], i))
     for i in order[:left]:
         lines[i] += 1
     return lines
+
+
+def fen_to_yuan(fen: int) -> Decimal:
+    """A whole number of fen as yuan with two places (no rounding happens here)."""
+    return Decimal(fen).scaleb(-2)
 
 
 def allocate_to_fen(total: Decimal, weights: Sequence[Decimal | Fraction]) -> list[Decimal]:

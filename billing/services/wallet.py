@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -170,18 +170,46 @@ def wallet_adjust(*, member, amount: Decimal, reason: str, actor) -> LedgerEntry
     return entry
 
 
+def wallet_take(*, member_id: int, amount: Decimal) -> tuple[int, Decimal] | None:
+    """Take ``amount`` from the member's wallet if its balance covers it, in one statement
+    (lock, check and F()-style update at once). Returns (wallet id, balance after), or
+    None when the balance is short or there is no wallet. The caller records the entry
+    (`wallet_record_charge`) in the same transaction."""
+    table = Wallet._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{table}" SET "balance" = "balance" - %s, "updated_at" = %s '
+            'WHERE "member_id" = %s AND "balance" >= %s RETURNING "id", "balance"',
+            [amount, timezone.now(), member_id, amount],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def wallet_record_charge(*, wallet_id: int, bill: Bill, balance_after: Decimal) -> LedgerEntry:
+    """The ledger entry of a bill's charge taken by `wallet_take`. The unique constraint
+    on a bill's charge entry makes a second charge of the same bill impossible."""
+    return LedgerEntry.objects.create(
+        wallet_id=wallet_id,
+        kind=EntryKind.CHARGE,
+        amount=-bill.total,
+        balance_after=balance_after,
+        bill=bill,
+    )
+
+
 def wallet_debit_bill(*, bill: Bill) -> bool:
-    """Charge ``bill`` to its member's wallet, inside the caller's transaction (which
-    holds the session lock). True when paid now; False (and the bill marked owed) when
-    the balance does not cover it. A bill already charged is never charged again."""
-    wallet = _locked_wallet(bill.member)
+    """Charge an unpaid or owed ``bill`` to its member's wallet inside the caller's
+    transaction. True when paid now (or already); False, and the bill marked owed, when
+    the balance does not cover it."""
     if LedgerEntry.objects.filter(bill=bill, kind=EntryKind.CHARGE).exists():
         return True
-    if wallet.balance < bill.total:
+    taken = wallet_take(member_id=bill.member_id, amount=bill.total)
+    if taken is None:
         bill.payment_state = PaymentState.OWED
         bill.save(update_fields=["payment_state"])
         return False
-    _post(wallet=wallet, kind=EntryKind.CHARGE, amount=-bill.total, bill=bill)
+    wallet_record_charge(wallet_id=taken[0], bill=bill, balance_after=taken[1])
     bill.payment_state = PaymentState.PAID
     bill.paid_at = timezone.now()
     bill.save(update_fields=["payment_state", "paid_at"])

@@ -150,6 +150,16 @@ def test_no_tariff_in_force_is_an_error_never_a_default_price(tariffs):
         ),
         ([(at(2019, 9, 7, 1), D("-5")), (at(2019, 9, 7, 2), D("0"))], NegativeEnergy, "negative"),
         ([(at(2019, 9, 7, 1), 0.5), (at(2019, 9, 7, 2), D("1"))], PricingError, "not a float"),
+        (
+            [(dt.datetime(2019, 9, 7, 1), D("0")), (dt.datetime(2019, 9, 7, 2), D("1"))],  # noqa: DTZ001
+            PricingError,
+            "carry their time zone",
+        ),
+        (
+            [(at(2019, 9, 7, 1), D("0")), (at(2019, 9, 7, 1), D("5"))],
+            TimeReversed,
+            "times go backwards",
+        ),
     ],
 )
 def test_bad_samples_raise_a_named_error(samples, error, message):
@@ -165,6 +175,18 @@ def test_unknown_rounding_mode_and_sixth_price_decimal_are_refused():
         spec(prices=(PeriodPrice(D("0.123456"), D("0")), *AC[1:]))
 
 
+def test_a_repeated_sample_is_harmless():
+    same = at(2019, 9, 7, 1, 30)
+    samples = [
+        (at(2019, 9, 7, 1), D("0")),
+        (same, D("500")),
+        (same, D("500")),
+        (at(2019, 9, 7, 2), D("1000")),
+    ]
+    pricing = price_session(samples=samples, tariffs=[spec()], zone=SH)
+    assert by_period(pricing) == {(1, 3): D("1000.000")}
+
+
 def test_one_sample_is_a_zero_bill():
     pricing = price_session(samples=[(at(2019, 9, 7, 1), D("7"))], tariffs=[spec()], zone=SH)
     assert (pricing.total, pricing.energy_wh, pricing.lines) == (D("0.00"), D("0.000"), ())
@@ -172,7 +194,8 @@ def test_one_sample_is_a_zero_bill():
 
 # ---- properties --------------------------------------------------------------------
 
-START = at(2019, 9, 6, 20, 0)
+# Shanghai across midnight and a version change; Berlin across the autumn DST change.
+WHERE = st.sampled_from([(SH, at(2019, 9, 6, 20, 0)), (BERLIN, at(2019, 10, 26, 20, 0, tz=BERLIN))])
 steps = st.lists(
     st.tuples(st.integers(1, 7200), st.integers(0, 40_000_000)),  # (seconds, mWh)
     min_size=1,
@@ -180,8 +203,9 @@ steps = st.lists(
 )
 
 
-def build(step_list, start_mwh=0):
-    t, e = START, start_mwh
+def build(step_list, start):
+    # Step in UTC: aware datetime arithmetic in a DST zone is wall-clock arithmetic.
+    t, e = start.astimezone(dt.UTC), 0
     out = [(t, D(e) / 1000)]
     for seconds, mwh in step_list:
         t += dt.timedelta(seconds=seconds)
@@ -190,13 +214,18 @@ def build(step_list, start_mwh=0):
     return out
 
 
-TWO_VERSIONS = [spec(), spec(since=at(2019, 9, 7, 3, 15), prices=AC[::-1], version_id=2)]
+TWO_VERSIONS = [
+    spec(),
+    spec(since=at(2019, 9, 7, 3, 15), prices=AC[::-1], version_id=2),
+    spec(since=at(2019, 10, 27, 1, 45, tz=BERLIN), version_id=3),
+]
 
 
 @settings(max_examples=150, deadline=None)
-@given(step_list=steps)
-def test_period_energies_and_lines_add_up_to_the_totals(step_list):
-    pricing = price_session(samples=build(step_list), tariffs=TWO_VERSIONS, zone=SH)
+@given(step_list=steps, where=WHERE)
+def test_period_energies_and_lines_add_up_to_the_totals(step_list, where):
+    zone, start = where
+    pricing = price_session(samples=build(step_list, start), tariffs=TWO_VERSIONS, zone=zone)
     assert sum((ln.energy_wh for ln in pricing.lines), D(0)) == pricing.energy_wh
     assert sum((ln.exact_energy_wh for ln in pricing.lines), Fraction(0)) == Fraction(
         pricing.energy_wh
@@ -206,13 +235,14 @@ def test_period_energies_and_lines_add_up_to_the_totals(step_list):
 
 
 @settings(max_examples=150, deadline=None)
-@given(step_list=steps, index=st.integers(0, 29), more=st.integers(1, 5_000_000))
-def test_the_amount_never_decreases_when_energy_grows(step_list, index, more):
+@given(step_list=steps, index=st.integers(0, 29), more=st.integers(1, 5_000_000), where=WHERE)
+def test_the_amount_never_decreases_when_energy_grows(step_list, index, more, where):
+    zone, start = where
     index %= len(step_list)
     grown = list(step_list)
     grown[index] = (grown[index][0], grown[index][1] + more)
-    before = price_session(samples=build(step_list), tariffs=TWO_VERSIONS, zone=SH)
-    after = price_session(samples=build(grown), tariffs=TWO_VERSIONS, zone=SH)
+    before = price_session(samples=build(step_list, start), tariffs=TWO_VERSIONS, zone=zone)
+    after = price_session(samples=build(grown, start), tariffs=TWO_VERSIONS, zone=zone)
     assert after.total >= before.total
 
 
@@ -222,8 +252,10 @@ def test_the_amount_never_decreases_when_energy_grows(step_list, index, more):
     index=st.integers(0, 29),
     parts=st.integers(2, 9),
     part=st.integers(1, 8),
+    where=WHERE,
 )
-def test_an_interpolated_sample_changes_no_period_energy(step_list, index, parts, part):
+def test_an_interpolated_sample_changes_no_period_energy(step_list, index, parts, part, where):
+    zone, start = where
     index %= len(step_list)
     part = min(part, parts - 1)
     seconds, mwh = step_list[index]
@@ -234,7 +266,7 @@ def test_an_interpolated_sample_changes_no_period_energy(step_list, index, parts
     first = (seconds * part // parts, mwh * part // parts)
     rest = (seconds - first[0], mwh - first[1])
     split = [*widened[:index], first, rest, *widened[index + 1 :]]
-    whole = price_session(samples=build(widened), tariffs=TWO_VERSIONS, zone=SH)
-    halves = price_session(samples=build(split), tariffs=TWO_VERSIONS, zone=SH)
+    whole = price_session(samples=build(widened, start), tariffs=TWO_VERSIONS, zone=zone)
+    halves = price_session(samples=build(split, start), tariffs=TWO_VERSIONS, zone=zone)
     assert whole.lines == halves.lines
     assert whole.total == halves.total

@@ -13,6 +13,7 @@ from billing.models import (
     PaymentState,
     SessionState,
     SessionTransition,
+    Wallet,
 )
 from billing.services.settlement import SessionNotStopped, bill_settle
 from billing.services.wallet import ArrearsError, member_start_allowed, wallet_recharge
@@ -196,3 +197,74 @@ def test_concurrent_settlements_charge_the_wallet_exactly_once():
     member.wallet.refresh_from_db()
     assert member.wallet.balance == D("66.98")
     assert SessionTransition.objects.filter(session=session).count() == 1
+
+
+def test_settlement_takes_a_fixed_number_of_statements(django_assert_max_num_queries):
+    station = tariffed_station()
+    member = funded_member(station.operator)
+    session = stopped_session(station=station, samples=EXAMPLE, member=member)
+    # bill?, lock, samples, tariffs, wallet take, bill, lines, ledger, transition, session,
+    # plus the savepoint and its release (the test runs inside a transaction)
+    with django_assert_max_num_queries(12):
+        bill_settle(session_id=session.pk)
+    with django_assert_max_num_queries(3):
+        bill_settle(session_id=session.pk)
+
+
+def test_an_unknown_rounding_mode_is_refused_and_changes_nothing():
+    from chargenet.money import MoneyError
+
+    station = tariffed_station()
+    station.operator.rounding_mode = "ROUND_UP"
+    station.operator.save()
+    session = stopped_session(station=station, samples=EXAMPLE)
+    with pytest.raises(MoneyError, match="Unknown rounding mode ROUND_UP"):
+        bill_settle(session_id=session.pk)
+    session.refresh_from_db()
+    assert (session.state, Bill.objects.count()) == (SessionState.STOPPED, 0)
+
+
+def _in_threads(*calls):
+    barrier = threading.Barrier(len(calls))
+    errors = []
+
+    def run(call):
+        try:
+            barrier.wait()
+            call()
+        except Exception as exc:  # collected and asserted by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sessions_racing_for_one_balance_pay_one_and_owe_the_other():
+    station = tariffed_station()
+    member = funded_member(station.operator, amount="40.00")
+    sessions = [stopped_session(station=station, samples=EXAMPLE, member=member) for _ in range(2)]
+    errors = _in_threads(*(lambda s=s: bill_settle(session_id=s.pk) for s in sessions))
+    assert errors == []
+    states = sorted(Bill.objects.values_list("payment_state", flat=True))
+    assert states == [PaymentState.OWED, PaymentState.PAID]
+    member.wallet.refresh_from_db()
+    assert member.wallet.balance == D("6.98")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recharge_racing_with_itself_is_credited_once():
+    member = MemberFactory()
+    errors = _in_threads(
+        *(lambda: wallet_recharge(member=member, amount=D("20.00"), reference="WX-race"),) * 3
+    )
+    assert errors == []
+    assert LedgerEntry.objects.filter(reference="WX-race").count() == 1
+    # (read afresh: the threads shared ``member``, whose cached wallet may be a loser's)
+    assert Wallet.objects.get(member=member).balance == D("20.00")

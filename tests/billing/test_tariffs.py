@@ -61,13 +61,19 @@ def test_bad_schedules_are_rejected_naming_the_time(ranges, message):
         schedule_from_ranges(ranges)
 
 
-def test_a_bad_version_changes_nothing():
+@pytest.mark.parametrize(
+    ("schedule", "price_grid", "error", "message"),
+    [
+        (DOMAIN_SCHEDULE, prices(ac=[("0.123456", "0.5")] * 4), MoneyError, "at most 5 decimal"),
+        (DOMAIN_SCHEDULE, prices(dc=[("-0.1", "0.5")] * 4), MoneyError, "cannot be negative"),
+        ([("08:00", "24:00", 2)], prices(), ScheduleError, "gap at 00:00"),
+        ("3" * 47, prices(), ScheduleError, "48 half-hour slots"),
+    ],
+)
+def test_a_bad_version_changes_nothing(schedule, price_grid, error, message):
     plan = tariff_plan_create(operator=StationFactory().operator, name="std")
-    bad = prices(ac=[("0.123456", "0.5")] * 4)
-    with pytest.raises(MoneyError, match="at most 5 decimal places"):
-        tariff_version_create(plan=plan, schedule=DOMAIN_SCHEDULE, prices=bad)
-    with pytest.raises(ScheduleError, match="gap at 00:00"):
-        tariff_version_create(plan=plan, schedule=[("08:00", "24:00", 2)], prices=prices())
+    with pytest.raises(error, match=message):
+        tariff_version_create(plan=plan, schedule=schedule, prices=price_grid)
     assert not TariffVersion.objects.exists()
     assert not TariffPrice.objects.exists()
 

@@ -80,3 +80,18 @@ def test_refund_and_verification_command():
 
 def test_a_member_without_debts_may_start():
     assert member_start_allowed(member=MemberFactory()) is None
+
+
+def test_the_ledger_refuses_updates_and_deletes():
+    from django.db import ProgrammingError, transaction
+
+    member = MemberFactory()
+    entry = wallet_recharge(member=member, amount=D("10.00"), reference="WX-ro")
+    for change in (
+        lambda: LedgerEntry.objects.filter(pk=entry.pk).update(amount=D("99.00")),
+        lambda: LedgerEntry.objects.filter(pk=entry.pk).delete(),
+    ):
+        with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
+            change()
+    entry.refresh_from_db()
+    assert entry.amount == D("10.00")

@@ -1,0 +1,58 @@
+"""Demo tariffs: the DOMAIN.md schedule and prices, for `load_demo` (idempotent)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+
+from .models import StationTariff, TariffPlan
+from .services.tariffs import (
+    PeriodPrices,
+    station_tariff_assign,
+    tariff_plan_create,
+    tariff_version_create,
+)
+
+DEMO_PLAN_NAME = "Standard time-of-use"
+DEMO_SINCE = dt.datetime(2019, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+# DOMAIN.md: peak 14–17 & 19–22, flat 8–14 & 17–19 & 22–24, valley 0–8.
+DEMO_SCHEDULE = [
+    ("00:00", "08:00", 3),
+    ("08:00", "14:00", 2),
+    ("14:00", "17:00", 1),
+    ("17:00", "19:00", 2),
+    ("19:00", "22:00", 1),
+    ("22:00", "24:00", 2),
+]
+# (electricity, service) yuan/kWh for p0 sharp … p3 valley; AC flat and valley are DOMAIN.md's.
+DEMO_PRICES = {
+    "AC": [("1.19", "0.60"), ("0.98", "0.55"), ("0.64", "0.51"), ("0.33", "0.55")],
+    "DC": [("1.19", "0.80"), ("0.98", "0.80"), ("0.64", "0.70"), ("0.33", "0.60")],
+}
+
+
+@transaction.atomic
+def load_demo_tariffs(operator) -> TariffPlan:
+    """A plan with the DOMAIN.md schedule, in force since 2019, assigned to every station
+    of ``operator`` that has no tariff yet. Running it again changes nothing."""
+    plan = TariffPlan.objects.filter(operator=operator, name=DEMO_PLAN_NAME).first()
+    if plan is None:
+        plan = tariff_plan_create(operator=operator, name=DEMO_PLAN_NAME)
+    if not plan.versions.exists():
+        tariff_version_create(
+            plan=plan,
+            schedule=DEMO_SCHEDULE,
+            prices={
+                ct: [PeriodPrices(Decimal(e), Decimal(s)) for e, s in periods]
+                for ct, periods in DEMO_PRICES.items()
+            },
+            effective_from=DEMO_SINCE,
+            note="demo",
+        )
+    assigned = StationTariff.objects.filter(station__operator=operator).values("station_id")
+    for station in operator.stations.exclude(pk__in=assigned).order_by("pk"):
+        station_tariff_assign(station=station, plan=plan, effective_from=DEMO_SINCE)
+    return plan

@@ -1,0 +1,127 @@
+"""Back-office forms of billing: they translate input for the services, nothing more."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.utils.translation import gettext_lazy as _
+
+from .models import Period
+from .services.tariffs import CURRENT_TYPES, PeriodPrices
+
+SLOT_CHOICES = [(str(p.value), p.label) for p in Period]
+
+
+def _slot_label(slot: int) -> str:
+    return f"{slot // 2:02d}:{(slot % 2) * 30:02d}"
+
+
+class TariffVersionForm(forms.Form):
+    """A day of 48 half-hour slots and the price grid; blank effective-from means now."""
+
+    effective_from = forms.SplitDateTimeField(
+        label=_("effective from"),
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text=_("Blank: now. A change cannot start in the past."),
+    )
+    note = forms.CharField(label=_("note"), max_length=200, required=False)
+
+    def __init__(self, *args, with_time: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not with_time:
+            del self.fields["effective_from"]
+        for slot in range(48):
+            self.fields[f"slot_{slot}"] = forms.ChoiceField(
+                label=_slot_label(slot),
+                choices=SLOT_CHOICES,
+                widget=forms.Select(attrs={"class": "tariff-slot"}),
+            )
+        for current_type in CURRENT_TYPES:
+            for period in Period:
+                for kind in ("electricity", "service"):
+                    self.fields[f"{current_type}_{period.value}_{kind}"] = forms.DecimalField(
+                        label=f"{current_type} {period.label} {kind}",
+                        max_digits=9,
+                        decimal_places=5,
+                        min_value=Decimal(0),
+                        widget=forms.NumberInput(attrs={"step": "0.00001", "style": "width:7em"}),
+                    )
+
+    @staticmethod
+    def initial_from(version) -> dict:
+        if version is None:
+            return {f"slot_{s}": "3" if s < 16 else "2" for s in range(48)}
+        initial = {f"slot_{s}": p for s, p in enumerate(version.schedule)}
+        for price in version.prices.all():
+            initial[f"{price.current_type}_{price.period}_electricity"] = price.electricity
+            initial[f"{price.current_type}_{price.period}_service"] = price.service
+        return initial
+
+    def schedule_fields(self):
+        return [self[f"slot_{s}"] for s in range(48)]
+
+    def price_rows(self):
+        return [
+            (
+                period.label,
+                [
+                    self[f"{ct}_{period.value}_{kind}"]
+                    for ct in CURRENT_TYPES
+                    for kind in ("electricity", "service")
+                ],
+            )
+            for period in Period
+        ]
+
+    def plain_fields(self):
+        return [self[name] for name in ("effective_from", "note") if name in self.fields]
+
+    def schedule(self) -> str:
+        return "".join(self.cleaned_data[f"slot_{s}"] for s in range(48))
+
+    def prices(self) -> dict:
+        return {
+            ct: [
+                PeriodPrices(
+                    self.cleaned_data[f"{ct}_{p.value}_electricity"],
+                    self.cleaned_data[f"{ct}_{p.value}_service"],
+                )
+                for p in Period
+            ]
+            for ct in CURRENT_TYPES
+        }
+
+
+class StationTariffForm(forms.Form):
+    station = forms.ModelChoiceField(label=_("station"), queryset=None)
+    plan = forms.ModelChoiceField(label=_("plan"), queryset=None)
+    effective_from = forms.SplitDateTimeField(
+        label=_("effective from"),
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text=_("Blank: now. A change cannot start in the past."),
+    )
+
+    def __init__(self, *args, stations, plans, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["station"].queryset = stations
+        self.fields["plan"].queryset = plans
+
+    def plain_fields(self):
+        return [self[name] for name in self.fields]
+
+
+class WalletAdjustForm(forms.Form):
+    amount = forms.DecimalField(
+        label=_("amount (yuan)"),
+        max_digits=12,
+        decimal_places=2,
+        help_text=_("Positive credits the wallet, negative debits it."),
+    )
+    reason = forms.CharField(label=_("reason"), max_length=200)
+
+    def plain_fields(self):
+        return [self[name] for name in self.fields]

@@ -1,0 +1,170 @@
+import datetime as dt
+from decimal import Decimal as D
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from billing.models import LedgerEntry, TariffVersion
+from billing.services.settlement import bill_settle
+from billing.services.wallet import wallet_recharge
+from chargenet.models import AuditLog
+from tests.billing.factories import (
+    MemberFactory,
+    StaffFactory,
+    SubOperatorFactory,
+    stopped_session,
+    tariffed_station,
+)
+
+pytestmark = pytest.mark.django_db
+SH = ZoneInfo("Asia/Shanghai")
+EXAMPLE = [
+    (dt.datetime(2019, 9, 6, 23, 26, 13, tzinfo=SH), "0"),
+    (dt.datetime(2019, 9, 7, 0, 0, tzinfo=SH), "1000"),
+    (dt.datetime(2019, 9, 7, 8, 0, tzinfo=SH), "26980"),
+    (dt.datetime(2019, 9, 7, 10, 40, 40, tzinfo=SH), "34820"),
+]
+
+
+def staff_client(client, operator, sub_operator=None):
+    staff = StaffFactory(operator=operator, sub_operator=sub_operator)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="billing"))
+    client.force_login(staff)
+    return staff
+
+
+@pytest.fixture
+def settled():
+    station = tariffed_station()
+    member = MemberFactory(operator=station.operator)
+    wallet_recharge(member=member, amount=D("100.00"), reference="WX-admin")
+    session = stopped_session(station=station, samples=EXAMPLE, member=member)
+    return bill_settle(session_id=session.pk)
+
+
+def test_bill_page_shows_the_breakdown_and_the_chart(client, settled):
+    staff_client(client, settled.operator)
+    page = client.get(reverse("admin:billing_bill_change", args=[settled.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "33.02" in html and "14.28" in html and "8840.000" not in html
+    assert "<svg" in html and "<polyline" in html
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("q={order_no}", True),
+        ("q={phone}", True),
+        ("q=13000000000", False),
+        ("payment_state__exact=owed", False),
+        ("payment_state__exact=paid", True),
+        ("station__id__exact={station}", True),
+    ],
+)
+def test_bill_list_search_and_filters(client, settled, query, found):
+    staff_client(client, settled.operator)
+    query = query.format(
+        order_no=settled.order_no, phone=settled.member.phone, station=settled.station_id
+    )
+    page = client.get(reverse("admin:billing_bill_changelist") + "?" + query)
+    assert page.status_code == 200
+    assert (settled.order_no in page.content.decode()) is found
+
+
+def test_bills_of_another_operator_answer_404(client, settled):
+    staff_client(client, tariffed_station().operator)
+    page = client.get(reverse("admin:billing_bill_change", args=[settled.pk]))
+    assert page.status_code == 404
+    listing = client.get(reverse("admin:billing_bill_changelist"))
+    assert settled.order_no not in listing.content.decode()
+
+
+def test_wallet_adjustment_gives_feedback_and_is_audited(client, settled):
+    staff = staff_client(client, settled.operator)
+    wallet = settled.member.wallet
+    url = reverse("admin:billing_wallet_adjust", args=[wallet.pk])
+    refused = client.post(url, {"amount": "-500.00", "reason": "test"})
+    assert "cannot be taken" in refused.content.decode()
+    done = client.post(url, {"amount": "5.00", "reason": "goodwill"}, follow=True)
+    assert "the balance is now 71.98 yuan" in done.content.decode()
+    entry = LedgerEntry.objects.get(kind="adjustment")
+    assert (entry.actor, entry.reason, entry.amount) == (staff, "goodwill", D("5.00"))
+    assert AuditLog.objects.filter(action="wallet_adjust", actor=staff).count() == 1
+
+
+def test_tariff_editor_creates_a_version_and_refuses_editing_a_billed_one(client, settled):
+    staff_client(client, settled.operator)
+    version = TariffVersion.objects.get()
+    plan_page = client.get(reverse("admin:billing_tariffplan_change", args=[version.plan_id]))
+    assert "used by bills: not editable" in plan_page.content.decode()
+    assert plan_page.content.decode().count('style="display:inline-block;width:9px') == 48
+    edit = client.post(
+        reverse("admin:billing_tariffversion_edit", args=[version.pk]),
+        {**{f"slot_{s}": "3" for s in range(48)}, **_prices()},
+    )
+    assert "cannot change" in edit.content.decode()
+    new = client.post(
+        reverse("admin:billing_tariffversion_new", args=[version.plan_id]),
+        {**{f"slot_{s}": "2" for s in range(48)}, **_prices(), "note": "2026 prices"},
+        follow=True,
+    )
+    assert "New version of" in new.content.decode()
+    assert TariffVersion.objects.count() == 2
+    assert TariffVersion.objects.latest("effective_from").schedule == "2" * 48
+
+
+def test_prices_today_page_lists_visible_stations(client, settled):
+    staff_client(client, settled.operator)
+    page = client.get(reverse("admin:billing_stationtariff_today"))
+    assert page.status_code == 200
+    assert settled.station.name in page.content.decode()
+
+
+def test_sub_operator_staff_cannot_open_the_tariff_editor(client, settled):
+    staff_client(client, settled.operator, SubOperatorFactory(operator=settled.operator))
+    version = TariffVersion.objects.get()
+    page = client.get(reverse("admin:billing_tariffversion_new", args=[version.plan_id]))
+    assert page.status_code == 404
+
+
+def _prices():
+    return {
+        f"{ct}_{p}_{kind}": "0.5"
+        for ct in ("AC", "DC")
+        for p in range(4)
+        for kind in ("electricity", "service")
+    }
+
+
+def test_plan_add_and_station_assignment_through_the_back_office(client, settled):
+    from billing.models import StationTariff, TariffPlan
+
+    staff_client(client, settled.operator)
+    added = client.post(
+        reverse("admin:billing_tariffplan_add"),
+        {"operator": settled.operator_id, "name": "Night saver"},
+        follow=True,
+    )
+    assert added.status_code == 200
+    plan = TariffPlan.objects.get(name="Night saver")
+    assert AuditLog.objects.filter(action="tariff_plan_create", object_id=str(plan.pk)).exists()
+    past = client.post(
+        reverse("admin:billing_stationtariff_add"),
+        {
+            "station": settled.station_id,
+            "plan": plan.pk,
+            "effective_from_0": "2020-01-01",
+            "effective_from_1": "00:00:00",
+        },
+    )
+    assert "changes now or later" in past.content.decode()
+    now = client.post(
+        reverse("admin:billing_stationtariff_add"),
+        {"station": settled.station_id, "plan": plan.pk},
+        follow=True,
+    )
+    assert "uses Night saver from" in now.content.decode()
+    assert StationTariff.objects.filter(station=settled.station).count() == 2

@@ -1,0 +1,84 @@
+import datetime as dt
+from decimal import Decimal as D
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from billing.models import LedgerEntry, PaymentState, SessionState
+from billing.pricing import RegisterBackwards
+from billing.services.settlement import BillNotFault, bill_repair_apply, bill_settle
+from billing.services.wallet import wallet_recharge
+from chargenet.errors import DomainError
+from chargenet.models import AuditLog
+from faults.codes import FaultCode
+from tests.billing.factories import MemberFactory, StaffFactory, stopped_session, tariffed_station
+
+pytestmark = pytest.mark.django_db
+SH = ZoneInfo("Asia/Shanghai")
+START, STOP = dt.datetime(2019, 9, 7, 1, tzinfo=SH), dt.datetime(2019, 9, 7, 2, tzinfo=SH)
+
+
+@pytest.fixture
+def fault_bill():
+    station = tariffed_station()
+    member = MemberFactory(operator=station.operator)
+    wallet_recharge(member=member, amount=D("50.00"), reference="WX-repair")
+    # the register drops to 10 Wh: energy lost, a fault bill
+    session = stopped_session(
+        station=station, samples=[(START, "5000"), (STOP, "10")], member=member
+    )
+    bill = bill_settle(session_id=session.pk)
+    assert bill.fault_codes == [FaultCode.ENERGY_LOST]
+    return bill
+
+
+def test_a_repair_prices_the_corrections_and_charges_once(fault_bill):
+    agent = StaffFactory(operator=fault_bill.operator)
+    bill = bill_repair_apply(
+        bill_id=fault_bill.pk,
+        samples=[(START, D("5000")), (STOP, D("15000"))],
+        actor=agent,
+        reason="meter reset; energy from the pile's record",
+    )
+    # valley 10 kWh × (0.33 + 0.55)
+    assert (bill.total, bill.payment_state, bill.energy_wh) == (
+        D("8.80"),
+        PaymentState.PAID,
+        D("10000.000"),
+    )
+    assert LedgerEntry.objects.get(kind="charge", bill=bill).amount == D("-8.80")
+    assert list(bill.session.transitions.values_list("to_state", flat=True)) == [
+        SessionState.FAULT,
+        SessionState.REPAIRED,
+        SessionState.SETTLED,
+    ]
+    audit = AuditLog.objects.get(action="fault_bill_repair")
+    assert (audit.actor, audit.before["total"], audit.after["total"]) == (agent, "0.00", "8.80")
+    with pytest.raises(BillNotFault, match="someone applied a repair already"):
+        bill_repair_apply(
+            bill_id=fault_bill.pk,
+            samples=[(START, D("0")), (STOP, D("1"))],
+            actor=agent,
+            reason="again",
+        )
+    assert LedgerEntry.objects.filter(kind="charge").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("samples", "reason", "error"),
+    [
+        ([(START, D("0")), (STOP, D("1000"))], " ", DomainError),
+        ([(START, D("5000")), (STOP, D("10"))], "still wrong", RegisterBackwards),
+    ],
+)
+def test_a_bad_repair_changes_nothing(fault_bill, samples, reason, error):
+    with pytest.raises(error):
+        bill_repair_apply(
+            bill_id=fault_bill.pk,
+            samples=samples,
+            actor=StaffFactory(operator=fault_bill.operator),
+            reason=reason,
+        )
+    fault_bill.refresh_from_db()
+    assert (fault_bill.payment_state, fault_bill.total) == (PaymentState.FAULT, D("0.00"))
+    assert not LedgerEntry.objects.filter(kind="charge").exists()

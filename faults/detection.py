@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from billing.pricing import Pricing, PricingError, RegisterBackwards, TariffMissing, TimeReversed
 
 from .codes import FaultCode, blocks_payment
-from .facts import session_facts
+from .facts import session_facts_with_limits
 from .rules import Finding, Reason, detect, propose_lost_bill
-from .selectors import thresholds_for
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,14 @@ SETTLEMENT_RULES: list[Callable[..., FaultCode | None]] = [
 ]
 
 
-def settlement_findings(*, session, pricing: PricingAttempt, facts=None) -> list[Finding]:
+def settlement_findings(
+    *, session, pricing: PricingAttempt, facts=None, limits=None
+) -> list[Finding]:
     """Every finding for a stopped session: the anomaly rules over its facts, plus the
     pricing-error rules (their reason is the engine's own message)."""
-    facts = facts or session_facts(session=session)
-    findings = {f.code: f for f in detect(facts, thresholds_for(operator_id=session.operator_id))}
+    if facts is None:
+        facts, limits = session_facts_with_limits(session=session)
+    findings = {f.code: f for f in detect(facts, limits)}
     for rule in SETTLEMENT_RULES:
         code = rule(session, pricing)
         if code is not None and code not in findings:
@@ -78,8 +80,8 @@ def detect_on_settlement(*, session, pricing: PricingAttempt) -> list[FaultCode]
     from .services.cases import fault_case_open
     from .services.notify import notification_enqueue
 
-    facts = session_facts(session=session)
-    findings = settlement_findings(session=session, pricing=pricing, facts=facts)
+    facts, limits = session_facts_with_limits(session=session)
+    findings = settlement_findings(session=session, pricing=pricing, facts=facts, limits=limits)
     codes = [f.code for f in findings]
     if findings:
         lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)

@@ -15,11 +15,11 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
-from billing.models import ChargingSession, MeterSample
+from billing.models import ChargingSession
 from billing.models.sessions import ACTIVE_STATES
-from stations.models import PileFault, StatusEvent
+from stations.models import PileFault
 
-from .rules import Period, Sample, SessionFacts, StatusChange
+from .rules import Period, Sample, SessionFacts, StatusChange, Thresholds
 
 # Status history looked at before the start: enough to see the car being plugged in.
 PLUG_IN_WINDOW = dt.timedelta(hours=2)
@@ -38,50 +38,86 @@ def _watts(kw) -> Decimal | None:
     return Decimal(kw) * 1000 if kw is not None else None
 
 
-def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -> SessionFacts:
-    """Everything the rules need about ``session``, read in a handful of queries."""
+FACTS_SQL = """
+WITH conn AS (SELECT number FROM stations_connector WHERE id = %(connector)s),
+ev AS (
+    (SELECT e.received_at, e.status, e.pile_time
+     FROM stations_statusevent e, conn
+     WHERE e.pile_id = %(pile)s AND e.connector_number = conn.number
+       AND e.received_at <= %(begin)s AND e.received_at >= %(begin)s - %(window)s
+     ORDER BY e.received_at DESC LIMIT 2)
+    UNION ALL
+    (SELECT e.received_at, e.status, e.pile_time
+     FROM stations_statusevent e, conn
+     WHERE e.pile_id = %(pile)s AND e.connector_number = conn.number
+       AND e.received_at > %(begin)s AND e.received_at <= %(end)s
+     ORDER BY e.received_at LIMIT 500)
+),
+ms AS (SELECT at, energy_wh, power_w FROM billing_metersample WHERE session_id = %(session)s),
+off AS (
+    SELECT started_at, ended_at FROM stations_pilefault
+    WHERE pile_id = %(pile)s AND kind = 'offline' AND started_at <= %(end)s
+      AND (ended_at IS NULL OR ended_at >= %(begin)s - %(window)s)
+)
+SELECT
+    (SELECT array_agg(received_at ORDER BY received_at) FROM ev),
+    (SELECT array_agg(status ORDER BY received_at) FROM ev),
+    (SELECT array_agg(pile_time ORDER BY received_at) FROM ev),
+    (SELECT array_agg(at ORDER BY at) FROM ms),
+    (SELECT array_agg(energy_wh ORDER BY at) FROM ms),
+    (SELECT array_agg(power_w ORDER BY at) FROM ms),
+    (SELECT array_agg(started_at ORDER BY started_at) FROM off),
+    (SELECT array_agg(ended_at ORDER BY started_at) FROM off),
+    (SELECT min(created_at) FROM billing_chargingsession
+     WHERE connector_id = %(connector)s AND created_at > %(begin)s),
+    fs.id, fs.max_silence_minutes, fs.clock_skew_minutes, fs.max_duration_hours,
+    fs.energy_tolerance_wh, fs.energy_tolerance_percent, fs.charging_time_tolerance_minutes,
+    fs.occupancy_tolerance_minutes, fs.min_charging_for_energy_minutes
+FROM (SELECT 1) one
+LEFT JOIN faults_faultsettings fs ON fs.operator_id = %(operator)s
+"""
+
+SETTINGS_COLUMNS = (
+    "id",
+    "max_silence_minutes",
+    "clock_skew_minutes",
+    "max_duration_hours",
+    "energy_tolerance_wh",
+    "energy_tolerance_percent",
+    "charging_time_tolerance_minutes",
+    "occupancy_tolerance_minutes",
+    "min_charging_for_energy_minutes",
+)
+
+
+def session_facts_with_limits(
+    *, session: ChargingSession, now: dt.datetime | None = None
+) -> tuple[SessionFacts, Thresholds]:
+    """Everything the rules need about ``session`` and its operator's thresholds, in ONE
+    query (settlement runs this for every session: its statement count matters)."""
+    from .models import FaultSettings
+
     now = now or timezone.now()
-    connector_number = session.connector.number
     begin = session.created_at
-    end = (session.stop_received_at or now) + UNPLUG_WINDOW
-    samples = tuple(
-        Sample(at=at, energy_wh=energy, power_w=power)
-        for at, energy, power in MeterSample.objects.filter(session=session)
-        .order_by("at")
-        .values_list("at", "energy_wh", "power_w")
+    end = min((session.stop_received_at or now) + UNPLUG_WINDOW, now)
+    (row,) = _fetch(
+        FACTS_SQL,
+        {
+            "connector": session.connector_id,
+            "pile": session.pile_id,
+            "session": session.pk,
+            "operator": session.operator_id,
+            "begin": begin,
+            "end": end,
+            "window": PLUG_IN_WINDOW,
+        },
     )
-    events = StatusEvent.objects.filter(pile_id=session.pile_id, connector_number=connector_number)
-    before = (
-        events.filter(received_at__lte=begin, received_at__gte=begin - PLUG_IN_WINDOW)
-        .order_by("-received_at")
-        .values_list("received_at", "status", "pile_time")[:2]
-    )
-    after = (
-        events.filter(received_at__gt=begin, received_at__lte=min(end, now))
-        .order_by("received_at")
-        .values_list("received_at", "status", "pile_time")[:500]
-    )
-    statuses = tuple(
-        StatusChange(received_at=r, status=s, pile_time=p)
-        for r, s, p in [*reversed(before), *after]
-    )
-    offline = tuple(
-        Period(start=s, end=e)
-        for s, e in PileFault.objects.filter(
-            pile_id=session.pile_id, kind=PileFault.Kind.OFFLINE, started_at__lte=min(end, now)
-        )
-        .exclude(ended_at__lt=begin - PLUG_IN_WINDOW)
-        .values_list("started_at", "ended_at")
-    )
+    ev_at, ev_status, ev_pile, ms_at, ms_energy, ms_power, off_start, off_end, next_start = row[:9]
+    settings_row = dict(zip(SETTINGS_COLUMNS, row[9:], strict=True))
+    limits = FaultSettings(**settings_row).thresholds() if settings_row["id"] else Thresholds()
     last_boot = session.pile.last_boot_at
-    next_start = (
-        ChargingSession.objects.filter(connector_id=session.connector_id, created_at__gt=begin)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
     reported = session.pile_reported or {}
-    return SessionFacts(
+    facts = SessionFacts(
         started_at=session.started_at,
         start_received_at=begin,
         meter_start_wh=Decimal(session.meter_start_wh),
@@ -89,9 +125,9 @@ def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -
         stopped_at=session.stopped_at,
         stop_received_at=session.stop_received_at,
         meter_stop_wh=session.meter_stop_wh,
-        samples=samples,
-        statuses=statuses,
-        offline=offline,
+        samples=tuple(map(Sample, ms_at or (), ms_energy or (), ms_power or ())),
+        statuses=tuple(map(StatusChange, ev_at or (), ev_status or (), ev_pile or ())),
+        offline=tuple(map(Period, off_start or (), off_end or ())),
         boots=(last_boot,) if last_boot and last_boot > begin else (),
         next_start_received_at=next_start,
         pile_charging_seconds=_int_or_none(reported.get("charging_seconds")),
@@ -100,6 +136,12 @@ def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -
         active=session.state in ACTIVE_STATES,
         zone=session.station.zone,
     )
+    return facts, limits
+
+
+def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -> SessionFacts:
+    """Everything the rules need about ``session`` (one query)."""
+    return session_facts_with_limits(session=session, now=now)[0]
 
 
 def _fetch(sql: str, params: Sequence) -> list[tuple]:

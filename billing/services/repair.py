@@ -20,7 +20,6 @@ from chargenet.errors import Conflict, DomainError
 
 from ..models import (
     Bill,
-    BillLine,
     ChargingSession,
     PaymentState,
     SessionState,
@@ -28,8 +27,7 @@ from ..models import (
 from ..models.sessions import ACTIVE_STATES
 from ..pricing import Pricing, PricingError, price_session
 from ..selectors import tariff_specs_for
-from .sessions import session_transition
-from .wallet import wallet_debit_bill
+from .settlement import bill_repair_apply, bill_settle
 
 
 def sessions_mark_lost(
@@ -93,6 +91,7 @@ class RepairQuote:
     meter_start_wh: Decimal
     meter_stop_wh: Decimal
     pricing: Pricing
+    samples: tuple[tuple[dt.datetime, Decimal], ...] = ()
 
     @property
     def energy_wh(self) -> Decimal:
@@ -186,43 +185,20 @@ def fault_bill_quote(*, session, corrections: BillCorrections) -> RepairQuote:
         meter_start_wh=session.meter_start_wh,
         meter_stop_wh=Decimal(register),
         pricing=pricing,
+        samples=tuple(samples),
     )
-
-
-def _bill_values(session, quote: RepairQuote) -> dict:
-    pricing = quote.pricing
-    return {
-        "order_no": session.order_no,
-        "operator_id": session.operator_id,
-        "station_id": session.station_id,
-        "channel": session.channel,
-        "member_id": session.member_id,
-        "department_id": session.department_id,
-        "sub_operator_id": session.sub_operator_id,
-        "current_type": session.pile.current_type,
-        "started_at": quote.started_at,
-        "ended_at": quote.stopped_at,
-        "duration_s": int((quote.stopped_at - quote.started_at).total_seconds()),
-        "energy_wh": pricing.energy_wh,
-        "electricity_fee": pricing.electricity_fee,
-        "service_fee": pricing.service_fee,
-        "total": pricing.total,
-        "rounding_mode": session.operator.rounding_mode,
-        "tariff_version_id": pricing.version_ids[0] if pricing.lines else None,
-        "payment_state": PaymentState.UNPAID,
-        "pile_reported": session.pile_reported,
-    }
 
 
 @transaction.atomic
 def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> Bill:
-    """Repair a fault bill: price it with the corrections, write the bill (creating it for a
-    lost bill), settle it and charge the member's wallet exactly once, and record who did
-    it, before and after, and why.
+    """Repair a fault bill from customer service's corrections: price them (the same engine
+    and tariff versions), then settle through `bill_repair_apply` — the bill's figures and
+    lines replaced, the session fault → repaired → settled, the wallet charged exactly once
+    — and record the repair on the fault case (who, when, before, after, why). A lost bill
+    whose settlement has not run yet is settled as a fault bill first.
 
     The session row is locked first: of two agents applying at once, the second waits, then
-    finds the bill repaired and gets a `RepairConflict` naming who repaired it; nothing is
-    charged twice (the wallet debit is also guarded by the ledger's unique bill entry)."""
+    finds the case repaired and gets a `RepairConflict` naming who repaired it and when."""
     from faults.models import UNRESOLVED_STATES, FaultAction, FaultCase, FaultState
     from faults.services.cases import fault_case_record, require_reason
 
@@ -247,61 +223,33 @@ def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> 
                 "time": timezone.localtime(case.resolved_at).strftime("%Y-%m-%d %H:%M:%S"),
             }
         )
-    bill = Bill.objects.select_for_update().filter(session=session).first()
-    if bill is not None and bill.payment_state in (PaymentState.PAID, PaymentState.OWED):
+    bill = Bill.objects.filter(session=session).first()
+    if bill is None and session.state == SessionState.STOPPED:
+        # A lost bill whose queued settlement has not run yet: the fault bill first.
+        bill = bill_settle(session_id=session.pk)
+    if bill is None or bill.payment_state != PaymentState.FAULT:
         raise RepairConflict(
             _(
-                "Bill %(order_no)s was charged already (its codes do not block payment); "
-                "dismiss the fault bill, or refund through the wallet."
+                "Bill %(order_no)s is not waiting for a repair (%(state)s): its codes do not "
+                "block payment. Dismiss the fault bill, or refund through the wallet."
             )
-            % {"order_no": bill.order_no}
+            % {
+                "order_no": session.order_no,
+                "state": bill.get_payment_state_display() if bill else session.get_state_display(),
+            }
         )
     quote = fault_bill_quote(session=session, corrections=corrections)
     before = {
         "started_at": session.started_at,
         "stopped_at": session.stopped_at,
         "meter_stop_wh": session.meter_stop_wh,
-        "bill_total": bill.total if bill else None,
-        "payment_state": bill.payment_state if bill else None,
+        "bill_total": bill.total,
+        "payment_state": bill.payment_state,
     }
-    values = _bill_values(session, quote)
-    now = timezone.now()
-    if bill is None:
-        bill = Bill.objects.create(
-            session=session, fault_codes=list(case.codes), settled_at=now, **values
-        )
-    else:
-        for name, value in values.items():
-            setattr(bill, name, value)
-        bill.settled_at = now
-        bill.save()
-        bill.lines.all().delete()
-    BillLine.objects.bulk_create(
-        BillLine(
-            bill=bill,
-            tariff_version_id=line.version_id,
-            period=line.period,
-            energy_wh=line.energy_wh,
-            electricity_price=line.electricity_price,
-            service_price=line.service_price,
-            electricity_fee=line.electricity_fee,
-            service_fee=line.service_fee,
-        )
-        for line in quote.pricing.lines
-    )
-    if session.state == SessionState.STOPPED:
-        # A lost bill repaired before its settlement ran: it is a fault bill first.
-        session_transition(session=session, to_state=SessionState.FAULT, reason="fault bill")
-    session_transition(
-        session=session, to_state=SessionState.REPAIRED, actor=acting_user, reason=reason
-    )
-    if bill.total == 0:
-        bill.payment_state, bill.paid_at = PaymentState.PAID, now
-        bill.save(update_fields=["payment_state", "paid_at"])
-    elif bill.member_id is not None:
-        wallet_debit_bill(bill=bill)
-    session_transition(
-        session=session, to_state=SessionState.SETTLED, actor=acting_user, reason="repaired"
+    # Billing's one repair path: same engine and tariffs, lines replaced, fault → repaired
+    # → settled, the wallet charged once, audited.
+    bill = bill_repair_apply(
+        bill_id=bill.pk, samples=quote.samples, actor=acting_user, reason=reason
     )
     fault_case_record(
         case=case,

@@ -3,9 +3,10 @@ after commit, exactly once per session (a unique constraint, not a check)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chargenet.money import wh_to_kwh
@@ -36,7 +37,6 @@ def _queue_send() -> None:
     transaction.on_commit(notifications_send_pending_task.delay)
 
 
-@transaction.atomic
 def notification_enqueue(
     *,
     session,
@@ -52,13 +52,36 @@ def notification_enqueue(
         return None
     kind = Notification.Kind.BEING_CHECKED if being_checked else Notification.Kind.CHARGE_FINISHED
     payload = _payload(session, energy_wh=energy_wh, amount=None if being_checked else amount)
-    try:
-        with transaction.atomic():  # a savepoint: the duplicate is the caller's no-op
-            notification = Notification.objects.create(
-                session=session, member_id=session.member_id, kind=kind, payload=payload
-            )
-    except IntegrityError:
+    # One statement, no savepoint: settlement calls this for every session.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO faults_notification (session_id, member_id, kind, payload, state,
+                attempts, last_error, sender, external_id, created_at)
+            VALUES (%s, %s, %s, %s, %s, 0, '', '', '', %s)
+            ON CONFLICT DO NOTHING RETURNING id, created_at
+            """,
+            [
+                session.pk,
+                session.member_id,
+                kind,
+                json.dumps(payload, ensure_ascii=False),
+                Notification.State.PENDING,
+                timezone.now(),
+            ],
+        )
+        inserted = cursor.fetchone()
+    if inserted is None:
         return None
+    notification = Notification(
+        pk=inserted[0],
+        session=session,
+        member_id=session.member_id,
+        kind=kind,
+        payload=payload,
+        state=Notification.State.PENDING,
+        created_at=inserted[1],
+    )
     _queue_send()
     return notification
 

@@ -106,9 +106,10 @@ def test_repair_settles_and_charges_once_with_audit(fault_bill):
     assert session.meter_stop_wh == D("44820.000")  # the pile's record stays as evidence
     assert list(
         SessionTransition.objects.filter(session=session).values_list(
-            "from_state", "to_state", "actor__username"
+            "from_state", "to_state", "reason"
         )
-    ) == [("stopped", "fault", None), ("fault", "repaired", "cs1"), ("repaired", "settled", "cs1")]
+    ) == [("stopped", "fault", "fault codes 8"), ("fault", "repaired", "pile register glitch"),
+          ("repaired", "settled", "pile register glitch")]  # fmt: skip
     action = FaultCase.objects.get(session=session).actions.get(kind="repair")
     assert (action.actor, action.reason, action.from_state, action.to_state) == (
         agent,
@@ -119,6 +120,8 @@ def test_repair_settles_and_charges_once_with_audit(fault_bill):
     assert action.before["meter_stop_wh"] == "44820.000"
     assert action.before["payment_state"] == "fault"
     assert (action.after["total"], action.after["payment_state"]) == ("33.02", "paid")
+    # Billing's audit row (the money) and the fault desk's (the case), both by the agent.
+    assert AuditLog.objects.filter(action="fault_bill_repair", actor=agent).count() == 1
     assert AuditLog.objects.filter(action="fault_bill.repair", actor=agent).count() == 1
 
 

@@ -9,7 +9,8 @@ transaction, with the session locked. It runs
   offline records, the gateway's receive times),
 
 records the fault bill (`FaultCase`, with each code's reasons and the pile-vs-platform
-values) when any code is found, queues the driver's "session ended" message ("charging
+values) when any code is found — keeping the codes of a case the sweep already opened,
+queues the driver's "session ended" message ("charging
 finished" with energy and amount, or "being checked"), and returns the codes in order.
 """
 
@@ -66,7 +67,7 @@ def settlement_findings(
     """Every finding for a stopped session: the anomaly rules over its facts, plus the
     pricing-error rules (their reason is the engine's own message)."""
     if facts is None:
-        facts, limits = session_facts_with_limits(session=session)
+        facts, limits, _open = session_facts_with_limits(session=session)
     findings = {f.code: f for f in detect(facts, limits)}
     for rule in SETTLEMENT_RULES:
         code = rule(session, pricing)
@@ -80,9 +81,11 @@ def detect_on_settlement(*, session, pricing: PricingAttempt) -> list[FaultCode]
     from .services.cases import fault_case_open
     from .services.notify import notification_enqueue
 
-    facts, limits = session_facts_with_limits(session=session)
+    facts, limits, open_codes = session_facts_with_limits(session=session)
     findings = settlement_findings(session=session, pricing=pricing, facts=facts, limits=limits)
-    codes = [f.code for f in findings]
+    # A case the sweep opened stays a fault bill even when the late StopTransaction makes
+    # the facts look normal now: customer service decides, with the late values shown.
+    codes = sorted({f.code for f in findings} | {FaultCode(c) for c in open_codes})
     if findings:
         lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)
         fault_case_open(

@@ -70,6 +70,8 @@ SELECT
     (SELECT array_agg(ended_at ORDER BY started_at) FROM off),
     (SELECT min(created_at) FROM billing_chargingsession
      WHERE connector_id = %(connector)s AND created_at > %(begin)s),
+    (SELECT codes FROM faults_faultcase
+     WHERE session_id = %(session)s AND state IN ('open', 'escalated')),
     fs.id, fs.max_silence_minutes, fs.clock_skew_minutes, fs.max_duration_hours,
     fs.energy_tolerance_wh, fs.energy_tolerance_percent, fs.charging_time_tolerance_minutes,
     fs.occupancy_tolerance_minutes, fs.min_charging_for_energy_minutes
@@ -92,9 +94,10 @@ SETTINGS_COLUMNS = (
 
 def session_facts_with_limits(
     *, session: ChargingSession, now: dt.datetime | None = None
-) -> tuple[SessionFacts, Thresholds]:
-    """Everything the rules need about ``session`` and its operator's thresholds, in ONE
-    query (settlement runs this for every session: its statement count matters)."""
+) -> tuple[SessionFacts, Thresholds, list[int]]:
+    """Everything the rules need about ``session``, its operator's thresholds and the codes
+    of its unresolved fault case (if the sweep already made one), in ONE query:
+    settlement runs this for every session, its statement count matters."""
     from .models import FaultSettings
 
     now = now or timezone.now()
@@ -112,8 +115,9 @@ def session_facts_with_limits(
             "window": PLUG_IN_WINDOW,
         },
     )
-    ev_at, ev_status, ev_pile, ms_at, ms_energy, ms_power, off_start, off_end, next_start = row[:9]
-    settings_row = dict(zip(SETTINGS_COLUMNS, row[9:], strict=True))
+    ev_at, ev_status, ev_pile, ms_at, ms_energy, ms_power, off_start, off_end = row[:8]
+    next_start, open_codes = row[8:10]
+    settings_row = dict(zip(SETTINGS_COLUMNS, row[10:], strict=True))
     limits = FaultSettings(**settings_row).thresholds() if settings_row["id"] else Thresholds()
     last_boot = session.pile.last_boot_at
     reported = session.pile_reported or {}
@@ -136,7 +140,7 @@ def session_facts_with_limits(
         active=session.state in ACTIVE_STATES,
         zone=session.station.zone,
     )
-    return facts, limits
+    return facts, limits, list(open_codes or [])
 
 
 def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -> SessionFacts:

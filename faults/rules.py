@@ -160,11 +160,11 @@ REASONS = {
     ),
     "start_clock_behind": _(
         "The pile's start time %(pile)s is %(minutes)s minutes behind the platform's clock "
-        "(%(platform)s) and the pile was not offline in between."
+        "(%(platform)s) and the pile was neither offline nor rebooted in between."
     ),
     "stop_clock_behind": _(
         "The pile's stop time %(pile)s is %(minutes)s minutes behind the platform's clock "
-        "(%(platform)s) and the pile was not offline in between."
+        "(%(platform)s) and the pile was neither offline nor rebooted in between."
     ),
     "zero_duration": _("The pile reported a session of zero duration."),
     "too_long": _("The session lasted %(hours)s hours, more than the maximum of %(max)s hours."),
@@ -407,8 +407,12 @@ def _clock_reasons(
     params = {"pile": _fmt(pile, zone), "platform": _fmt(platform, zone)}
     if pile - platform > limits.clock_skew:
         return [Reason(f"{which}_in_future", {**params, "minutes": _minutes(pile - platform)})]
-    # Late delivery is normal after an offline period (the pile queues its messages).
-    if platform - pile > limits.clock_skew and _offline_between(facts, pile, platform) is None:
+    # Late delivery is normal after an offline period or a reboot (the pile queues its
+    # transaction messages and sends them when it is back).
+    explained = _offline_between(facts, pile, platform) is not None or any(
+        pile <= boot <= platform for boot in facts.boots
+    )
+    if platform - pile > limits.clock_skew and not explained:
         return [Reason(f"{which}_clock_behind", {**params, "minutes": _minutes(platform - pile)})]
     return []
 

@@ -249,3 +249,27 @@ def test_two_agents_apply_at_once_one_wins_one_is_told():
     assert LedgerEntry.objects.filter(kind="charge").count() == 1
     member.wallet.refresh_from_db()
     assert member.wallet.balance == D("66.98")
+
+
+def test_late_stop_after_the_sweep_keeps_the_fault_bill(db):
+    station = tariffed_station()
+    member = funded_member(station.operator)
+    session = stopped_session(station=station, samples=SAMPLES, member=member)
+    type(session).objects.filter(pk=session.pk).update(
+        state="charging", stopped_at=None, meter_stop_wh=None, stop_received_at=None,
+        last_sample_at=at(2019, 9, 7, 10, 40),
+    )  # fmt: skip
+    assert lost_bills_sweep(now=at(2019, 9, 7, 11, 30)).lost == 1
+    # The pile rebooted and sends its queued StopTransaction (what the gateway's
+    # session_stop writes on a session closed without its stop); then settlement runs.
+    type(session.pile).objects.filter(pk=session.pile_id).update(
+        last_boot_at=at(2019, 9, 7, 11, 39)
+    )
+    type(session).objects.filter(pk=session.pk).update(
+        stopped_at=at(2019, 9, 7, 10, 40, 40),
+        meter_stop_wh=D("34820"),
+        stop_received_at=at(2019, 9, 7, 11, 40),
+    )
+    bill = bill_settle(session_id=session.pk)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [1])
+    assert member.wallet.entries.filter(kind="charge").count() == 0

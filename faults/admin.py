@@ -18,9 +18,11 @@ from django.contrib import admin, messages
 from django.contrib.admin import SimpleListFilter
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -30,6 +32,7 @@ from billing.services.repair import BillCorrections, fault_bill_quote, fault_bil
 from chargenet.admin import ScopedModelAdmin, register_scope, scoped
 from chargenet.errors import DomainError
 from orgs.models import SubOperator
+from stations.models import StationOutage
 from stations.selectors import piles_visible_to, stations_visible_to
 
 from .codes import FaultCode
@@ -43,7 +46,7 @@ from .services.cases import (
     fault_case_note_quote,
     fault_case_reopen,
 )
-from .timeline import session_timeline, timeline_svg
+from .timeline import pile_timeline, session_timeline, timeline_svg
 
 register_scope(FaultCase, fault_cases_visible_to)
 register_scope(
@@ -154,6 +157,13 @@ class CorrectionsForm(forms.Form):
         )
 
 
+class PeriodForm(forms.Form):
+    MAX_SPAN = dt.timedelta(days=7)
+
+    begin = forms.DateTimeField(label=gettext_lazy("from"), required=False)
+    end = forms.DateTimeField(label=gettext_lazy("to"), required=False)
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label=gettext_lazy("reason"), widget=forms.Textarea(attrs={"rows": 2, "cols": 60})
@@ -226,6 +236,19 @@ def comparison_rows(session, facts, limits) -> list[dict]:
             )
         )
     return [dict(label=r[0], pile=r[1], platform=r[2], differs=r[3]) for r in rows]
+
+
+def station_outages(session):
+    """Network outages at the session's station around it: several piles dropping in the
+    same minute is the operator's network, not the pile."""
+    from .timeline import session_window
+
+    begin, end = session_window(session)
+    return list(
+        StationOutage.objects.filter(station_id=session.station_id, started_at__lte=end)
+        .exclude(ended_at__lt=begin)
+        .order_by("started_at")
+    )
 
 
 def orphan_stops(session):
@@ -309,6 +332,55 @@ class FaultCaseAdmin(ScopedModelAdmin):
     @admin.display(description=gettext_lazy("station"))
     def station_name(self, case):
         return case.station.name
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "pile/<int:pile_id>/timeline/",
+                self.admin_site.admin_view(self.pile_timeline_view),
+                name="faults_pile_timeline",
+            ),
+            *super().get_urls(),
+        ]
+
+    def pile_timeline_view(self, request, pile_id: int):
+        """A pile's heartbeat/status timeline for any period (default: the last 24 hours)."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        pile = get_object_or_404(piles_visible_to(request.user), pk=pile_id)
+        form = PeriodForm(request.GET or None)
+        end = timezone.now()
+        begin = end - dt.timedelta(hours=24)
+        if form.is_bound:
+            if form.is_valid():
+                begin = form.cleaned_data["begin"] or begin
+                end = form.cleaned_data["end"] or end
+            else:
+                messages.error(request, _("Please correct the period; showing the last 24 hours."))
+        if end - begin > PeriodForm.MAX_SPAN or end <= begin:
+            messages.error(request, _("A period is at most 7 days, end after start."))
+            begin, end = end - dt.timedelta(hours=24), end
+        entries = pile_timeline(pile=pile, begin=begin, end=end)
+        outages = StationOutage.objects.filter(
+            station_id=pile.station_id, started_at__lte=end
+        ).exclude(ended_at__lt=begin)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Pile %(code)s: heartbeats and states") % {"code": pile.code},
+            "pile": pile,
+            "form": form
+            if form.is_bound
+            else PeriodForm(
+                initial={"begin": timezone.localtime(begin), "end": timezone.localtime(end)}
+            ),
+            "timeline": entries,
+            "timeline_svg": timeline_svg(entries),
+            "outages": outages,
+        }
+        return TemplateResponse(request, "admin/faults/pile_timeline.html", context)
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
@@ -466,6 +538,17 @@ class FaultCaseAdmin(ScopedModelAdmin):
             "proposal": proposal,
             "late_stop": (session.pile_reported or {}).get("late_stop"),
             "orphan_stops": orphan_stops(session),
+            "outages": station_outages(session),
+            "pile_timeline_url": reverse("admin:faults_pile_timeline", args=[session.pile_id])
+            + "?"
+            + urlencode(
+                {
+                    "begin": _time(session.created_at - dt.timedelta(hours=2))[:16],
+                    "end": _time(min(timezone.now(), session.created_at + dt.timedelta(hours=22)))[
+                        :16
+                    ],
+                }
+            ),
             "quote": quote,
             "corrections_form": corrections_form
             or CorrectionsForm(prefix="fix", initial=self._initial_corrections(case)),

@@ -214,3 +214,42 @@ def timeline_svg(entries: list[Entry], *, width: int = 960) -> SafeString:
         legend_x += 30 + 7 * len(label)
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every text above is escaped or a number
+
+
+def pile_timeline(*, pile, begin: dt.datetime, end: dt.datetime) -> list[Entry]:
+    """A pile's health over any period: every connector's status changes, heartbeats with
+    their state, offline periods, and the sessions started and stopped on it."""
+    from billing.models import ChargingSession
+
+    entries = []
+    for received_at, number, status, error_code in (
+        StatusEvent.objects.filter(pile=pile, received_at__range=(begin, end))
+        .order_by("received_at")
+        .values_list("received_at", "connector_number", "status", "error_code")[:MAX_ROWS]
+    ):
+        detail = error_code if error_code and error_code != "NoError" else ""
+        entries.append(Entry(received_at, "status", status, f"#{number} {detail}".strip()))
+    for at, state in (
+        HeartbeatSample.objects.filter(pile=pile, at__range=(begin, end))
+        .order_by("at")
+        .values_list("at", "state")[:MAX_ROWS]
+    ):
+        entries.append(Entry(at, "heartbeat", _("heartbeat"), state))
+    for started, ended in (
+        PileFault.objects.filter(pile=pile, kind=PileFault.Kind.OFFLINE, started_at__lte=end)
+        .exclude(ended_at__lt=begin)
+        .values_list("started_at", "ended_at")
+    ):
+        entries.append(Entry(max(started, begin), "offline", _("pile offline")))
+        if ended and ended <= end:
+            entries.append(Entry(ended, "online", _("pile back online")))
+    for order_no, created, stopped in (
+        ChargingSession.objects.filter(pile=pile, created_at__lte=end)
+        .exclude(stop_received_at__lt=begin)
+        .values_list("order_no", "created_at", "stop_received_at")[:MAX_ROWS]
+    ):
+        if created >= begin:
+            entries.append(Entry(created, "start", _("StartTransaction received"), order_no))
+        if stopped and stopped <= end:
+            entries.append(Entry(stopped, "stop", _("StopTransaction received"), order_no))
+    return sorted(entries, key=lambda e: (e.at, e.kind))

@@ -165,7 +165,7 @@ def test_fault_bill_page_answers_what_happened(client, desk):
     assert "The pile reported 44820 Wh, the platform&#x27;s meter samples show 34800 Wh" in page
     # Energy row in red: pile 44.820 kWh vs platform 34.800 kWh.
     assert '<tr class="differs"><th>energy</th><td>44.820 kWh</td><td>34.800 kWh</td></tr>' in page
-    assert "<svg" in page and "polyline" in page
+    assert 'class="fault-timeline"' in page and "<polyline" in page
     assert "StopTransaction" in page and "m-77" in page
     assert "heartbeat" in page
 
@@ -269,3 +269,18 @@ def test_view_only_staff_cannot_post(client, desk):
     )
     case.refresh_from_db()
     assert case.state == "open"
+
+
+def test_pile_timeline_for_any_period_is_scoped(client, desk):
+    _case, session, _member = desk
+    client.force_login(staff(session.operator))
+    url = reverse("admin:faults_pile_timeline", args=[session.pile_id])
+    page = client.get(url, {"begin": "2019-09-06 23:00", "end": "2019-09-07 12:00"})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'class="fault-timeline"' in html and "<td>Charging</td><td>#1</td>" in html
+    assert "StartTransaction received" in html
+    too_long = client.get(url, {"begin": "2019-09-01 00:00", "end": "2019-09-30 00:00"})
+    assert texts(too_long) == ["A period is at most 7 days, end after start."]
+    client.force_login(staff(OperatorFactory(), username="other"))
+    assert client.get(url).status_code == 404

@@ -112,6 +112,7 @@ class PileConnection(ChargePoint):
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._outbound_lock = asyncio.Lock()
         self._calls: deque[float] = deque()
+        self.aborted = False
 
     # --- receive loop -----------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class PileConnection(ChargePoint):
         try:
             async for raw in self._connection:
                 await self.route_message(raw)
-                if self.gw.stopping:
+                if self.gw.stopping or self.aborted:
                     break
         except ConnectionClosed:
             pass
@@ -227,9 +228,21 @@ class PileConnection(ChargePoint):
                 error_code="Flood",
             )
             logger.warning("%s: flooding, closing the connection", self.code)
-            await self._connection.close(1008, "too many messages")
+            self._abort(1008, "too many messages")
             return
         await self._on_call(unique_id, action, payload)
+
+    def _abort(self, code: int, reason: str) -> None:
+        """Close for abuse without a closing handshake: a flooding peer has filled our
+        receive buffer, so waiting for its close frame would only wait for the timeout."""
+        ws = self._connection
+        self.aborted = True
+        try:
+            ws.protocol.send_close(code, reason)
+            ws.send_data()
+        except Exception:
+            pass
+        ws.transport.close()
 
     def _flooding(self) -> bool:
         now = time.monotonic()

@@ -125,6 +125,13 @@ def live_db(_gateway_test_database, django_db_blocker):
     with django_db_blocker.unblock():
         yield
         call_command("flush", interactive=False, verbosity=0)
+        # Connections left in helper threads (asyncio.to_thread) would keep the test
+        # database from being dropped at the end of the session.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(scope="module")

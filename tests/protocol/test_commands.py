@@ -154,9 +154,11 @@ def test_a_pile_moving_to_another_node_is_taken_over(gateway, second_gateway):
     reason, result = asyncio.run(move())
     assert (reason, result) == ("connected elsewhere", {"status": "Accepted"})
     out = wait_for(
-        lambda: Frame.objects.filter(pile_code=pile.code, action="ClearCache", direction="out")
-        .values_list("node", flat=True)
-        .first()
+        lambda: (
+            Frame.objects.filter(pile_code=pile.code, action="ClearCache", direction="out")
+            .values_list("node", flat=True)
+            .first()
+        )
     )
     assert out == second_gateway.node
 

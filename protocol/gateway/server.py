@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import uuid
 
 import redis.asyncio as aioredis
@@ -266,8 +267,15 @@ class Gateway:
     # --- run --------------------------------------------------------------------------
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
+        # The event loop shares the GIL with the database threads; with the default 5 ms
+        # switch interval every socket read/write can wait a whole slice behind a thread.
+        sys.setswitchinterval(conf.switch_interval())
         loop = asyncio.get_running_loop()
-        self.redis = aioredis.Redis.from_url(conf.redis_url())
+        # Bounded and blocking: a reconnect storm waits for a Redis connection, not fails.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            conf.redis_url(), max_connections=32, timeout=None
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.journal = JournalWriter(self.db, node=self.node)
         self.journal.start()
         stop = asyncio.Event()

@@ -368,6 +368,10 @@ class PileConnection(ChargePoint):
         return {"idTagInfo": {"status": status}}, "", None
 
     async def on_StartTransaction(self, p: dict):
+        if p["connectorId"] < 1:
+            raise PropertyConstraintViolationError(
+                details={"cause": "connectorId of a transaction is 1 or more"}
+            )
         result = await self.gw.db.run(
             _start,
             pile_id=self.pile_id,

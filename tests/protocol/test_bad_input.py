@@ -51,6 +51,8 @@ async def exchange(gateway, pile, text: str) -> list:
         ('[2, "m8", "Heartbeat", {"extra": 1}]', "m8", "FormationViolation"),
         ('[2, "m9", "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, '
          '"timestamp": "yesterday"}]', "m9", "PropertyConstraintViolation"),
+        ('[2, "m11", "StartTransaction", {"connectorId": 0, "idTag": "A", "meterStart": 0, '
+         '"timestamp": "2026-11-27T01:00:00Z"}]', "m11", "PropertyConstraintViolation"),
         ('[2, "m10", "Authorize", {"idTag": "' + "X" * 9000 + '"}]', "m10", "FormationViolation"),
     ],
 )  # fmt: skip

@@ -84,9 +84,11 @@ class Pile_:
                 raise RuntimeError(msg)
 
 
-async def one_pile(url, code, token, stop_at, latencies, meter):
+async def one_pile(url, code, token, stop_at, latencies, meter, heartbeats_only=False):
     async with connect(f"{url}/{code}", subprotocols=["ocpp1.6"], ping_interval=None) as ws:
         pile = Pile_(ws, latencies)
+        while heartbeats_only and time.monotonic() < stop_at:
+            await pile.call("Heartbeat", {})
         while time.monotonic() < stop_at:
             await pile.call("Authorize", {"idTag": token})
             now = dt.datetime.now(dt.UTC)
@@ -119,12 +121,14 @@ async def one_pile(url, code, token, stop_at, latencies, meter):
             await pile.call("Heartbeat", {})
 
 
-async def load(url, pairs, seconds, warmup):
+async def load(url, pairs, seconds, warmup, heartbeats_only=False):
     latencies: list[float] = []
     begin = time.monotonic()
     stop_at = begin + warmup + seconds
     tasks = [
-        asyncio.create_task(one_pile(url, code, token, stop_at, latencies, [i * 10_000_000]))
+        asyncio.create_task(
+            one_pile(url, code, token, stop_at, latencies, [i * 10_000_000], heartbeats_only)
+        )
         for i, (code, token) in enumerate(pairs)
     ]
     await asyncio.sleep(warmup)
@@ -142,6 +146,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--url", help="use a running gateway (ws://HOST:PORT/ocpp)")
+    parser.add_argument(
+        "--heartbeats-only", action="store_true", help="baseline: no database in the loop"
+    )
     args = parser.parse_args()
 
     pairs = network(args.piles)
@@ -161,7 +168,9 @@ def main() -> None:
         proc.stdout.readline()
         url = f"ws://127.0.0.1:{port}/ocpp"
     try:
-        latencies, elapsed, errors = asyncio.run(load(url, pairs, args.seconds, args.warmup))
+        latencies, elapsed, errors = asyncio.run(
+            load(url, pairs, args.seconds, args.warmup, args.heartbeats_only)
+        )
     finally:
         if proc is not None:
             proc.terminate()

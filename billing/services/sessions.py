@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -58,7 +58,7 @@ from orgs.models import (
     Vehicle,
 )
 from orgs.validators import VIN_RE
-from stations.models import Pile
+from stations.models import Connector, Pile, Station
 from stations.services.live import connector_for
 
 logger = logging.getLogger(__name__)
@@ -205,8 +205,10 @@ def _identify(*, pile: Pile, id_tag: str, operator_id: int) -> Identity:
             channel=Channel.PARTNER,
             partner_id=partner_id if enabled else None,
         )
-    station = pile.station
-    if station.password and secrets.compare_digest(station.password, id_tag):
+    # Read now, not from the pile object the gateway holds: staff may change it any time.
+    password = Station.objects.filter(pk=pile.station_id).values_list("password", flat=True)
+    password = password.first() or ""
+    if password and secrets.compare_digest(password, id_tag):
         return Identity(status=AuthStatus.ACCEPTED, channel=Channel.PASSWORD)
     if VIN_RE.fullmatch(id_tag):
         vehicle = (
@@ -462,24 +464,63 @@ def session_meter_record(
     """Store meter samples against their session (idempotent, any order).
 
     Without a transaction id (clock-aligned samples) they go to the session active on the
-    connector, if any; samples of no known session are only in the frame journal."""
-    with transaction.atomic():
-        session = _session_for_samples(
-            pile=pile, connector_number=connector_number, transaction_id=transaction_id
-        )
-        if session is None:
+    connector, if any; samples of no known session are only in the frame journal.
+
+    This is the gateway's most frequent write, so it is two statements, not an ORM
+    round of select-modify-save: an UPDATE that finds and locks the session (and moves
+    its last-sample time forward), then one INSERT … ON CONFLICT DO NOTHING."""
+    latest = max((s.at for s in samples), default=None)
+    table = ChargingSession._meta.db_table
+    returning = "RETURNING id, order_no, state, meter_start_wh"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if transaction_id is not None:
+            cursor.execute(
+                f"UPDATE {table} SET last_sample_at = GREATEST(last_sample_at, %s), "
+                f"updated_at = now() WHERE id = %s AND pile_id = %s {returning}",
+                [latest, transaction_id, pile.pk],
+            )
+        elif connector_number > 0:
+            cursor.execute(
+                f"UPDATE {table} SET last_sample_at = GREATEST(last_sample_at, %s), "
+                f"updated_at = now() WHERE pile_id = %s AND state IN ('started', 'charging') "
+                f"AND connector_id = (SELECT id FROM {Connector._meta.db_table} "
+                f"WHERE pile_id = %s AND number = %s) {returning}",
+                [latest, pile.pk, pile.pk, connector_number],
+            )
+        row = cursor.fetchone() if cursor.description else None
+        if row is None:
             return MeterResult(None, "", 0)
-        stored = _store_samples(session=session, samples=samples)
-    return MeterResult(session.pk, session.order_no, stored)
+        session_id, order_no, state, meter_start_wh = row
+        stored = _insert_samples(cursor, session_id=session_id, samples=samples)
+        if state == SessionState.STARTED and any(
+            s.energy_wh is not None and s.energy_wh > meter_start_wh for s in samples
+        ):
+            session = ChargingSession.objects.get(pk=session_id)
+            session_transition(
+                session=session, to_state=SessionState.CHARGING, reason="energy delivered"
+            )
+    return MeterResult(session_id, order_no, stored)
 
 
-def _session_for_samples(*, pile, connector_number, transaction_id):
-    qs = ChargingSession.objects.select_for_update()
-    if transaction_id is not None:
-        return qs.filter(pk=transaction_id, pile=pile).first()
-    if connector_number <= 0:
-        return None
-    return qs.filter(pile=pile, connector__number=connector_number, state__in=ACTIVE_STATES).first()
+_SAMPLE_COLUMNS = ("session_id", "at", "energy_wh", "power_w", "current_a", "voltage_v", "soc",
+                   "context")  # fmt: skip
+
+
+def _insert_samples(cursor, *, session_id: int, samples: list[Sample]) -> int:
+    unique = list({s.at: s for s in samples}.values())
+    if not unique:
+        return 0
+    values, params = [], []
+    for s in unique:
+        values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
+        params += [session_id, s.at, s.energy_wh, s.power_w, s.current_a, s.voltage_v, s.soc,
+                   s.context]  # fmt: skip
+    cursor.execute(
+        f"INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
+        f"VALUES {', '.join(values)} ON CONFLICT (session_id, at) DO NOTHING",
+        params,
+    )
+    return cursor.rowcount
 
 
 def _store_samples(*, session: ChargingSession, samples: list[Sample]) -> int:

@@ -364,7 +364,7 @@ class PileConnection(ChargePoint):
         return {}, "", None
 
     async def on_Authorize(self, p: dict):
-        status = await self.gw.db.run(_authorize, pile_id=self.pile_id, id_tag=p["idTag"])
+        status = await self.gw.db.run(sessions.session_authorize, pile=self.pile, id_tag=p["idTag"])
         return {"idTagInfo": {"status": status}}, "", None
 
     async def on_StartTransaction(self, p: dict):
@@ -373,8 +373,8 @@ class PileConnection(ChargePoint):
                 details={"cause": "connectorId of a transaction is 1 or more"}
             )
         result = await self.gw.db.run(
-            _start,
-            pile_id=self.pile_id,
+            sessions.session_start,
+            pile=self.pile,
             connector_number=p["connectorId"],
             id_tag=p["idTag"],
             meter_start_wh=p["meterStart"],
@@ -500,11 +500,3 @@ def _internal_error() -> OCPPError:
 
 def _load_pile(*, pile_id: int) -> Pile:
     return Pile.objects.select_related("station").get(pk=pile_id)
-
-
-def _authorize(*, pile_id: int, id_tag: str) -> str:
-    return sessions.session_authorize(pile=_load_pile(pile_id=pile_id), id_tag=id_tag)
-
-
-def _start(*, pile_id: int, **kwargs) -> sessions.StartResult:
-    return sessions.session_start(pile=_load_pile(pile_id=pile_id), **kwargs)

@@ -91,11 +91,17 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 def session_transition(
-    *, session: ChargingSession, to_state: str, actor=None, reason: str = ""
+    *,
+    session: ChargingSession,
+    to_state: str,
+    actor=None,
+    reason: str = "",
+    also_save: tuple[str, ...] = (),
 ) -> ChargingSession:
     """Move ``session`` to ``to_state`` if the state table allows it, recording the move.
 
-    Call inside a transaction holding the session row (``select_for_update``)."""
+    Call inside a transaction holding the session row (``select_for_update``);
+    ``also_save`` names other fields changed with the move, saved in the same UPDATE."""
     allowed = TRANSITIONS.get(session.state, frozenset())
     if to_state not in allowed:
         raise IllegalTransition(
@@ -111,7 +117,7 @@ def session_transition(
         reason=reason[:200],
     )
     session.state = to_state
-    session.save(update_fields=["state", "updated_at"])
+    session.save(update_fields=["state", "updated_at", *also_save])
     return session
 
 
@@ -164,7 +170,11 @@ def identify(*, pile: Pile, id_tag: str) -> Identity:
 
 
 def _identify(*, pile: Pile, id_tag: str, operator_id: int) -> Identity:
-    member = Member.objects.filter(token=id_tag, operator_id=operator_id).first()
+    member = (
+        Member.objects.filter(token=id_tag, operator_id=operator_id)
+        .select_related("department")
+        .first()
+    )
     if member is not None:
         return Identity(
             status=_member_status(member),
@@ -325,11 +335,11 @@ def _session_start(
         if active is not None:
             if active.started_at <= started_at:
                 active.stop_reason = "Superseded"
-                active.save(update_fields=["stop_reason", "updated_at"])
                 session_transition(
                     session=active,
                     to_state=SessionState.STOPPED,
                     reason="a new transaction started on the connector; its stop never came",
+                    also_save=("stop_reason",),
                 )
                 superseded.append(active.pk)
             else:
@@ -645,24 +655,22 @@ def session_stop(
             )
             return StopResult(None, orphan_id=orphan.pk, replayed=not _created)
         stored = _store_samples(session=session, samples=samples)
-        status = identify(pile=pile, id_tag=id_tag).status if id_tag else None
-        if status == AuthStatus.CONCURRENT_TX:
-            status = AuthStatus.ACCEPTED
+        # The tag's own state (its active session is this one: no ConcurrentTx check).
+        operator_id = pile.station.operator_id
+        status = (
+            _identify(pile=pile, id_tag=id_tag, operator_id=operator_id).status if id_tag else None
+        )
         if session.state in ACTIVE_STATES:
             session.meter_stop_wh = Decimal(meter_stop_wh)
             session.stopped_at = stopped_at
             session.stop_reason = (reason or "Local")[:32]
             session.stop_received_at = timezone.now()
-            session.save(
-                update_fields=[
-                    "meter_stop_wh",
-                    "stopped_at",
-                    "stop_reason",
-                    "stop_received_at",
-                    "updated_at",
-                ]
+            session_transition(
+                session=session,
+                to_state=SessionState.STOPPED,
+                reason="stop",
+                also_save=("meter_stop_wh", "stopped_at", "stop_reason", "stop_received_at"),
             )
-            session_transition(session=session, to_state=SessionState.STOPPED, reason="stop")
             _queue_settlement([session.pk])
             return StopResult(
                 session.pk, session.order_no, settle_queued=True, status=status,

@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -53,6 +54,106 @@ def network(piles: int) -> list[tuple[str, str]]:
         )
         pairs.append((code, member.token))
     return pairs
+
+
+def many_piles(count: int) -> list[tuple[str, str]]:
+    """Piles for the open loop, created in bulk (codes 44209998…)."""
+    operator, _ = Operator.objects.get_or_create(code="bench", defaults={"name": "Bench"})
+    station, _ = Station.objects.get_or_create(
+        operator=operator,
+        code="BENCH-OPEN",
+        defaults=dict(name="Bench open loop", address="-", city="-", latitude=0, longitude=0),
+    )
+    codes = [f"4420999800{i:010d}" for i in range(count)]
+    existing = set(Pile.objects.filter(code__in=codes).values_list("code", flat=True))
+    new = [Pile(station=station, code=c, current_type="AC") for c in codes if c not in existing]
+    Pile.objects.bulk_create(new, batch_size=2000)
+    ids = Pile.objects.filter(code__in=[p.code for p in new]).values_list("pk", flat=True)
+    Connector.objects.bulk_create(
+        [Connector(pile_id=i, number=1, standard="GB/T AC") for i in ids], batch_size=2000
+    )
+    tokens = [f"OPEN{i:06d}" for i in range(count // 10)]
+    have = set(Member.objects.filter(token__in=tokens).values_list("token", flat=True))
+    Member.objects.bulk_create(
+        [Member(operator=operator, token=t, nickname=t) for t in tokens if t not in have],
+        batch_size=2000,
+    )
+    return [(c, tokens[i // 10] if i % 10 == 0 else "") for i, c in enumerate(codes)]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def open_loop(url, pairs, seconds, interval, gateway_pid):
+    """All piles connect at once (a reconnect storm of boots), then heartbeat every
+    ``interval`` s; every tenth pile charges with a meter value per interval."""
+    booted = 0
+    connected_at = time.monotonic()
+    semaphore = asyncio.Semaphore(1000)  # the load generator's own connect concurrency
+    storm_done = asyncio.Event()
+    stop_at = connected_at + seconds
+
+    async def pile(code, token):
+        nonlocal booted
+        async with semaphore:
+            ws = await connect(
+                f"{url}/{code}", subprotocols=["ocpp1.6"], ping_interval=None, open_timeout=120
+            )
+        async with ws:
+            p = Pile_(ws, [])
+            await p.call(
+                "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "AC7"}
+            )
+            booted += 1
+            if booted == len(pairs):
+                storm_done.set()
+            tx = None
+            meter = 0
+            if token:
+                now = dt.datetime.now(dt.UTC)
+                start = {"connectorId": 1, "idTag": token, "meterStart": 0, "timestamp": iso(now)}
+                tx = (await p.call("StartTransaction", start))["transactionId"]
+            await asyncio.sleep(random.uniform(0, interval))
+            while time.monotonic() < stop_at:
+                await p.call("Heartbeat", {})
+                if tx is not None:
+                    meter += 100
+                    value = {"timestamp": iso(dt.datetime.now(dt.UTC)),
+                             "sampledValue": [{"value": str(meter)}]}  # fmt: skip
+                    await p.call(
+                        "MeterValues",
+                        {"connectorId": 1, "transactionId": tx, "meterValue": [value]},
+                    )
+                await asyncio.sleep(interval)
+            if tx is not None:
+                stop = {
+                    "transactionId": tx,
+                    "meterStop": meter,
+                    "timestamp": iso(dt.datetime.now(dt.UTC)),
+                }
+                await p.call("StopTransaction", stop)
+
+    tasks = [asyncio.create_task(pile(code, token)) for code, token in pairs]
+    try:
+        await asyncio.wait_for(storm_done.wait(), 300)
+        storm = time.monotonic() - connected_at
+    except TimeoutError:
+        storm = float("nan")
+    print(f"open loop: {booted}/{len(pairs)} piles booted in {storm:.1f} s", flush=True)
+    peak = 0.0
+    while time.monotonic() < stop_at:
+        if gateway_pid:
+            peak = max(peak, rss_mb(gateway_pid))
+        await asyncio.sleep(1)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, Exception)]
+    print(f"gateway peak RSS: {peak:.0f} MB  errors: {len(errors)}")
+    if errors:
+        print(f"first error: {errors[0]!r}")
 
 
 def free_port() -> int:
@@ -149,9 +250,13 @@ def main() -> None:
     parser.add_argument(
         "--heartbeats-only", action="store_true", help="baseline: no database in the loop"
     )
+    parser.add_argument(
+        "--open-loop", type=int, metavar="N", help="N piles heartbeating, 10%% charging"
+    )
+    parser.add_argument("--interval", type=float, default=60)
     args = parser.parse_args()
 
-    pairs = network(args.piles)
+    pairs = many_piles(args.open_loop) if args.open_loop else network(args.piles)
     from django.db import connection
 
     connection.close()
@@ -167,6 +272,16 @@ def main() -> None:
         )
         proc.stdout.readline()
         url = f"ws://127.0.0.1:{port}/ocpp"
+    if args.open_loop:
+        try:
+            asyncio.run(
+                open_loop(url, pairs, args.seconds, args.interval, proc.pid if proc else None)
+            )
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(60)
+        return
     try:
         latencies, elapsed, errors = asyncio.run(
             load(url, pairs, args.seconds, args.warmup, args.heartbeats_only)

@@ -339,7 +339,6 @@ class PileConnection(ChargePoint):
             serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber", ""),
             firmware_version=p.get("firmwareVersion", ""),
         )
-        self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
         answer = {"status": result.status, "currentTime": _now_iso(), "interval": result.interval}
         return answer, "", None
 

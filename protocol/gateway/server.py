@@ -149,10 +149,9 @@ class Gateway:
             action="connected",
             raw=f"node {self.node}",
         )
-        try:
-            await self.db.run(live.pile_connected, pile_id=conn.pile_id)
-        except DatabaseUnavailable:
-            self.seen(conn.pile_id)  # the next batch marks it online
+        # Online again: the next last-seen batch (`piles_seen`) marks it online and closes
+        # its offline fault; no transaction per connection during a reconnect storm.
+        self.seen(conn.pile_id)
 
     async def _unregister(self, conn: PileConnection) -> None:
         conn.connection_lost()

@@ -130,23 +130,25 @@ def pile_boot(
     Policy: published piles are Accepted; unpublished ones too unless
     ``GATEWAY_ACCEPT_UNPUBLISHED`` is off, then they get Pending (commissioning)."""
     now = now or timezone.now()
-    pile = Pile.objects.select_for_update().get(pk=pile_id)
-    pile.vendor = vendor[:64]
-    pile.model = model[:64]
-    pile.serial_number = serial_number[:64]
-    pile.firmware_version = firmware_version[:64]
-    pile.last_boot_at = now
-    pile.save(
-        update_fields=["vendor", "model", "serial_number", "firmware_version", "last_boot_at"]
+    firmware = firmware_version[:64]
+    # A reconnect storm boots thousands of piles at once: three statements, no row read
+    # back and written again.
+    pile = Pile.objects.select_for_update().only("pk", "is_published").get(pk=pile_id)
+    Pile.objects.filter(pk=pile_id).update(
+        vendor=vendor[:64],
+        model=model[:64],
+        serial_number=serial_number[:64],
+        firmware_version=firmware,
+        last_boot_at=now,
     )
-    if firmware_version:
-        latest = pile.firmware_history.order_by("-last_seen_at", "-pk").first()
-        if latest is not None and latest.version == firmware_version[:64]:
-            latest.last_seen_at = now
-            latest.save(update_fields=["last_seen_at"])
-        else:
+    if firmware:
+        latest = FirmwareRecord.objects.filter(pile_id=pile_id).order_by("-last_seen_at", "-pk")
+        seen_again = FirmwareRecord.objects.filter(
+            pk__in=latest.values("pk")[:1], version=firmware
+        ).update(last_seen_at=now)
+        if not seen_again:
             FirmwareRecord.objects.create(
-                pile=pile, version=firmware_version[:64], first_seen_at=now, last_seen_at=now
+                pile_id=pile_id, version=firmware, first_seen_at=now, last_seen_at=now
             )
     interval = int(_setting("GATEWAY_HEARTBEAT_INTERVAL", 60))
     if not pile.is_published and not _setting("GATEWAY_ACCEPT_UNPUBLISHED", True):

@@ -447,4 +447,4 @@ def test_a_second_connection_replaces_the_first(gateway):
     reason, answer = run(twice())
     assert reason == "replaced by a new connection"
     assert answer.current_time
-    assert Pile.objects.get(pk=pile.pk).is_online is True
+    assert wait_for(lambda: Pile.objects.get(pk=pile.pk).is_online)  # by the last-seen batch

@@ -65,3 +65,7 @@ def redis_prefix() -> str:
 
 def redis_url() -> str:
     return str(settings.REDIS_URL)
+
+
+def switch_interval() -> float:
+    return float(_get("GATEWAY_SWITCH_INTERVAL", 0.0005))

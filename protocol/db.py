@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import InterfaceError, OperationalError, connection
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ def _call(fn: Callable, kwargs: dict) -> Any:
             if attempt or connection.in_atomic_block:
                 raise DatabaseUnavailable(str(exc)) from exc
     raise AssertionError("unreachable")
-
-
-def _finish() -> None:
-    close_old_connections()
 
 
 class DbRunner:

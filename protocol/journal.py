@@ -74,7 +74,7 @@ class JournalWriter:
             else:
                 await asyncio.sleep(self.interval)  # let a batch gather
             ok = await self.flush()
-            backoff = 0.0 if ok else min(max(backoff * 2, 0.5), 5.0)
+            backoff = 0.0 if ok else min(max(backoff * 2, 0.2), 1.0)
 
     async def flush(self) -> bool:
         while self._buffer:

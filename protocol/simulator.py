@@ -317,7 +317,7 @@ async def scenario_demo(base_url, code, password, id_tag, *, connector=1, foreve
 
 
 async def _demo_charge(pile: SimulatedPile, connector: int, id_tag: str) -> None:
-    idle = random.uniform(20, 60)
+    idle = random.uniform(5, 45)
     with contextlib.suppress(TimeoutError):
         connector, id_tag = await asyncio.wait_for(pile.remote_starts.get(), idle)
     await pile.heartbeat()

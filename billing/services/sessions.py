@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -58,7 +58,7 @@ from orgs.models import (
     Vehicle,
 )
 from orgs.validators import VIN_RE
-from stations.models import Pile
+from stations.models import Connector, Pile, Station
 from stations.services.live import connector_for
 
 logger = logging.getLogger(__name__)
@@ -91,11 +91,17 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 def session_transition(
-    *, session: ChargingSession, to_state: str, actor=None, reason: str = ""
+    *,
+    session: ChargingSession,
+    to_state: str,
+    actor=None,
+    reason: str = "",
+    also_save: tuple[str, ...] = (),
 ) -> ChargingSession:
     """Move ``session`` to ``to_state`` if the state table allows it, recording the move.
 
-    Call inside a transaction holding the session row (``select_for_update``)."""
+    Call inside a transaction holding the session row (``select_for_update``);
+    ``also_save`` names other fields changed with the move, saved in the same UPDATE."""
     allowed = TRANSITIONS.get(session.state, frozenset())
     if to_state not in allowed:
         raise IllegalTransition(
@@ -111,7 +117,7 @@ def session_transition(
         reason=reason[:200],
     )
     session.state = to_state
-    session.save(update_fields=["state", "updated_at"])
+    session.save(update_fields=["state", "updated_at", *also_save])
     return session
 
 
@@ -164,7 +170,11 @@ def identify(*, pile: Pile, id_tag: str) -> Identity:
 
 
 def _identify(*, pile: Pile, id_tag: str, operator_id: int) -> Identity:
-    member = Member.objects.filter(token=id_tag, operator_id=operator_id).first()
+    member = (
+        Member.objects.filter(token=id_tag, operator_id=operator_id)
+        .select_related("department")
+        .first()
+    )
     if member is not None:
         return Identity(
             status=_member_status(member),
@@ -205,8 +215,10 @@ def _identify(*, pile: Pile, id_tag: str, operator_id: int) -> Identity:
             channel=Channel.PARTNER,
             partner_id=partner_id if enabled else None,
         )
-    station = pile.station
-    if station.password and secrets.compare_digest(station.password, id_tag):
+    # Read now, not from the pile object the gateway holds: staff may change it any time.
+    password = Station.objects.filter(pk=pile.station_id).values_list("password", flat=True)
+    password = password.first() or ""
+    if password and secrets.compare_digest(password, id_tag):
         return Identity(status=AuthStatus.ACCEPTED, channel=Channel.PASSWORD)
     if VIN_RE.fullmatch(id_tag):
         vehicle = (
@@ -323,11 +335,11 @@ def _session_start(
         if active is not None:
             if active.started_at <= started_at:
                 active.stop_reason = "Superseded"
-                active.save(update_fields=["stop_reason", "updated_at"])
                 session_transition(
                     session=active,
                     to_state=SessionState.STOPPED,
                     reason="a new transaction started on the connector; its stop never came",
+                    also_save=("stop_reason",),
                 )
                 superseded.append(active.pk)
             else:
@@ -462,24 +474,63 @@ def session_meter_record(
     """Store meter samples against their session (idempotent, any order).
 
     Without a transaction id (clock-aligned samples) they go to the session active on the
-    connector, if any; samples of no known session are only in the frame journal."""
-    with transaction.atomic():
-        session = _session_for_samples(
-            pile=pile, connector_number=connector_number, transaction_id=transaction_id
-        )
-        if session is None:
+    connector, if any; samples of no known session are only in the frame journal.
+
+    This is the gateway's most frequent write, so it is two statements, not an ORM
+    round of select-modify-save: an UPDATE that finds and locks the session (and moves
+    its last-sample time forward), then one INSERT … ON CONFLICT DO NOTHING."""
+    latest = max((s.at for s in samples), default=None)
+    table = ChargingSession._meta.db_table
+    returning = "RETURNING id, order_no, state, meter_start_wh"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if transaction_id is not None:
+            cursor.execute(
+                f"UPDATE {table} SET last_sample_at = GREATEST(last_sample_at, %s), "
+                f"updated_at = now() WHERE id = %s AND pile_id = %s {returning}",
+                [latest, transaction_id, pile.pk],
+            )
+        elif connector_number > 0:
+            cursor.execute(
+                f"UPDATE {table} SET last_sample_at = GREATEST(last_sample_at, %s), "
+                f"updated_at = now() WHERE pile_id = %s AND state IN ('started', 'charging') "
+                f"AND connector_id = (SELECT id FROM {Connector._meta.db_table} "
+                f"WHERE pile_id = %s AND number = %s) {returning}",
+                [latest, pile.pk, pile.pk, connector_number],
+            )
+        row = cursor.fetchone() if cursor.description else None
+        if row is None:
             return MeterResult(None, "", 0)
-        stored = _store_samples(session=session, samples=samples)
-    return MeterResult(session.pk, session.order_no, stored)
+        session_id, order_no, state, meter_start_wh = row
+        stored = _insert_samples(cursor, session_id=session_id, samples=samples)
+        if state == SessionState.STARTED and any(
+            s.energy_wh is not None and s.energy_wh > meter_start_wh for s in samples
+        ):
+            session = ChargingSession.objects.get(pk=session_id)
+            session_transition(
+                session=session, to_state=SessionState.CHARGING, reason="energy delivered"
+            )
+    return MeterResult(session_id, order_no, stored)
 
 
-def _session_for_samples(*, pile, connector_number, transaction_id):
-    qs = ChargingSession.objects.select_for_update()
-    if transaction_id is not None:
-        return qs.filter(pk=transaction_id, pile=pile).first()
-    if connector_number <= 0:
-        return None
-    return qs.filter(pile=pile, connector__number=connector_number, state__in=ACTIVE_STATES).first()
+_SAMPLE_COLUMNS = ("session_id", "at", "energy_wh", "power_w", "current_a", "voltage_v", "soc",
+                   "context")  # fmt: skip
+
+
+def _insert_samples(cursor, *, session_id: int, samples: list[Sample]) -> int:
+    unique = list({s.at: s for s in samples}.values())
+    if not unique:
+        return 0
+    values, params = [], []
+    for s in unique:
+        values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
+        params += [session_id, s.at, s.energy_wh, s.power_w, s.current_a, s.voltage_v, s.soc,
+                   s.context]  # fmt: skip
+    cursor.execute(
+        f"INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
+        f"VALUES {', '.join(values)} ON CONFLICT (session_id, at) DO NOTHING",
+        params,
+    )
+    return cursor.rowcount
 
 
 def _store_samples(*, session: ChargingSession, samples: list[Sample]) -> int:
@@ -604,24 +655,22 @@ def session_stop(
             )
             return StopResult(None, orphan_id=orphan.pk, replayed=not _created)
         stored = _store_samples(session=session, samples=samples)
-        status = identify(pile=pile, id_tag=id_tag).status if id_tag else None
-        if status == AuthStatus.CONCURRENT_TX:
-            status = AuthStatus.ACCEPTED
+        # The tag's own state (its active session is this one: no ConcurrentTx check).
+        operator_id = pile.station.operator_id
+        status = (
+            _identify(pile=pile, id_tag=id_tag, operator_id=operator_id).status if id_tag else None
+        )
         if session.state in ACTIVE_STATES:
             session.meter_stop_wh = Decimal(meter_stop_wh)
             session.stopped_at = stopped_at
             session.stop_reason = (reason or "Local")[:32]
             session.stop_received_at = timezone.now()
-            session.save(
-                update_fields=[
-                    "meter_stop_wh",
-                    "stopped_at",
-                    "stop_reason",
-                    "stop_received_at",
-                    "updated_at",
-                ]
+            session_transition(
+                session=session,
+                to_state=SessionState.STOPPED,
+                reason="stop",
+                also_save=("meter_stop_wh", "stopped_at", "stop_reason", "stop_received_at"),
             )
-            session_transition(session=session, to_state=SessionState.STOPPED, reason="stop")
             _queue_settlement([session.pk])
             return StopResult(
                 session.pk, session.order_no, settle_queued=True, status=status,

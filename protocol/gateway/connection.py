@@ -112,6 +112,7 @@ class PileConnection(ChargePoint):
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._outbound_lock = asyncio.Lock()
         self._calls: deque[float] = deque()
+        self.aborted = False
 
     # --- receive loop -----------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class PileConnection(ChargePoint):
         try:
             async for raw in self._connection:
                 await self.route_message(raw)
-                if self.gw.stopping:
+                if self.gw.stopping or self.aborted:
                     break
         except ConnectionClosed:
             pass
@@ -227,9 +228,21 @@ class PileConnection(ChargePoint):
                 error_code="Flood",
             )
             logger.warning("%s: flooding, closing the connection", self.code)
-            await self._connection.close(1008, "too many messages")
+            self._abort(1008, "too many messages")
             return
         await self._on_call(unique_id, action, payload)
+
+    def _abort(self, code: int, reason: str) -> None:
+        """Close for abuse without a closing handshake: a flooding peer has filled our
+        receive buffer, so waiting for its close frame would only wait for the timeout."""
+        ws = self._connection
+        self.aborted = True
+        try:
+            ws.protocol.send_close(code, reason)
+            ws.send_data()
+        except Exception:
+            pass
+        ws.transport.close()
 
     def _flooding(self) -> bool:
         now = time.monotonic()
@@ -326,7 +339,6 @@ class PileConnection(ChargePoint):
             serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber", ""),
             firmware_version=p.get("firmwareVersion", ""),
         )
-        self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
         answer = {"status": result.status, "currentTime": _now_iso(), "interval": result.interval}
         return answer, "", None
 
@@ -351,13 +363,17 @@ class PileConnection(ChargePoint):
         return {}, "", None
 
     async def on_Authorize(self, p: dict):
-        status = await self.gw.db.run(_authorize, pile_id=self.pile_id, id_tag=p["idTag"])
+        status = await self.gw.db.run(sessions.session_authorize, pile=self.pile, id_tag=p["idTag"])
         return {"idTagInfo": {"status": status}}, "", None
 
     async def on_StartTransaction(self, p: dict):
+        if p["connectorId"] < 1:
+            raise PropertyConstraintViolationError(
+                details={"cause": "connectorId of a transaction is 1 or more"}
+            )
         result = await self.gw.db.run(
-            _start,
-            pile_id=self.pile_id,
+            sessions.session_start,
+            pile=self.pile,
             connector_number=p["connectorId"],
             id_tag=p["idTag"],
             meter_start_wh=p["meterStart"],
@@ -483,11 +499,3 @@ def _internal_error() -> OCPPError:
 
 def _load_pile(*, pile_id: int) -> Pile:
     return Pile.objects.select_related("station").get(pk=pile_id)
-
-
-def _authorize(*, pile_id: int, id_tag: str) -> str:
-    return sessions.session_authorize(pile=_load_pile(pile_id=pile_id), id_tag=id_tag)
-
-
-def _start(*, pile_id: int, **kwargs) -> sessions.StartResult:
-    return sessions.session_start(pile=_load_pile(pile_id=pile_id), **kwargs)

@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import uuid
 
 import redis.asyncio as aioredis
@@ -148,10 +149,9 @@ class Gateway:
             action="connected",
             raw=f"node {self.node}",
         )
-        try:
-            await self.db.run(live.pile_connected, pile_id=conn.pile_id)
-        except DatabaseUnavailable:
-            self.seen(conn.pile_id)  # the next batch marks it online
+        # Online again: the next last-seen batch (`piles_seen`) marks it online and closes
+        # its offline fault; no transaction per connection during a reconnect storm.
+        self.seen(conn.pile_id)
 
     async def _unregister(self, conn: PileConnection) -> None:
         conn.connection_lost()
@@ -266,8 +266,15 @@ class Gateway:
     # --- run --------------------------------------------------------------------------
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
+        # The event loop shares the GIL with the database threads; with the default 5 ms
+        # switch interval every socket read/write can wait a whole slice behind a thread.
+        sys.setswitchinterval(conf.switch_interval())
         loop = asyncio.get_running_loop()
-        self.redis = aioredis.Redis.from_url(conf.redis_url())
+        # Bounded and blocking: a reconnect storm waits for a Redis connection, not fails.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            conf.redis_url(), max_connections=32, timeout=None
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.journal = JournalWriter(self.db, node=self.node)
         self.journal.start()
         stop = asyncio.Event()

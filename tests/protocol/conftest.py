@@ -96,15 +96,53 @@ class GatewayProcess:
         return self.proc is not None and self.proc.poll() is None
 
 
+@pytest.fixture(scope="session")
+def _gateway_test_database(django_db_setup, django_db_blocker):
+    """pytest-django creates the test database only when a collected test is marked
+    django_db; when only the gateway modules run, create it here (once per session)."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        created = None
+        if not connection.settings_dict["NAME"].startswith("test_"):
+            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        assert connection.settings_dict["NAME"].startswith("test_")
+        yield
+        if created is not None:
+            connection.close()
+            teardown_databases(created, verbosity=0)
+
+
 @pytest.fixture(scope="module")
-def gateway(django_db_setup, django_db_blocker):
+def live_db(_gateway_test_database, django_db_blocker):
+    """Committed rows for the whole module, flushed once at its end.
+
+    A gateway is another process, so it sees only committed data; flushing after every
+    test (``transactional_db``) cost more than the tests themselves. Tests stay apart by
+    building their own operator/station/piles with unique codes."""
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        yield
+        call_command("flush", interactive=False, verbosity=0)
+        # Connections left in helper threads (asyncio.to_thread) would keep the test
+        # database from being dropped at the end of the session.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+@pytest.fixture(scope="module")
+def gateway(live_db):
     gw = GatewayProcess(node=f"gw-a-{uuid.uuid4().hex[:6]}").start()
     yield gw
     gw.stop()
 
 
 @pytest.fixture(scope="module")
-def second_gateway(django_db_setup, django_db_blocker):
+def second_gateway(live_db):
     gw = GatewayProcess(node=f"gw-b-{uuid.uuid4().hex[:6]}").start()
     yield gw
     gw.stop()

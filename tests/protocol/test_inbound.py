@@ -28,7 +28,7 @@ from stations.models import FirmwareRecord, HeartbeatSample, Pile, PileFault, St
 from . import world
 from .conftest import wait_for
 
-pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
 
 
 def run(coro):
@@ -380,13 +380,18 @@ def test_firmware_and_diagnostics_status_are_answered_and_journaled(gateway):
 
     run(notify())
     answered = wait_for(
-        lambda: sorted(
-            Frame.objects.filter(pile_code=pile.code, message_type=MessageType.CALL_RESULT)
-            .values_list("action", flat=True)
+        lambda: (
+            sorted(
+                Frame.objects.filter(
+                    pile_code=pile.code, message_type=MessageType.CALL_RESULT
+                ).values_list("action", flat=True)
+            )
+            if Frame.objects.filter(
+                pile_code=pile.code, message_type=MessageType.CALL_RESULT
+            ).count()
+            == 2
+            else None
         )
-        if Frame.objects.filter(pile_code=pile.code, message_type=MessageType.CALL_RESULT).count()
-        == 2
-        else None
     )
     assert answered == ["DiagnosticsStatusNotification", "FirmwareStatusNotification"]
 
@@ -431,13 +436,15 @@ def test_a_second_connection_replaces_the_first(gateway):
     pile = world.pile()
 
     async def twice():
-        async with connected(gateway.url, pile.code, pile.password) as first:
-            async with connected(gateway.url, pile.code, pile.password) as second:
-                await first._connection.wait_closed()
-                answer = await second.heartbeat()
-                return first._connection.close_reason, answer
+        async with (
+            connected(gateway.url, pile.code, pile.password) as first,
+            connected(gateway.url, pile.code, pile.password) as second,
+        ):
+            await first._connection.wait_closed()
+            answer = await second.heartbeat()
+            return first._connection.close_reason, answer
 
     reason, answer = run(twice())
     assert reason == "replaced by a new connection"
     assert answer.current_time
-    assert Pile.objects.get(pk=pile.pk).is_online is True
+    assert wait_for(lambda: Pile.objects.get(pk=pile.pk).is_online)  # by the last-seen batch

@@ -218,7 +218,11 @@ class StaffAdmin(OperatorInitialMixin, ScopedAdminMixin, UserAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        return type("StaffAdminForm", (StaffScopeForm, form), {})
+        form = type("StaffAdminForm", (StaffScopeForm, form), {})
+        if not request.user.is_superuser and "operator" in form.base_fields:
+            # An account without operator would see nothing; only superusers make those.
+            form.base_fields["operator"].required = True
+        return form
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:

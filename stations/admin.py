@@ -24,6 +24,7 @@ from chargenet.admin import (
     ScopedModelAdmin,
     register_scope,
 )
+from chargenet.audit import audit_record
 from chargenet.errors import DomainError
 
 from .models import (
@@ -39,12 +40,22 @@ from .models import (
 )
 from .selectors import connectors_visible_to, piles_visible_to, stations_visible_to
 from .services.network import (
+    PILE_FIELDS,
+    STATION_FIELDS,
+    PileData,
+    StationData,
     opening_windows_problems,
+    pile_create,
+    pile_hide,
     pile_publish,
     pile_publish_problems,
+    pile_restore,
     pile_unpublish,
+    pile_update,
+    station_create,
     station_hide,
     station_restore,
+    station_update,
 )
 
 register_scope(Station, stations_visible_to)
@@ -202,6 +213,43 @@ class StationAdmin(ExportCsvMixin, HideableScopedAdmin):
         if request.user.operator_id:
             initial.setdefault("operator", request.user.operator_id)
         return initial
+
+    audit_saves = False  # station_create / station_update audit
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        # Moving a station to another operator is not a back-office edit.
+        return (*readonly, "operator") if obj is not None else readonly
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            changes = {f: data[f] for f in form.changed_data if f in STATION_FIELDS}
+            if changes:
+                station_update(station=obj, changes=changes, actor=request.user)
+            return
+        created = station_create(
+            operator=data["operator"],
+            data=StationData(**{f: data[f] for f in STATION_FIELDS}),
+            actor=request.user,
+        )
+        obj.pk, obj.created_at = created.pk, created.created_at
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        station = form.instance
+        names = ("sub_operators", "departments")
+        before = {n: sorted(getattr(station, n).values_list("pk", flat=True)) for n in names}
+        super().save_related(request, form, formsets, change)
+        after = {n: sorted(getattr(station, n).values_list("pk", flat=True)) for n in names}
+        if before != after:
+            audit_record(
+                actor=request.user,
+                action="station_bindings",
+                obj=station,
+                before=before,
+                after=after,
+            )
 
     def hide_object(self, request, obj):
         station_hide(station=obj, actor=request.user, reason=str(_("hidden in the back office")))
@@ -407,6 +455,45 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
             _("info"),
             rows,
         )
+
+    audit_saves = False  # pile_create / pile_update / pile_publish audit
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = [*PILE_FIELDS, "station"]
+        if change:
+            changes = {f: data[f] for f in form.changed_data if f in fields}
+            if data.get("new_credential"):
+                changes["credential_hash"] = obj.credential_hash  # hashed by PileForm
+            if "is_published" in form.changed_data and not data["is_published"]:
+                pile_unpublish(pile=obj, actor=request.user)
+            if changes:
+                pile_update(pile=obj, changes=changes, actor=request.user)
+            return
+        created = pile_create(
+            station=data["station"],
+            data=PileData(
+                **{f: data[f] for f in PILE_FIELDS if f != "credential_hash"},
+                credential_hash=obj.credential_hash,
+            ),
+            actor=request.user,
+        )
+        obj.pk, obj.created_at, obj.is_published = created.pk, created.created_at, False
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Published last, once the connectors of the page are saved.
+        if form.cleaned_data.get("is_published") and not (
+            change and "is_published" not in form.changed_data
+        ):
+            pile_publish(pile=form.instance, actor=request.user)
+
+    def hide_object(self, request, obj):
+        pile_hide(pile=obj, actor=request.user, reason=str(_("hidden in the back office")))
+
+    def restore_object(self, request, obj):
+        pile_restore(pile=obj, actor=request.user, reason=str(_("restored in the back office")))
 
     @admin.action(permissions=["change"], description=_("Publish selected piles"))
     def publish_selected(self, request, queryset):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from orgs.models import Role
-from stations.models import StatusEvent
+from stations.models import PileFault, StationOutage, StatusEvent
 from tests.factories import (
     CardFactory,
     ConnectorFactory,
@@ -68,6 +68,10 @@ def build_world() -> World:
         pile=p1, connector_number=1, status="Available", received_at=now
     )
     ev3 = StatusEvent.objects.create(pile=p3, connector_number=1, status="Faulted", received_at=now)
+    fault1 = PileFault.objects.create(pile=p1, kind="offline", started_at=now)
+    fault3 = PileFault.objects.create(pile=p3, kind="offline", started_at=now)
+    outage2 = StationOutage.objects.create(station=s2, started_at=now, pile_count=1)
+    outage3 = StationOutage.objects.create(station=s3, started_at=now, pile_count=1)
     users = {
         "anonymous": None,
         "admin_a": StaffFactory(username="admin_a", operator=op_a),

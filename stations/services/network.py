@@ -130,7 +130,8 @@ class StationData:
     password: str = ""
 
 
-_STATION_FIELDS = [f for f in StationData.__dataclass_fields__]
+STATION_FIELDS = [f for f in StationData.__dataclass_fields__]
+_STATION_FIELDS = STATION_FIELDS
 
 
 def _bindings_check(
@@ -271,7 +272,8 @@ class PileData:
     credential_hash: str = ""
 
 
-_PILE_FIELDS = [f for f in PileData.__dataclass_fields__]
+PILE_FIELDS = [f for f in PileData.__dataclass_fields__]
+_PILE_FIELDS = PILE_FIELDS
 
 
 def pile_publish_problems(
@@ -360,8 +362,12 @@ def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
         if problems:
             raise DomainError(" ".join(problems), code="publish")
     _clean(pile)
-    pile.save()
+    pile.save(update_fields=list(changes))
     after = snapshot(pile, list(before))
+    if "credential_hash" in before:  # never copy a credential into the log
+        changed = before["credential_hash"] != after["credential_hash"]
+        before["credential_hash"] = "…"
+        after["credential_hash"] = str(_("(changed)")) if changed else "…"
     if actor is not None and before != after:
         audit_record(
             actor=actor,
@@ -474,4 +480,26 @@ def pile_unpublish(*, pile: Pile, actor=None) -> Pile:
                 after={"is_published": False},
                 operator_id=pile.station.operator_id,
             )
+    return pile
+
+
+@transaction.atomic
+def pile_hide(*, pile: Pile, actor, reason: str = "") -> Pile:
+    """Hide a pile (the back office's "delete"). A hidden pile is no longer published:
+    drivers and partners must not be offered it. Restoring does not republish."""
+    pile = Pile.objects.select_for_update().get(pk=pile.pk)
+    if pile.is_hidden:
+        return pile
+    was_published = pile.is_published
+    if was_published:
+        pile.is_published = False
+        pile.save(update_fields=["is_published"])
+    audit.hide(obj=pile, actor=actor, reason=reason, extra_before={"is_published": was_published})
+    return pile
+
+
+@transaction.atomic
+def pile_restore(*, pile: Pile, actor, reason: str = "") -> Pile:
+    pile = Pile.objects.select_for_update().get(pk=pile.pk)
+    audit.restore(obj=pile, actor=actor, reason=reason)
     return pile

@@ -194,3 +194,18 @@ def test_customer_service_cannot_switch_partners(client, operator):
     )
     assert response.status_code in (200, 403)
     assert PartnerAccess.objects.count() == 0
+
+
+def test_operator_admin_must_give_new_accounts_an_operator(admin_client):
+    url = reverse("admin:orgs_staff_add")
+    data = page_data(
+        admin_client.get(url),
+        username="nobody",
+        usable_password="false",
+        role=Role.CUSTOMER_SERVICE,
+        operator="",
+    )
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert form_errors(response) == ["This field is required."]
+    assert not Staff.objects.filter(username="nobody").exists()

@@ -4,6 +4,7 @@ change page, and denied writes change nothing. Rows are compared exactly."""
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from tests.world import build_world
@@ -37,6 +38,18 @@ VISIBLE = {
         "subop_y": set(),
         "subop_x": {"ev1"},
         "admin_a": {"ev1"},
+    },
+    "stations_pilefault": {
+        "admin_b": {"fault3"},
+        "subop_y": set(),
+        "subop_x": {"fault1"},
+        "admin_a": {"fault1"},
+    },
+    "stations_stationoutage": {
+        "admin_b": {"outage3"},
+        "subop_y": set(),
+        "subop_x": set(),
+        "admin_a": {"outage2"},
     },
     "orgs_suboperator": {
         "admin_b": {"sub_b"},
@@ -76,6 +89,7 @@ A_ROW = {
     "stations_pile": "p1",
     "stations_connector": "c1",
     "stations_statusevent": "ev1",
+    "stations_pilefault": "fault1",
     "orgs_suboperator": "sub_x",
     "orgs_department": "dept_x",
     "orgs_vehicle": "v_x",
@@ -84,10 +98,20 @@ A_ROW = {
 }
 CHANGE_STATUS = {"admin_b": 404, "subop_y": 404, "subop_x": 200, "admin_a": 200}
 
+# Customer service is operator-wide and read-mostly: it sees what the operator admin sees.
+USERS.append("service_a")
+CHANGE_STATUS["service_a"] = 200
+for _rows in VISIBLE.values():
+    _rows["service_a"] = _rows["admin_a"]
 
-@pytest.fixture
-def world():
-    return build_world()
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """Built once for the module inside a transaction rolled back at the end; each test
+    runs in its own savepoint, so denied writes are checked against the same rows."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
 
 
 def _row(world, name):
@@ -136,7 +160,7 @@ def test_missing_row_is_the_same_404(client, world, admin_name):
 
 @pytest.mark.parametrize(
     ("user", "status"),
-    [("anonymous", 302), ("admin_b", 404), ("subop_y", 404), ("subop_x", 403)],
+    [("anonymous", 302), ("admin_b", 404), ("subop_y", 404), ("subop_x", 403), ("service_a", 403)],
 )
 def test_denied_station_edit_changes_nothing(client, world, user, status):
     s1 = world["s1"]
@@ -147,7 +171,7 @@ def test_denied_station_edit_changes_nothing(client, world, user, status):
     assert (s1.name, s1.hidden_at) == ("S1", None)
 
 
-@pytest.mark.parametrize("user", ["admin_b", "subop_y", "subop_x"])
+@pytest.mark.parametrize("user", ["admin_b", "subop_y", "subop_x", "service_a"])
 def test_denied_hide_action_changes_nothing(client, world, user):
     s1 = world["s1"]
     response = _client(client, world, user).post(

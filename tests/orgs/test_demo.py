@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.hashers import check_password
 from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.test import override_settings
 from django.urls import reverse
 
 from orgs import demo
@@ -17,9 +19,22 @@ from stations.models import Connector, OpeningWindow, Pile, Station
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_hashes(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+FAST_HASHES = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_hashes():
+    with FAST_HASHES:
+        yield
+
+
+@pytest.fixture(scope="module")
+def loaded(django_db_setup, django_db_blocker, _fast_hashes):
+    """The demo loaded once for the read-only tests of this module (rolled back after)."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        demo.load_demo()
+        yield
+        transaction.set_rollback(True)
 
 
 def _counts() -> dict[str, int]:
@@ -68,8 +83,7 @@ def test_load_demo_twice_builds_the_network_once(capsys):
     assert out.count("Created staff account") == 3
 
 
-def test_demo_network_shape():
-    demo.load_demo()
+def test_demo_network_shape(loaded):
     operator = Operator.objects.get(code="zs-charge")
     assert operator.name == "中山充电运营"
     piles = Pile.objects.all()
@@ -104,8 +118,7 @@ def test_demo_network_shape():
     }
 
 
-def test_pile_credentials_are_hashed_and_listed():
-    demo.load_demo()
+def test_pile_credentials_are_hashed_and_listed(loaded):
     credentials = demo.demo_pile_credentials()
     assert len(credentials) == 40
     assert credentials[0] == ("44200100010001000001", "demo-0001")
@@ -129,8 +142,7 @@ def test_existing_password_is_never_reset():
     ("username", "stations"),
     [("admin", 8), ("subop", 2), ("service", 8)],
 )
-def test_demo_staff_log_in_and_see_their_scope(client, username, stations):
-    demo.load_demo()
+def test_demo_staff_log_in_and_see_their_scope(loaded, client, username, stations):
     staff = Staff.objects.get(username=username)
     assert (staff.is_staff, staff.is_superuser) == (True, False)
     assert client.login(username=username, password="chargenet")
@@ -140,18 +152,18 @@ def test_demo_staff_log_in_and_see_their_scope(client, username, stations):
 
 
 def test_bad_demo_input_is_refused_and_nothing_saved(monkeypatch):
+    before = _counts()
     monkeypatch.setattr(demo, "pile_code", lambda station, serial: f"44200{station}{serial}")
     with pytest.raises(CommandError, match="pile code: A pile code is 16 or 20 digits"):
         call_command("load_demo")
-    assert (Operator.objects.count(), Pile.objects.count()) == (0, 0)
+    assert _counts() == before
 
 
 @pytest.mark.parametrize("username", ["admin", "subop", "service"])
-def test_every_back_office_page_renders_on_the_demo(client, username):
+def test_every_back_office_page_renders_on_the_demo(loaded, client, username):
     """Each registered changelist, and the first row's change page, for each demo role."""
     from django.contrib import admin
 
-    demo.load_demo()
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     client.force_login(Staff.objects.get(username=username))
     rendered = 0

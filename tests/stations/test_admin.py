@@ -73,7 +73,7 @@ def test_add_station_with_overnight_hours(admin_client, operator):
     station = Station.objects.get(code="ZS-100")
     assert station.operator == operator
     assert [str(w) for w in station.opening_windows.all()] == ["19:00–06:00"]
-    assert AuditLog.objects.filter(action="station_add", object_id=str(station.pk)).count() == 1
+    assert AuditLog.objects.filter(action="station_create", object_id=str(station.pk)).count() == 1
     window = AuditLog.objects.get(action="openingwindow_add")
     assert (window.operator, window.after["opens"], window.after["closes"]) == (
         operator,
@@ -150,9 +150,16 @@ def test_publish_on_the_pile_page(admin_client, pile):
     pile.refresh_from_db()
     assert pile.is_published is True
     assert pile.credential_hash.startswith("pbkdf2_sha256$")
-    entry = AuditLog.objects.get(action="pile_change")
-    assert entry.after == {"is_published": True}  # the credential never reaches the log
-    assert entry.operator_id == pile.station.operator_id
+    published = AuditLog.objects.get(action="pile_publish")
+    assert (published.after, published.operator_id) == (
+        {"is_published": True},
+        pile.station.operator_id,
+    )
+    credential = AuditLog.objects.get(action="pile_update")  # never the hash itself
+    assert (credential.before, credential.after) == (
+        {"credential_hash": "…"},
+        {"credential_hash": "(changed)"},
+    )
 
 
 def test_removing_a_connector_on_the_pile_page_is_audited(admin_client, pile):
@@ -276,3 +283,59 @@ def test_connector_page_keeps_published_piles_complete(admin_client, pile):
     ]
     connector.refresh_from_db()
     assert connector.rated_power_kw == Decimal("60.00")
+
+
+def test_add_a_dual_gun_pile_published_in_one_page(admin_client, operator):
+    station = StationFactory(operator=operator)
+    url = reverse("admin:stations_pile_add")
+    data = page_data(
+        admin_client.get(url),
+        station=str(station.pk),
+        code="44200100010001000077",
+        current_type="DC",
+        max_power_kw="120",
+        is_published="on",
+        new_credential="demo-0077",
+        **{
+            "connectors-TOTAL_FORMS": "2",
+            "connectors-0-number": "1",
+            "connectors-0-standard": "GB/T DC",
+            "connectors-0-rated_power_kw": "60",
+            "connectors-1-number": "2",
+            "connectors-1-standard": "GB/T DC",
+            "connectors-1-rated_power_kw": "60",
+        },
+    )
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, form_errors(response)
+    pile = Pile.objects.get(code="44200100010001000077")
+    assert (pile.is_published, pile.connectors.count()) == (True, 2)
+    assert list(
+        AuditLog.objects.filter(object_id=str(pile.pk), content_type__model="pile")
+        .order_by("id")
+        .values_list("action", flat=True)
+    ) == ["pile_create", "pile_publish"]
+
+
+def test_unpublish_and_clear_max_power_in_one_save(admin_client, pile):
+    from stations.services.network import pile_publish
+
+    pile_publish(pile=pile)
+    data = page_data(_pile_page(admin_client, pile), is_published=None, max_power_kw="")
+    response = admin_client.post(reverse("admin:stations_pile_change", args=[pile.pk]), data)
+    assert response.status_code == 302, form_errors(response)
+    pile.refresh_from_db()
+    assert (pile.is_published, pile.max_power_kw) == (False, None)
+
+
+def test_binding_changes_are_audited(admin_client, operator):
+    station = StationFactory(operator=operator)
+    sub = SubOperatorFactory(operator=operator)
+    url = reverse("admin:stations_station_change", args=[station.pk])
+    response = admin_client.post(url, page_data(admin_client.get(url), sub_operators=[str(sub.pk)]))
+    assert response.status_code == 302, form_errors(response)
+    entry = AuditLog.objects.get(action="station_bindings")
+    assert (entry.before, entry.after) == (
+        {"sub_operators": [], "departments": []},
+        {"sub_operators": [sub.pk], "departments": []},
+    )

@@ -267,3 +267,23 @@ def test_hiding_twice_is_a_no_op():
     station_hide(station=station, actor=actor)
     station_hide(station=station, actor=actor)
     assert AuditLog.objects.filter(action="hide").count() == 1
+
+
+def test_hiding_a_pile_unpublishes_it_and_restore_leaves_it_unpublished():
+    from stations.services.network import pile_hide, pile_restore
+
+    pile = PileFactory()
+    ConnectorFactory(pile=pile)
+    pile_publish(pile=pile)
+    actor = StaffFactory(operator=pile.station.operator)
+    pile_hide(pile=pile, actor=actor, reason="removed from site")
+    pile.refresh_from_db()
+    assert (pile.is_hidden, pile.is_published) == (True, False)
+    entry = AuditLog.objects.get(action="hide")
+    assert (entry.before, entry.operator_id) == (
+        {"hidden_at": None, "is_published": True},
+        pile.station.operator_id,
+    )
+    pile_restore(pile=pile, actor=actor)
+    pile.refresh_from_db()
+    assert (pile.is_hidden, pile.is_published) == (False, False)

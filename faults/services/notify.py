@@ -86,27 +86,6 @@ def notification_enqueue(
     return notification
 
 
-def notifications_enqueue_many(*, items: list[tuple[int, int | None]], being_checked: bool) -> int:
-    """The sweep's bulk form: (session id, member id) pairs; one INSERT, duplicates ignored.
-    The payload is filled from the session when sending."""
-    rows = [
-        Notification(
-            session_id=session_id,
-            member_id=member_id,
-            kind=Notification.Kind.BEING_CHECKED
-            if being_checked
-            else Notification.Kind.CHARGE_FINISHED,
-            payload={},
-        )
-        for session_id, member_id in items
-        if member_id is not None
-    ]
-    if rows:
-        Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=5000)
-        _queue_send()
-    return len(rows)
-
-
 def notification_send(*, notification_id: int, sender: Sender | None = None) -> Notification | None:
     """Send one pending message. The row stays locked while the provider is called, so two
     workers never send it twice; a failure leaves it pending (up to MAX_ATTEMPTS)."""

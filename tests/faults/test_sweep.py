@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import ChargingSession, SessionTransition
+from billing.services.settlement import bill_settle
 from faults.models import FaultAction, FaultCase, FaultSettings, Notification
 from faults.services.sweep import lost_bills_sweep
 from stations.models import Pile, PileFault
@@ -70,22 +71,30 @@ def test_connector_available_and_offline_pile_make_code_2(make_session, status):
     )
 
 
-def test_reboot_and_new_transaction_make_code_1(make_session, make_connector):
+def test_rebooted_pile_makes_code_1(make_session):
     rebooted = make_session()
     Pile.objects.filter(pk=rebooted.pile_id).update(last_boot_at=at(35))
+    untouched = make_session()
+    assert lost_bills_sweep(now=at(42)).lost == 1
+    (case,) = FaultCase.objects.all()
+    assert case.session_id == rebooted.pk
+    assert [r["key"] for r in case.findings[0]["reasons"]] == ["pile_rebooted"]
+    untouched.refresh_from_db()
+    assert untouched.state == "charging"
+
+
+def test_superseded_session_settles_as_code_1(make_session):
+    """A new transaction on the connector: the gateway closes the older session at once
+    (stopped, no stop values) and settlement runs the rules, which see the newer one."""
     first = make_session()
-    # One active session per connector (a constraint): the newer one is already stopped.
-    second = make_session(
-        connector=first.connector, created=at(40), samples=((41, 1500),), state="stopped"
-    )
-    result = lost_bills_sweep(now=at(42))
-    assert result.lost == 2
-    reasons = {
-        c.session_id: [r["key"] for r in c.findings[0]["reasons"]] for c in FaultCase.objects.all()
-    }
-    assert reasons == {rebooted.pk: ["pile_rebooted"], first.pk: ["new_transaction"]}
-    second.refresh_from_db()
-    assert second.state == "stopped"
+    ChargingSession.objects.filter(pk=first.pk).update(state="stopped", stop_reason="Superseded")
+    make_session(connector=first.connector, created=at(40), samples=((41, 1500),))
+    bill = bill_settle(session_id=first.pk)
+    case = FaultCase.objects.get(session=first)
+    assert case.codes == [1, 12]  # no tariff at this test station: 12 as well
+    assert bill.fault_codes == [1, 12]
+    assert [r["key"] for r in case.findings[0]["reasons"]] == ["new_transaction", "silent"]
+    assert case.proposal["meter_stop_wh"] == "11000"
 
 
 def test_operator_silence_limit_applies(make_session, operator):

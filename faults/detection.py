@@ -9,9 +9,10 @@ transaction, with the session locked. It runs
   offline records, the gateway's receive times),
 
 records the fault bill (`FaultCase`, with each code's reasons and the pile-vs-platform
-values) when any code is found — keeping the codes of a case the sweep already opened,
-queues the driver's "session ended" message ("charging
-finished" with energy and amount, or "being checked"), and returns the codes in order.
+values) when any code is found — keeping the codes of a case the sweep already opened —,
+queues the driver's "session ended" message ("charging finished" with energy and amount,
+or "being checked"), and returns the codes in order. Facts, thresholds and open codes are
+one query, the message one INSERT: two statements added to every settlement.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from protocol.simulator import (
     scenario_full_then_app_stop,
     scenario_normal,
 )
-from stations.models import StatusEvent
+from stations.models import Pile, StatusEvent
 from stations.services.live import piles_sweep_offline
 from tests.billing.factories import StaffFactory, tariffed_station
 from tests.protocol import world
@@ -260,6 +260,8 @@ def test_bill_lost_while_offline_is_code_2(gateway, network):
     run(vanishing_pile())
     session = session_of(pile)
     wait_for(lambda: session.samples.exists())
+    # The gateway marks the pile online through its batched last-seen writes.
+    wait_for(lambda: Pile.objects.filter(pk=pile.pk, is_online=True).exists())
     later = timezone.now() + dt.timedelta(minutes=10)
     assert piles_sweep_offline(now=later) == [pile.pk]
     result = lost_bills_sweep(now=timezone.now() + dt.timedelta(minutes=45))

@@ -274,7 +274,7 @@ def main() -> None:
                 str(port),
                 "--workers",
                 str(args.workers),
-            ],  # fmt: skip
+            ],
             env={**os.environ, "LOG_LEVEL": "WARNING", "GATEWAY_MAX_CALLS_PER_MINUTE": "100000"},
             stdout=subprocess.PIPE,
             text=True,

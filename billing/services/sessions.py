@@ -136,7 +136,7 @@ class Identity:
     department: Department | None = None
     partner_id: int | None = None
     vin: str = ""
-    active_session: ChargingSession | None = None
+    active_session_id: int | None = None  # the member's other session (ConcurrentTx)
 
 
 def partner_id_tag(*, partner_id: int, reference: str) -> str:
@@ -158,14 +158,14 @@ def identify(*, pile: Pile, id_tag: str) -> Identity:
     operator_id = pile.station.operator_id
     identity = _identify(pile=pile, id_tag=id_tag, operator_id=operator_id)
     if identity.status == AuthStatus.ACCEPTED and identity.member is not None:
-        active = (
+        active_id = (
             ChargingSession.objects.filter(member=identity.member, state__in=ACTIVE_STATES)
-            .select_related("station", "pile")
+            .values_list("pk", flat=True)
             .first()
         )
-        if active is not None:
+        if active_id is not None:
             return Identity(**{**identity.__dict__, "status": AuthStatus.CONCURRENT_TX,
-                               "active_session": active})  # fmt: skip
+                               "active_session_id": active_id})  # fmt: skip
     return identity
 
 
@@ -347,7 +347,7 @@ def _session_start(
         member = identity.member
         reason = ""
         if identity.status == AuthStatus.CONCURRENT_TX and (
-            identity.active_session is None or identity.active_session.pk not in superseded
+            identity.active_session_id not in superseded
         ):
             member, reason = None, "member already charging: recorded without the member"
         status = identity.status

@@ -285,10 +285,7 @@ class PileConnection(ChargePoint):
                         description=f"{action} is not handled by this central system."
                     )
                 raise OcppNotImplemented(description=f"Unknown action {action!r}.")
-            try:
-                _validate_payload(Call(unique_id, action, payload), "1.6")
-            except OCPPError:
-                raise
+            _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
             handler = getattr(self, f"on_{action}")
             answer, order_no, transaction_id = await handler(payload)
         except OCPPError as error:

@@ -254,6 +254,7 @@ def main() -> None:
         "--open-loop", type=int, metavar="N", help="N piles heartbeating, 10%% charging"
     )
     parser.add_argument("--interval", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=1, help="gateway node processes")
     args = parser.parse_args()
 
     pairs = many_piles(args.open_loop) if args.open_loop else network(args.piles)
@@ -265,7 +266,15 @@ def main() -> None:
     if url is None:
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "rungateway", "--port", str(port)],
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "rungateway",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
             env={**os.environ, "LOG_LEVEL": "WARNING", "GATEWAY_MAX_CALLS_PER_MINUTE": "100000"},
             stdout=subprocess.PIPE,
             text=True,

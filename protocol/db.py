@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,21 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached; nothing was committed."""
 
 
+_local = threading.local()
+RECYCLE_CHECK_SECONDS = 30.0
+
+
+def _recycle() -> None:
+    """Apply CONN_MAX_AGE / health checks as a request cycle would, but only every few
+    seconds per thread: doing it per call would add a round trip to every message."""
+    now = time.monotonic()
+    if now - getattr(_local, "checked", 0.0) >= RECYCLE_CHECK_SECONDS:
+        _local.checked = now
+        close_old_connections()
+
+
 def _call(fn: Callable, kwargs: dict) -> Any:
+    _recycle()
     for attempt in range(2):
         try:
             return fn(**kwargs)
@@ -50,3 +66,4 @@ class DbRunner:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        # The worker threads have ended; their connections are closed with the process.

@@ -322,7 +322,9 @@ async def _demo_charge(pile: SimulatedPile, connector: int, id_tag: str) -> None
         connector, id_tag = await asyncio.wait_for(pile.remote_starts.get(), idle)
     await pile.heartbeat()
     await pile.status(connector, "Preparing")
-    if await pile.authorize(id_tag) != "Accepted":
+    # ConcurrentTx: a session of a previous run is still open on this connector; the new
+    # StartTransaction closes it (superseded), as a real pile restarting would.
+    if await pile.authorize(id_tag) not in ("Accepted", "ConcurrentTx"):
         await pile.status(connector, "Available")
         return
     result = await pile.start_tx(connector, id_tag)

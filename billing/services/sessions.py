@@ -136,7 +136,7 @@ class Identity:
     department: Department | None = None
     partner_id: int | None = None
     vin: str = ""
-    active_session: ChargingSession | None = None
+    active_session_id: int | None = None  # the member's other session (ConcurrentTx)
 
 
 def partner_id_tag(*, partner_id: int, reference: str) -> str:
@@ -158,14 +158,14 @@ def identify(*, pile: Pile, id_tag: str) -> Identity:
     operator_id = pile.station.operator_id
     identity = _identify(pile=pile, id_tag=id_tag, operator_id=operator_id)
     if identity.status == AuthStatus.ACCEPTED and identity.member is not None:
-        active = (
+        active_id = (
             ChargingSession.objects.filter(member=identity.member, state__in=ACTIVE_STATES)
-            .select_related("station", "pile")
+            .values_list("pk", flat=True)
             .first()
         )
-        if active is not None:
+        if active_id is not None:
             return Identity(**{**identity.__dict__, "status": AuthStatus.CONCURRENT_TX,
-                               "active_session": active})  # fmt: skip
+                               "active_session_id": active_id})  # fmt: skip
     return identity
 
 
@@ -242,7 +242,97 @@ def _identify(*, pile: Pile, id_tag: str, operator_id: int) -> Identity:
 
 def session_authorize(*, pile: Pile, id_tag: str) -> str:
     """The OCPP Authorize answer for ``id_tag`` at ``pile``."""
+    member = _member_by_token(pile=pile, id_tag=id_tag)
+    if member is not None:
+        return member.status
     return identify(pile=pile, id_tag=id_tag).status
+
+
+# --- The gateway's hot path -------------------------------------------------------------
+# Member-token starts are most of the traffic and every query costs the gateway CPU (it
+# holds the GIL while Django builds SQL). For them one hand-written query answers what
+# `identify` + `_attribution` + `connector_for` ask in five; anything unusual (another
+# tag kind, a refusal, a replay, a busy connector) goes the general ORM way, which stays
+# the single authority on the rules.
+
+
+@dataclass(frozen=True)
+class _MemberRow:
+    member_id: int
+    status: str
+    department_id: int | None
+    connector_id: int | None
+    station_sub_operator_id: int | None
+
+
+def _member_by_token(
+    *, pile: Pile, id_tag: str, connector_number: int | None = None
+) -> _MemberRow | None:
+    sessions_table = ChargingSession._meta.db_table
+    through = Station.sub_operators.through._meta.db_table
+    sql = (
+        "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
+        f"EXISTS (SELECT 1 FROM {sessions_table} s WHERE s.member_id = m.id "
+        "AND s.state IN ('started', 'charging')), "
+        f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
+        f"(SELECT t.suboperator_id FROM {through} t WHERE t.station_id = %s "
+        "ORDER BY t.suboperator_id LIMIT 1) "
+        f"FROM {Member._meta.db_table} m WHERE m.token = %s AND m.operator_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [pile.pk, connector_number or 0, pile.station_id, id_tag, pile.station.operator_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    member_id, member_status, visible, department_id, busy, connector_id, sub_id = row
+    if not visible:
+        status = AuthStatus.INVALID
+    elif member_status != MemberStatus.ACTIVE:
+        status = AuthStatus.BLOCKED
+    elif busy:
+        status = AuthStatus.CONCURRENT_TX
+    else:
+        status = AuthStatus.ACCEPTED
+    return _MemberRow(member_id, status, department_id, connector_id, sub_id)
+
+
+def _session_start_member(
+    *,
+    pile: Pile,
+    connector_number: int,
+    id_tag: str,
+    meter_start_wh: Decimal,
+    started_at: dt.datetime,
+) -> StartResult | None:
+    """The common start (an accepted member, a known and free connector, no replay) in
+    three statements; None when the general path must decide. A conflict with a replay or
+    a live session on the connector raises IntegrityError, which sends it there too."""
+    with transaction.atomic():
+        row = _member_by_token(pile=pile, id_tag=id_tag, connector_number=connector_number)
+        if row is None or row.status != AuthStatus.ACCEPTED or row.connector_id is None:
+            return None
+        session = ChargingSession.objects.create(
+            order_no=new_order_no(),
+            operator_id=pile.station.operator_id,
+            station_id=pile.station_id,
+            pile_id=pile.pk,
+            connector_id=row.connector_id,
+            channel=Channel.SCAN,
+            id_tag=id_tag,
+            member_id=row.member_id,
+            department_id=row.department_id,
+            sub_operator_id=row.station_sub_operator_id,
+            state=SessionState.STARTED,
+            started_at=started_at,
+            meter_start_wh=meter_start_wh,
+        )
+        SessionTransition.objects.create(
+            session_id=session.pk, from_state="", to_state=SessionState.STARTED
+        )
+    return StartResult(session.pk, session.order_no, AuthStatus.ACCEPTED)
 
 
 def _attribution(*, station, department: Department | None, known_vehicle: bool):
@@ -286,6 +376,18 @@ def session_start(
     still active on the connector is closed as superseded (its stop never came), which
     the settlement's fault rules see as a lost bill.
     """
+    try:
+        fast = _session_start_member(
+            pile=pile,
+            connector_number=connector_number,
+            id_tag=id_tag,
+            meter_start_wh=Decimal(meter_start_wh),
+            started_at=started_at,
+        )
+    except IntegrityError:
+        fast = None  # a replay or a busy connector: the general path knows what to do
+    if fast is not None:
+        return fast
     for _attempt in range(5):
         try:
             return _session_start(
@@ -347,7 +449,7 @@ def _session_start(
         member = identity.member
         reason = ""
         if identity.status == AuthStatus.CONCURRENT_TX and (
-            identity.active_session is None or identity.active_session.pk not in superseded
+            identity.active_session_id not in superseded
         ):
             member, reason = None, "member already charging: recorded without the member"
         status = identity.status
@@ -636,6 +738,17 @@ def session_stop(
     superseded fills in the values the pile finally sent and queues settlement again
     (settlement is idempotent). An unknown transaction id becomes an `OrphanStop`."""
     samples = samples or []
+    fast = _session_stop_active(
+        pile=pile,
+        transaction_id=transaction_id,
+        meter_stop_wh=meter_stop_wh,
+        stopped_at=stopped_at,
+        reason=reason,
+        id_tag=id_tag,
+        samples=samples,
+    )
+    if fast is not None:
+        return fast
     with transaction.atomic():
         session = (
             ChargingSession.objects.select_for_update().filter(pk=transaction_id, pile=pile).first()
@@ -703,6 +816,54 @@ def session_stop(
         return StopResult(
             session.pk, session.order_no, replayed=True, status=status, samples_stored=stored
         )
+
+
+def _session_stop_active(
+    *,
+    pile: Pile,
+    transaction_id: int,
+    meter_stop_wh,
+    stopped_at: dt.datetime,
+    reason: str,
+    id_tag: str,
+    samples: list[Sample],
+) -> StopResult | None:
+    """The common stop (an active session of this pile) as one UPDATE that also reads the
+    state it leaves; None (nothing changed) for replays, orphans and late stops."""
+    table = ChargingSession._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH old AS (SELECT id, state FROM {table} WHERE id = %s AND pile_id = %s "
+            "AND state IN ('started', 'charging') FOR UPDATE) "
+            f"UPDATE {table} AS s SET meter_stop_wh = %s, stopped_at = %s, stop_reason = %s, "
+            "stop_received_at = now(), state = 'stopped', updated_at = now() "
+            "FROM old WHERE s.id = old.id RETURNING s.order_no, old.state",
+            [transaction_id, pile.pk, Decimal(meter_stop_wh), stopped_at, (reason or "Local")[:32]],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        order_no, from_state = row
+        stored = _insert_samples(cursor, session_id=transaction_id, samples=samples)
+        SessionTransition.objects.create(
+            session_id=transaction_id,
+            from_state=from_state,
+            to_state=SessionState.STOPPED,
+            reason="stop",
+        )
+        status = None
+        if id_tag:
+            member = _member_by_token(pile=pile, id_tag=id_tag)
+            if member is not None:
+                busy = member.status == AuthStatus.CONCURRENT_TX
+                status = AuthStatus.ACCEPTED if busy else member.status
+            else:
+                operator_id = pile.station.operator_id
+                status = _identify(pile=pile, id_tag=id_tag, operator_id=operator_id).status
+        _queue_settlement([transaction_id])
+    return StopResult(
+        transaction_id, order_no, settle_queued=True, status=status, samples_stored=stored
+    )
 
 
 def _queue_settlement(session_ids: list[int]) -> None:

@@ -285,10 +285,7 @@ class PileConnection(ChargePoint):
                         description=f"{action} is not handled by this central system."
                     )
                 raise OcppNotImplemented(description=f"Unknown action {action!r}.")
-            try:
-                _validate_payload(Call(unique_id, action, payload), "1.6")
-            except OCPPError:
-                raise
+            _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
             handler = getattr(self, f"on_{action}")
             answer, order_no, transaction_id = await handler(payload)
         except OCPPError as error:
@@ -319,12 +316,10 @@ class PileConnection(ChargePoint):
             **tx,
         )
         if wait:
-            try:
-                await asyncio.gather(f_in, f_out)
-            except Exception as exc:
-                logger.warning(
-                    "%s: %s journal not written, not answered: %s", self.code, action, exc
-                )
+            results = await asyncio.gather(f_in, f_out, return_exceptions=True)
+            failed = [r for r in results if r is not True]
+            if failed:  # committed, but not journaled yet: unanswered, the pile retries
+                logger.warning("%s: %s not journaled, not answered: %s", self.code, action, failed)
                 return
         await self._send_text(json.dumps([3, unique_id, answer], separators=(",", ":")))
 

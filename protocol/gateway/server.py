@@ -59,9 +59,10 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 
 
 class Gateway:
-    def __init__(self, *, host: str, port: int, node: str | None = None):
+    def __init__(self, *, host: str, port: int, node: str | None = None, reuse_port=False):
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port
         self.node = node or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.db = DbRunner(conf.db_threads())
         self.journal: JournalWriter | None = None
@@ -296,6 +297,7 @@ class Gateway:
             max_queue=64,
             compression=None,
             ping_interval=None,  # piles heartbeat at the OCPP level
+            reuse_port=self.reuse_port or None,
         ) as server:
             sockets = ", ".join(str(s.getsockname()) for s in server.sockets)
             logger.info("gateway %s listening on %s", self.node, sockets)

@@ -45,20 +45,23 @@ class Command(BaseCommand):
             raise CommandError("No piles to simulate: load the demo data (manage.py load_demo).")
         known = demo_credentials()
         plan = []
-        for pile in piles:
+        members: dict[int, list[str]] = {}
+        for i, pile in enumerate(piles):
             password = (
                 known.get(pile.code, f"demo-{pile.code[-4:]}") if pile.credential_hash else None
             )
-            member = (
-                Member.objects.filter(
-                    operator_id=pile.station.operator_id,
-                    status=MemberStatus.ACTIVE,
-                    is_virtual=False,
+            operator_id = pile.station.operator_id
+            if operator_id not in members:
+                members[operator_id] = list(
+                    Member.objects.filter(
+                        operator_id=operator_id, status=MemberStatus.ACTIVE, is_virtual=False
+                    )
+                    .order_by("pk")
+                    .values_list("token", flat=True)[:500]
                 )
-                .order_by("pk")
-                .first()
-            )
-            id_tag = member.token if member else (pile.station.password or "DEMO")
+            tokens = members[operator_id]
+            # One member per pile where possible: a member has one active session at a time.
+            id_tag = tokens[i % len(tokens)] if tokens else (pile.station.password or "DEMO")
             plan.append((pile.code, password, id_tag))
         self.stdout.write(f"simulating {len(plan)} piles, scenario {scenario}")
         asyncio.run(self._run(url, plan, scenario, forever))

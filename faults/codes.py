@@ -26,3 +26,8 @@ class FaultCode(models.IntegerChoices):
 
 # Codes that are shown on a bill but do not stop it being charged (DOMAIN.md: code 10).
 NON_BLOCKING = frozenset({FaultCode.OCCUPANCY_MISMATCH})
+
+
+def blocks_payment(codes) -> bool:
+    """A fault bill is not charged until repaired, unless every code leaves the amount alone."""
+    return any(FaultCode(c) not in NON_BLOCKING for c in codes)

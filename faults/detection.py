@@ -1,8 +1,18 @@
 """Fault rules run when a session is settled (the billing hook).
 
-`detect_on_settlement` runs every rule in `SETTLEMENT_RULES` over the session and the
-pricing attempt and returns the codes found, in code order. A rule is a small function
-``(session, pricing) -> FaultCode | None``; add a rule by adding a function to the list.
+`detect_on_settlement` is what `billing.services.settlement.bill_settle` calls, inside its
+transaction, with the session locked. It runs
+
+- the pricing-error rules in `SETTLEMENT_RULES` (``(session, pricing) -> FaultCode | None``:
+  tariff missing, register backwards, stop before start as the engine saw them), and
+- every anomaly rule of `faults.rules` over the session's facts (samples, status history,
+  offline records, the gateway's receive times),
+
+records the fault bill (`FaultCase`, with each code's reasons and the pile-vs-platform
+values) when any code is found — keeping the codes of a case the sweep already opened —,
+queues the driver's "session ended" message ("charging finished" with energy and amount,
+or "being checked"), and returns the codes in order. Facts, thresholds and open codes are
+one query, the message one INSERT: two statements added to every settlement.
 """
 
 from __future__ import annotations
@@ -12,7 +22,9 @@ from dataclasses import dataclass
 
 from billing.pricing import Pricing, PricingError, RegisterBackwards, TariffMissing, TimeReversed
 
-from .codes import FaultCode
+from .codes import FaultCode, blocks_payment
+from .facts import session_facts_with_limits
+from .rules import Finding, Reason, detect, propose_lost_bill
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,47 @@ SETTLEMENT_RULES: list[Callable[..., FaultCode | None]] = [
 ]
 
 
+def settlement_findings(
+    *, session, pricing: PricingAttempt, facts=None, limits=None
+) -> list[Finding]:
+    """Every finding for a stopped session: the anomaly rules over its facts, plus the
+    pricing-error rules (their reason is the engine's own message)."""
+    if facts is None:
+        facts, limits, _open = session_facts_with_limits(session=session)
+    findings = {f.code: f for f in detect(facts, limits)}
+    for rule in SETTLEMENT_RULES:
+        code = rule(session, pricing)
+        if code is not None and code not in findings:
+            message = str(pricing.error) if pricing.error else ""
+            findings[code] = Finding(code, (Reason("pricing_error", {"message": message}),))
+    return [findings[c] for c in sorted(findings)]
+
+
 def detect_on_settlement(*, session, pricing: PricingAttempt) -> list[FaultCode]:
-    codes = {rule(session, pricing) for rule in SETTLEMENT_RULES}
-    codes.discard(None)
-    return sorted(codes)
+    from .services.cases import fault_case_open
+    from .services.notify import notification_enqueue
+
+    facts, limits, open_codes = session_facts_with_limits(session=session)
+    findings = settlement_findings(session=session, pricing=pricing, facts=facts, limits=limits)
+    # A case the sweep opened stays a fault bill even when the late StopTransaction makes
+    # the facts look normal now: customer service decides, with the late values shown.
+    codes = sorted({f.code for f in findings} | {FaultCode(c) for c in open_codes})
+    if findings:
+        lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)
+        fault_case_open(
+            session=session,
+            facts=facts,
+            findings=findings,
+            proposal=propose_lost_bill(facts) if lost else None,
+        )
+    if blocks_payment(codes):
+        notification_enqueue(session=session, being_checked=True)
+    else:
+        result = pricing.result
+        notification_enqueue(
+            session=session,
+            being_checked=False,
+            energy_wh=result.energy_wh if result else None,
+            amount=result.total if result else None,
+        )
+    return codes

@@ -3,6 +3,7 @@ from .sessions import (
     Channel,
     ChargingSession,
     MeterSample,
+    OrphanStop,
     SessionState,
     SessionTransition,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "EntryKind",
     "LedgerEntry",
     "MeterSample",
+    "OrphanStop",
     "PaymentState",
     "Period",
     "SessionState",

@@ -235,3 +235,47 @@ class SessionTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}: {self.from_state or '-'} → {self.to_state}"
+
+
+class OrphanStop(models.Model):
+    """A StopTransaction whose transaction id matched no session of that pile.
+
+    Never dropped: the fault-bill desk matches it to a lost session or explains it.
+    """
+
+    pile = models.ForeignKey(
+        "stations.Pile",
+        verbose_name=_("pile"),
+        on_delete=models.PROTECT,
+        related_name="orphan_stops",
+    )
+    transaction_id = models.BigIntegerField(_("transaction id sent"))
+    id_tag = models.CharField(_("id tag"), max_length=20, blank=True)
+    meter_stop_wh = models.DecimalField(_("meter at stop (Wh)"), max_digits=14, decimal_places=3)
+    stopped_at = models.DateTimeField(_("stop (pile)"))
+    reason = models.CharField(_("stop reason"), max_length=32, blank=True)
+    transaction_data = models.JSONField(_("transaction data"), default=list, blank=True)
+    received_at = models.DateTimeField(_("received at"), db_index=True)
+    session = models.ForeignKey(
+        ChargingSession,
+        verbose_name=_("matched session"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orphan_stops",
+        help_text=_("Set when the fault-bill desk matches the record to a session."),
+    )
+
+    class Meta:
+        verbose_name = _("orphan stop record")
+        verbose_name_plural = _("orphan stop records")
+        ordering = ["-received_at"]
+        constraints = [
+            # A pile resending the same orphan stop is one record.
+            models.UniqueConstraint(
+                fields=["pile", "transaction_id", "stopped_at"], name="orphan_stop_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pile_id} tx {self.transaction_id} {self.stopped_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,263 @@
+"""Billing services the fault-bill desk calls: a session whose end never came becomes a
+fault bill, and a repaired fault bill is priced and settled.
+
+They live in billing because they change sessions and money; `faults/` decides *that*
+something is wrong, billing decides what it costs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from chargenet.errors import Conflict, DomainError
+
+from ..models import (
+    Bill,
+    ChargingSession,
+    PaymentState,
+    SessionState,
+)
+from ..models.sessions import ACTIVE_STATES
+from ..pricing import Pricing, PricingError, price_session
+from ..selectors import tariff_specs_for
+from .settlement import bill_repair_apply, bill_settle
+
+
+def sessions_mark_lost(
+    *, session_ids: Sequence[int], reason: str, now: dt.datetime
+) -> dict[int, str]:
+    """Close still-active sessions whose StopTransaction never came: they move to
+    ``stopped`` (stop reason "Lost", no stop values — like a session superseded by a new
+    transaction) and are settled, where the fault rules make them fault bills (code 1/2).
+    Returns {session id: previous state} for those actually moved.
+
+    One statement whatever the number of sessions; the caller queues their settlement
+    on commit (`faults.tasks.lost_bills_settle_task`). A session stopped meanwhile (its
+    stop raced the sweep) is left alone: the state condition is re-checked in the UPDATE.
+    Call inside the caller's transaction."""
+    if not session_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH moved AS (
+                UPDATE billing_chargingsession s
+                   SET state = %s, stop_reason = 'Lost', updated_at = %s
+                FROM billing_chargingsession old
+                WHERE s.id = old.id AND s.id = ANY(%s) AND s.state = ANY(%s)
+                RETURNING s.id, old.state
+            )
+            INSERT INTO billing_sessiontransition (session_id, from_state, to_state, at, reason)
+            SELECT id, state, %s, %s, %s FROM moved
+            RETURNING session_id, from_state
+            """,
+            [
+                SessionState.STOPPED,
+                now,
+                list(session_ids),
+                [str(s) for s in ACTIVE_STATES],
+                SessionState.STOPPED,
+                now,
+                reason[:200],
+            ],
+        )
+        moved = dict(cursor.fetchall())
+    return moved
+
+
+@dataclass(frozen=True)
+class BillCorrections:
+    """What customer service changes on a fault bill; None keeps the pile's value."""
+
+    reason: str
+    started_at: dt.datetime | None = None
+    stopped_at: dt.datetime | None = None
+    meter_stop_wh: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class RepairQuote:
+    """The bill as it would be charged after the corrections (nothing written)."""
+
+    started_at: dt.datetime
+    stopped_at: dt.datetime
+    meter_start_wh: Decimal
+    meter_stop_wh: Decimal
+    pricing: Pricing
+    samples: tuple[tuple[dt.datetime, Decimal], ...] = ()
+
+    @property
+    def energy_wh(self) -> Decimal:
+        return self.meter_stop_wh - self.meter_start_wh
+
+    def as_json(self) -> dict:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "stopped_at": self.stopped_at.isoformat(),
+            "meter_stop_wh": str(self.meter_stop_wh),
+            "energy_wh": str(self.pricing.energy_wh),
+            "electricity_fee": str(self.pricing.electricity_fee),
+            "service_fee": str(self.pricing.service_fee),
+            "total": str(self.pricing.total),
+        }
+
+
+class RepairConflict(Conflict):
+    code = "fault_bill_taken"
+
+
+def _corrected_samples(
+    session, *, start: dt.datetime, stop: dt.datetime, register: Decimal
+) -> list[tuple[dt.datetime, Decimal]]:
+    """Start register, the platform's samples between start and stop that agree with the
+    corrected figures (never below an earlier one, never above the stop register — a reset
+    reading is left out), then the corrected stop register."""
+    points = [(start, session.meter_start_wh)]
+    for at, energy in (
+        session.samples.filter(energy_wh__isnull=False, at__gt=start, at__lt=stop)
+        .order_by("at")
+        .values_list("at", "energy_wh")
+    ):
+        if points[-1][1] <= energy <= register:
+            points.append((at, energy))
+    points.append((stop, register))
+    return points
+
+
+def fault_bill_quote(*, session, corrections: BillCorrections) -> RepairQuote:
+    """Price ``session`` with ``corrections`` applied: the same engine, the tariff versions
+    in force at the station then (a read; raises a `DomainError` naming the field)."""
+    start = corrections.started_at or session.started_at
+    stop = corrections.stopped_at or session.stopped_at
+    register = (
+        corrections.meter_stop_wh
+        if corrections.meter_stop_wh is not None
+        else session.meter_stop_wh
+    )
+    if stop is None:
+        raise DomainError(
+            _("Stop time: the pile never sent one; enter the stop time (see the proposal)."),
+            code="repair_stop_required",
+            details={"field": "stopped_at"},
+        )
+    if register is None:
+        raise DomainError(
+            _("Stop register: the pile never sent one; enter the meter reading at the stop."),
+            code="repair_register_required",
+            details={"field": "meter_stop_wh"},
+        )
+    if stop <= start:
+        raise DomainError(
+            _("Stop time: it must be after the start (%(start)s).") % {"start": start.isoformat()},
+            code="repair_stop_before_start",
+            details={"field": "stopped_at"},
+        )
+    if register < session.meter_start_wh:
+        raise DomainError(
+            _("Stop register: it cannot be below the start register (%(start)s Wh).")
+            % {"start": session.meter_start_wh},
+            code="repair_register_below_start",
+            details={"field": "meter_stop_wh"},
+        )
+    samples = _corrected_samples(session, start=start, stop=stop, register=Decimal(register))
+    specs = tariff_specs_for(
+        station=session.station, current_type=session.pile.current_type, start=start, end=stop
+    )
+    try:
+        pricing = price_session(
+            samples=samples,
+            tariffs=specs,
+            zone=session.station.time_zone,
+            rounding=session.operator.rounding_mode,
+        )
+    except PricingError as error:
+        raise DomainError(error.message, code=error.code) from error
+    return RepairQuote(
+        started_at=start,
+        stopped_at=stop,
+        meter_start_wh=session.meter_start_wh,
+        meter_stop_wh=Decimal(register),
+        pricing=pricing,
+        samples=tuple(samples),
+    )
+
+
+@transaction.atomic
+def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> Bill:
+    """Repair a fault bill from customer service's corrections: price them (the same engine
+    and tariff versions), then settle through `bill_repair_apply` — the bill's figures and
+    lines replaced, the session fault → repaired → settled, the wallet charged exactly once
+    — and record the repair on the fault case (who, when, before, after, why). A lost bill
+    whose settlement has not run yet is settled as a fault bill first.
+
+    The session row is locked first: of two agents applying at once, the second waits, then
+    finds the case repaired and gets a `RepairConflict` naming who repaired it and when."""
+    from faults.models import UNRESOLVED_STATES, FaultAction, FaultCase, FaultState
+    from faults.services.cases import fault_case_record, require_reason
+
+    reason = require_reason(corrections.reason)
+    session = (
+        ChargingSession.objects.select_for_update(of=("self",))
+        .select_related("station", "pile", "operator")
+        .get(pk=session.pk)
+    )
+    case = (
+        FaultCase.objects.select_for_update(of=("self",))
+        .select_related("resolved_by")
+        .get(session=session)
+    )
+    if case.state not in UNRESOLVED_STATES:
+        who = case.resolved_by.get_username() if case.resolved_by else "-"
+        raise RepairConflict(
+            _("This fault bill was already %(state)s by %(user)s at %(time)s; nothing changed.")
+            % {
+                "state": FaultState(case.state).label,
+                "user": who,
+                "time": timezone.localtime(case.resolved_at).strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+    bill = Bill.objects.filter(session=session).first()
+    if bill is None and session.state == SessionState.STOPPED:
+        # A lost bill whose queued settlement has not run yet: the fault bill first.
+        bill = bill_settle(session_id=session.pk)
+    if bill is None or bill.payment_state != PaymentState.FAULT:
+        raise RepairConflict(
+            _(
+                "Bill %(order_no)s is not waiting for a repair (%(state)s): its codes do not "
+                "block payment. Dismiss the fault bill, or refund through the wallet."
+            )
+            % {
+                "order_no": session.order_no,
+                "state": bill.get_payment_state_display() if bill else session.get_state_display(),
+            }
+        )
+    quote = fault_bill_quote(session=session, corrections=corrections)
+    before = {
+        "started_at": session.started_at,
+        "stopped_at": session.stopped_at,
+        "meter_stop_wh": session.meter_stop_wh,
+        "bill_total": bill.total,
+        "payment_state": bill.payment_state,
+    }
+    # Billing's one repair path: same engine and tariffs, lines replaced, fault → repaired
+    # → settled, the wallet charged once, audited.
+    bill = bill_repair_apply(
+        bill_id=bill.pk, samples=quote.samples, actor=acting_user, reason=reason
+    )
+    fault_case_record(
+        case=case,
+        kind=FaultAction.Kind.REPAIR,
+        acting_user=acting_user,
+        to_state=FaultState.REPAIRED,
+        before=before,
+        after={**quote.as_json(), "payment_state": bill.payment_state},
+        reason=reason,
+    )
+    return bill

@@ -1,0 +1,222 @@
+"""Gather `SessionFacts` for the rules from the tables (one session, or many at once).
+
+Keys a pile may report of its own in ``ChargingSession.pile_reported`` and that the rules
+compare with the platform's: ``charging_seconds`` and ``occupancy_seconds``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from billing.models import ChargingSession
+from billing.models.sessions import ACTIVE_STATES
+from stations.models import PileFault
+
+from .rules import Period, Sample, SessionFacts, StatusChange, Thresholds
+
+# Status history looked at before the start: enough to see the car being plugged in.
+PLUG_IN_WINDOW = dt.timedelta(hours=2)
+# After the stop: enough to see the unplug that ends the occupancy.
+UNPLUG_WINDOW = dt.timedelta(hours=12)
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _watts(kw) -> Decimal | None:
+    return Decimal(kw) * 1000 if kw is not None else None
+
+
+FACTS_SQL = """
+WITH conn AS (SELECT number FROM stations_connector WHERE id = %(connector)s),
+ev AS (
+    (SELECT e.received_at, e.status, e.pile_time
+     FROM stations_statusevent e, conn
+     WHERE e.pile_id = %(pile)s AND e.connector_number = conn.number
+       AND e.received_at <= %(begin)s AND e.received_at >= %(begin)s - %(window)s
+     ORDER BY e.received_at DESC LIMIT 2)
+    UNION ALL
+    (SELECT e.received_at, e.status, e.pile_time
+     FROM stations_statusevent e, conn
+     WHERE e.pile_id = %(pile)s AND e.connector_number = conn.number
+       AND e.received_at > %(begin)s AND e.received_at <= %(end)s
+     ORDER BY e.received_at LIMIT 500)
+),
+ms AS (SELECT at, energy_wh, power_w FROM billing_metersample WHERE session_id = %(session)s),
+off AS (
+    SELECT started_at, ended_at FROM stations_pilefault
+    WHERE pile_id = %(pile)s AND kind = 'offline' AND started_at <= %(end)s
+      AND (ended_at IS NULL OR ended_at >= %(begin)s - %(window)s)
+)
+SELECT
+    (SELECT array_agg(received_at ORDER BY received_at) FROM ev),
+    (SELECT array_agg(status ORDER BY received_at) FROM ev),
+    (SELECT array_agg(pile_time ORDER BY received_at) FROM ev),
+    (SELECT array_agg(at ORDER BY at) FROM ms),
+    (SELECT array_agg(energy_wh ORDER BY at) FROM ms),
+    (SELECT array_agg(power_w ORDER BY at) FROM ms),
+    (SELECT array_agg(started_at ORDER BY started_at) FROM off),
+    (SELECT array_agg(ended_at ORDER BY started_at) FROM off),
+    (SELECT min(created_at) FROM billing_chargingsession
+     WHERE connector_id = %(connector)s AND created_at > %(begin)s),
+    (SELECT codes FROM faults_faultcase
+     WHERE session_id = %(session)s AND state IN ('open', 'escalated')),
+    fs.id, fs.max_silence_minutes, fs.clock_skew_minutes, fs.max_duration_hours,
+    fs.energy_tolerance_wh, fs.energy_tolerance_percent, fs.charging_time_tolerance_minutes,
+    fs.occupancy_tolerance_minutes, fs.min_charging_for_energy_minutes
+FROM (SELECT 1) one
+LEFT JOIN faults_faultsettings fs ON fs.operator_id = %(operator)s
+"""
+
+SETTINGS_COLUMNS = (
+    "id",
+    "max_silence_minutes",
+    "clock_skew_minutes",
+    "max_duration_hours",
+    "energy_tolerance_wh",
+    "energy_tolerance_percent",
+    "charging_time_tolerance_minutes",
+    "occupancy_tolerance_minutes",
+    "min_charging_for_energy_minutes",
+)
+
+
+def session_facts_with_limits(
+    *, session: ChargingSession, now: dt.datetime | None = None
+) -> tuple[SessionFacts, Thresholds, list[int]]:
+    """Everything the rules need about ``session``, its operator's thresholds and the codes
+    of its unresolved fault case (if the sweep already made one), in ONE query:
+    settlement runs this for every session, its statement count matters."""
+    from .models import FaultSettings
+
+    now = now or timezone.now()
+    begin = session.created_at
+    end = min((session.stop_received_at or now) + UNPLUG_WINDOW, now)
+    (row,) = _fetch(
+        FACTS_SQL,
+        {
+            "connector": session.connector_id,
+            "pile": session.pile_id,
+            "session": session.pk,
+            "operator": session.operator_id,
+            "begin": begin,
+            "end": end,
+            "window": PLUG_IN_WINDOW,
+        },
+    )
+    ev_at, ev_status, ev_pile, ms_at, ms_energy, ms_power, off_start, off_end = row[:8]
+    next_start, open_codes = row[8:10]
+    settings_row = dict(zip(SETTINGS_COLUMNS, row[10:], strict=True))
+    limits = FaultSettings(**settings_row).thresholds() if settings_row["id"] else Thresholds()
+    last_boot = session.pile.last_boot_at
+    reported = session.pile_reported or {}
+    facts = SessionFacts(
+        started_at=session.started_at,
+        start_received_at=begin,
+        meter_start_wh=Decimal(session.meter_start_wh),
+        now=now,
+        stopped_at=session.stopped_at,
+        stop_received_at=session.stop_received_at,
+        meter_stop_wh=session.meter_stop_wh,
+        samples=tuple(map(Sample, ms_at or (), ms_energy or (), ms_power or ())),
+        statuses=tuple(map(StatusChange, ev_at or (), ev_status or (), ev_pile or ())),
+        offline=tuple(map(Period, off_start or (), off_end or ())),
+        boots=(last_boot,) if last_boot and last_boot > begin else (),
+        next_start_received_at=next_start,
+        pile_charging_seconds=_int_or_none(reported.get("charging_seconds")),
+        pile_occupancy_seconds=_int_or_none(reported.get("occupancy_seconds")),
+        max_power_w=_watts(session.pile.max_power_kw),
+        active=session.state in ACTIVE_STATES,
+        zone=session.station.zone,
+    )
+    return facts, limits, list(open_codes or [])
+
+
+def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -> SessionFacts:
+    """Everything the rules need about ``session`` (one query)."""
+    return session_facts_with_limits(session=session, now=now)[0]
+
+
+def _fetch(sql: str, params: Sequence) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def open_sessions_facts(
+    *, rows: Iterable[dict], now: dt.datetime, last_samples: int = 3
+) -> dict[int, SessionFacts]:
+    """Facts for many open sessions at once, in three queries whatever their number.
+
+    ``rows`` are dicts with id, pile_id, connector_id, connector_number, created_at,
+    started_at, meter_start_wh, last_boot_at, next_start, time_zone (as the sweep selects
+    them). Only the last few meter samples of each session are read: a lost bill needs the
+    latest register, not the whole curve."""
+    rows = list(rows)
+    if not rows:
+        return {}
+    ids = [r["id"] for r in rows]
+    samples: dict[int, list[Sample]] = defaultdict(list)
+    for session_id, at, energy, power in _fetch(
+        """
+        SELECT session_id, at, energy_wh, power_w FROM (
+            SELECT session_id, at, energy_wh, power_w,
+                   row_number() OVER (PARTITION BY session_id ORDER BY at DESC) AS n
+            FROM billing_metersample WHERE session_id = ANY(%s) AND energy_wh IS NOT NULL
+        ) last WHERE n <= %s ORDER BY session_id, at
+        """,
+        [ids, last_samples],
+    ):
+        samples[session_id].append(Sample(at=at, energy_wh=energy, power_w=power))
+    statuses: dict[int, list[StatusChange]] = defaultdict(list)
+    for session_id, received_at, status, pile_time in _fetch(
+        """
+        SELECT s.id, e.received_at, e.status, e.pile_time
+        FROM billing_chargingsession s
+        JOIN stations_connector c ON c.id = s.connector_id
+        JOIN stations_statusevent e
+          ON e.pile_id = s.pile_id AND e.connector_number = c.number
+         AND e.received_at > s.created_at - %s AND e.received_at <= %s
+        WHERE s.id = ANY(%s)
+        ORDER BY s.id, e.received_at
+        """,
+        [PLUG_IN_WINDOW, now, ids],
+    ):
+        statuses[session_id].append(StatusChange(received_at, status, pile_time))
+    offline: dict[int, list[Period]] = defaultdict(list)
+    earliest = min(r["created_at"] for r in rows) - PLUG_IN_WINDOW
+    for pile_id, started_at, ended_at in (
+        PileFault.objects.filter(
+            pile_id__in={r["pile_id"] for r in rows}, kind=PileFault.Kind.OFFLINE
+        )
+        .exclude(ended_at__lt=earliest)
+        .values_list("pile_id", "started_at", "ended_at")
+    ):
+        offline[pile_id].append(Period(started_at, ended_at))
+    facts = {}
+    for r in rows:
+        boot = r["last_boot_at"]
+        facts[r["id"]] = SessionFacts(
+            started_at=r["started_at"],
+            start_received_at=r["created_at"],
+            meter_start_wh=Decimal(r["meter_start_wh"]),
+            now=now,
+            samples=tuple(samples.get(r["id"], ())),
+            statuses=tuple(statuses.get(r["id"], ())),
+            offline=tuple(offline.get(r["pile_id"], ())),
+            boots=(boot,) if boot and boot > r["created_at"] else (),
+            next_start_received_at=r["next_start"],
+            zone=zoneinfo.ZoneInfo(r["time_zone"]) if r.get("time_zone") else dt.UTC,
+        )
+    return facts

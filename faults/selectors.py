@@ -1,0 +1,58 @@
+"""Reads of fault bills, the operator's thresholds, and the one visibility rule for them."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from billing.selectors import sessions_visible_to
+from stations.selectors import stations_visible_to
+
+from .codes import FaultCode
+from .models import FaultCase, FaultSettings
+from .rules import Thresholds
+
+
+def thresholds_for(*, operator_id: int) -> Thresholds:
+    """The operator's thresholds, or the defaults when it never changed them."""
+    row = FaultSettings.objects.filter(operator_id=operator_id).first()
+    return row.thresholds() if row else Thresholds()
+
+
+def fault_cases_visible_to(staff) -> QuerySet[FaultCase]:
+    """Fault bills of the sessions ``staff`` may see: billing's `sessions_visible_to` rule,
+    applied to the operator, station and sub-operator each case copies from its session
+    (they never change for a session). Joining the session table instead would make the
+    queue semi-join millions of sessions per page; tests/faults/test_selectors.py checks
+    both give the same rows for every kind of staff."""
+    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
+        return FaultCase.objects.none()
+    if staff.is_superuser:
+        return FaultCase.objects.all()
+    if staff.operator_id is None:
+        return FaultCase.objects.none()
+    cases = FaultCase.objects.filter(operator_id=staff.operator_id)
+    if staff.sub_operator_id is not None:
+        cases = cases.filter(
+            Q(sub_operator_id=staff.sub_operator_id)
+            | Q(station__in=stations_visible_to(staff).values("pk"))
+        )
+    return cases
+
+
+def fault_cases_visible_to_by_session(staff) -> QuerySet[FaultCase]:
+    """The same rule through the session table (the reference the tests compare with)."""
+    return FaultCase.objects.filter(session__in=sessions_visible_to(staff).values("pk"))
+
+
+def fault_code_counts(cases: QuerySet[FaultCase]) -> list[tuple[FaultCode, int]]:
+    """How many of ``cases`` carry each code (a case with 9+10 counts once for each), in one
+    query over the already-filtered queryset."""
+    inner_sql, params = cases.order_by().values("codes").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT code, count(*) FROM (SELECT unnest(t.codes) AS code FROM ({inner_sql}) t) u "
+            "GROUP BY code ORDER BY code",
+            params,
+        )
+        return [(FaultCode(code), count) for code, count in cursor.fetchall()]

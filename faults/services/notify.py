@@ -1,0 +1,130 @@
+"""The driver-notification outbox: enqueue in the transaction that ends the session, send
+after commit, exactly once per session (a unique constraint, not a check)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from chargenet.money import wh_to_kwh
+
+from ..models import Notification
+from ..notifications import NotificationError, Sender, configured_sender
+
+MAX_ATTEMPTS = 5
+
+
+def _payload(session, *, energy_wh: Decimal | None, amount: Decimal | None) -> dict:
+    ended = session.stopped_at or session.stop_received_at or timezone.now()
+    payload = {
+        "order_no": session.order_no,
+        "station": session.station.name,
+        "ended_at": timezone.localtime(ended, session.station.zone).strftime("%Y-%m-%d %H:%M"),
+    }
+    if energy_wh is not None:
+        payload["energy_kwh"] = str(wh_to_kwh(energy_wh).quantize(Decimal("0.01")))
+    if amount is not None:
+        payload["amount"] = str(amount)
+    return payload
+
+
+def _queue_send() -> None:
+    from ..tasks import notifications_send_pending_task
+
+    transaction.on_commit(notifications_send_pending_task.delay)
+
+
+def notification_enqueue(
+    *,
+    session,
+    being_checked: bool,
+    energy_wh: Decimal | None = None,
+    amount: Decimal | None = None,
+) -> Notification | None:
+    """Queue the "session ended" message of ``session``: "charging finished" with energy
+    and amount, or "being checked" for a fault bill. A second call for the same session
+    changes nothing and returns None. Sessions without a member (cards of virtual
+    accounts aside) get no message."""
+    if session.member_id is None:
+        return None
+    kind = Notification.Kind.BEING_CHECKED if being_checked else Notification.Kind.CHARGE_FINISHED
+    payload = _payload(session, energy_wh=energy_wh, amount=None if being_checked else amount)
+    # One statement, no savepoint: settlement calls this for every session.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO faults_notification (session_id, member_id, kind, payload, state,
+                attempts, last_error, sender, external_id, created_at)
+            VALUES (%s, %s, %s, %s, %s, 0, '', '', '', %s)
+            ON CONFLICT DO NOTHING RETURNING id, created_at
+            """,
+            [
+                session.pk,
+                session.member_id,
+                kind,
+                json.dumps(payload, ensure_ascii=False),
+                Notification.State.PENDING,
+                timezone.now(),
+            ],
+        )
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return None
+    notification = Notification(
+        pk=inserted[0],
+        session=session,
+        member_id=session.member_id,
+        kind=kind,
+        payload=payload,
+        state=Notification.State.PENDING,
+        created_at=inserted[1],
+    )
+    _queue_send()
+    return notification
+
+
+def notification_send(*, notification_id: int, sender: Sender | None = None) -> Notification | None:
+    """Send one pending message. The row stays locked while the provider is called, so two
+    workers never send it twice; a failure leaves it pending (up to MAX_ATTEMPTS)."""
+    sender = sender or configured_sender()
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(skip_locked=True)
+            .select_related("member", "session__station")
+            .filter(pk=notification_id, state=Notification.State.PENDING)
+            .first()
+        )
+        if notification is None:
+            return None
+        if not notification.payload:
+            notification.payload = _payload(notification.session, energy_wh=None, amount=None)
+        notification.attempts += 1
+        try:
+            external_id = sender.send(
+                openid=notification.member.wechat_openid or "",
+                kind=notification.kind,
+                payload=notification.payload,
+            )
+        except NotificationError as exc:
+            notification.last_error = str(exc)[:1000]
+            if notification.attempts >= MAX_ATTEMPTS:
+                notification.state = Notification.State.FAILED
+        else:
+            notification.state = Notification.State.SENT
+            notification.sent_at = timezone.now()
+            notification.external_id = external_id[:64]
+            notification.sender = sender.name
+            notification.last_error = ""
+        notification.save()
+        return notification
+
+
+def notifications_pending_ids(*, limit: int = 500) -> list[int]:
+    return list(
+        Notification.objects.filter(state=Notification.State.PENDING)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -1,0 +1,62 @@
+"""Celery tasks of the fault desk: thin, idempotent, each calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from billing.services.settlement import bill_settle
+from chargenet.celery import app
+
+from .services.notify import notification_send, notifications_pending_ids
+from .services.sweep import lost_bills_sweep
+
+SWEEP_EVERY_SECONDS = 300
+
+
+@shared_task(name="faults.lost_bills_sweep", soft_time_limit=120, time_limit=180)
+def lost_bills_sweep_task() -> dict:
+    result = lost_bills_sweep()
+    return {"candidates": result.candidates, "lost": result.lost}
+
+
+@shared_task(
+    name="faults.lost_bills_settle",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def lost_bills_settle_task(session_ids: list[int]) -> int:
+    """Settle the sessions the sweep closed as lost (each settlement is idempotent)."""
+    for session_id in session_ids:
+        bill_settle(session_id=session_id)
+    return len(session_ids)
+
+
+@shared_task(name="faults.notification_send", soft_time_limit=30, time_limit=60)
+def notification_send_task(notification_id: int) -> None:
+    notification_send(notification_id=notification_id)
+
+
+@shared_task(name="faults.notifications_send_pending", soft_time_limit=120, time_limit=180)
+def notifications_send_pending_task() -> int:
+    ids = notifications_pending_ids()
+    for notification_id in ids:
+        notification_send(notification_id=notification_id)
+    return len(ids)
+
+
+@app.on_after_configure.connect
+def _schedule(sender, **kwargs) -> None:
+    # The sweep runs every few minutes; pending notifications are retried with it.
+    # By name: the handler may run before the shared tasks are bound to the app.
+    sender.add_periodic_task(
+        SWEEP_EVERY_SECONDS, sender.signature("faults.lost_bills_sweep"), name="lost-bill sweep"
+    )
+    sender.add_periodic_task(
+        SWEEP_EVERY_SECONDS,
+        sender.signature("faults.notifications_send_pending"),
+        name="notification retry",
+    )

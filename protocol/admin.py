@@ -1,0 +1,178 @@
+"""Customer service's "log search" over the frame journal, and a remote-command page for
+piles (a proxy model, so the orgs/stations admin stays as it is).
+
+The command page calls `protocol.services.send_command` and shows the pile's answer or
+the error as an admin message. Other admin pages can reuse `PileCommandForm` and
+`run_pile_command(request, pile, action, payload)`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from billing.models import ChargingSession
+from billing.selectors import sessions_visible_to
+from chargenet.errors import DomainError
+from stations.selectors import piles_visible_to
+
+from .models import Frame, PileConsole
+from .services import COMMAND_ACTIONS, send_command
+
+
+@admin.register(Frame)
+class FrameAdmin(admin.ModelAdmin):
+    """Search by order number, pile code, action or message id; filter by time."""
+
+    list_display = (
+        "at",
+        "pile_code",
+        "direction",
+        "message_type",
+        "action",
+        "order_no",
+        "error_code",
+        "short_payload",
+        "node",
+    )
+    list_filter = ("direction", "message_type", "action", ("at", admin.DateFieldListFilter))
+    search_fields = ("=order_no", "=pile_code", "=unique_id", "action")
+    date_hierarchy = "at"
+    show_full_result_count = False
+    list_per_page = 100
+    readonly_fields = [f.name for f in Frame._meta.fields]
+
+    def get_queryset(self, request):
+        frames = super().get_queryset(request)
+        if request.user.is_superuser:
+            return frames
+        codes = piles_visible_to(request.user).values("code")
+        orders = sessions_visible_to(request.user).values("order_no")
+        return frames.filter(Q(pile_code__in=codes) | Q(order_no__in=orders))
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term.isdigit() and len(term) == 20:
+            # An order number: its frames, including the StartTransaction request that was
+            # journaled before the order existed (matched by the session's transaction id).
+            session = ChargingSession.objects.filter(order_no=term).values("pk", "pile__code")
+            session = session.first()
+            match = Q(order_no=term)
+            if session:
+                match |= Q(pile_code=session["pile__code"], transaction_id=session["pk"])
+            return queryset.filter(match | Q(pile_code=term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description=_("payload"))
+    def short_payload(self, frame: Frame) -> str:
+        text = json.dumps(frame.payload, ensure_ascii=False) if frame.payload else frame.raw
+        return text[:120]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class PileCommandForm(forms.Form):
+    action = forms.ChoiceField(label=_("command"), choices=[(a, a) for a in COMMAND_ACTIONS])
+    payload = forms.CharField(
+        label=_("payload (JSON)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text=_('As in OCPP 1.6, e.g. {"type": "Soft"} for Reset.'),
+    )
+    timeout = forms.IntegerField(label=_("timeout (s)"), min_value=1, max_value=120, initial=30)
+
+    def clean_payload(self):
+        text = self.cleaned_data["payload"].strip() or "{}"
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(_("The payload is not valid JSON: %s") % exc) from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError(_("The payload must be a JSON object {…}."))
+        return value
+
+
+def run_pile_command(request, pile, action: str, payload: dict, timeout: int = 30) -> dict | None:
+    """Send a command and report the outcome as an admin message."""
+    try:
+        answer = send_command(pile=pile, action=action, payload=payload, timeout=timeout)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return None
+    messages.success(
+        request,
+        _("Pile %(code)s answered %(action)s: %(answer)s")
+        % {"code": pile.code, "action": action, "answer": json.dumps(answer, ensure_ascii=False)},
+    )
+    return answer
+
+
+@admin.register(PileConsole)
+class PileConsoleAdmin(admin.ModelAdmin):
+    list_display = ("code", "station", "is_online", "last_heartbeat_at", "command_link")
+    list_filter = ("is_online",)
+    search_fields = ("=code", "station__name")
+    list_select_related = ("station",)
+
+    def get_queryset(self, request):
+        return piles_visible_to(request.user).select_related("station")
+
+    @admin.display(description=_("remote command"))
+    def command_link(self, pile) -> str:
+        url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
+        return format_html('<a href="{}">{}</a>', url, _("send a command"))
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/command/",
+                self.admin_site.admin_view(self.command_view),
+                name="protocol_pileconsole_command",
+            ),
+            *super().get_urls(),
+        ]
+
+    def command_view(self, request, pk: int):
+        pile = get_object_or_404(piles_visible_to(request.user), pk=pk)
+        if not self.has_change_permission(request, pile):
+            return redirect("admin:index")
+        form = PileCommandForm(request.POST or None)
+        answer = None
+        if request.method == "POST" and form.is_valid():
+            answer = run_pile_command(
+                request,
+                pile,
+                form.cleaned_data["action"],
+                form.cleaned_data["payload"],
+                form.cleaned_data["timeout"],
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Remote command to pile %(code)s") % {"code": pile.code},
+            "pile": pile,
+            "form": form,
+            "answer": json.dumps(answer, ensure_ascii=False, indent=2) if answer else "",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/protocol/pile_command.html", context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

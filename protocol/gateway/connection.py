@@ -1,0 +1,496 @@
+"""One pile's WebSocket connection: frame checks, dispatch to services, journaling.
+
+Built on `ocpp.v16.ChargePoint` (its message classes, JSON-schema validation and error
+types) with our own receive loop, because the gateway needs what the library's loop does
+not do: answer malformed frames with a CALLERROR, refuse floods, journal every frame, and
+*not* answer a transaction-bearing message whose effect could not be committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+import time
+import uuid
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+from ocpp.exceptions import (
+    FormationViolationError,
+    NotSupportedError,
+    OCPPError,
+    PropertyConstraintViolationError,
+    ProtocolError,
+)
+from ocpp.exceptions import (
+    NotImplementedError as OcppNotImplemented,
+)
+from ocpp.messages import Call, _validate_payload
+from ocpp.v16 import ChargePoint
+from ocpp.v16.enums import Action
+from websockets.exceptions import ConnectionClosed
+
+from billing.services import sessions
+from chargenet.errors import DomainError
+from stations.models import Pile
+from stations.services import live
+
+from .. import conf
+from ..db import DatabaseUnavailable
+from ..models import Direction, MessageType
+
+if TYPE_CHECKING:
+    from .server import Gateway
+
+logger = logging.getLogger("protocol.gateway")
+
+# Actions a pile may send (OCPP 1.6 core + firmware/diagnostics); the transaction-bearing
+# ones are answered only after their effect and their frames are committed.
+TRANSACTION_ACTIONS = {"StartTransaction", "MeterValues", "StopTransaction"}
+INBOUND_ACTIONS = {
+    "Authorize",
+    "BootNotification",
+    "DataTransfer",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "StatusNotification",
+    *TRANSACTION_ACTIONS,
+}
+KNOWN_ACTIONS = {a.value for a in Action}
+_UNIQUE_ID_RE = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+_STATE_PRIORITY = [
+    "Faulted",
+    "Charging",
+    "SuspendedEV",
+    "SuspendedEVSE",
+    "Finishing",
+    "Preparing",
+    "Reserved",
+    "Unavailable",
+    "Available",
+]
+
+
+class NoAnswer(Exception):
+    """Leave the CALL unanswered: the pile will retry it."""
+
+
+def _ocpp_code(error: OCPPError) -> str:
+    # OCPP-J 1.6 spells it FormationViolation (errata 5.2); the library uses 2.0's name.
+    return "FormationViolation" if error.code == "FormatViolation" else error.code
+
+
+def _time(value: str | None, field: str) -> dt.datetime:
+    parsed = sessions._parse_time(value)
+    if parsed is None:
+        raise PropertyConstraintViolationError(
+            details={"cause": f"{field} is not an ISO 8601 date-time: {value!r}"}
+        )
+    return parsed
+
+
+def _now_iso() -> str:
+    return timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class PileConnection(ChargePoint):
+    def __init__(self, *, code: str, pile_id: int, websocket, gateway: Gateway):
+        super().__init__(code, websocket, response_timeout=30)
+        self.code = code
+        self.pile_id = pile_id
+        self.gw = gateway
+        self.token = uuid.uuid4().hex[:12]
+        self.pile: Pile | None = None
+        self.connector_states: dict[int, str] = {}
+        self.orders: dict[int, str] = {}  # transaction id → order number, for the journal
+        self._pending: dict[str, tuple[str, asyncio.Future]] = {}
+        self._outbound_lock = asyncio.Lock()
+        self._calls: deque[float] = deque()
+        self.aborted = False
+
+    # --- receive loop -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
+        try:
+            async for raw in self._connection:
+                await self.route_message(raw)
+                if self.gw.stopping or self.aborted:
+                    break
+        except ConnectionClosed:
+            pass
+
+    def state_summary(self) -> str:
+        states = set(self.connector_states.values())
+        for state in _STATE_PRIORITY:
+            if state in states:
+                return state
+        return "Unknown"
+
+    def _journal(self, direction: str, message_type: int, *, wait: bool = False, **fields):
+        return self.gw.journal.add(
+            wait=wait, pile_code=self.code, direction=direction, message_type=message_type, **fields
+        )
+
+    async def _send_text(self, text: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._connection.send(text)
+
+    async def _send_error(self, unique_id: str, action: str, error: OCPPError) -> None:
+        code = _ocpp_code(error)
+        details = {k: str(v)[:500] for k, v in (error.details or {}).items() if k != "ocpp_message"}
+        frame = [4, unique_id, code, error.description, details]
+        self._journal(
+            Direction.OUT,
+            MessageType.CALL_ERROR,
+            action=action,
+            unique_id=unique_id[:64],
+            payload={"description": error.description, "details": details},
+            error_code=code,
+        )
+        await self._send_text(json.dumps(frame, separators=(",", ":")))
+
+    async def route_message(self, raw: str | bytes) -> None:
+        self.gw.seen(self.pile_id)
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raw = raw.decode("utf-8", "replace")
+        limit = conf.max_frame_bytes()
+        if len(raw) > limit:
+            match = _UNIQUE_ID_RE.match(raw)
+            self._journal(
+                Direction.IN, MessageType.MALFORMED, raw=raw[:2000], error_code="FrameTooLarge"
+            )
+            await self._send_error(
+                match.group(1) if match else "-1",
+                "",
+                FormationViolationError(
+                    description=f"Frame of {len(raw)} characters exceeds the limit of {limit}."
+                ),
+            )
+            return
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            match = _UNIQUE_ID_RE.match(raw)
+            self._journal(Direction.IN, MessageType.MALFORMED, raw=raw[:4000], error_code="JSON")
+            await self._send_error(
+                match.group(1) if match else "-1",
+                "",
+                FormationViolationError(description="Frame is not valid JSON."),
+            )
+            return
+        if not isinstance(msg, list) or not msg or msg[0] not in (2, 3, 4):
+            self._journal(Direction.IN, MessageType.MALFORMED, raw=raw[:4000], error_code="RPC")
+            uid = msg[1] if isinstance(msg, list) and len(msg) > 1 else "-1"
+            await self._send_error(
+                uid if isinstance(uid, str) else "-1",
+                "",
+                FormationViolationError(
+                    description="Frame is not an OCPP-J array [type, id, ...] of type 2, 3 or 4."
+                ),
+            )
+            return
+        if msg[0] in (3, 4):
+            self._on_response(msg, raw)
+            return
+        if (
+            len(msg) != 4
+            or not isinstance(msg[1], str)
+            or not 0 < len(msg[1]) <= 36
+            or not isinstance(msg[2], str)
+            or not isinstance(msg[3], dict)
+        ):
+            self._journal(Direction.IN, MessageType.MALFORMED, raw=raw[:4000], error_code="RPC")
+            uid = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else "-1"
+            await self._send_error(
+                uid[:36] or "-1",
+                "",
+                ProtocolError(description="A CALL is [2, uniqueId, action, {payload}]."),
+            )
+            return
+        _type, unique_id, action, payload = msg
+        if self._flooding():
+            self._journal(
+                Direction.IN,
+                MessageType.CALL,
+                action=action[:64],
+                unique_id=unique_id,
+                payload=payload,
+                error_code="Flood",
+            )
+            logger.warning("%s: flooding, closing the connection", self.code)
+            self._abort(1008, "too many messages")
+            return
+        await self._on_call(unique_id, action, payload)
+
+    def _abort(self, code: int, reason: str) -> None:
+        """Close for abuse without a closing handshake: a flooding peer has filled our
+        receive buffer, so waiting for its close frame would only wait for the timeout."""
+        ws = self._connection
+        self.aborted = True
+        try:
+            ws.protocol.send_close(code, reason)
+            ws.send_data()
+        except Exception:
+            pass
+        ws.transport.close()
+
+    def _flooding(self) -> bool:
+        now = time.monotonic()
+        self._calls.append(now)
+        while self._calls and self._calls[0] < now - 60:
+            self._calls.popleft()
+        return len(self._calls) > conf.max_calls_per_minute()
+
+    def _on_response(self, msg: list, raw: str) -> None:
+        unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
+        pending = self._pending.get(unique_id)
+        action = pending[0] if pending else ""
+        if msg[0] == 3:
+            payload = msg[2] if len(msg) > 2 else None
+            self._journal(
+                Direction.IN,
+                MessageType.CALL_RESULT,
+                action=action,
+                unique_id=unique_id[:64],
+                payload=payload,
+            )
+        else:
+            self._journal(
+                Direction.IN,
+                MessageType.CALL_ERROR,
+                action=action,
+                unique_id=unique_id[:64],
+                payload={"frame": msg[2:]},
+                error_code=str(msg[2])[:64] if len(msg) > 2 else "",
+            )
+        if pending is not None and not pending[1].done():
+            pending[1].set_result(msg)
+
+    async def _on_call(self, unique_id: str, action: str, payload: dict) -> None:
+        journal = {"action": action[:64], "unique_id": unique_id, "payload": payload}
+        try:
+            if action not in INBOUND_ACTIONS:
+                if action in KNOWN_ACTIONS:
+                    raise NotSupportedError(
+                        description=f"{action} is not handled by this central system."
+                    )
+                raise OcppNotImplemented(description=f"Unknown action {action!r}.")
+            _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
+            handler = getattr(self, f"on_{action}")
+            answer, order_no, transaction_id = await handler(payload)
+        except OCPPError as error:
+            self._journal(Direction.IN, MessageType.CALL, **journal, error_code=_ocpp_code(error))
+            await self._send_error(unique_id, action, error)
+            return
+        except (DatabaseUnavailable, NoAnswer) as exc:
+            self._journal(Direction.IN, MessageType.CALL, **journal, error_code="NotAnswered")
+            logger.warning("%s: %s not answered (pile will retry): %s", self.code, action, exc)
+            return
+        except Exception:
+            logger.exception("%s: %s failed", self.code, action)
+            self._journal(Direction.IN, MessageType.CALL, **journal, error_code="InternalError")
+            if action in TRANSACTION_ACTIONS:
+                return  # unanswered: the pile keeps the message and retries it
+            await self._send_error(unique_id, action, _internal_error())
+            return
+        tx = {"order_no": order_no, "transaction_id": transaction_id}
+        wait = action in TRANSACTION_ACTIONS
+        f_in = self._journal(Direction.IN, MessageType.CALL, wait=wait, **journal, **tx)
+        f_out = self._journal(
+            Direction.OUT,
+            MessageType.CALL_RESULT,
+            wait=wait,
+            action=action,
+            unique_id=unique_id,
+            payload=answer,
+            **tx,
+        )
+        if wait:
+            results = await asyncio.gather(f_in, f_out, return_exceptions=True)
+            failed = [r for r in results if r is not True]
+            if failed:  # committed, but not journaled yet: unanswered, the pile retries
+                logger.warning("%s: %s not journaled, not answered: %s", self.code, action, failed)
+                return
+        await self._send_text(json.dumps([3, unique_id, answer], separators=(",", ":")))
+
+    # --- inbound handlers: translate, call a service, translate back --------------------
+
+    async def on_BootNotification(self, p: dict):
+        result = await self.gw.db.run(
+            live.pile_boot,
+            pile_id=self.pile_id,
+            vendor=p["chargePointVendor"],
+            model=p["chargePointModel"],
+            serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber", ""),
+            firmware_version=p.get("firmwareVersion", ""),
+        )
+        answer = {"status": result.status, "currentTime": _now_iso(), "interval": result.interval}
+        return answer, "", None
+
+    async def on_Heartbeat(self, p: dict):
+        return {"currentTime": _now_iso()}, "", None
+
+    async def on_StatusNotification(self, p: dict):
+        connector = p["connectorId"]
+        pile_time = sessions._parse_time(p.get("timestamp"))
+        await self.gw.db.run(
+            live.connector_status_record,
+            pile=self.pile,
+            connector_number=connector,
+            status=p["status"],
+            error_code=p["errorCode"],
+            info=p.get("info", ""),
+            vendor_error_code=p.get("vendorErrorCode", ""),
+            pile_time=pile_time,
+        )
+        if connector > 0:
+            self.connector_states[connector] = p["status"]
+        return {}, "", None
+
+    async def on_Authorize(self, p: dict):
+        status = await self.gw.db.run(sessions.session_authorize, pile=self.pile, id_tag=p["idTag"])
+        return {"idTagInfo": {"status": status}}, "", None
+
+    async def on_StartTransaction(self, p: dict):
+        if p["connectorId"] < 1:
+            raise PropertyConstraintViolationError(
+                details={"cause": "connectorId of a transaction is 1 or more"}
+            )
+        result = await self.gw.db.run(
+            sessions.session_start,
+            pile=self.pile,
+            connector_number=p["connectorId"],
+            id_tag=p["idTag"],
+            meter_start_wh=p["meterStart"],
+            started_at=_time(p["timestamp"], "timestamp"),
+        )
+        self.orders[result.session_id] = result.order_no
+        answer = {"transactionId": result.session_id, "idTagInfo": {"status": result.status}}
+        return answer, result.order_no, result.session_id
+
+    async def on_MeterValues(self, p: dict):
+        transaction_id = p.get("transactionId")
+        result = await self.gw.db.run(
+            sessions.session_meter_record,
+            pile=self.pile,
+            connector_number=p["connectorId"],
+            transaction_id=transaction_id,
+            samples=sessions.samples_from_ocpp(p["meterValue"]),
+        )
+        return {}, result.order_no, result.session_id or transaction_id
+
+    async def on_StopTransaction(self, p: dict):
+        transaction_id = p["transactionId"]
+        result = await self.gw.db.run(
+            sessions.session_stop,
+            pile=self.pile,
+            transaction_id=transaction_id,
+            meter_stop_wh=p["meterStop"],
+            stopped_at=_time(p["timestamp"], "timestamp"),
+            reason=p.get("reason", ""),
+            id_tag=p.get("idTag", ""),
+            samples=sessions.samples_from_ocpp(p.get("transactionData", [])),
+            transaction_data=p.get("transactionData", []),
+        )
+        answer: dict[str, Any] = {}
+        if result.status is not None:
+            answer["idTagInfo"] = {"status": result.status}
+        return answer, result.order_no, transaction_id
+
+    async def on_DataTransfer(self, p: dict):
+        if p.get("messageId", "").upper() != "VIN":
+            return {"status": "UnknownMessageId"}, "", None
+        data = p.get("data", "")
+        connector, transaction_id, vin = 1, None, data
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            connector = int(parsed.get("connectorId", 1) or 1)
+            transaction_id = parsed.get("transactionId")
+            vin = str(parsed.get("vin", ""))
+        try:
+            session_id = await self.gw.db.run(
+                sessions.session_link_vin,
+                pile=self.pile,
+                connector_number=connector,
+                vin=vin.strip().upper(),
+                transaction_id=transaction_id,
+            )
+        except DomainError:
+            return {"status": "Rejected", "data": "invalid VIN"}, "", None
+        if session_id is None:
+            return {"status": "Rejected", "data": "no session"}, "", None
+        return {"status": "Accepted"}, self.orders.get(session_id, ""), session_id
+
+    async def on_FirmwareStatusNotification(self, p: dict):
+        return {}, "", None
+
+    async def on_DiagnosticsStatusNotification(self, p: dict):
+        return {}, "", None
+
+    # --- outbound -------------------------------------------------------------------------
+
+    async def call_pile(self, action: str, payload: dict, timeout: float) -> dict:
+        """Send a CALL and wait for the pile's answer; one outstanding CALL at a time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            await asyncio.wait_for(self._outbound_lock.acquire(), timeout)
+        except TimeoutError:
+            return {"outcome": "timeout"}
+        try:
+            unique_id = uuid.uuid4().hex
+            future = loop.create_future()
+            self._pending[unique_id] = (action, future)
+            self._journal(
+                Direction.OUT, MessageType.CALL, action=action, unique_id=unique_id, payload=payload
+            )
+            try:
+                await self._connection.send(
+                    json.dumps([2, unique_id, action, payload], separators=(",", ":"))
+                )
+                msg = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return {"outcome": "timeout"}
+            except ConnectionClosed:
+                return {"outcome": "offline"}
+            finally:
+                self._pending.pop(unique_id, None)
+        finally:
+            self._outbound_lock.release()
+        if msg is None:
+            return {"outcome": "offline"}
+        if msg[0] == 3:
+            return {"outcome": "result", "payload": msg[2] if len(msg) > 2 else {}}
+        return {
+            "outcome": "error",
+            "error_code": str(msg[2]) if len(msg) > 2 else "",
+            "description": str(msg[3]) if len(msg) > 3 else "",
+        }
+
+    def connection_lost(self) -> None:
+        for _action, future in self._pending.values():
+            if not future.done():
+                future.set_result(None)
+
+
+def _internal_error() -> OCPPError:
+    from ocpp.exceptions import InternalError
+
+    return InternalError(description="The central system could not process the request.")
+
+
+def _load_pile(*, pile_id: int) -> Pile:
+    return Pile.objects.select_related("station").get(pk=pile_id)

@@ -1,0 +1,316 @@
+"""The gateway process: WebSocket server, pile registry, command listener, background
+writers (journal, last-seen batches, offline sweep).
+
+Security profile 1 (HTTP Basic) is checked here at the handshake. Profile 2 (TLS) is
+terminated in front of the gateway by a reverse proxy (nginx/HAProxy/a cloud load
+balancer) that forwards ``wss://…/ocpp/<code>`` as plain ``ws://`` to ``rungateway`` on a
+private address, passing the ``Authorization`` header and WebSocket upgrade through
+(nginx: ``proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade;
+proxy_set_header Connection "upgrade"; proxy_read_timeout 3600s;``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import http
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import uuid
+
+import redis.asyncio as aioredis
+from django.utils import timezone
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from stations.services import live
+
+from .. import conf, routing
+from ..db import DatabaseUnavailable, DbRunner
+from ..journal import JournalWriter
+from ..models import Direction, MessageType
+from .connection import PileConnection
+
+logger = logging.getLogger("protocol.gateway")
+
+PATH_RE = re.compile(r"^/ocpp/([^/?#]{1,64})/?(?:\?.*)?$")
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        user, _sep, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+class Gateway:
+    def __init__(self, *, host: str, port: int, node: str | None = None, reuse_port=False):
+        self.host = host
+        self.port = port
+        self.reuse_port = reuse_port
+        self.node = node or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.db = DbRunner(conf.db_threads())
+        self.journal: JournalWriter | None = None
+        self.redis: aioredis.Redis | None = None
+        self.connections: dict[str, PileConnection] = {}
+        self.stopping = False
+        self._seen: dict[int, object] = {}
+        self._last_sample: dict[int, float] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- handshake --------------------------------------------------------------------
+
+    async def process_request(self, connection: ServerConnection, request: Request):
+        match = PATH_RE.match(request.path)
+        if not match:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "Use /ocpp/<pile code>\n")
+        code = match.group(1)
+        credentials = _basic_credentials(request)
+        if credentials is not None and credentials[0] != code:
+            return self._refuse(connection, code, "user name is not the pile code")
+        try:
+            login = await self.db.run(
+                live.pile_login, code=code, password=credentials[1] if credentials else None
+            )
+        except DatabaseUnavailable:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Try again later\n")
+        if login.pile_id is None:
+            return self._refuse(connection, code, login.reason)
+        connection.pile_code = code
+        connection.pile_id = login.pile_id
+        return None
+
+    def _refuse(self, connection: ServerConnection, code: str, reason: str) -> Response:
+        peer = connection.remote_address[0] if connection.remote_address else "?"
+        logger.warning("refused pile %r from %s: %s", code, peer, reason)
+        self.journal.add(
+            pile_code=code[:64],
+            direction=Direction.IN,
+            message_type=MessageType.EVENT,
+            action="refused",
+            raw=f"{reason} (from {peer})",
+            error_code="401",
+        )
+        response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="chargenet", charset="UTF-8"'
+        return response
+
+    # --- connections ------------------------------------------------------------------
+
+    async def handler(self, websocket: ServerConnection) -> None:
+        conn = PileConnection(
+            code=websocket.pile_code, pile_id=websocket.pile_id, websocket=websocket, gateway=self
+        )
+        await self._register(conn)
+        try:
+            await conn.start()
+        except DatabaseUnavailable:
+            await websocket.close(1011, "database unavailable")
+        finally:
+            await self._unregister(conn)
+
+    async def _register(self, conn: PileConnection) -> None:
+        old = self.connections.get(conn.code)
+        self.connections[conn.code] = conn
+        if old is not None:
+            logger.info("%s: replaced by a new connection", conn.code)
+            self._spawn(old._connection.close(1000, "replaced by a new connection"))
+        previous = await self.redis.set(
+            routing.pile_key(conn.code), routing.owner_value(self.node, conn.token), get=True
+        )
+        owner = routing.parse_owner(previous)
+        if owner is not None and owner[0] != self.node:
+            kick = {"kind": "kick", "pile": conn.code, "token": owner[1]}
+            await self.redis.rpush(routing.command_key(owner[0]), json.dumps(kick))
+        self.journal.add(
+            pile_code=conn.code,
+            direction=Direction.IN,
+            message_type=MessageType.EVENT,
+            action="connected",
+            raw=f"node {self.node}",
+        )
+        # Online again: the next last-seen batch (`piles_seen`) marks it online and closes
+        # its offline fault; no transaction per connection during a reconnect storm.
+        self.seen(conn.pile_id)
+
+    async def _unregister(self, conn: PileConnection) -> None:
+        conn.connection_lost()
+        if self.connections.get(conn.code) is conn:
+            del self.connections[conn.code]
+            try:
+                await self.redis.eval(
+                    _RELEASE,
+                    1,
+                    routing.pile_key(conn.code),
+                    routing.owner_value(self.node, conn.token),
+                )
+            except Exception:
+                logger.warning("could not release %s in Redis", conn.code)
+        self.journal.add(
+            pile_code=conn.code,
+            direction=Direction.IN,
+            message_type=MessageType.EVENT,
+            action="disconnected",
+            raw=f"close code {conn._connection.close_code}",
+        )
+
+    # --- last seen --------------------------------------------------------------------
+
+    def seen(self, pile_id: int) -> None:
+        self._seen[pile_id] = timezone.now()
+
+    async def _flush_seen_loop(self) -> None:
+        while True:
+            await asyncio.sleep(conf.seen_flush_seconds())
+            await self.flush_seen()
+
+    async def flush_seen(self) -> None:
+        if not self._seen:
+            return
+        seen, self._seen = self._seen, {}
+        now = asyncio.get_running_loop().time()
+        every = conf.heartbeat_sample_seconds()
+        states = {c.pile_id: c.state_summary() for c in self.connections.values()}
+        samples = []
+        for pile_id, at in seen.items():
+            if now - self._last_sample.get(pile_id, -1e9) >= every:
+                self._last_sample[pile_id] = now
+                samples.append((pile_id, at, states.get(pile_id, "")))
+        try:
+            await self.db.run(live.piles_seen, seen=seen, samples=samples)
+        except Exception as exc:
+            logger.warning("last-seen batch not written: %s", exc)
+            for pile_id, at in seen.items():
+                self._seen.setdefault(pile_id, at)
+
+    async def _sweep_loop(self) -> None:
+        every = conf.sweep_seconds()
+        if every <= 0:
+            return
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.db.run(live.piles_sweep_offline)
+            except Exception as exc:
+                logger.warning("offline sweep failed: %s", exc)
+
+    # --- Redis: node liveness and commands ----------------------------------------------
+
+    async def _alive_loop(self) -> None:
+        while True:
+            try:
+                await self.redis.set(routing.alive_key(self.node), "1", ex=routing.ALIVE_TTL)
+            except Exception as exc:
+                logger.warning("Redis unavailable: %s", exc)
+            await asyncio.sleep(routing.ALIVE_TTL / 3)
+
+    async def _command_loop(self) -> None:
+        listener = aioredis.Redis.from_url(conf.redis_url())
+        key = routing.command_key(self.node)
+        while True:
+            try:
+                item = await listener.blpop([key], timeout=1)
+            except Exception as exc:
+                logger.warning("command listener: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            if item is None:
+                continue
+            try:
+                command = json.loads(item[1])
+            except ValueError:
+                continue
+            if command.get("kind") == "kick":
+                conn = self.connections.get(command.get("pile"))
+                if conn is not None and conn.token == command.get("token"):
+                    logger.info("%s: taken over by another gateway node", conn.code)
+                    self._spawn(conn._connection.close(1000, "connected elsewhere"))
+            elif command.get("kind") == "call":
+                self._spawn(self._execute(command))
+
+    async def _execute(self, command: dict) -> None:
+        remaining = command.get("expires", 0) - timezone.now().timestamp()
+        if remaining <= 0:
+            return  # the caller gave up already
+        conn = self.connections.get(command["pile"])
+        if conn is None:
+            reply = {"outcome": "offline"}
+        else:
+            reply = await conn.call_pile(command["action"], command["payload"], remaining)
+        key = routing.reply_key(command["id"])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, json.dumps(reply))
+            pipe.expire(key, routing.REPLY_TTL)
+            await pipe.execute()
+
+    # --- run --------------------------------------------------------------------------
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        # The event loop shares the GIL with the database threads; with the default 5 ms
+        # switch interval every socket read/write can wait a whole slice behind a thread.
+        sys.setswitchinterval(conf.switch_interval())
+        loop = asyncio.get_running_loop()
+        # Bounded and blocking: a reconnect storm waits for a Redis connection, not fails.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            conf.redis_url(), max_connections=32, timeout=None
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self.journal = JournalWriter(self.db, node=self.node)
+        self.journal.start()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self._tasks = [
+            asyncio.create_task(self._alive_loop()),
+            asyncio.create_task(self._command_loop()),
+            asyncio.create_task(self._flush_seen_loop()),
+            asyncio.create_task(self._sweep_loop()),
+        ]
+        async with serve(
+            self.handler,
+            self.host,
+            self.port,
+            subprotocols=["ocpp1.6"],
+            process_request=self.process_request,
+            max_size=conf.max_frame_bytes() * 4,
+            max_queue=64,
+            compression=None,
+            ping_interval=None,  # piles heartbeat at the OCPP level
+            reuse_port=self.reuse_port or None,
+        ) as server:
+            sockets = ", ".join(str(s.getsockname()) for s in server.sockets)
+            logger.info("gateway %s listening on %s", self.node, sockets)
+            print(f"gateway {self.node} listening on {sockets}", flush=True)
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            self.stopping = True
+            logger.info("gateway %s stopping", self.node)
+        for task in self._tasks:
+            task.cancel()
+        await self.flush_seen()
+        await self.journal.close()
+        with contextlib.suppress(Exception):
+            await self.redis.delete(routing.alive_key(self.node))
+        self.db.shutdown()

@@ -1,0 +1,65 @@
+"""The frame journal: every OCPP frame in and out, searchable by customer service.
+
+Rows are written in batches by `protocol.journal.JournalWriter` (group commit) and pruned
+after ``GATEWAY_JOURNAL_RETENTION_DAYS`` by `protocol.services.journal_prune`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from stations.models import Pile
+
+
+class Direction(models.TextChoices):
+    IN = "in", _("pile → platform")
+    OUT = "out", _("platform → pile")
+
+
+class MessageType(models.IntegerChoices):
+    MALFORMED = 0, _("malformed")
+    CALL = 2, _("CALL")
+    CALL_RESULT = 3, _("CALLRESULT")
+    CALL_ERROR = 4, _("CALLERROR")
+    EVENT = 9, _("connection event")
+
+
+class Frame(models.Model):
+    """One OCPP frame as it crossed the wire (or a connection event: open, close, refused)."""
+
+    at = models.DateTimeField(_("time"), db_index=True)
+    pile_code = models.CharField(_("pile code"), max_length=64, db_index=True)
+    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
+    message_type = models.PositiveSmallIntegerField(_("message type"), choices=MessageType.choices)
+    action = models.CharField(_("action"), max_length=64, blank=True, db_index=True)
+    unique_id = models.CharField(_("message id"), max_length=64, blank=True)
+    payload = models.JSONField(_("payload"), null=True, blank=True)
+    raw = models.TextField(
+        _("raw text"), blank=True, help_text=_("Kept for frames that could not be parsed.")
+    )
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    transaction_id = models.BigIntegerField(_("transaction id"), null=True, blank=True)
+    order_no = models.CharField(_("order number"), max_length=20, blank=True, db_index=True)
+    node = models.CharField(_("gateway node"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("protocol frame")
+        verbose_name_plural = _("protocol log")
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["pile_code", "-at"], name="frame_pile_time"),
+            models.Index(fields=["action", "-at"], name="frame_action_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.pile_code} {self.direction} {self.action}"
+
+
+class PileConsole(Pile):
+    """Proxy of a pile for the admin's remote-command page (see protocol/admin.py)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("pile remote control")
+        verbose_name_plural = _("pile remote control")

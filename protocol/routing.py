@@ -1,0 +1,44 @@
+"""Where a pile is connected, and how a command reaches it: Redis keys shared by every
+gateway node and every caller of `protocol.services.send_command`.
+
+- ``pile:<code>``        → "<node>|<connection token>" of the connection holding the pile
+- ``node:<node>:alive``  → set with a short TTL while the node runs (refreshed)
+- ``node:<node>:cmd``    → list of commands for the node (BLPOP by its listener);
+                           also carries "kick" messages: another node took over a pile
+- ``reply:<request id>`` → list the node pushes the pile's answer to (BLPOP by the caller)
+"""
+
+from __future__ import annotations
+
+from . import conf
+
+ALIVE_TTL = 15  # seconds; a node refreshes every ALIVE_TTL / 3
+REPLY_TTL = 120
+
+
+def pile_key(code: str) -> str:
+    return f"{conf.redis_prefix()}pile:{code}"
+
+
+def alive_key(node: str) -> str:
+    return f"{conf.redis_prefix()}node:{node}:alive"
+
+
+def command_key(node: str) -> str:
+    return f"{conf.redis_prefix()}node:{node}:cmd"
+
+
+def reply_key(request_id: str) -> str:
+    return f"{conf.redis_prefix()}reply:{request_id}"
+
+
+def owner_value(node: str, token: str) -> str:
+    return f"{node}|{token}"
+
+
+def parse_owner(value: bytes | str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    text = value.decode() if isinstance(value, bytes) else value
+    node, _sep, token = text.partition("|")
+    return node, token

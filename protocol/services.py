@@ -1,0 +1,151 @@
+"""Protocol services usable from web, worker and shell: remote commands, journal upkeep.
+
+`send_command` reaches a pile through whichever gateway node holds its connection: it
+looks the node up in Redis, pushes the command onto that node's list and waits for the
+node to push the pile's answer back (see `protocol.routing`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import redis
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, _validate_payload
+
+from chargenet.errors import DomainError
+from stations.models import Pile
+
+from . import conf, routing
+from .models import Frame
+
+COMMAND_ACTIONS = (
+    "RemoteStartTransaction",
+    "RemoteStopTransaction",
+    "Reset",
+    "UnlockConnector",
+    "ChangeAvailability",
+    "ChangeConfiguration",
+    "GetConfiguration",
+    "TriggerMessage",
+    "ClearCache",
+)
+# Answers that mean "the pile said no".
+REFUSALS = {"Rejected", "NotSupported", "UnlockFailed", "NotImplemented"}
+
+
+class CommandError(DomainError):
+    code = "pile_command_failed"
+
+
+class PileOffline(CommandError):
+    code = "pile_offline"
+
+
+class CommandTimeout(CommandError):
+    code = "pile_command_timeout"
+
+
+class CommandRejected(CommandError):
+    code = "pile_command_rejected"
+
+
+class CommandInvalid(CommandError):
+    code = "pile_command_invalid"
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(conf.redis_url(), socket_timeout=None)
+
+
+def send_command(
+    *, pile: Pile | str, action: str, payload: dict | None = None, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Send an OCPP 1.6 command (camelCase payload, as on the wire) to a pile and return
+    its answer payload. Raises `PileOffline`, `CommandTimeout`, `CommandRejected` (the pile
+    answered Rejected/NotSupported/… or a CALLERROR) or `CommandInvalid`."""
+    code = pile.code if isinstance(pile, Pile) else str(pile)
+    payload = payload or {}
+    if action not in COMMAND_ACTIONS:
+        raise CommandInvalid(
+            _("“%(action)s” is not a command the platform sends; use one of: %(actions)s.")
+            % {"action": action, "actions": ", ".join(COMMAND_ACTIONS)}
+        )
+    try:
+        _validate_payload(Call("check", action, payload), "1.6")
+    except OCPPError as exc:
+        raise CommandInvalid(
+            _("The %(action)s command is not valid OCPP 1.6: %(cause)s")
+            % {"action": action, "cause": exc.details.get("cause", exc.description)}
+        ) from exc
+    client = _client()
+    try:
+        owner = routing.parse_owner(client.get(routing.pile_key(code)))
+        if owner is None or not client.exists(routing.alive_key(owner[0])):
+            raise PileOffline(
+                _("Pile %(code)s is offline: it is not connected to any gateway.") % {"code": code}
+            )
+        request_id = uuid.uuid4().hex
+        command = {
+            "kind": "call",
+            "id": request_id,
+            "pile": code,
+            "action": action,
+            "payload": payload,
+            "timeout": timeout,
+            "expires": timezone.now().timestamp() + timeout,
+        }
+        client.rpush(routing.command_key(owner[0]), json.dumps(command))
+        answer = client.blpop([routing.reply_key(request_id)], timeout=timeout + 2)
+    finally:
+        client.close()
+    if answer is None:
+        raise CommandTimeout(
+            _("Pile %(code)s did not answer %(action)s within %(timeout)s s.")
+            % {"code": code, "action": action, "timeout": timeout}
+        )
+    reply = json.loads(answer[1])
+    outcome = reply.get("outcome")
+    if outcome == "offline":
+        raise PileOffline(_("Pile %(code)s is offline: its connection closed.") % {"code": code})
+    if outcome == "timeout":
+        raise CommandTimeout(
+            _("Pile %(code)s did not answer %(action)s within %(timeout)s s.")
+            % {"code": code, "action": action, "timeout": timeout}
+        )
+    if outcome == "error":
+        raise CommandRejected(
+            _("Pile %(code)s refused %(action)s with error %(error)s: %(description)s")
+            % {
+                "code": code,
+                "action": action,
+                "error": reply.get("error_code", ""),
+                "description": reply.get("description", ""),
+            },
+            details=reply,
+        )
+    result = reply.get("payload") or {}
+    status = result.get("status")
+    if status in REFUSALS:
+        raise CommandRejected(
+            _("Pile %(code)s answered %(status)s to %(action)s.")
+            % {"code": code, "status": status, "action": action},
+            details=result,
+        )
+    return result
+
+
+def journal_prune(*, now: dt.datetime | None = None) -> int:
+    """Delete journal frames older than ``GATEWAY_JOURNAL_RETENTION_DAYS``."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=conf.journal_retention_days())
+    deleted = 0
+    while True:  # in chunks: a big first prune must not hold one huge transaction
+        ids = list(Frame.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:10000])
+        if not ids:
+            return deleted
+        deleted += Frame.objects.filter(pk__in=ids).delete()[0]

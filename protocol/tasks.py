@@ -1,0 +1,33 @@
+"""Scheduled upkeep of the gateway's data (the lead adds them to CELERY_BEAT_SCHEDULE):
+
+- ``protocol.tasks.journal_prune_task``      daily: frames older than the retention
+- ``protocol.tasks.heartbeat_history_prune_task`` daily: heartbeat samples older than
+  ``GATEWAY_HEARTBEAT_HISTORY_DAYS``
+- ``protocol.tasks.piles_sweep_offline_task`` every minute: silent piles → offline (gateway
+  nodes also run it every ``GATEWAY_SWEEP_SECONDS``; it is safe to run concurrently)
+"""
+
+import datetime as dt
+
+from celery import shared_task
+from django.utils import timezone
+
+from stations.services import live
+
+from . import conf, services
+
+
+@shared_task(acks_late=True)
+def journal_prune_task() -> int:
+    return services.journal_prune()
+
+
+@shared_task(acks_late=True)
+def heartbeat_history_prune_task() -> int:
+    before = timezone.now() - dt.timedelta(days=conf.heartbeat_history_days())
+    return live.heartbeat_history_prune(before=before)
+
+
+@shared_task(acks_late=True)
+def piles_sweep_offline_task() -> int:
+    return len(live.piles_sweep_offline())

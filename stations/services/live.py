@@ -1,0 +1,386 @@
+"""A pile's live life as the gateway reports it: boot, heartbeats, status, online/offline.
+
+Heartbeats are cheap at scale: the gateway collects last-seen times in memory and calls
+`piles_seen` once every few seconds for all piles (one UPDATE), and keeps a bounded
+history (`HeartbeatSample`, one sample per pile every few minutes, pruned by age).
+
+Offline: `piles_sweep_offline` marks piles silent for N heartbeat intervals offline and
+opens a `PileFault(kind=offline)`; piles of one station whose silence began in the same
+minute (at least ``GATEWAY_OUTAGE_MIN_PILES``) share one `StationOutage`: the operator's
+4G network, not the piles. Hearing from the pile again (`pile_connected`, `piles_seen`)
+closes the fault, and the outage when its last pile is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from stations.models import (
+    Connector,
+    ConnectorStatus,
+    CurrentType,
+    FirmwareRecord,
+    HeartbeatSample,
+    Pile,
+    PileFault,
+    StationOutage,
+    StatusEvent,
+)
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+# --- Handshake ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PileLogin:
+    pile_id: int | None
+    reason: str = ""  # why it was refused, for the log
+
+
+def pile_login(*, code: str, password: str | None) -> PileLogin:
+    """Check a pile's HTTP Basic credentials (security profile 1). A pile without a stored
+    credential connects without a password; hidden or unknown piles are refused."""
+    pile = Pile.objects.filter(code=code).only("pk", "credential_hash", "hidden_at").first()
+    if pile is None:
+        return PileLogin(None, "unknown pile code")
+    if pile.hidden_at is not None:
+        return PileLogin(None, "pile is hidden")
+    if pile.credential_hash:
+        if password is None:
+            return PileLogin(None, "credentials missing")
+        if not _credential_ok(code, password, pile.credential_hash):
+            return PileLogin(None, "wrong password")
+    return PileLogin(pile.pk)
+
+
+def _credential_ok(code: str, password: str, encoded: str) -> bool:
+    """check_password, remembered: a password hash costs ~0.4 s of CPU by design, which a
+    reconnect storm of thousands of piles cannot afford. A successful check is cached (in
+    the shared cache, as an HMAC of the stored hash and the password under SECRET_KEY), so
+    a pile reconnecting with the same credential is checked in microseconds; changing
+    the pile's credential changes the stored hash and invalidates the entry."""
+    key = f"pile-credential:{code}"
+    proof = hmac.new(
+        settings.SECRET_KEY.encode(), f"{encoded}\0{password}".encode(), hashlib.sha256
+    ).hexdigest()
+    try:
+        if cache.get(key) == proof:
+            return True
+    except Exception:
+        pass
+    if not check_password(password, encoded):
+        return False
+    with contextlib.suppress(Exception):
+        cache.set(key, proof, timeout=7 * 24 * 3600)
+    return True
+
+
+def connector_for(*, pile: Pile, number: int) -> Connector:
+    """The pile's connector ``number``, created when a pile reports one we do not know yet
+    (the record must not be lost; staff then fill in its rated power)."""
+    standard = (
+        Connector.Standard.GBT_DC
+        if pile.current_type == CurrentType.DC
+        else Connector.Standard.GBT_AC
+    )
+    connector = Connector.objects.filter(pile=pile, number=number).first()
+    if connector is None:
+        connector, _created = Connector.objects.get_or_create(
+            pile=pile, number=number, defaults={"standard": standard}
+        )
+    return connector
+
+
+# --- Boot -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootResult:
+    status: str  # Accepted | Pending | Rejected
+    interval: int
+
+
+@transaction.atomic
+def pile_boot(
+    *,
+    pile_id: int,
+    vendor: str,
+    model: str,
+    serial_number: str = "",
+    firmware_version: str = "",
+    now: dt.datetime | None = None,
+) -> BootResult:
+    """Record what a pile says about itself at boot, with its firmware history.
+
+    Policy: published piles are Accepted; unpublished ones too unless
+    ``GATEWAY_ACCEPT_UNPUBLISHED`` is off, then they get Pending (commissioning)."""
+    now = now or timezone.now()
+    firmware = firmware_version[:64]
+    # A reconnect storm boots thousands of piles at once: three statements, no row read
+    # back and written again.
+    pile = Pile.objects.select_for_update().only("pk", "is_published").get(pk=pile_id)
+    Pile.objects.filter(pk=pile_id).update(
+        vendor=vendor[:64],
+        model=model[:64],
+        serial_number=serial_number[:64],
+        firmware_version=firmware,
+        last_boot_at=now,
+    )
+    if firmware:
+        latest = FirmwareRecord.objects.filter(pile_id=pile_id).order_by("-last_seen_at", "-pk")
+        seen_again = FirmwareRecord.objects.filter(
+            pk__in=latest.values("pk")[:1], version=firmware
+        ).update(last_seen_at=now)
+        if not seen_again:
+            FirmwareRecord.objects.create(
+                pile_id=pile_id, version=firmware, first_seen_at=now, last_seen_at=now
+            )
+    interval = int(_setting("GATEWAY_HEARTBEAT_INTERVAL", 60))
+    if not pile.is_published and not _setting("GATEWAY_ACCEPT_UNPUBLISHED", True):
+        return BootResult("Pending", interval)
+    return BootResult("Accepted", interval)
+
+
+# --- Online / offline -----------------------------------------------------------------
+
+
+@transaction.atomic
+def pile_connected(*, pile_id: int, now: dt.datetime | None = None) -> None:
+    """The pile is heard from (connection opened): online, and its offline fault closed."""
+    now = now or timezone.now()
+    Pile.objects.filter(pk=pile_id).update(is_online=True, last_heartbeat_at=now)
+    _close_offline(pile_ids=[pile_id], now=now)
+
+
+def _close_offline(*, pile_ids: list[int], now: dt.datetime) -> None:
+    faults = list(
+        PileFault.objects.select_for_update()
+        .filter(pile_id__in=pile_ids, kind=PileFault.Kind.OFFLINE, ended_at__isnull=True)
+        .order_by("pk")
+    )
+    if not faults:
+        return
+    PileFault.objects.filter(pk__in=[f.pk for f in faults]).update(ended_at=now)
+    outage_ids = {f.outage_id for f in faults if f.outage_id}
+    for outage_id in outage_ids:
+        still_open = PileFault.objects.filter(outage_id=outage_id, ended_at__isnull=True).exists()
+        if not still_open:
+            StationOutage.objects.filter(pk=outage_id, ended_at__isnull=True).update(ended_at=now)
+
+
+def piles_seen(
+    *,
+    seen: dict[int, dt.datetime],
+    samples: list[tuple[int, dt.datetime, str]] | None = None,
+) -> int:
+    """Batch of last-seen times (one UPDATE) and heartbeat history samples from a gateway.
+
+    A pile swept offline while it was in fact still talking comes back online here."""
+    if not seen and not samples:
+        return 0
+    with transaction.atomic():
+        updated = 0
+        if seen:
+            # One statement for the whole batch: GREATEST keeps the newest time when
+            # two gateway nodes report the same pile.
+            from django.db import connection
+
+            ids = list(seen)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE stations_pile AS p SET last_heartbeat_at = "
+                    "GREATEST(p.last_heartbeat_at, v.at) "
+                    "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) WHERE p.id = v.id",
+                    [ids, [seen[i] for i in ids]],
+                )
+                updated = cursor.rowcount
+            back = list(
+                Pile.objects.filter(pk__in=ids, is_online=False).values_list("pk", flat=True)
+            )
+            if back:
+                now = timezone.now()
+                Pile.objects.filter(pk__in=back).update(is_online=True)
+                _close_offline(pile_ids=back, now=now)
+        if samples:
+            HeartbeatSample.objects.bulk_create(
+                [HeartbeatSample(pile_id=p, at=at, state=state[:16]) for p, at, state in samples]
+            )
+    return updated
+
+
+def piles_sweep_offline(*, now: dt.datetime | None = None) -> list[int]:
+    """Mark piles silent for ``GATEWAY_OFFLINE_AFTER_INTERVALS`` heartbeat intervals
+    offline, each with an offline fault record; group same-minute drops per station
+    into one network outage. Safe to run from several processes at once."""
+    now = now or timezone.now()
+    interval = int(_setting("GATEWAY_HEARTBEAT_INTERVAL", 60))
+    silent_for = dt.timedelta(
+        seconds=interval * int(_setting("GATEWAY_OFFLINE_AFTER_INTERVALS", 3))
+    )
+    min_piles = int(_setting("GATEWAY_OUTAGE_MIN_PILES", 2))
+    with transaction.atomic():
+        piles = list(
+            Pile.objects.select_for_update(skip_locked=True)
+            .filter(is_online=True)
+            .filter(Q(last_heartbeat_at__lt=now - silent_for) | Q(last_heartbeat_at__isnull=True))
+            .only("pk", "station_id", "last_heartbeat_at")
+            .order_by("pk")
+        )
+        if not piles:
+            return []
+        Pile.objects.filter(pk__in=[p.pk for p in piles]).update(is_online=False)
+        faults = PileFault.objects.bulk_create(
+            [
+                PileFault(
+                    pile_id=p.pk,
+                    kind=PileFault.Kind.OFFLINE,
+                    started_at=p.last_heartbeat_at or now,
+                )
+                for p in piles
+            ],
+            ignore_conflicts=True,
+        )
+        _group_outages(piles=piles, min_piles=min_piles)
+    return [p.pk for p in piles] if faults else []
+
+
+def _minute(at: dt.datetime) -> dt.datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def _group_outages(*, piles: list[Pile], min_piles: int) -> None:
+    """Same station, silence beginning in the same minute → one outage (also joining
+    an outage a previous sweep opened for that minute)."""
+    groups: dict[tuple[int, dt.datetime], list[int]] = {}
+    for p in piles:
+        if p.last_heartbeat_at is None:
+            continue
+        groups.setdefault((p.station_id, _minute(p.last_heartbeat_at)), []).append(p.pk)
+    for (station_id, minute), pile_ids in groups.items():
+        outage = StationOutage.objects.filter(
+            station_id=station_id, started_at=minute, ended_at__isnull=True
+        ).first()
+        if outage is None:
+            same_minute = PileFault.objects.filter(
+                pile__station_id=station_id,
+                kind=PileFault.Kind.OFFLINE,
+                ended_at__isnull=True,
+                outage__isnull=True,
+                started_at__gte=minute,
+                started_at__lt=minute + dt.timedelta(minutes=1),
+            )
+            if same_minute.count() < min_piles:
+                continue
+            outage = StationOutage.objects.create(station_id=station_id, started_at=minute)
+            linked = same_minute.update(outage=outage)
+        else:
+            linked = PileFault.objects.filter(
+                pile_id__in=pile_ids, kind=PileFault.Kind.OFFLINE, ended_at__isnull=True
+            ).update(outage=outage)
+        StationOutage.objects.filter(pk=outage.pk).update(pile_count=F("pile_count") + linked)
+
+
+# --- Status ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    full_still_plugged: bool  # SuspendedEV/Finishing while a session is open (满电占桩)
+
+
+_FULL_STATES = {ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING}
+
+
+@transaction.atomic
+def connector_status_record(
+    *,
+    pile: Pile,
+    connector_number: int,
+    status: str,
+    error_code: str = "NoError",
+    info: str = "",
+    vendor_error_code: str = "",
+    pile_time: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> StatusResult:
+    """A StatusNotification: history row, the connector's live state, and pile fault
+    records for error codes (opened on an error, closed on NoError)."""
+    now = now or timezone.now()
+    error = "" if error_code in ("", "NoError") else error_code[:32]
+    StatusEvent.objects.create(
+        pile=pile,
+        connector_number=connector_number,
+        status=status,
+        error_code=error,
+        info=info[:100],
+        vendor_error_code=vendor_error_code[:64],
+        pile_time=pile_time,
+        received_at=now,
+    )
+    full = False
+    if connector_number > 0:
+        connector = connector_for(pile=pile, number=connector_number)
+        Connector.objects.filter(pk=connector.pk).update(
+            status=status, error_code=error, status_at=now
+        )
+        if status in _FULL_STATES:
+            full = connector.sessions.filter(state__in=["started", "charging"]).exists()
+    open_fault = (
+        PileFault.objects.select_for_update()
+        .filter(
+            pile=pile,
+            kind=PileFault.Kind.ERROR,
+            connector_number=connector_number,
+            ended_at__isnull=True,
+        )
+        .first()
+    )
+    if open_fault is not None and open_fault.error_code != error:
+        open_fault.ended_at = now
+        open_fault.save(update_fields=["ended_at"])
+        open_fault = None
+    if error and open_fault is None:
+        PileFault.objects.create(
+            pile=pile,
+            kind=PileFault.Kind.ERROR,
+            connector_number=connector_number,
+            error_code=error,
+            started_at=now,
+        )
+    return StatusResult(full_still_plugged=full)
+
+
+def heartbeat_history_prune(*, before: dt.datetime) -> int:
+    """Drop heartbeat samples older than ``before`` (the history stays bounded)."""
+    deleted, _by_model = HeartbeatSample.objects.filter(at__lt=before).delete()
+    return deleted
+
+
+__all__ = [
+    "BootResult",
+    "PileLogin",
+    "StatusResult",
+    "connector_for",
+    "connector_status_record",
+    "heartbeat_history_prune",
+    "pile_boot",
+    "pile_connected",
+    "pile_login",
+    "piles_seen",
+    "piles_sweep_offline",
+]

@@ -1,0 +1,243 @@
+"""Session services as the gateway calls them: authorize, start, meter, stop, state table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from billing.models import ChargingSession, MeterSample, OrphanStop, SessionState
+from billing.services import sessions
+from orgs.models import Partner, PartnerAccess
+from tests.protocol import world
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+
+
+def test_order_number_is_local_creation_time_and_six_digits():
+    order_no = sessions.new_order_no(dt.datetime(2019, 10, 19, 7, 4, 28, tzinfo=dt.UTC))
+    assert order_no[:14] == "20191019150428"  # Asia/Shanghai
+    assert len(order_no) == 20 and order_no.isdigit()
+
+
+@pytest.mark.parametrize(
+    "path, legal",
+    [
+        (["charging", "stopped", "settled"], True),
+        (["stopped", "fault", "repaired", "settled"], True),
+        (["stopped", "fault", "settled"], True),
+        (["settled"], False),
+        (["charging", "started"], False),
+        (["stopped", "charging"], False),
+        (["stopped", "settled", "fault"], False),
+    ],
+)
+def test_state_table(path, legal):
+    pile = world.pile()
+    session = sessions.session_start(
+        pile=pile, connector_number=1, id_tag="X", meter_start_wh=0, started_at=T0
+    )
+    obj = ChargingSession.objects.get(pk=session.session_id)
+    moved = []
+    try:
+        for state in path:
+            sessions.session_transition(session=obj, to_state=state)
+            moved.append(state)
+    except sessions.IllegalTransition as exc:
+        assert not legal
+        assert (
+            str(exc)
+            == f"A session cannot move from “{moved[-1] if moved else 'started'}” to “{state}”."
+        )
+    else:
+        assert legal
+    assert list(obj.transitions.values_list("to_state", flat=True)) == ["started", *moved]
+
+
+def test_start_classifies_and_attributes_and_replays():
+    st = world.station()
+    station_sub, fleet_sub = world.sub_operator(st.operator), world.sub_operator(st.operator)
+    st.sub_operators.add(station_sub)
+    fleet = world.department(st.operator, fleet_sub)
+    member = world.member(st.operator, department=fleet)
+    pile = world.pile(st, connectors=2)
+
+    scan = sessions.session_start(
+        pile=pile, connector_number=1, id_tag=member.token, meter_start_wh=100, started_at=T0
+    )
+    again = sessions.session_start(
+        pile=pile, connector_number=1, id_tag=member.token, meter_start_wh=100, started_at=T0
+    )
+    assert (again.session_id, again.order_no, again.replayed) == (
+        scan.session_id,
+        scan.order_no,
+        True,
+    )
+    assert (scan.status, again.status) == ("Accepted", "Accepted")
+    session = ChargingSession.objects.get(pk=scan.session_id)
+    # A member without a known vehicle or card: the station's sub-operator.
+    assert (session.channel, session.member_id, session.department_id, session.sub_operator_id) == (
+        "scan",
+        member.pk,
+        fleet.pk,
+        station_sub.pk,
+    )
+    second = sessions.session_start(
+        pile=pile, connector_number=2, id_tag=member.token, meter_start_wh=0, started_at=T0
+    )
+    assert second.status == "ConcurrentTx"
+    assert ChargingSession.objects.get(pk=second.session_id).member_id is None
+
+
+@pytest.mark.parametrize("enabled, status", [(True, "Accepted"), (False, "Blocked")])
+def test_partner_start_follows_the_partnership_switch(enabled, status):
+    pile = world.pile()
+    partner = Partner.objects.create(code=f"didi{enabled}", name="Didi", kind="app")
+    PartnerAccess.objects.create(partner=partner, operator=pile.station.operator, enabled=enabled)
+    tag = sessions.partner_id_tag(partner_id=partner.pk, reference="ORDER123456789")
+    assert len(tag) <= 20
+    result = sessions.session_start(
+        pile=pile, connector_number=1, id_tag=tag, meter_start_wh=0, started_at=T0
+    )
+    session = ChargingSession.objects.get(pk=result.session_id)
+    assert (result.status, session.channel, session.partner_id) == (
+        status,
+        "partner",
+        partner.pk if enabled else None,
+    )
+
+
+def test_meter_samples_are_converted_and_stored_once(django_capture_on_commit_callbacks):
+    pile = world.pile()
+    start = sessions.session_start(
+        pile=pile, connector_number=1, id_tag="X", meter_start_wh=1000, started_at=T0
+    )
+    values = [
+        {
+            "timestamp": "2026-11-27T02:05:00Z",
+            "sampledValue": [
+                {"value": "1.5", "unit": "kWh"},
+                {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
+                {"value": "80", "measurand": "SoC", "unit": "Percent"},
+                {"value": "n/a", "measurand": "Voltage"},
+            ],
+        },
+        {"timestamp": "not a time", "sampledValue": [{"value": "1"}]},
+    ]
+    samples = sessions.samples_from_ocpp(values)
+    assert samples == [
+        sessions.Sample(
+            at=T0 + dt.timedelta(minutes=5),
+            energy_wh=Decimal("1500.0"),
+            power_w=Decimal("7200.0"),
+            soc=80,
+        )
+    ]
+    for _ in range(2):
+        sessions.session_meter_record(
+            pile=pile, connector_number=1, transaction_id=start.session_id, samples=samples
+        )
+    # Clock-aligned (no transaction id): the connector's active session.
+    aligned = sessions.session_meter_record(
+        pile=pile,
+        connector_number=1,
+        transaction_id=None,
+        samples=[sessions.Sample(at=T0 + dt.timedelta(minutes=1), energy_wh=Decimal(1100))],
+    )
+    assert aligned.session_id == start.session_id
+    assert list(
+        MeterSample.objects.filter(session_id=start.session_id)
+        .order_by("at")
+        .values_list("energy_wh", "power_w", "soc")
+    ) == [(Decimal("1100.000"), None, None), (Decimal("1500.000"), Decimal("7200.0"), 80)]
+    assert ChargingSession.objects.get(pk=start.session_id).state == SessionState.CHARGING
+
+
+def test_stop_is_idempotent_queues_settlement_once_and_keeps_orphans(
+    django_capture_on_commit_callbacks,
+):
+    pile = world.pile()
+    start = sessions.session_start(
+        pile=pile, connector_number=1, id_tag="X", meter_start_wh=1000, started_at=T0
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = sessions.session_stop(
+            pile=pile, transaction_id=start.session_id, meter_stop_wh=9000, stopped_at=T0
+        )
+        second = sessions.session_stop(
+            pile=pile, transaction_id=start.session_id, meter_stop_wh=9999, stopped_at=T0
+        )
+    assert (first.settle_queued, second.settle_queued, second.replayed) == (True, False, True)
+    assert len(callbacks) == 1
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert (session.state, session.meter_stop_wh, session.energy_wh) == (
+        "stopped",
+        Decimal(9000),
+        Decimal(8000),
+    )
+    other_pile = world.pile()
+    orphan = sessions.session_stop(
+        pile=other_pile, transaction_id=start.session_id, meter_stop_wh=5, stopped_at=T0
+    )
+    sessions.session_stop(
+        pile=other_pile, transaction_id=start.session_id, meter_stop_wh=5, stopped_at=T0
+    )
+    assert orphan.session_id is None
+    assert list(OrphanStop.objects.values_list("pile_id", "transaction_id")) == [
+        (other_pile.pk, start.session_id)
+    ]
+
+
+def test_a_new_start_supersedes_the_lost_one_and_its_late_stop_is_kept():
+    pile = world.pile()
+    lost = sessions.session_start(
+        pile=pile, connector_number=1, id_tag="A", meter_start_wh=0, started_at=T0
+    )
+    new = sessions.session_start(
+        pile=pile,
+        connector_number=1,
+        id_tag="B",
+        meter_start_wh=5000,
+        started_at=T0 + dt.timedelta(hours=1),
+    )
+    assert new.superseded_ids == (lost.session_id,)
+    late = sessions.session_stop(
+        pile=pile,
+        transaction_id=lost.session_id,
+        meter_stop_wh=4800,
+        stopped_at=T0 + dt.timedelta(minutes=50),
+    )
+    assert late.settle_queued is True
+    session = ChargingSession.objects.get(pk=lost.session_id)
+    assert (session.state, session.meter_stop_wh, session.stop_reason) == (
+        "stopped",
+        Decimal(4800),
+        "Local",
+    )
+
+
+def test_vin_links_vehicle_and_reattributes():
+    st = world.station(password="2468")
+    fleet_sub = world.sub_operator(st.operator)
+    vehicle = world.vehicle(
+        st.operator, vin="LSVAU2180N2183295", dept=world.department(st.operator, fleet_sub)
+    )
+    pile = world.pile(st)
+    start = sessions.session_start(
+        pile=pile, connector_number=1, id_tag="2468", meter_start_wh=0, started_at=T0
+    )
+    with pytest.raises(sessions.DomainError):
+        sessions.session_link_vin(pile=pile, connector_number=1, vin="IIII")
+    assert (
+        sessions.session_link_vin(pile=pile, connector_number=1, vin="LSVAU2180N2183295")
+        == start.session_id
+    )
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert (session.channel, session.vehicle_id, session.sub_operator_id) == (
+        "password",
+        vehicle.pk,
+        fleet_sub.pk,
+    )

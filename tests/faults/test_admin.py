@@ -1,0 +1,286 @@
+"""The repair desk in the admin: queue, scope, the fault bill page and its buttons."""
+
+import datetime as dt
+from decimal import Decimal as D
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from billing.models import Bill, LedgerEntry, OrphanStop, PaymentState
+from billing.services.settlement import bill_settle
+from billing.services.wallet import wallet_recharge
+from faults.models import FaultCase
+from orgs.models import Staff
+from protocol.models import Frame
+from stations.models import HeartbeatSample, StatusEvent
+from tests.billing.factories import (
+    MemberFactory,
+    OperatorFactory,
+    PileFactory,
+    SubOperatorFactory,
+    stopped_session,
+    tariffed_station,
+)
+
+SH = ZoneInfo("Asia/Shanghai")
+pytestmark = pytest.mark.django_db
+
+
+def at(*args):
+    return dt.datetime(*args, tzinfo=SH)
+
+
+SAMPLES = [
+    (at(2019, 9, 6, 23, 26, 13), "0"),
+    (at(2019, 9, 7, 0, 0), "1000"),
+    (at(2019, 9, 7, 8, 0), "26980"),
+    (at(2019, 9, 7, 10, 40), "34800"),
+    (at(2019, 9, 7, 10, 40, 40), "44820"),
+]
+
+
+@pytest.fixture
+def desk():
+    station = tariffed_station()
+    member = MemberFactory(operator=station.operator)
+    wallet_recharge(member=member, amount=D("100.00"), reference="WX1")
+    session = stopped_session(station=station, samples=SAMPLES, member=member)
+    type(session.pile).objects.filter(pk=session.pile_id).update(firmware_version="2090100")
+    PileFactory(station=station, firmware_version="10002")
+    for minutes, state in ((-1, "Preparing"), (0, "Charging"), (674, "Finishing")):
+        StatusEvent.objects.create(
+            pile=session.pile,
+            connector_number=session.connector.number,
+            status=state,
+            received_at=SAMPLES[0][0] + dt.timedelta(minutes=minutes),
+        )
+    HeartbeatSample.objects.create(pile=session.pile, at=at(2019, 9, 7, 1), state="3")
+    Frame.objects.create(
+        at=at(2019, 9, 7, 10, 40, 41),
+        pile_code=session.pile.code,
+        direction="in",
+        message_type=2,
+        action="StopTransaction",
+        unique_id="m-77",
+        payload={"meterStop": 44820, "transactionId": session.pk},
+        order_no=session.order_no,
+    )
+    bill_settle(session_id=session.pk)
+    case = FaultCase.objects.get(session=session)
+    return case, session, member
+
+
+@pytest.fixture(autouse=True)
+def _english_pages(client):
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+
+def staff(operator, *, sub_operator=None, username="cs", superuser=False):
+    user = Staff.objects.create_user(
+        username=username,
+        password="pw",
+        operator=operator,
+        sub_operator=sub_operator,
+        is_staff=True,
+        is_superuser=superuser,
+    )
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="faults", codename__in=["view_faultcase", "change_faultcase"]
+        )
+    )
+    return user
+
+
+def page_url(case):
+    return reverse("admin:faults_faultcase_change", args=[case.pk])
+
+
+def texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.mark.parametrize(
+    ("who", "sees"),
+    [
+        ("operator staff", True),
+        ("other operator", False),
+        ("sub-operator without the station", False),
+        ("sub-operator with the station", True),
+    ],
+)
+def test_queue_and_page_are_scoped(client, desk, who, sees):
+    case, session, _member = desk
+    operator = session.operator
+    if who == "operator staff":
+        user = staff(operator)
+    elif who == "other operator":
+        user = staff(OperatorFactory())
+    else:
+        sub = SubOperatorFactory(operator=operator)
+        if who == "sub-operator with the station":
+            session.station.sub_operators.add(sub)
+        user = staff(operator, sub_operator=sub)
+    client.force_login(user)
+    queue = client.get(reverse("admin:faults_faultcase_changelist"))
+    assert queue.status_code == 200
+    assert (session.order_no in queue.content.decode()) is sees
+    assert client.get(page_url(case)).status_code == (200 if sees else 404)
+
+
+def test_queue_filters_and_counts_per_code(client, desk):
+    _case, session, _member = desk
+    client.force_login(staff(session.operator))
+    url = reverse("admin:faults_faultcase_changelist")
+    page = client.get(url).content.decode()
+    assert "8 energy differs from the platform&#x27;s</a>: <strong>1</strong>" in page
+    for query, shown in [
+        ({"code": "8"}, True),
+        ({"code": "1"}, False),
+        ({"firmware": "2090100"}, True),
+        ({"firmware": "10002"}, False),
+        ({"channel": session.channel}, True),
+        ({"station": session.station_id}, True),
+        ({"state": "open"}, True),
+        ({"state": "repaired"}, False),
+        ({"q": session.order_no}, True),
+    ]:
+        assert (session.order_no in client.get(url, query).content.decode()) is shown, query
+
+
+def test_queue_query_count_does_not_grow(client, desk, django_assert_max_num_queries):
+    _case, session, _member = desk
+    client.force_login(staff(session.operator))
+    with django_assert_max_num_queries(14):
+        assert client.get(reverse("admin:faults_faultcase_changelist")).status_code == 200
+
+
+def test_fault_bill_page_answers_what_happened(client, desk):
+    case, session, _member = desk
+    client.force_login(staff(session.operator))
+    page = client.get(page_url(case)).content.decode()
+    assert "The pile reported 44820 Wh, the platform&#x27;s meter samples show 34800 Wh" in page
+    # Energy row in red: pile 44.820 kWh vs platform 34.800 kWh.
+    assert '<tr class="differs"><th>energy</th><td>44.820 kWh</td><td>34.800 kWh</td></tr>' in page
+    assert 'class="fault-timeline"' in page and "<polyline" in page
+    assert "StopTransaction" in page and "m-77" in page
+    assert "heartbeat" in page
+
+
+def test_unmatched_stop_of_the_pile_is_shown(client, desk):
+    case, session, _member = desk
+    OrphanStop.objects.create(
+        pile=session.pile,
+        transaction_id=999,
+        meter_stop_wh=D("44820"),
+        stopped_at=at(2019, 9, 7, 10, 40, 40),
+        received_at=at(2019, 9, 7, 10, 40, 41),
+    )
+    client.force_login(staff(session.operator))
+    page = client.get(page_url(case)).content.decode()
+    assert "Unmatched StopTransaction from this pile: transaction 999" in page
+
+
+def test_recalculate_then_apply_settles_once_with_messages(client, desk):
+    case, session, member = desk
+    agent = staff(session.operator, username="agent1")
+    client.force_login(agent)
+    form = {
+        "fix-started_at": "2019-09-06 23:26:13",
+        "fix-stopped_at": "2019-09-07 10:40:40",
+        "fix-meter_stop_wh": "34820",
+        "fix-reason": "pile register glitch",
+    }
+    response = client.post(page_url(case), {**form, "action": "recalculate"})
+    assert response.status_code == 200
+    assert texts(response) == ["Recalculated: 34.820 kWh, 33.02 yuan. Press apply to settle it."]
+    assert "New amount: 33.02 yuan" in response.content.decode()
+    assert Bill.objects.get(session=session).payment_state == PaymentState.FAULT
+
+    response = client.post(page_url(case), {**form, "action": "apply"}, follow=True)
+    assert texts(response) == [f"Repaired and settled: bill {session.order_no}, 33.02 yuan, paid."]
+    assert "repaired and settled" in response.content.decode()  # the history row
+    assert list(case.actions.values_list("kind", "actor__username", "reason")) == [
+        ("detect", None, ""),
+        ("recalculate", "agent1", "pile register glitch"),
+        ("repair", "agent1", "pile register glitch"),
+    ]
+    response = client.post(page_url(case), {**form, "action": "apply"})
+    (message,) = texts(response)
+    assert message.startswith("This fault bill was already repaired by agent1 at ")
+    assert LedgerEntry.objects.filter(bill__session=session, kind="charge").count() == 1
+    member.wallet.refresh_from_db()
+    assert member.wallet.balance == D("66.98")
+
+
+@pytest.mark.parametrize(
+    ("post", "message"),
+    [
+        ({"action": "recalculate", "fix-reason": ""}, "Please correct the errors below"),
+        (
+            {"action": "apply", "fix-reason": "x", "fix-meter_stop_wh": "-5"},
+            "Stop register: it cannot be below the start register (0.000 Wh).",
+        ),
+        ({"action": "dismiss", "dismiss-reason": ""}, "Reason: say why; nothing was changed."),
+        ({"action": "nonsense"}, "Unknown action; nothing was changed."),
+    ],
+)
+def test_every_failing_click_says_why(client, desk, post, message):
+    case, session, _member = desk
+    client.force_login(staff(session.operator))
+    response = client.post(page_url(case), post, follow=True)
+    assert any(message in m for m in texts(response))
+    case.refresh_from_db()
+    assert case.state == "open"
+
+
+def test_escalate_then_dismiss_are_audited_on_the_page(client, desk):
+    case, session, _member = desk
+    client.force_login(staff(session.operator, username="lead"))
+    response = client.post(
+        page_url(case), {"action": "escalate", "escalate-reason": "ask the vendor"}, follow=True
+    )
+    assert texts(response) == [f"Fault bill {session.order_no} is now escalated."]
+    response = client.post(
+        page_url(case), {"action": "dismiss", "dismiss-reason": "vendor confirmed"}, follow=True
+    )
+    assert texts(response) == [f"Fault bill {session.order_no} is now dismissed."]
+    page = response.content.decode()
+    assert "ask the vendor" in page and "vendor confirmed" in page
+    assert list(case.actions.values_list("kind", "actor__username")) == [
+        ("detect", None),
+        ("escalate", "lead"),
+        ("dismiss", "lead"),
+    ]
+
+
+def test_view_only_staff_cannot_post(client, desk):
+    case, session, _member = desk
+    user = staff(session.operator)
+    user.user_permissions.remove(Permission.objects.get(codename="change_faultcase"))
+    client.force_login(user)
+    assert client.get(page_url(case)).status_code == 200
+    assert (
+        client.post(page_url(case), {"action": "escalate", "escalate-reason": "x"}).status_code
+        == 403
+    )
+    case.refresh_from_db()
+    assert case.state == "open"
+
+
+def test_pile_timeline_for_any_period_is_scoped(client, desk):
+    _case, session, _member = desk
+    client.force_login(staff(session.operator))
+    url = reverse("admin:faults_pile_timeline", args=[session.pile_id])
+    page = client.get(url, {"begin": "2019-09-06 23:00", "end": "2019-09-07 12:00"})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'class="fault-timeline"' in html and "<td>Charging</td><td>#1</td>" in html
+    assert "StartTransaction received" in html
+    too_long = client.get(url, {"begin": "2019-09-01 00:00", "end": "2019-09-30 00:00"})
+    assert texts(too_long) == ["A period is at most 7 days, end after start."]
+    client.force_login(staff(OperatorFactory(), username="other"))
+    assert client.get(url).status_code == 404

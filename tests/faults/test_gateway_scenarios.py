@@ -1,0 +1,272 @@
+"""Each fault code produced through the real gateway: a `manage.py rungateway` process on a
+free port, a simulated pile over a real WebSocket, settlement run by the gateway's own
+post-commit task (Celery eager in that process), the sweep run as the beat would."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from billing.models import Bill, ChargingSession, LedgerEntry, PaymentState
+from billing.services.repair import BillCorrections, RepairConflict, fault_bill_repair
+from billing.services.settlement import bill_settle
+from billing.services.wallet import wallet_recharge
+from faults.models import FaultCase, Notification
+from faults.services.sweep import lost_bills_sweep
+from protocol.services import send_command
+from protocol.simulator import (
+    connected,
+    scenario_clock_skew,
+    scenario_duplicate_stop,
+    scenario_full_then_app_stop,
+    scenario_normal,
+)
+from stations.models import Pile, StatusEvent
+from stations.services.live import piles_sweep_offline
+from tests.billing.factories import StaffFactory, tariffed_station
+from tests.protocol import world
+from tests.protocol.conftest import GatewayProcess, wait_for
+
+pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def gateway(django_db_setup, django_db_blocker):
+    # Settlement runs in the gateway process right after the stop commits, as a worker would.
+    gw = GatewayProcess(
+        node=f"gw-f-{uuid.uuid4().hex[:6]}", env={"CELERY_TASK_ALWAYS_EAGER": "1"}
+    ).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def network():
+    station = tariffed_station(since=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    pile = world.pile(station, max_power_kw=Decimal(60))
+    member = world.member(station.operator, wechat_openid=f"o-{uuid.uuid4().hex[:8]}")
+    wallet_recharge(member=member, amount=Decimal("100.00"), reference=f"WX{member.pk}")
+    return station, pile, member
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def settled(pile) -> Bill:
+    return wait_for(lambda: Bill.objects.filter(session__pile=pile).first(), timeout=15)
+
+
+def session_of(pile) -> ChargingSession:
+    return wait_for(lambda: ChargingSession.objects.filter(pile=pile).first())
+
+
+def case_codes(session) -> list[int]:
+    case = FaultCase.objects.filter(session=session).first()
+    return case.codes if case else []
+
+
+def test_normal_session_is_charged_and_the_driver_told_once(gateway, network):
+    _station, pile, member = network
+    run(scenario_normal(gateway.url, pile.code, pile.password, member.token))
+    bill = settled(pile)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.PAID, [])
+    assert bill.energy_wh == Decimal("4500.000")
+    notification = wait_for(lambda: Notification.objects.filter(session=bill.session).first())
+    assert (notification.kind, notification.payload["energy_kwh"]) == ("charge_finished", "4.50")
+    assert notification.payload["amount"] == str(bill.total)
+
+
+def test_full_still_plugged_stop_from_phone_then_unplug_is_no_fault(gateway, network):
+    _station, pile, member = network
+
+    def phone_stop():
+        try:
+            session = session_of(pile)
+            wait_for(lambda: StatusEvent.objects.filter(pile=pile, status="SuspendedEV").exists())
+            answer = send_command(
+                pile=pile,
+                action="RemoteStopTransaction",
+                payload={"transactionId": session.pk},
+                timeout=10,
+            )
+            assert answer["status"] == "Accepted"
+        finally:
+            connection.close()
+
+    async def both():
+        stopper = asyncio.create_task(asyncio.to_thread(phone_stop))
+        await scenario_full_then_app_stop(
+            gateway.url, pile.code, pile.password, member.token, wait_stop=15
+        )
+        await stopper
+
+    run(both())
+    bill = settled(pile)
+    session = bill.session
+    assert session.stop_reason == "Remote"
+    assert (bill.payment_state, bill.fault_codes, case_codes(session)) == (
+        PaymentState.PAID,
+        [],
+        [],
+    )
+    assert Notification.objects.get(session=session).kind == "charge_finished"
+
+
+def test_duplicate_stop_settles_and_charges_once(gateway, network):
+    _station, pile, member = network
+    run(scenario_duplicate_stop(gateway.url, pile.code, pile.password, member.token))
+    bill = settled(pile)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.PAID, [])
+    assert LedgerEntry.objects.filter(bill=bill, kind="charge").count() == 1
+    assert Notification.objects.filter(session=bill.session).count() == 1
+
+
+def test_clock_skew_is_a_time_anomaly(gateway, network):
+    _station, pile, member = network
+    run(scenario_clock_skew(gateway.url, pile.code, pile.password, member.token))
+    bill = settled(pile)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [3])
+    case = FaultCase.objects.get(session=bill.session)
+    assert [r["key"] for r in case.findings[0]["reasons"]] == ["start_in_future", "stop_in_future"]
+    assert Notification.objects.get(session=bill.session).kind == "being_checked"
+    assert LedgerEntry.objects.filter(bill=bill).count() == 0
+
+
+def test_energy_mismatch_is_code_8(gateway, network):
+    _station, pile, member = network
+
+    async def overreporting_pile():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            await sim.start_tx(1, member.token)
+            await sim.status(1, "Charging")
+            await sim.meter(1, add_wh=3000)
+            sim.meter_wh += 20000  # the stop register claims 20 kWh nobody saw flow
+            await sim.stop_tx(1)
+            await sim.status(1, "Available")
+
+    run(overreporting_pile())
+    bill = settled(pile)
+    assert bill.fault_codes == [8]
+    (finding,) = FaultCase.objects.get(session=bill.session).findings
+    assert finding["reasons"][0]["params"]["diff"] == "20000"
+
+
+def test_register_reset_is_energy_lost(gateway, network):
+    _station, pile, member = network
+
+    async def resetting_pile():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            await sim.start_tx(1, member.token)
+            await sim.status(1, "Charging")
+            await sim.meter(1, add_wh=4000)
+            sim.meter_wh = 100  # the meter board restarted
+            await sim.meter(1, add_wh=500)
+            await sim.stop_tx(1)
+            await sim.status(1, "Available")
+
+    run(resetting_pile())
+    bill = settled(pile)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [11])
+    (finding,) = FaultCase.objects.get(session=bill.session).findings
+    assert finding["reasons"][0]["key"] == "register_backwards"
+
+
+def test_bill_lost_after_reconnect_is_code_1_then_repaired_once(gateway, network):
+    station, pile, member = network
+
+    async def rebooting_pile():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            await sim.status(1, "Preparing")
+            await sim.start_tx(1, member.token)
+            await sim.status(1, "Charging")
+            await sim.meter(1, add_wh=3000)
+            await sim.meter(1, add_wh=3000)
+            meter = sim.meter_wh
+        # the pile rebooted: its transaction is gone, no StopTransaction ever comes
+        async with connected(gateway.url, pile.code, pile.password) as again:
+            await again.boot()
+            await again.status(1, "Available")
+        return meter
+
+    meter = run(rebooting_pile())
+    session = session_of(pile)
+    wait_for(lambda: StatusEvent.objects.filter(pile=pile, status="Available").exists())
+    result = lost_bills_sweep()
+    assert dict(result.by_code) == {1: 1}
+    case = FaultCase.objects.get(session=session)
+    assert [r["key"] for r in case.findings[0]["reasons"]] == [
+        "connector_available",
+        "pile_rebooted",
+    ] or [r["key"] for r in case.findings[0]["reasons"]] == ["pile_rebooted", "connector_available"]
+    assert Decimal(case.proposal["meter_stop_wh"]) == meter
+    bill = bill_settle(session_id=session.pk)  # what the queued settlement does
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [1])
+    assert Notification.objects.get(session=session).kind == "being_checked"
+
+    agents = [StaffFactory(operator=station.operator, username=f"cs{i}") for i in (1, 2)]
+    corrections = BillCorrections(
+        reason="pile rebooted; stop from the last meter sample",
+        stopped_at=dt.datetime.fromisoformat(case.proposal["stopped_at"]),
+        meter_stop_wh=Decimal(case.proposal["meter_stop_wh"]),
+    )
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def apply(agent):
+        try:
+            barrier.wait()
+            fault_bill_repair(session=session, corrections=corrections, acting_user=agent)
+            outcomes.append("won")
+        except RepairConflict as exc:
+            outcomes.append(str(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=apply, args=(a,)) for a in agents]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o == "won" for o in outcomes) == [False, True]
+    bill.refresh_from_db()
+    assert bill.payment_state == PaymentState.PAID
+    assert bill.energy_wh == Decimal("6000.000")
+    assert LedgerEntry.objects.filter(bill=bill, kind="charge").count() == 1
+    assert list(case.actions.values_list("kind", flat=True)) == ["detect", "repair"]
+
+
+def test_bill_lost_while_offline_is_code_2(gateway, network):
+    _station, pile, member = network
+
+    async def vanishing_pile():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            await sim.start_tx(1, member.token)
+            await sim.status(1, "Charging")
+            await sim.meter(1, add_wh=2000)
+        # the 4G link drops and the pile is never heard from again
+
+    run(vanishing_pile())
+    session = session_of(pile)
+    wait_for(lambda: session.samples.exists())
+    # The gateway marks the pile online through its batched last-seen writes.
+    wait_for(lambda: Pile.objects.filter(pk=pile.pk, is_online=True).exists())
+    later = timezone.now() + dt.timedelta(minutes=10)
+    assert piles_sweep_offline(now=later) == [pile.pk]
+    result = lost_bills_sweep(now=timezone.now() + dt.timedelta(minutes=45))
+    assert dict(result.by_code) == {2: 1}
+    case = FaultCase.objects.get(session=session)
+    assert [r["key"] for r in case.findings[0]["reasons"]] == ["silent", "offline"]
+    bill = bill_settle(session_id=session.pk)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [2])

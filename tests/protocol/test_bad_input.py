@@ -1,0 +1,104 @@
+"""Bad frames get the CALLERROR OCPP-J 1.6 prescribes (or a close for abuse), are
+journaled, and neither crash the gateway nor disturb another pile."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+from protocol.models import Frame
+from protocol.simulator import basic_auth_header, connected
+
+from . import world
+from .conftest import wait_for
+
+pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
+
+
+async def exchange(gateway, pile, text: str) -> list:
+    async with ws_connect(
+        f"{gateway.url}/{pile.code}",
+        subprotocols=["ocpp1.6"],
+        additional_headers=basic_auth_header(pile.code, pile.password),
+        max_size=None,
+    ) as ws:
+        await ws.send(text)
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        # …and the same connection still works afterwards.
+        await ws.send(json.dumps([2, "after", "Heartbeat", {}]))
+        after = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert after[:2] == [3, "after"]
+        return answer
+
+
+@pytest.mark.parametrize(
+    "text, expected_id, expected_code",
+    [
+        ('[2, "m1", "Heartbeat", {', "m1", "FormationViolation"),
+        ("not json at all", "-1", "FormationViolation"),
+        ('{"a": 1}', "-1", "FormationViolation"),
+        ("[7, \"m2\"]", "m2", "FormationViolation"),
+        ('[2, "m3", "Heartbeat"]', "m3", "ProtocolError"),
+        ('[2, "m4", "MakeCoffee", {}]', "m4", "NotImplemented"),
+        ('[2, "m5", "Reset", {"type": "Hard"}]', "m5", "NotSupported"),
+        ('[2, "m6", "Authorize", {}]', "m6", "ProtocolError"),
+        ('[2, "m7", "StatusNotification", {"connectorId": "one", "errorCode": "NoError", '
+         '"status": "Available"}]', "m7", "TypeConstraintViolation"),
+        ('[2, "m8", "Heartbeat", {"extra": 1}]', "m8", "FormationViolation"),
+        ('[2, "m9", "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, '
+         '"timestamp": "yesterday"}]', "m9", "PropertyConstraintViolation"),
+        ('[2, "m11", "StartTransaction", {"connectorId": 0, "idTag": "A", "meterStart": 0, '
+         '"timestamp": "2026-11-27T01:00:00Z"}]', "m11", "PropertyConstraintViolation"),
+        ('[2, "m10", "Authorize", {"idTag": "' + "X" * 9000 + '"}]', "m10", "FormationViolation"),
+    ],
+)  # fmt: skip
+def test_bad_frame_gets_the_prescribed_call_error(gateway, text, expected_id, expected_code):
+    pile = world.pile()
+    answer = asyncio.run(exchange(gateway, pile, text))
+    assert answer[0] == 4
+    assert (answer[1], answer[2]) == (expected_id, expected_code)
+    logged = wait_for(
+        lambda: (
+            Frame.objects.filter(pile_code=pile.code, direction="out", error_code=expected_code)
+            .values_list("unique_id", flat=True)
+            .first()
+        )
+    )
+    assert logged == expected_id
+    inbound = (
+        Frame.objects.filter(pile_code=pile.code, direction="in")
+        .exclude(action__in=["connected", "disconnected"])
+        .exclude(unique_id="after")
+    )
+    assert inbound.count() == 1
+
+
+def test_a_flood_is_disconnected_and_other_piles_are_not_affected(gateway):
+    flooder, neighbour = world.pile(), world.pile()
+
+    async def flood():
+        async with connected(gateway.url, neighbour.code, neighbour.password) as calm:
+            async with ws_connect(
+                f"{gateway.url}/{flooder.code}",
+                subprotocols=["ocpp1.6"],
+                additional_headers=basic_auth_header(flooder.code, flooder.password),
+            ) as ws:
+                with pytest.raises(ConnectionClosed):
+                    for i in range(1000):  # the test gateway allows 300 calls a minute
+                        await ws.send(json.dumps([2, f"f{i}", "Heartbeat", {}]))
+                        await asyncio.sleep(0)
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 5)
+                code = ws.close_code
+            return code, await calm.heartbeat()
+
+    close_code, calm_answer = asyncio.run(flood())
+    assert close_code == 1008
+    assert calm_answer.current_time
+    assert wait_for(
+        lambda: Frame.objects.filter(pile_code=flooder.code, error_code="Flood").exists()
+    )

@@ -1,0 +1,184 @@
+"""Never lose, never double: a gateway killed between a StopTransaction and its answer,
+and a database that goes away and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import uuid
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.db import connection
+
+from billing.models import ChargingSession, MeterSample, SessionTransition
+from protocol.models import Frame
+from protocol.simulator import connected
+
+from . import world
+from .conftest import GatewayProcess, database_url, free_port, wait_for
+
+pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
+
+
+@pytest.fixture
+def own_gateway():
+    gateways: list[GatewayProcess] = []
+
+    def start(**env) -> GatewayProcess:
+        gw = GatewayProcess(node=f"gw-k-{uuid.uuid4().hex[:6]}", env=env).start()
+        gateways.append(gw)
+        return gw
+
+    yield start
+    for gw in gateways:
+        gw.stop()
+
+
+async def _wait_until_blocked_on_lock(dsn: str) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as probe:
+        for _ in range(200):
+            cursor = await probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            if (await cursor.fetchone())[0]:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError("the gateway never blocked on the session row")
+
+
+def test_gateway_killed_between_stop_and_its_answer_then_replayed(own_gateway):
+    pile = world.pile()
+    member = world.member(pile.station.operator)
+    first = own_gateway()
+    dsn = database_url()
+
+    async def play():
+        async with connected(first.url, pile.code, pile.password) as sim:
+            sim._response_timeout = 3
+            tx = (await sim.start_tx(1, member.token)).transaction_id
+            await sim.meter(1, add_wh=4000)
+            stop = sim.stop_payload(1)
+            # Hold the session row so the gateway's stop is in flight, not committed.
+            async with await psycopg.AsyncConnection.connect(dsn) as lock:
+                await lock.execute(
+                    "SELECT id FROM billing_chargingsession WHERE id = %s FOR UPDATE", [tx]
+                )
+                pending = asyncio.create_task(sim.call(stop))
+                await _wait_until_blocked_on_lock(dsn)
+                await asyncio.to_thread(first.kill)
+                with pytest.raises(TimeoutError):
+                    await pending  # the pile never got an answer
+                await lock.rollback()
+        second = await asyncio.to_thread(own_gateway)
+        async with connected(second.url, pile.code, pile.password) as again:
+            await again.boot()
+            answer = await again.call(stop)  # the pile replays its queued stop
+            return tx, answer, sim.meter_wh
+
+    tx, answer, meter_wh = asyncio.run(play())
+    assert answer.id_tag_info is None
+    session = ChargingSession.objects.get(pk=tx)
+    assert (session.state, session.meter_stop_wh) == ("stopped", Decimal(meter_wh))
+    assert SessionTransition.objects.filter(session=session, to_state="stopped").count() == 1
+    replayed = Frame.objects.filter(order_no=session.order_no, action="StopTransaction")
+    assert sorted(replayed.values_list("direction", flat=True)) == ["in", "out"]
+
+
+class TcpProxy:
+    """A TCP forwarder to PostgreSQL that the test can cut and restore."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.port = free_port()
+        self.open = threading.Event()
+        self.open.set()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _addr = self._server.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.open.clear()
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns = []
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.cut()
+        self._server.close()
+
+
+def test_database_outage_leaves_transactions_unanswered_then_serves_again(own_gateway):
+    pile = world.pile()
+    member = world.member(pile.station.operator)
+    s = connection.settings_dict
+    proxy = TcpProxy((s.get("HOST") or "127.0.0.1", int(s.get("PORT") or 5432)))
+    via_proxy = database_url().replace(
+        f"@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/", f"@127.0.0.1:{proxy.port}/"
+    )
+    gw = own_gateway(DATABASE_URL=via_proxy, DB_CONNECT_TIMEOUT="2")
+
+    async def play():
+        async with connected(gw.url, pile.code, pile.password) as sim:
+            tx = (await sim.start_tx(1, member.token)).transaction_id
+            sim.meter_wh += 2500
+            values = sim.meter_payload(1, tx)
+            proxy.cut()
+            sim._response_timeout = 4
+            with pytest.raises(TimeoutError):
+                await sim.call(values)  # not committed, so not answered
+            beat = await sim.heartbeat()  # the gateway itself keeps serving
+            proxy.restore()
+            sim._response_timeout = 30
+            await sim.call(values)  # the pile retries: answered now, stored once
+            await sim.call(values)
+            await sim.stop_tx(1)
+            return tx, beat
+
+    try:
+        tx, beat = asyncio.run(play())
+    finally:
+        proxy.close()
+    assert beat.current_time
+    assert MeterSample.objects.filter(session_id=tx).count() == 1
+    assert ChargingSession.objects.get(pk=tx).state == "stopped"
+    unanswered = wait_for(
+        lambda: Frame.objects.filter(
+            pile_code=pile.code, action="MeterValues", error_code="NotAnswered"
+        ).count()
+    )
+    assert unanswered == 1

@@ -1,0 +1,139 @@
+"""Live pile services: login, boot, last-seen batches, offline sweep and network outages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.cache import cache
+
+from stations.models import FirmwareRecord, HeartbeatSample, Pile, PileFault, StationOutage
+from stations.services import live
+from tests.protocol import world
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 11, 27, 2, 30, 10, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "code_kind, password, expected",
+    [
+        ("known", "secret-pw", ""),
+        ("known", "wrong", "wrong password"),
+        ("known", None, "credentials missing"),
+        ("unknown", "secret-pw", "unknown pile code"),
+        ("hidden", "secret-pw", "pile is hidden"),
+    ],
+)
+def test_pile_login(code_kind, password, expected):
+    pile = world.pile()
+    if code_kind == "hidden":
+        Pile.objects.filter(pk=pile.pk).update(hidden_at=T0)
+    code = "4420000000000000000" + "9" if code_kind == "unknown" else pile.code
+    login = live.pile_login(code=code, password=password)
+    assert login.reason == expected
+    assert login.pile_id == (pile.pk if not expected else None)
+
+
+def test_pile_login_remembers_a_good_credential_until_it_changes():
+    pile = world.pile()
+    cache.delete(f"pile-credential:{pile.code}")
+    assert live.pile_login(code=pile.code, password="secret-pw").pile_id == pile.pk
+    assert cache.get(f"pile-credential:{pile.code}") is not None
+    Pile.objects.filter(pk=pile.pk).update(credential_hash=world.fast_hash("rotated"))
+    assert live.pile_login(code=pile.code, password="secret-pw").reason == "wrong password"
+    assert live.pile_login(code=pile.code, password="rotated").pile_id == pile.pk
+
+
+def test_boot_keeps_firmware_history_and_policy_for_unpublished_piles(settings):
+    pile = world.pile()
+    first = live.pile_boot(pile_id=pile.pk, vendor="V", model="M", firmware_version="10002", now=T0)
+    live.pile_boot(
+        pile_id=pile.pk, vendor="V", model="M", firmware_version="10002", now=T0 + dt.timedelta(1)
+    )
+    settings.GATEWAY_ACCEPT_UNPUBLISHED = False
+    pending = live.pile_boot(
+        pile_id=pile.pk, vendor="V", model="M", firmware_version="11534", now=T0 + dt.timedelta(2)
+    )
+    assert (first.status, first.interval, pending.status) == ("Accepted", 60, "Pending")
+    assert list(
+        FirmwareRecord.objects.filter(pile=pile)
+        .order_by("first_seen_at")
+        .values_list("version", "first_seen_at", "last_seen_at")
+    ) == [
+        ("10002", T0, T0 + dt.timedelta(1)),
+        ("11534", T0 + dt.timedelta(2), T0 + dt.timedelta(2)),
+    ]
+
+
+def test_piles_seen_updates_last_seen_in_one_batch_keeping_the_newest():
+    a, b = world.pile(), world.pile()
+    Pile.objects.filter(pk=b.pk).update(last_heartbeat_at=T0 + dt.timedelta(minutes=5))
+    updated = live.piles_seen(seen={a.pk: T0, b.pk: T0}, samples=[(a.pk, T0, "Charging")])
+    assert updated == 2
+    assert Pile.objects.get(pk=a.pk).last_heartbeat_at == T0
+    assert Pile.objects.get(pk=b.pk).last_heartbeat_at == T0 + dt.timedelta(minutes=5)
+    assert list(HeartbeatSample.objects.values_list("pile_id", "state")) == [(a.pk, "Charging")]
+    assert live.heartbeat_history_prune(before=T0 + dt.timedelta(seconds=1)) == 1
+
+
+def _online(pile, last_seen):
+    Pile.objects.filter(pk=pile.pk).update(is_online=True, last_heartbeat_at=last_seen)
+
+
+def test_sweep_marks_silent_piles_offline_and_groups_a_station_outage():
+    station = world.station()
+    a, b, c = world.pile(station), world.pile(station), world.pile(station)
+    lone = world.pile()
+    fresh = world.pile(station)
+    _online(a, T0)
+    _online(b, T0 + dt.timedelta(seconds=40))  # same minute as a
+    _online(c, T0 - dt.timedelta(minutes=2))  # dropped earlier, alone
+    _online(lone, T0)
+    now = T0 + dt.timedelta(minutes=10)
+    _online(fresh, now - dt.timedelta(seconds=30))
+
+    swept = live.piles_sweep_offline(now=now)
+    assert sorted(swept) == sorted([a.pk, b.pk, c.pk, lone.pk])
+    assert live.piles_sweep_offline(now=now) == []  # nothing twice
+    outage = StationOutage.objects.get()
+    assert (outage.station_id, outage.started_at, outage.pile_count) == (
+        station.pk,
+        T0.replace(second=0),
+        2,
+    )
+    assert sorted(PileFault.objects.filter(outage=outage).values_list("pile_id", flat=True)) == [
+        a.pk,
+        b.pk,
+    ]
+    assert PileFault.objects.filter(kind="offline", ended_at__isnull=True).count() == 4
+    assert Pile.objects.get(pk=fresh.pk).is_online is True
+
+    # Reconnects close the faults; the outage ends with its last pile back.
+    live.pile_connected(pile_id=a.pk, now=now + dt.timedelta(minutes=1))
+    assert StationOutage.objects.get().ended_at is None
+    live.piles_seen(seen={b.pk: now + dt.timedelta(minutes=2)})
+    outage.refresh_from_db()
+    assert outage.ended_at is not None
+    assert Pile.objects.get(pk=b.pk).is_online is True
+    assert PileFault.objects.filter(kind="offline", ended_at__isnull=True).count() == 2
+
+
+def test_status_error_opens_and_no_error_closes_a_fault_and_full_still_plugged():
+    pile = world.pile()
+    faulted = live.connector_status_record(
+        pile=pile, connector_number=1, status="Faulted", error_code="OverVoltage", now=T0
+    )
+    other = live.connector_status_record(
+        pile=pile, connector_number=1, status="Faulted", error_code="HighTemperature", now=T0
+    )
+    clear = live.connector_status_record(
+        pile=pile, connector_number=1, status="SuspendedEV", now=T0 + dt.timedelta(minutes=1)
+    )
+    assert (faulted.full_still_plugged, other.full_still_plugged) == (False, False)
+    assert clear.full_still_plugged is False  # no open session on the connector
+    assert list(PileFault.objects.order_by("pk").values_list("error_code", "ended_at")) == [
+        ("OverVoltage", T0),
+        ("HighTemperature", T0 + dt.timedelta(minutes=1)),
+    ]

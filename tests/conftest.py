@@ -17,3 +17,11 @@ def _english(settings):
 
     with translation.override("en"):
         yield
+
+
+@pytest.fixture
+def client():
+    """A test client that asks for English (the product defaults to zh-hans)."""
+    from django.test import Client
+
+    return Client(headers={"accept-language": "en"})

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
+from django.utils import translation
 
 from billing.models import Bill, LedgerEntry, PaymentState, SessionTransition
 from billing.services.repair import (
@@ -225,6 +226,7 @@ def test_two_agents_apply_at_once_one_wins_one_is_told():
 
     def apply(agent):
         try:
+            translation.activate("en")  # a thread does not inherit the test's language
             barrier.wait()
             fault_bill_repair(
                 session=session,

@@ -8,13 +8,16 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
-from .models import StationTariff, TariffPlan
+from orgs.models import Member
+
+from .models import LedgerEntry, StationTariff, TariffPlan
 from .services.tariffs import (
     PeriodPrices,
     station_tariff_assign,
     tariff_plan_create,
     tariff_version_create,
 )
+from .services.wallet import wallet_recharge
 
 DEMO_PLAN_NAME = "Standard time-of-use"
 DEMO_SINCE = dt.datetime(2019, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -56,3 +59,19 @@ def load_demo_tariffs(operator) -> TariffPlan:
     for station in operator.stations.exclude(pk__in=assigned).order_by("pk"):
         station_tariff_assign(station=station, plan=plan, effective_from=DEMO_SINCE)
     return plan
+
+
+DEMO_TOP_UP = Decimal("500.00")
+
+
+@transaction.atomic
+def load_demo_wallets(operator) -> int:
+    """Give every demo driver a paid recharge once (payment order ``demo-topup-<id>``), so
+    demo charges settle as paid. Returns the number of new recharges."""
+    created = 0
+    for member in Member.objects.filter(operator=operator, is_virtual=False).order_by("pk"):
+        reference = f"demo-topup-{member.pk}"
+        if not LedgerEntry.objects.filter(reference=reference).exists():
+            wallet_recharge(member=member, amount=DEMO_TOP_UP, reference=reference)
+            created += 1
+    return created

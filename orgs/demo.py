@@ -99,6 +99,8 @@ DRIVERS = [
     ("13902761002", "oDemoWx0000000000000000002", "梁女士"),
     ("13702761003", "oDemoWx0000000000000000003", "何先生"),
     ("18802761004", "oDemoWx0000000000000000004", "林女士"),
+    # One active session per member: enough drivers for every simulated pile to charge.
+    *[(f"1590276{n:04d}", f"oDemoWx{n:019d}", f"车主{n:02d}") for n in range(5, 21)],
 ]
 PARTNERS = [
     # code, name, kind, enabled for the demo operator

@@ -31,3 +31,19 @@ def test_demo_tariffs_are_idempotent_and_price_the_worked_example():
         ],
     )
     assert bill_settle(session_id=session.pk).total == D("33.02")
+
+
+def test_demo_wallets_fund_each_driver_once():
+    from billing.demo import DEMO_TOP_UP, load_demo_wallets
+    from billing.models import LedgerEntry
+    from tests.factories import MemberFactory
+
+    station = StationFactory()
+    drivers = [MemberFactory(operator=station.operator) for _ in range(2)]
+    MemberFactory(operator=station.operator, is_virtual=True, phone=None)
+    assert load_demo_wallets(station.operator) == 2
+    assert load_demo_wallets(station.operator) == 0
+    assert LedgerEntry.objects.filter(kind="recharge").count() == 2
+    for driver in drivers:
+        driver.wallet.refresh_from_db()
+        assert driver.wallet.balance == DEMO_TOP_UP == D("500.00")

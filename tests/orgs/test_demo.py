@@ -65,7 +65,7 @@ EXPECTED = {
     "connectors": 41,
     "vehicles": 6,
     "cards": 6,
-    "members": 10,
+    "members": 26,
     "card_accounts": 6,
     "partners": 2,
     "staff": 3,

@@ -28,7 +28,6 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
-from django.utils import timezone  # noqa: E402
 
 from bench.pricing import make_sessions  # noqa: E402
 
@@ -70,7 +69,6 @@ def build(count: int, samples: int):
         station=station, plan=plan, effective_from=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     )
     ids = []
-    now = timezone.now()
     for n, points in enumerate(make_sessions(count, samples)):
         pile = Pile.objects.create(
             station=station, code=f"{44200100000000000000 + n}", current_type="AC"
@@ -91,8 +89,10 @@ def build(count: int, samples: int):
             stopped_at=points[-1][0],
             meter_start_wh=points[0][1],
             meter_stop_wh=points[-1][1],
-            stop_received_at=now,
+            # Received when the pile sent it: the fault rules compare the two clocks.
+            stop_received_at=points[-1][0],
         )
+        ChargingSession.objects.filter(pk=session.pk).update(created_at=points[0][0])
         MeterSample.objects.bulk_create(
             MeterSample(session=session, at=t, energy_wh=e) for t, e in points[1:-1]
         )

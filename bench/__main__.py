@@ -1,0 +1,55 @@
+"""`make bench`: run every benchmark in turn and print its numbers (never part of the tests).
+
+Each benchmark uses a throw-away database of its own (created from DATABASE_URL's server),
+so running them never touches real data. Pass names to run a subset:
+
+    python -m bench pricing settlement
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+BENCHES: dict[str, list[str]] = {
+    "pricing": ["bench.pricing"],
+    "settlement": ["bench.settlement", "--sessions", "1000"],
+    "gateway": ["bench.gateway", "--piles", "200", "--seconds", "20"],
+    "faults_sweep": ["bench.faults_sweep"],
+}
+
+
+def _scratch_database_url() -> str:
+    """DATABASE_URL with its database renamed `<name>_bench_gw`, created if missing (the
+    gateway benchmark writes into the database it is given)."""
+    import psycopg
+
+    url = os.environ["DATABASE_URL"]
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") + "_bench_gw"
+    server = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def main(names: list[str]) -> int:
+    failed = []
+    for name in names or list(BENCHES):
+        print(f"\n=== {name} ===", flush=True)
+        env = dict(os.environ)
+        if name == "gateway":
+            env["DATABASE_URL"] = _scratch_database_url()
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, check=True)
+        if subprocess.run([sys.executable, "-m", *BENCHES[name]], env=env).returncode:
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

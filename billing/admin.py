@@ -11,6 +11,7 @@ import json
 from decimal import Decimal
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -377,6 +378,8 @@ class StationTariffAdmin(BillingAdmin):
         )
 
     def prices_today_view(self, request):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         now = timezone.now()
         rows = []
         for row in station_prices_today(

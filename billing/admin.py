@@ -11,6 +11,7 @@ import json
 from decimal import Decimal
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -19,18 +20,25 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from chargenet.admin import ScopedModelAdmin, register_scope
 from chargenet.errors import DomainError
-from stations.selectors import stations_visible_to
+from stations.selectors import piles_visible_to, stations_visible_to
 
 from .charts import PERIOD_COLOURS, legend, meter_chart, schedule_bar
 from .forms import StationTariffForm, TariffVersionForm, WalletAdjustForm
 from .models import (
     Bill,
+    BillLine,
+    ChargingSession,
     LedgerEntry,
+    MeterSample,
+    OrphanStop,
     PaymentState,
     Period,
+    SessionTransition,
     StationTariff,
     TariffPlan,
+    TariffPrice,
     TariffVersion,
     Wallet,
 )
@@ -38,6 +46,7 @@ from .pricing import PricingError, period_segments
 from .selectors import (
     bills_visible_to,
     session_samples,
+    sessions_visible_to,
     station_prices_today,
     station_tariffs_visible_to,
     tariff_plans_visible_to,
@@ -52,30 +61,50 @@ from .services.tariffs import (
 )
 from .services.wallet import wallet_adjust
 
+# One visibility rule per model (see `chargenet.admin.ScopedAdminMixin`): changelists,
+# detail pages, FK dropdowns and related filters pointing at these models all use it.
+register_scope(ChargingSession, sessions_visible_to)
+register_scope(Bill, bills_visible_to)
+register_scope(Wallet, wallets_visible_to)
+register_scope(TariffPlan, tariff_plans_visible_to)
+register_scope(StationTariff, station_tariffs_visible_to)
+register_scope(
+    TariffVersion,
+    lambda user: TariffVersion.objects.filter(plan__in=tariff_plans_visible_to(user).values("pk")),
+)
+register_scope(
+    TariffPrice,
+    lambda user: TariffPrice.objects.filter(
+        version__plan__in=tariff_plans_visible_to(user).values("pk")
+    ),
+)
+for _session_row in (MeterSample, SessionTransition):
+    register_scope(
+        _session_row,
+        lambda user, model=_session_row: model.objects.filter(
+            session__in=sessions_visible_to(user).values("pk")
+        ),
+    )
+register_scope(
+    BillLine, lambda user: BillLine.objects.filter(bill__in=bills_visible_to(user).values("pk"))
+)
+register_scope(
+    LedgerEntry,
+    lambda user: LedgerEntry.objects.filter(wallet__in=wallets_visible_to(user).values("pk")),
+)
+register_scope(
+    OrphanStop,
+    lambda user: OrphanStop.objects.filter(pile__in=piles_visible_to(user).values("pk")),
+)
+
 
 def _operator_wide(user) -> bool:
     """Tariffs are the operator's business: sub-operator staff only look."""
     return user.is_superuser or (user.operator_id is not None and user.sub_operator_id is None)
 
 
-class ScopedAdmin(admin.ModelAdmin):
-    """A ModelAdmin whose rows come from one visibility selector; others answer 404."""
-
-    scope = staticmethod(lambda user: None)
-
-    def get_queryset(self, request):
-        qs = self.scope(request.user)
-        ordering = self.get_ordering(request)
-        return qs.order_by(*ordering) if ordering else qs
-
-    def get_object(self, request, object_id, from_field=None):
-        obj = super().get_object(request, object_id, from_field)
-        if obj is None:
-            raise Http404(_("Not found."))
-        return obj
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ServiceFormMixin:
+    """Custom admin pages whose POST calls one service: the shared form page."""
 
     def service_form(self, request, form, *, title, submit_label, intro="", on_valid):
         """Render ``form``; on a valid POST call ``on_valid(form)`` (a service). A
@@ -108,12 +137,21 @@ class ScopedAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/billing/service_form.html", context)
 
 
+class BillingAdmin(ServiceFormMixin, ScopedModelAdmin):
+    """Rows through the scope registered below; changes go through services (which
+    audit), and nothing money hangs on is ever deleted."""
+
+    audit_saves = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 # ---- tariffs ------------------------------------------------------------------------
 
 
 @admin.register(TariffPlan)
-class TariffPlanAdmin(ScopedAdmin):
-    scope = staticmethod(tariff_plans_visible_to)
+class TariffPlanAdmin(BillingAdmin):
     list_display = ("name", "operator", "current_schedule", "station_count")
     search_fields = ("name",)
     fields = ("operator", "name")
@@ -124,13 +162,6 @@ class TariffPlanAdmin(ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("operator", "name", "versions_overview") if obj else ()
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "operator" and not request.user.is_superuser:
-            from orgs.models import Operator
-
-            kwargs["queryset"] = Operator.objects.filter(pk=request.user.operator_id)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and _operator_wide(request.user)
@@ -284,8 +315,7 @@ class TariffPlanAdmin(ScopedAdmin):
 
 
 @admin.register(StationTariff)
-class StationTariffAdmin(ScopedAdmin):
-    scope = staticmethod(station_tariffs_visible_to)
+class StationTariffAdmin(BillingAdmin):
     list_display = ("station", "plan", "effective_from", "assigned_by", "assigned_at", "price_now")
     list_select_related = ("station", "plan", "assigned_by")
     search_fields = ("station__name", "station__code", "plan__name")
@@ -348,6 +378,8 @@ class StationTariffAdmin(ScopedAdmin):
         )
 
     def prices_today_view(self, request):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         now = timezone.now()
         rows = []
         for row in station_prices_today(
@@ -385,17 +417,8 @@ class StationTariffAdmin(ScopedAdmin):
 # ---- bills --------------------------------------------------------------------------
 
 
-class ScopedRelatedFilter(admin.RelatedFieldListFilter):
-    """Filter choices limited to what the user may see (stations, sub-operators, …)."""
-
-    def field_choices(self, field, request, model_admin):
-        visible = model_admin.get_queryset(request).values(field.attname)
-        return field.get_choices(include_blank=False, limit_choices_to={"pk__in": visible})
-
-
 @admin.register(Bill)
-class BillAdmin(ScopedAdmin):
-    scope = staticmethod(bills_visible_to)
+class BillAdmin(BillingAdmin):
     change_form_template = "admin/billing/bill/change_form.html"
     list_display = (
         "order_no",
@@ -410,9 +433,9 @@ class BillAdmin(ScopedAdmin):
         "fault_codes",
     )
     list_filter = (
-        ("station", ScopedRelatedFilter),
-        ("sub_operator", ScopedRelatedFilter),
-        ("department", ScopedRelatedFilter),
+        "station",
+        "sub_operator",
+        "department",
         "channel",
         "payment_state",
         ("started_at", admin.DateFieldListFilter),
@@ -535,8 +558,7 @@ class LedgerInline(admin.TabularInline):
 
 
 @admin.register(Wallet)
-class WalletAdmin(ScopedAdmin):
-    scope = staticmethod(wallets_visible_to)
+class WalletAdmin(BillingAdmin):
     list_display = ("member", "phone", "balance", "owed", "updated_at")
     list_select_related = ("member",)
     search_fields = ("member__phone", "member__nickname", "member__vehicles__plate")

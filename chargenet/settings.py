@@ -194,6 +194,28 @@ GATEWAY_HEARTBEAT_INTERVAL = env_int("GATEWAY_HEARTBEAT_INTERVAL", 60)
 GATEWAY_OFFLINE_AFTER_INTERVALS = env_int("GATEWAY_OFFLINE_AFTER_INTERVALS", 3)
 GATEWAY_JOURNAL_RETENTION_DAYS = env_int("GATEWAY_JOURNAL_RETENTION_DAYS", 180)
 
+# Driver notifications (faults.notifications): "log" writes them to the log, "wechat" sends
+# WeChat template messages with the official account's app id / secret and template ids.
+FAULTS_NOTIFICATION_SENDER = env("FAULTS_NOTIFICATION_SENDER", "log")
+if FAULTS_NOTIFICATION_SENDER not in {"log", "wechat"}:
+    raise ImproperlyConfigured('FAULTS_NOTIFICATION_SENDER must be "log" or "wechat"')
+WECHAT_APP_ID = env("WECHAT_APP_ID", "")
+WECHAT_APP_SECRET = env("WECHAT_APP_SECRET", "")
+WECHAT_TEMPLATE_CHARGE_FINISHED = env("WECHAT_TEMPLATE_CHARGE_FINISHED", "")
+WECHAT_TEMPLATE_BEING_CHECKED = env("WECHAT_TEMPLATE_BEING_CHECKED", "")
+WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
+if FAULTS_NOTIFICATION_SENDER == "wechat":
+    for _name in (
+        "WECHAT_APP_ID",
+        "WECHAT_APP_SECRET",
+        "WECHAT_TEMPLATE_CHARGE_FINISHED",
+        "WECHAT_TEMPLATE_BEING_CHECKED",
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(
+                f"{_name} must be set when FAULTS_NOTIFICATION_SENDER=wechat"
+            )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -27,7 +27,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.models import Bill, Channel
-from billing.selectors import sessions_visible_to
 from billing.services.repair import BillCorrections, fault_bill_quote, fault_bill_repair
 from chargenet.admin import ScopedModelAdmin, register_scope, scoped
 from chargenet.errors import DomainError
@@ -37,9 +36,16 @@ from stations.selectors import piles_visible_to, stations_visible_to
 
 from .codes import FaultCode
 from .facts import session_facts
-from .models import UNRESOLVED_STATES, FaultCase, FaultSettings, Notification
+from .models import UNRESOLVED_STATES, FaultAction, FaultCase, FaultSettings, Notification
 from .rules import Reason, explain, pile_values, platform_values
-from .selectors import fault_cases_visible_to, fault_code_counts, thresholds_for
+from .selectors import (
+    fault_actions_visible_to,
+    fault_cases_visible_to,
+    fault_code_counts,
+    fault_settings_visible_to,
+    notifications_visible_to,
+    thresholds_for,
+)
 from .services.cases import (
     fault_case_dismiss,
     fault_case_escalate,
@@ -49,10 +55,9 @@ from .services.cases import (
 from .timeline import pile_timeline, session_timeline, timeline_svg
 
 register_scope(FaultCase, fault_cases_visible_to)
-register_scope(
-    Notification,
-    lambda user: Notification.objects.filter(session__in=sessions_visible_to(user).values("pk")),
-)
+register_scope(FaultAction, fault_actions_visible_to)
+register_scope(FaultSettings, fault_settings_visible_to)
+register_scope(Notification, notifications_visible_to)
 
 FRAME_LIMIT = 300
 
@@ -573,20 +578,6 @@ class FaultSettingsAdmin(ScopedModelAdmin):
         "energy_tolerance_wh",
         "energy_tolerance_percent",
     )
-
-
-def _settings_visible_to(user):
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return FaultSettings.objects.none()
-    if user.is_superuser:
-        return FaultSettings.objects.all()
-    # Thresholds are the operator's: sub-operator staff do not see them.
-    if user.operator_id is None or user.sub_operator_id is not None:
-        return FaultSettings.objects.none()
-    return FaultSettings.objects.filter(operator_id=user.operator_id)
-
-
-register_scope(FaultSettings, _settings_visible_to)
 
 
 @admin.register(Notification)

@@ -113,7 +113,7 @@ class FaultCase(models.Model):
 
     session = models.OneToOneField(
         "billing.ChargingSession",
-        verbose_name=_("session"),
+        verbose_name=_("charging session"),
         on_delete=models.PROTECT,
         related_name="fault_case",
     )
@@ -241,7 +241,7 @@ class Notification(models.Model):
 
     session = models.ForeignKey(
         "billing.ChargingSession",
-        verbose_name=_("session"),
+        verbose_name=_("charging session"),
         on_delete=models.CASCADE,
         related_name="notifications",
     )

@@ -2,8 +2,9 @@
 
 Which sender runs is a setting: ``FAULTS_NOTIFICATION_SENDER = "log" | "wechat"`` (default
 "log"); the WeChat one reads ``WECHAT_APP_ID``, ``WECHAT_APP_SECRET``,
-``WECHAT_TEMPLATE_CHARGE_FINISHED``, ``WECHAT_TEMPLATE_BEING_CHECKED`` and optionally
-``WECHAT_API_BASE`` (tests point it at a local fake server).
+``WECHAT_TEMPLATE_CHARGE_FINISHED``, ``WECHAT_TEMPLATE_BEING_CHECKED`` and
+``WECHAT_API_BASE`` (all in chargenet/settings.py, from the environment; tests point the
+base at a local fake server).
 
 The WeChat wire format (公众号 template messages):
 - ``GET /cgi-bin/token?grant_type=client_credential&appid=..&secret=..`` →
@@ -159,7 +160,7 @@ class WeChatTemplateSender:
 
 
 def configured_sender() -> Sender:
-    if getattr(settings, "FAULTS_NOTIFICATION_SENDER", "log") == "wechat":
+    if settings.FAULTS_NOTIFICATION_SENDER == "wechat":
         return WeChatTemplateSender(
             app_id=settings.WECHAT_APP_ID,
             app_secret=settings.WECHAT_APP_SECRET,
@@ -167,6 +168,6 @@ def configured_sender() -> Sender:
                 "charge_finished": settings.WECHAT_TEMPLATE_CHARGE_FINISHED,
                 "being_checked": settings.WECHAT_TEMPLATE_BEING_CHECKED,
             },
-            base_url=getattr(settings, "WECHAT_API_BASE", "https://api.weixin.qq.com"),
+            base_url=settings.WECHAT_API_BASE,
         )
     return LogSender()

@@ -9,7 +9,7 @@ from billing.selectors import sessions_visible_to
 from stations.selectors import stations_visible_to
 
 from .codes import FaultCode
-from .models import FaultCase, FaultSettings
+from .models import FaultAction, FaultCase, FaultSettings, Notification
 from .rules import Thresholds
 
 
@@ -43,6 +43,27 @@ def fault_cases_visible_to(staff) -> QuerySet[FaultCase]:
 def fault_cases_visible_to_by_session(staff) -> QuerySet[FaultCase]:
     """The same rule through the session table (the reference the tests compare with)."""
     return FaultCase.objects.filter(session__in=sessions_visible_to(staff).values("pk"))
+
+
+def fault_actions_visible_to(staff) -> QuerySet[FaultAction]:
+    return FaultAction.objects.filter(case__in=fault_cases_visible_to(staff).values("pk"))
+
+
+def fault_settings_visible_to(staff) -> QuerySet[FaultSettings]:
+    """Thresholds are the operator's: operator-wide staff see their operator's row,
+    sub-operator staff see none."""
+    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
+        return FaultSettings.objects.none()
+    if staff.is_superuser:
+        return FaultSettings.objects.all()
+    if staff.operator_id is None or staff.sub_operator_id is not None:
+        return FaultSettings.objects.none()
+    return FaultSettings.objects.filter(operator_id=staff.operator_id)
+
+
+def notifications_visible_to(staff) -> QuerySet[Notification]:
+    """Notifications of the sessions ``staff`` may see."""
+    return Notification.objects.filter(session__in=sessions_visible_to(staff).values("pk"))
 
 
 def fault_code_counts(cases: QuerySet[FaultCase]) -> list[tuple[FaultCode, int]]:

@@ -42,6 +42,9 @@ ROLE_GROUPS: dict[str, str] = {
 _VIEW = ("view",)
 _EDIT = ("view", "add", "change")
 _HISTORY = ("firmwarerecord", "statusevent", "heartbeatsample", "stationoutage", "pilefault")
+# The repair desk: recalculate / apply a repair, dismiss, escalate and reopen all check
+# "change fault bill" (faults.admin.FaultCaseAdmin.change_view).
+_REPAIR_DESK = {"faultcase": ("view", "change"), "notification": _VIEW}
 
 # role -> {app_label: {model_name: actions}}. Nobody gets "delete" on records that money or
 # charge records hang on: those are hidden with an audited action instead.
@@ -66,7 +69,20 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             **dict.fromkeys(_HISTORY, _VIEW),
         },
         "chargenet": {"auditlog": _VIEW},
-        "billing": {"chargingsession": _VIEW, "metersample": _VIEW},
+        "billing": {
+            "chargingsession": _VIEW,
+            "metersample": _VIEW,
+            "tariffplan": _EDIT,
+            "tariffversion": _EDIT,
+            "tariffprice": _EDIT,
+            "stationtariff": _EDIT,
+            "bill": _VIEW,
+            "billline": _VIEW,
+            # The wallet adjustment page checks "change wallet" (billing.admin.WalletAdmin).
+            "wallet": ("view", "change"),
+            "ledgerentry": _VIEW,
+        },
+        "faults": {**_REPAIR_DESK, "faultsettings": _EDIT},
     },
     Role.SUB_OPERATOR_STAFF: {
         "orgs": {
@@ -82,7 +98,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "connector": _VIEW,
             **dict.fromkeys(_HISTORY, _VIEW),
         },
-        "billing": {"chargingsession": _VIEW, "metersample": _VIEW},
+        "billing": {"chargingsession": _VIEW, "metersample": _VIEW, "bill": _VIEW},
+        "faults": {"faultcase": _VIEW},
     },
     Role.CUSTOMER_SERVICE: {
         "orgs": {
@@ -99,7 +116,15 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             **dict.fromkeys(_HISTORY, _VIEW),
         },
         "chargenet": {"auditlog": _VIEW},
-        "billing": {"chargingsession": _VIEW, "metersample": _VIEW},
+        "billing": {
+            "chargingsession": _VIEW,
+            "metersample": _VIEW,
+            "bill": _VIEW,
+            "billline": _VIEW,
+            "wallet": _VIEW,
+            "ledgerentry": _VIEW,
+        },
+        "faults": _REPAIR_DESK,
     },
 }
 

@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from chargenet.models import Hideable
 
@@ -58,7 +59,8 @@ class Station(Hideable):
     )
     is_public = models.BooleanField(_("open to the public"), default=True)
     password = models.CharField(
-        _("station password"),
+        # Not the charging channel of the same English name (billing.Channel.PASSWORD).
+        pgettext_lazy("station field", "station password"),
         max_length=16,
         blank=True,
         help_text=_("Typed on the pile to start a password charge (密码充电)."),

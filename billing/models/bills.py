@@ -25,7 +25,7 @@ class PaymentState(models.TextChoices):
 class Bill(models.Model):
     session = models.OneToOneField(
         "billing.ChargingSession",
-        verbose_name=_("session"),
+        verbose_name=_("charging session"),
         on_delete=models.PROTECT,
         related_name="bill",
     )

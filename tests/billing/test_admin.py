@@ -10,6 +10,7 @@ from billing.models import LedgerEntry, TariffVersion
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
 from chargenet.models import AuditLog
+from orgs.models import Role
 from tests.billing.factories import (
     MemberFactory,
     StaffFactory,
@@ -17,6 +18,7 @@ from tests.billing.factories import (
     stopped_session,
     tariffed_station,
 )
+from tests.factories import StaffFactory as RoleStaffFactory
 
 pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
@@ -168,3 +170,60 @@ def test_plan_add_and_station_assignment_through_the_back_office(client, settled
     )
     assert "uses Night saver from" in now.content.decode()
     assert StationTariff.objects.filter(station=settled.station).count() == 2
+
+
+# What each role's group (orgs.services.ROLE_PERMISSIONS) opens; no hand-given permissions.
+ROLE_PAGES = {
+    "wallet adjust": lambda s: reverse("admin:billing_wallet_adjust", args=[s.member.wallet.pk]),
+    "wallet": lambda s: reverse("admin:billing_wallet_change", args=[s.member.wallet.pk]),
+    "new tariff version": lambda s: reverse(
+        "admin:billing_tariffversion_new", args=[TariffVersion.objects.get().plan_id]
+    ),
+    "prices today": lambda s: reverse("admin:billing_stationtariff_today"),
+    "station tariff add": lambda s: reverse("admin:billing_stationtariff_add"),
+    "bill": lambda s: reverse("admin:billing_bill_change", args=[s.pk]),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "statuses"),
+    [
+        (
+            Role.OPERATOR_ADMIN,
+            {
+                "wallet adjust": 200,
+                "wallet": 200,
+                "new tariff version": 200,
+                "prices today": 200,
+                "station tariff add": 200,
+                "bill": 200,
+            },
+        ),
+        (
+            Role.CUSTOMER_SERVICE,
+            {
+                "wallet adjust": 404,
+                "wallet": 200,
+                "new tariff version": 404,
+                "prices today": 403,
+                "station tariff add": 404,
+                "bill": 200,
+            },
+        ),
+    ],
+)
+def test_role_groups_open_the_billing_pages_of_the_role(client, settled, role, statuses):
+    staff = RoleStaffFactory(operator=settled.operator, role=role)
+    assert not staff.user_permissions.exists()
+    client.force_login(staff)
+    got = {name: client.get(url(settled)).status_code for name, url in ROLE_PAGES.items()}
+    assert got == statuses
+
+
+def test_operator_admin_role_adjusts_a_wallet(client, settled):
+    staff = RoleStaffFactory(operator=settled.operator, role=Role.OPERATOR_ADMIN)
+    client.force_login(staff)
+    url = reverse("admin:billing_wallet_adjust", args=[settled.member.wallet.pk])
+    done = client.post(url, {"amount": "5.00", "reason": "goodwill"}, follow=True)
+    assert "the balance is now 71.98 yuan" in done.content.decode()
+    assert LedgerEntry.objects.get(kind="adjustment").actor == staff

@@ -13,9 +13,10 @@ from billing.models import Bill, LedgerEntry, OrphanStop, PaymentState
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
 from faults.models import FaultCase
-from orgs.models import Staff
+from orgs.models import Role, Staff
 from protocol.models import Frame
 from stations.models import HeartbeatSample, StatusEvent
+from tests import factories
 from tests.billing.factories import (
     MemberFactory,
     OperatorFactory,
@@ -284,3 +285,55 @@ def test_pile_timeline_for_any_period_is_scoped(client, desk):
     assert texts(too_long) == ["A period is at most 7 days, end after start."]
     client.force_login(staff(OperatorFactory(), username="other"))
     assert client.get(url).status_code == 404
+
+
+def test_customer_service_role_repairs_end_to_end(client, desk):
+    """Permissions from the role group only (`staff_assign_role`), no hand-given ones."""
+    case, session, member = desk
+    agent = factories.StaffFactory(
+        username="cs_role", operator=session.operator, role=Role.CUSTOMER_SERVICE
+    )
+    assert not agent.user_permissions.exists()
+    client.force_login(agent)
+    queue = client.get(reverse("admin:faults_faultcase_changelist"))
+    assert [c.pk for c in queue.context["cl"].result_list] == [case.pk]
+    assert client.get(page_url(case)).status_code == 200
+    form = {
+        "fix-started_at": "2019-09-06 23:26:13",
+        "fix-stopped_at": "2019-09-07 10:40:40",
+        "fix-meter_stop_wh": "34820",
+        "fix-reason": "pile register glitch",
+    }
+    response = client.post(page_url(case), {**form, "action": "recalculate"})
+    assert texts(response) == ["Recalculated: 34.820 kWh, 33.02 yuan. Press apply to settle it."]
+    response = client.post(page_url(case), {**form, "action": "apply"}, follow=True)
+    assert texts(response) == [f"Repaired and settled: bill {session.order_no}, 33.02 yuan, paid."]
+    bill = Bill.objects.get(session=session)
+    assert client.get(reverse("admin:billing_bill_change", args=[bill.pk])).status_code == 200
+    member.wallet.refresh_from_db()
+    assert member.wallet.balance == D("66.98")
+
+
+@pytest.mark.parametrize("action", ["recalculate", "apply", "escalate", "dismiss"])
+def test_sub_operator_staff_role_sees_but_cannot_repair(client, desk, action):
+    case, session, _member = desk
+    sub = SubOperatorFactory(operator=session.operator)
+    session.station.sub_operators.add(sub)
+    viewer = factories.StaffFactory(
+        username="sub_role", sub_operator=sub, role=Role.SUB_OPERATOR_STAFF
+    )
+    client.force_login(viewer)
+    assert client.get(page_url(case)).status_code == 200
+    response = client.post(
+        page_url(case),
+        {
+            "action": action,
+            "fix-meter_stop_wh": "34820",
+            "fix-reason": "x",
+            f"{action}-reason": "x",
+        },
+    )
+    assert response.status_code == 403
+    case.refresh_from_db()
+    assert (case.state, case.actions.count()) == ("open", 1)
+    assert Bill.objects.get(session=session).payment_state == PaymentState.FAULT

@@ -190,3 +190,21 @@ def test_log_sender_delivers(make_session):
     notification = notification_enqueue(session=session, being_checked=True)
     sent = notification_send(notification_id=notification.pk, sender=LogSender())
     assert (sent.state, sent.sender) == ("sent", "log")
+
+
+def test_configured_sender_follows_the_settings(settings):
+    from faults.notifications import LogSender, configured_sender
+
+    assert isinstance(configured_sender(), LogSender)
+    settings.FAULTS_NOTIFICATION_SENDER = "wechat"
+    settings.WECHAT_APP_ID = "wx-app"
+    settings.WECHAT_TEMPLATE_CHARGE_FINISHED = "TPL-FIN"
+    settings.WECHAT_TEMPLATE_BEING_CHECKED = "TPL-CHK"
+    settings.WECHAT_API_BASE = "http://fake"
+    chosen = configured_sender()
+    assert isinstance(chosen, WeChatTemplateSender)
+    assert (chosen.app_id, chosen.templates, chosen.base_url) == (
+        "wx-app",
+        {"charge_finished": "TPL-FIN", "being_checked": "TPL-CHK"},
+        "http://fake",
+    )

@@ -117,7 +117,8 @@ class PileConnection(ChargePoint):
     # --- receive loop -----------------------------------------------------------------
 
     async def start(self) -> None:
-        self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
+        if self.pile is None:
+            self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
         try:
             async for raw in self._connection:
                 await self.route_message(raw)
@@ -338,6 +339,7 @@ class PileConnection(ChargePoint):
         return answer, "", None
 
     async def on_Heartbeat(self, p: dict):
+        self.gw.heartbeat(self.pile_id, self.state_summary())
         return {"currentTime": _now_iso()}, "", None
 
     async def on_StatusNotification(self, p: dict):

@@ -56,7 +56,7 @@ def max_calls_per_minute() -> int:
 
 
 def db_threads() -> int:
-    return int(_get("GATEWAY_DB_THREADS", 8))
+    return int(_get("GATEWAY_DB_THREADS", 16))
 
 
 def redis_prefix() -> str:

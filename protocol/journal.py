@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections import deque
 
+from django.db import DataError, transaction
 from django.utils import timezone
 
 from .db import DbRunner
@@ -22,7 +23,27 @@ logger = logging.getLogger(__name__)
 
 
 def _insert(rows: list[Frame]) -> None:
-    Frame.objects.bulk_create(rows)
+    try:
+        with transaction.atomic():
+            Frame.objects.bulk_create(rows)
+    except DataError:
+        # A frame PostgreSQL cannot store (a NUL character in text or JSON) must not block
+        # the journal, and with it every transaction-bearing answer: store it cleaned.
+        for row in rows:
+            row.pk = None
+            row.raw = row.raw.replace("\x00", "\\u0000")
+            row.payload = _without_nul(row.payload)
+        Frame.objects.bulk_create(rows)
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 class JournalWriter:

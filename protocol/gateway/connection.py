@@ -117,11 +117,14 @@ class PileConnection(ChargePoint):
     # --- receive loop -----------------------------------------------------------------
 
     async def start(self) -> None:
-        self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
+        if self.pile is None:
+            self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
         try:
             async for raw in self._connection:
+                if self.aborted:
+                    continue  # closing for abuse: drain until the peer's close frame
                 await self.route_message(raw)
-                if self.gw.stopping or self.aborted:
+                if self.gw.stopping:
                     break
         except ConnectionClosed:
             pass
@@ -233,16 +236,16 @@ class PileConnection(ChargePoint):
         await self._on_call(unique_id, action, payload)
 
     def _abort(self, code: int, reason: str) -> None:
-        """Close for abuse without a closing handshake: a flooding peer has filled our
-        receive buffer, so waiting for its close frame would only wait for the timeout."""
+        """Close for abuse: send the close frame now, without awaiting the handshake (the
+        flooding peer has filled our receive buffer, so `close()` would wait for its
+        timeout), discard what still arrives, and cut the socket if the peer never
+        answers the close."""
         ws = self._connection
         self.aborted = True
-        try:
+        with contextlib.suppress(Exception):
             ws.protocol.send_close(code, reason)
             ws.send_data()
-        except Exception:
-            pass
-        ws.transport.close()
+        asyncio.get_running_loop().call_later(5, ws.transport.abort)
 
     def _flooding(self) -> bool:
         now = time.monotonic()
@@ -338,6 +341,7 @@ class PileConnection(ChargePoint):
         return answer, "", None
 
     async def on_Heartbeat(self, p: dict):
+        self.gw.heartbeat(self.pile_id, self.state_summary())
         return {"currentTime": _now_iso()}, "", None
 
     async def on_StatusNotification(self, p: dict):

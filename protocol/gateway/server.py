@@ -71,6 +71,7 @@ class Gateway:
         self.stopping = False
         self._seen: dict[int, object] = {}
         self._last_sample: dict[int, float] = {}
+        self._heartbeats: dict[int, tuple[object, str]] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
 
@@ -99,6 +100,7 @@ class Gateway:
             return self._refuse(connection, code, login.reason)
         connection.pile_code = code
         connection.pile_id = login.pile_id
+        connection.pile = login.pile
         return None
 
     def _refuse(self, connection: ServerConnection, code: str, reason: str) -> Response:
@@ -122,6 +124,7 @@ class Gateway:
         conn = PileConnection(
             code=websocket.pile_code, pile_id=websocket.pile_id, websocket=websocket, gateway=self
         )
+        conn.pile = websocket.pile
         await self._register(conn)
         try:
             await conn.start()
@@ -180,6 +183,9 @@ class Gateway:
     def seen(self, pile_id: int) -> None:
         self._seen[pile_id] = timezone.now()
 
+    def heartbeat(self, pile_id: int, state: str) -> None:
+        self._heartbeats[pile_id] = (timezone.now(), state)
+
     async def _flush_seen_loop(self) -> None:
         while True:
             await asyncio.sleep(conf.seen_flush_seconds())
@@ -189,14 +195,16 @@ class Gateway:
         if not self._seen:
             return
         seen, self._seen = self._seen, {}
+        beats, self._heartbeats = self._heartbeats, {}
         now = asyncio.get_running_loop().time()
         every = conf.heartbeat_sample_seconds()
-        states = {c.pile_id: c.state_summary() for c in self.connections.values()}
         samples = []
-        for pile_id, at in seen.items():
+        # The history samples heartbeats (with the pile state they carried), at most one
+        # per pile per sampling period: bounded, whatever the heartbeat interval.
+        for pile_id, (at, state) in beats.items():
             if now - self._last_sample.get(pile_id, -1e9) >= every:
                 self._last_sample[pile_id] = now
-                samples.append((pile_id, at, states.get(pile_id, "")))
+                samples.append((pile_id, at, state))
         try:
             await self.db.run(live.piles_seen, seen=seen, samples=samples)
         except Exception as exc:

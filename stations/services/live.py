@@ -50,12 +50,13 @@ def _setting(name: str, default):
 class PileLogin:
     pile_id: int | None
     reason: str = ""  # why it was refused, for the log
+    pile: Pile | None = None  # with its station: the connection keeps it
 
 
 def pile_login(*, code: str, password: str | None) -> PileLogin:
     """Check a pile's HTTP Basic credentials (security profile 1). A pile without a stored
     credential connects without a password; hidden or unknown piles are refused."""
-    pile = Pile.objects.filter(code=code).only("pk", "credential_hash", "hidden_at").first()
+    pile = Pile.objects.filter(code=code).select_related("station").first()
     if pile is None:
         return PileLogin(None, "unknown pile code")
     if pile.hidden_at is not None:
@@ -65,7 +66,7 @@ def pile_login(*, code: str, password: str | None) -> PileLogin:
             return PileLogin(None, "credentials missing")
         if not _credential_ok(code, password, pile.credential_hash):
             return PileLogin(None, "wrong password")
-    return PileLogin(pile.pk)
+    return PileLogin(pile.pk, pile=pile)
 
 
 def _credential_ok(code: str, password: str, encoded: str) -> bool:

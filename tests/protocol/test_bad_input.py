@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import pytest
+from ocpp.v16 import call
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -102,3 +103,20 @@ def test_a_flood_is_disconnected_and_other_piles_are_not_affected(gateway):
     assert wait_for(
         lambda: Frame.objects.filter(pile_code=flooder.code, error_code="Flood").exists()
     )
+
+
+def test_a_frame_the_database_cannot_store_does_not_block_the_journal(gateway):
+    pile = world.pile()
+    member = world.member(pile.station.operator)
+
+    async def send():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            odd = await sim.call(
+                call.DataTransfer(vendor_id="X", message_id="Note", data="nul\u0000here")
+            )
+            start = await sim.start_tx(1, member.token)  # waits for its journal flush
+            return odd.status, start.id_tag_info["status"]
+
+    assert asyncio.run(send()) == ("UnknownMessageId", "Accepted")
+    stored = Frame.objects.get(pile_code=pile.code, action="DataTransfer", direction="in")
+    assert stored.payload["data"] == "nul\\u0000here"

@@ -9,6 +9,7 @@ from decimal import ROUND_DOWN
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -169,7 +170,17 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE: dict = {}
+# Every periodic job, in one place. Each task is idempotent and safe to run concurrently.
+CELERY_BEAT_SCHEDULE: dict = {
+    "piles-sweep-offline": {"task": "protocol.piles_sweep_offline", "schedule": 60.0},
+    "lost-bills-sweep": {"task": "faults.lost_bills_sweep", "schedule": 300.0},
+    "notifications-retry": {"task": "faults.notifications_send_pending", "schedule": 300.0},
+    "journal-prune": {"task": "protocol.journal_prune", "schedule": crontab(hour=3, minute=10)},
+    "heartbeat-history-prune": {
+        "task": "protocol.heartbeat_history_prune",
+        "schedule": crontab(hour=3, minute=40),
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

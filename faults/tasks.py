@@ -6,12 +6,9 @@ from celery import shared_task
 from django.db import OperationalError
 
 from billing.services.settlement import bill_settle
-from chargenet.celery import app
 
 from .services.notify import notification_send, notifications_pending_ids
 from .services.sweep import lost_bills_sweep
-
-SWEEP_EVERY_SECONDS = 300
 
 
 @shared_task(name="faults.lost_bills_sweep", soft_time_limit=120, time_limit=180)
@@ -46,17 +43,3 @@ def notifications_send_pending_task() -> int:
     for notification_id in ids:
         notification_send(notification_id=notification_id)
     return len(ids)
-
-
-@app.on_after_configure.connect
-def _schedule(sender, **kwargs) -> None:
-    # The sweep runs every few minutes; pending notifications are retried with it.
-    # By name: the handler may run before the shared tasks are bound to the app.
-    sender.add_periodic_task(
-        SWEEP_EVERY_SECONDS, sender.signature("faults.lost_bills_sweep"), name="lost-bill sweep"
-    )
-    sender.add_periodic_task(
-        SWEEP_EVERY_SECONDS,
-        sender.signature("faults.notifications_send_pending"),
-        name="notification retry",
-    )

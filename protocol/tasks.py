@@ -1,4 +1,4 @@
-"""Scheduled upkeep of the gateway's data (the lead adds them to CELERY_BEAT_SCHEDULE):
+"""Scheduled upkeep of the gateway's data (scheduled in settings.CELERY_BEAT_SCHEDULE):
 
 - ``protocol.tasks.journal_prune_task``      daily: frames older than the retention
 - ``protocol.tasks.heartbeat_history_prune_task`` daily: heartbeat samples older than
@@ -17,17 +17,17 @@ from stations.services import live
 from . import conf, services
 
 
-@shared_task(acks_late=True)
+@shared_task(name="protocol.journal_prune", acks_late=True)
 def journal_prune_task() -> int:
     return services.journal_prune()
 
 
-@shared_task(acks_late=True)
+@shared_task(name="protocol.heartbeat_history_prune", acks_late=True)
 def heartbeat_history_prune_task() -> int:
     before = timezone.now() - dt.timedelta(days=conf.heartbeat_history_days())
     return live.heartbeat_history_prune(before=before)
 
 
-@shared_task(acks_late=True)
+@shared_task(name="protocol.piles_sweep_offline", acks_late=True)
 def piles_sweep_offline_task() -> int:
     return len(live.piles_sweep_offline())

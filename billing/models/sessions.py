@@ -1,7 +1,7 @@
 """Charging sessions as the gateway opens and closes them, and their meter samples.
 
 A session becomes a bill at settlement (see billing services). The state table lives in
-`billing.services.sessions.TRANSITIONS`; every move writes a `SessionTransition`.
+`billing.services.sessions.states.TRANSITIONS`; every move writes a `SessionTransition`.
 """
 
 from __future__ import annotations

@@ -10,13 +10,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Channel(models.TextChoices):
     """How the charge was started (启动方式)."""
 
     SCAN = "scan", _("scan (WeChat)")
-    PASSWORD = "password", _("station password")
+    PASSWORD = "password", pgettext_lazy("start channel", "station password")
     CARD = "card", _("card (one card one vehicle)")
     PARTNER = "partner", _("partner app")
     UNKNOWN = "unknown", _("unknown")
@@ -172,7 +173,7 @@ class MeterSample(models.Model):
 
     session = models.ForeignKey(
         ChargingSession,
-        verbose_name=_("session"),
+        verbose_name=_("charging session"),
         on_delete=models.CASCADE,
         related_name="samples",
     )
@@ -209,7 +210,7 @@ class SessionTransition(models.Model):
 
     session = models.ForeignKey(
         ChargingSession,
-        verbose_name=_("session"),
+        verbose_name=_("charging session"),
         on_delete=models.CASCADE,
         related_name="transitions",
     )

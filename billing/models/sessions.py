@@ -1,7 +1,7 @@
 """Charging sessions as the gateway opens and closes them, and their meter samples.
 
 A session becomes a bill at settlement (see billing services). The state table lives in
-`billing.services.sessions.TRANSITIONS`; every move writes a `SessionTransition`.
+`billing.services.sessions.states.TRANSITIONS`; every move writes a `SessionTransition`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Channel(models.TextChoices):
     """How the charge was started (启动方式)."""
 
     SCAN = "scan", _("scan (WeChat)")
-    PASSWORD = "password", _("station password")
+    PASSWORD = "password", pgettext_lazy("start channel", "station password")
     CARD = "card", _("card (one card one vehicle)")
     PARTNER = "partner", _("partner app")
     UNKNOWN = "unknown", _("unknown")
@@ -172,7 +173,7 @@ class MeterSample(models.Model):
 
     session = models.ForeignKey(
         ChargingSession,
-        verbose_name=_("session"),
+        verbose_name=_("charging session"),
         on_delete=models.CASCADE,
         related_name="samples",
     )
@@ -209,7 +210,7 @@ class SessionTransition(models.Model):
 
     session = models.ForeignKey(
         ChargingSession,
-        verbose_name=_("session"),
+        verbose_name=_("charging session"),
         on_delete=models.CASCADE,
         related_name="transitions",
     )

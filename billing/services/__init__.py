@@ -1,4 +1,5 @@
 """Billing writes: tariffs, settlement (sessions → bills) and the wallet ledger.
 
-The session state table itself (`sessions.py`) belongs to the gateway's use cases.
+The session use cases (the `sessions/` package: authorize, start, meter, stop) are the
+gateway's.
 """

@@ -29,11 +29,13 @@ def _zh(value) -> str:
 
 
 def test_words_shared_with_django_or_between_apps_have_the_domain_terms():
-    from billing.models import Bill, Channel
+    from billing.models import Bill, Channel, MeterSample, SessionTransition
     from faults.models import FaultCase
     from stations.models import Station
 
     assert _zh(Bill._meta.get_field("session").verbose_name) == "充电记录"
+    assert _zh(MeterSample._meta.get_field("session").verbose_name) == "充电记录"
+    assert _zh(SessionTransition._meta.get_field("session").verbose_name) == "充电记录"
     assert _zh(FaultCase._meta.get_field("session").verbose_name) == "充电记录"
     assert _zh(Channel.PASSWORD.label) == "密码充电"
     assert _zh(Station._meta.get_field("password").verbose_name) == "站点密码"

@@ -1,0 +1,175 @@
+"""StopTransaction: close the session and queue its settlement; an unknown one is an orphan."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.models import ChargingSession, OrphanStop, SessionState, SessionTransition
+from billing.models.sessions import ACTIVE_STATES
+from billing.services.sessions.identity import AuthStatus, _identify, _member_by_token
+from billing.services.sessions.meter import Sample, _insert_samples, _store_samples
+from billing.services.sessions.settlement_queue import _queue_settlement
+from billing.services.sessions.states import session_transition
+from stations.models import Pile
+
+
+@dataclass(frozen=True)
+class StopResult:
+    session_id: int | None
+    order_no: str = ""
+    orphan_id: int | None = None
+    replayed: bool = False
+    settle_queued: bool = False
+    status: str | None = None  # idTagInfo status when the pile sent an idTag
+    samples_stored: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def session_stop(
+    *,
+    pile: Pile,
+    transaction_id: int,
+    meter_stop_wh: int | Decimal,
+    stopped_at: dt.datetime,
+    reason: str = "",
+    id_tag: str = "",
+    samples: list[Sample] | None = None,
+    transaction_data: list | None = None,
+) -> StopResult:
+    """Close the session of a StopTransaction and queue its settlement on commit.
+
+    Idempotent: a repeated stop changes nothing. A stop for a session already closed as
+    superseded fills in the values the pile finally sent and queues settlement again
+    (settlement is idempotent). An unknown transaction id becomes an `OrphanStop`."""
+    samples = samples or []
+    fast = _session_stop_active(
+        pile=pile,
+        transaction_id=transaction_id,
+        meter_stop_wh=meter_stop_wh,
+        stopped_at=stopped_at,
+        reason=reason,
+        id_tag=id_tag,
+        samples=samples,
+    )
+    if fast is not None:
+        return fast
+    with transaction.atomic():
+        session = (
+            ChargingSession.objects.select_for_update().filter(pk=transaction_id, pile=pile).first()
+        )
+        if session is None:
+            orphan, _created = OrphanStop.objects.get_or_create(
+                pile=pile,
+                transaction_id=transaction_id,
+                stopped_at=stopped_at,
+                defaults={
+                    "id_tag": id_tag,
+                    "meter_stop_wh": Decimal(meter_stop_wh),
+                    "reason": reason[:32],
+                    "transaction_data": transaction_data or [],
+                    "received_at": timezone.now(),
+                },
+            )
+            return StopResult(None, orphan_id=orphan.pk, replayed=not _created)
+        stored = _store_samples(session=session, samples=samples)
+        # The tag's own state (its active session is this one: no ConcurrentTx check).
+        operator_id = pile.station.operator_id
+        status = (
+            _identify(pile=pile, id_tag=id_tag, operator_id=operator_id).status if id_tag else None
+        )
+        if session.state in ACTIVE_STATES:
+            session.meter_stop_wh = Decimal(meter_stop_wh)
+            session.stopped_at = stopped_at
+            session.stop_reason = (reason or "Local")[:32]
+            session.stop_received_at = timezone.now()
+            session_transition(
+                session=session,
+                to_state=SessionState.STOPPED,
+                reason="stop",
+                also_save=("meter_stop_wh", "stopped_at", "stop_reason", "stop_received_at"),
+            )
+            _queue_settlement([session.pk])
+            return StopResult(
+                session.pk, session.order_no, settle_queued=True, status=status,
+                samples_stored=stored,
+            )  # fmt: skip
+        if session.meter_stop_wh is None and session.stop_received_at is None:
+            # Closed as superseded (or late) before its stop arrived: keep what it says.
+            session.meter_stop_wh = Decimal(meter_stop_wh)
+            session.stopped_at = stopped_at
+            session.stop_received_at = timezone.now()
+            if session.state == SessionState.STOPPED:
+                session.stop_reason = (reason or "Local")[:32]
+                fields = ["meter_stop_wh", "stopped_at", "stop_received_at", "stop_reason"]
+                session.save(update_fields=[*fields, "updated_at"])
+                _queue_settlement([session.pk])
+                return StopResult(
+                    session.pk, session.order_no, settle_queued=True, status=status,
+                    samples_stored=stored,
+                )  # fmt: skip
+            # Already billed as a lost bill: keep the late values beside it for the desk.
+            session.pile_reported = {
+                **session.pile_reported,
+                "late_stop": {
+                    "meter_stop_wh": str(meter_stop_wh),
+                    "stopped_at": stopped_at.isoformat(),
+                    "reason": reason,
+                },
+            }
+            session.save(update_fields=["pile_reported", "updated_at"])
+        return StopResult(
+            session.pk, session.order_no, replayed=True, status=status, samples_stored=stored
+        )
+
+
+def _session_stop_active(
+    *,
+    pile: Pile,
+    transaction_id: int,
+    meter_stop_wh,
+    stopped_at: dt.datetime,
+    reason: str,
+    id_tag: str,
+    samples: list[Sample],
+) -> StopResult | None:
+    """The common stop (an active session of this pile) as one UPDATE that also reads the
+    state it leaves; None (nothing changed) for replays, orphans and late stops."""
+    table = ChargingSession._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH old AS (SELECT id, state FROM {table} WHERE id = %s AND pile_id = %s "
+            "AND state IN ('started', 'charging') FOR UPDATE) "
+            f"UPDATE {table} AS s SET meter_stop_wh = %s, stopped_at = %s, stop_reason = %s, "
+            "stop_received_at = now(), state = 'stopped', updated_at = now() "
+            "FROM old WHERE s.id = old.id RETURNING s.order_no, old.state",
+            [transaction_id, pile.pk, Decimal(meter_stop_wh), stopped_at, (reason or "Local")[:32]],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        order_no, from_state = row
+        stored = _insert_samples(cursor, session_id=transaction_id, samples=samples)
+        SessionTransition.objects.create(
+            session_id=transaction_id,
+            from_state=from_state,
+            to_state=SessionState.STOPPED,
+            reason="stop",
+        )
+        status = None
+        if id_tag:
+            member = _member_by_token(pile=pile, id_tag=id_tag)
+            if member is not None:
+                busy = member.status == AuthStatus.CONCURRENT_TX
+                status = AuthStatus.ACCEPTED if busy else member.status
+            else:
+                operator_id = pile.station.operator_id
+                status = _identify(pile=pile, id_tag=id_tag, operator_id=operator_id).status
+        _queue_settlement([transaction_id])
+    return StopResult(
+        transaction_id, order_no, settle_queued=True, status=status, samples_stored=stored
+    )

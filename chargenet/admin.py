@@ -168,6 +168,24 @@ def _plain(value):
     return value
 
 
+class ValueFilter(SimpleListFilter):
+    """A list filter that keeps the rows whose ``lookup`` equals the chosen value.
+    Subclasses set ``title``, ``parameter_name``, ``lookup`` and ``lookups()``."""
+
+    lookup: str
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.lookup: self.value()})
+        return queryset
+
+
+def distinct_choices(queryset: QuerySet, field: str) -> list[tuple]:
+    """Each distinct value of ``field`` in ``queryset``, in order, as its own label."""
+    values = queryset.order_by(field).values_list(field, flat=True).distinct()
+    return [(v, v) for v in values]
+
+
 class HiddenStateFilter(SimpleListFilter):
     """Shows visible rows unless staff ask for hidden ones (or all)."""
 
@@ -308,38 +326,24 @@ def _audit_scope(user) -> QuerySet:
 register_scope(AuditLog, _audit_scope)
 
 
-class ActorFilter(SimpleListFilter):
+class ActorFilter(ValueFilter):
     title = _("actor")
     parameter_name = "actor"
+    lookup = "actor_id"
 
     def lookups(self, request, model_admin):
         from orgs.selectors import staff_visible_to
 
         return [(str(s.pk), s.get_username()) for s in staff_visible_to(request.user)]
 
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(actor_id=self.value())
-        return queryset
 
-
-class ActionFilter(SimpleListFilter):
+class ActionFilter(ValueFilter):
     title = _("action")
     parameter_name = "action"
+    lookup = "action"
 
     def lookups(self, request, model_admin):
-        actions = (
-            model_admin.get_queryset(request)
-            .order_by("action")
-            .values_list("action", flat=True)
-            .distinct()
-        )
-        return [(a, a) for a in actions]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(action=self.value())
-        return queryset
+        return distinct_choices(model_admin.get_queryset(request), "action")
 
 
 @admin.register(AuditLog)

@@ -321,6 +321,19 @@ class CardAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
     ]
 
 
+def _switch_partnerships(model_admin, request, pairs, *, enabled: bool) -> None:
+    """Switch each (partner, operator) pair on or off and tell the user which partners."""
+    names = []
+    for partner, operator in pairs:
+        partner_access_set(partner=partner, operator=operator, enabled=enabled, actor=request.user)
+        names.append(str(partner))
+    if enabled:
+        text = _("Switched on: %(names)s. Takes effect at once.")
+    else:
+        text = _("Switched off: %(names)s. Their calls are refused from now on.")
+    model_admin.message_user(request, text % {"names": ", ".join(names)}, messages.SUCCESS)
+
+
 @admin.register(Partner)
 class PartnerAdmin(ScopedModelAdmin):
     list_display = ("name", "code", "kind", "enabled_for_me")
@@ -334,17 +347,9 @@ class PartnerAdmin(ScopedModelAdmin):
 
     def _switch(self, request, queryset, enabled: bool):
         operator = request.user.operator
-        names = []
-        for partner in queryset:
-            partner_access_set(
-                partner=partner, operator=operator, enabled=enabled, actor=request.user
-            )
-            names.append(str(partner))
-        if enabled:
-            text = _("Switched on: %(names)s. Takes effect at once.")
-        else:
-            text = _("Switched off: %(names)s. Their calls are refused from now on.")
-        self.message_user(request, text % {"names": ", ".join(names)}, messages.SUCCESS)
+        _switch_partnerships(
+            self, request, [(partner, operator) for partner in queryset], enabled=enabled
+        )
 
     @admin.action(permissions=["switch"], description=_("Switch on for my operator"))
     def switch_on_for_me(self, request, queryset):
@@ -394,20 +399,11 @@ class PartnerAccessAdmin(ScopedModelAdmin):
         return self.readonly_fields if obj else ("changed_at",)
 
     def _switch(self, request, queryset, enabled: bool):
-        names = []
-        for access in queryset.select_related("partner", "operator"):
-            partner_access_set(
-                partner=access.partner,
-                operator=access.operator,
-                enabled=enabled,
-                actor=request.user,
-            )
-            names.append(str(access.partner))
-        if enabled:
-            text = _("Switched on: %(names)s. Takes effect at once.")
-        else:
-            text = _("Switched off: %(names)s. Their calls are refused from now on.")
-        self.message_user(request, text % {"names": ", ".join(names)}, messages.SUCCESS)
+        pairs = [
+            (access.partner, access.operator)
+            for access in queryset.select_related("partner", "operator")
+        ]
+        _switch_partnerships(self, request, pairs, enabled=enabled)
 
     @admin.action(permissions=["change"], description=_("Switch selected partnerships on"))
     def switch_on(self, request, queryset):

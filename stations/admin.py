@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import SimpleListFilter
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
@@ -22,6 +21,8 @@ from chargenet.admin import (
     HideableScopedAdmin,
     ScopedAdminMixin,
     ScopedModelAdmin,
+    ValueFilter,
+    distinct_choices,
     register_scope,
 )
 from chargenet.audit import audit_record
@@ -85,25 +86,15 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class CityFilter(SimpleListFilter):
+class CityFilter(ValueFilter):
     """City of the pile's station, with choices from the stations the user may see."""
 
     title = _("city")
     parameter_name = "city"
+    lookup = "station__city"
 
     def lookups(self, request, model_admin):
-        cities = (
-            stations_visible_to(request.user)
-            .order_by("city")
-            .values_list("city", flat=True)
-            .distinct()
-        )
-        return [(c, c) for c in cities]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(station__city=self.value())
-        return queryset
+        return distinct_choices(stations_visible_to(request.user), "city")
 
 
 # --- station -------------------------------------------------------------------------

@@ -168,6 +168,19 @@ def _plain(value):
     return value
 
 
+class ReadOnlyAdminMixin:
+    """No add, change or delete: for records only the system writes (logs, journals)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ValueFilter(SimpleListFilter):
     """A list filter that keeps the rows whose ``lookup`` equals the chosen value.
     Subclasses set ``title``, ``parameter_name``, ``lookup`` and ``lookups()``."""
@@ -347,7 +360,7 @@ class ActionFilter(ValueFilter):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ScopedModelAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     """Read-only: the audit log is append-only; rows are written by services."""
 
     list_display = ("at", "actor", "action", "content_type", "object_repr", "reason")
@@ -369,23 +382,17 @@ class AuditLogAdmin(ScopedModelAdmin):
     )
     fields = readonly_fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 __all__ = [
     "ExportCsvMixin",
     "Hideable",
     "HideableAdminMixin",
     "HideableScopedAdmin",
+    "ReadOnlyAdminMixin",
     "ScopedAdminMixin",
     "ScopedModelAdmin",
+    "ValueFilter",
+    "distinct_choices",
     "register_scope",
     "scoped",
 ]

@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy
 from billing.models import Bill, Channel
 from billing.services.repair import BillCorrections, fault_bill_quote, fault_bill_repair
 from chargenet.admin import (
+    ReadOnlyAdminMixin,
     ScopedModelAdmin,
     ValueFilter,
     distinct_choices,
@@ -565,18 +566,9 @@ class FaultSettingsAdmin(ScopedModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ScopedModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     list_display = ("created_at", "session", "kind", "state", "attempts", "sent_at", "last_error")
     list_filter = ("kind", "state")
     search_fields = ("=session__order_no",)
     list_select_related = ("session",)
     readonly_fields = [f.name for f in Notification._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

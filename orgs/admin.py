@@ -67,17 +67,9 @@ class OperatorInitialMixin:
         return initial
 
 
-def _visible_station_count(user, through: str) -> Count:
-    """Count of bound stations that the user can open in the station list: visible to
-    them and not hidden, so the number equals the rows behind its link."""
-    visible = stations_visible_to(user).filter(hidden_at__isnull=True).values("pk")
-    return Count(through, filter=Q(**{f"{through}__in": visible}), distinct=True)
-
-
-@admin.register(Operator)
-class OperatorAdmin(ScopedModelAdmin):
-    list_display = ("name", "code", "rounding_mode", "created_at")
-    search_fields = ("name", "code")
+class SuperuserEditsMixin:
+    """Platform-wide registries (operators, partners): only a superuser adds or edits rows,
+    and rows are never deleted."""
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -87,6 +79,19 @@ class OperatorAdmin(ScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _visible_station_count(user, through: str) -> Count:
+    """Count of bound stations that the user can open in the station list: visible to
+    them and not hidden, so the number equals the rows behind its link."""
+    visible = stations_visible_to(user).filter(hidden_at__isnull=True).values("pk")
+    return Count(through, filter=Q(**{f"{through}__in": visible}), distinct=True)
+
+
+@admin.register(Operator)
+class OperatorAdmin(SuperuserEditsMixin, ScopedModelAdmin):
+    list_display = ("name", "code", "rounding_mode", "created_at")
+    search_fields = ("name", "code")
 
 
 @admin.register(SubOperator)
@@ -335,7 +340,7 @@ def _switch_partnerships(model_admin, request, pairs, *, enabled: bool) -> None:
 
 
 @admin.register(Partner)
-class PartnerAdmin(ScopedModelAdmin):
+class PartnerAdmin(SuperuserEditsMixin, ScopedModelAdmin):
     list_display = ("name", "code", "kind", "enabled_for_me")
     list_filter = ("kind",)
     search_fields = ("name", "code")
@@ -368,15 +373,6 @@ class PartnerAdmin(ScopedModelAdmin):
     @admin.display(description=_("enabled for my operator"), boolean=True)
     def enabled_for_me(self, obj):
         return obj.on_for_me
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PartnerAccess)

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from chargenet.admin import (
     ExportCsvMixin,
     HideableScopedAdmin,
+    ReadOnlyAdminMixin,
     ScopedAdminMixin,
     ScopedModelAdmin,
     ValueFilter,
@@ -73,17 +74,6 @@ register_scope(
 register_scope(
     OpeningWindow, lambda user: OpeningWindow.objects.filter(station__in=stations_visible_to(user))
 )
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CityFilter(ValueFilter):

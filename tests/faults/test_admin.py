@@ -2,7 +2,6 @@
 
 import datetime as dt
 from decimal import Decimal as D
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -11,43 +10,27 @@ from django.urls import reverse
 
 from billing.models import Bill, LedgerEntry, OrphanStop, PaymentState
 from billing.services.settlement import bill_settle
-from billing.services.wallet import wallet_recharge
 from faults.models import FaultCase
 from orgs.models import Role, Staff
 from protocol.models import Frame
 from stations.models import HeartbeatSample, StatusEvent
 from tests import factories
 from tests.billing.factories import (
-    MemberFactory,
     OperatorFactory,
     PileFactory,
     SubOperatorFactory,
     stopped_session,
     tariffed_station,
 )
+from tests.faults.worked_example import SAMPLES, at, funded_member
 
-SH = ZoneInfo("Asia/Shanghai")
 pytestmark = pytest.mark.django_db
-
-
-def at(*args):
-    return dt.datetime(*args, tzinfo=SH)
-
-
-SAMPLES = [
-    (at(2019, 9, 6, 23, 26, 13), "0"),
-    (at(2019, 9, 7, 0, 0), "1000"),
-    (at(2019, 9, 7, 8, 0), "26980"),
-    (at(2019, 9, 7, 10, 40), "34800"),
-    (at(2019, 9, 7, 10, 40, 40), "44820"),
-]
 
 
 @pytest.fixture
 def desk():
     station = tariffed_station()
-    member = MemberFactory(operator=station.operator)
-    wallet_recharge(member=member, amount=D("100.00"), reference="WX1")
+    member = funded_member(station.operator)
     session = stopped_session(station=station, samples=SAMPLES, member=member)
     type(session.pile).objects.filter(pk=session.pile_id).update(firmware_version="2090100")
     PileFactory(station=station, firmware_version="10002")

@@ -3,7 +3,6 @@
 import datetime as dt
 import threading
 from decimal import Decimal as D
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -17,37 +16,14 @@ from billing.services.repair import (
     fault_bill_repair,
 )
 from billing.services.settlement import bill_settle
-from billing.services.wallet import wallet_recharge
 from chargenet.errors import DomainError
 from chargenet.models import AuditLog
 from faults.models import FaultCase, Notification
 from faults.services.cases import fault_case_dismiss
 from faults.services.sweep import lost_bills_sweep
 from faults.tasks import lost_bills_settle_task
-from tests.billing.factories import MemberFactory, StaffFactory, stopped_session, tariffed_station
-
-SH = ZoneInfo("Asia/Shanghai")
-
-
-def at(*args):
-    return dt.datetime(*args, tzinfo=SH)
-
-
-# DOMAIN.md's worked example, with a sample just before the stop: the platform saw
-# 34800 Wh at 10:40:00 but the pile reports a stop register of 44820 Wh (code 8).
-SAMPLES = [
-    (at(2019, 9, 6, 23, 26, 13), "0"),
-    (at(2019, 9, 7, 0, 0), "1000"),
-    (at(2019, 9, 7, 8, 0), "26980"),
-    (at(2019, 9, 7, 10, 40), "34800"),
-    (at(2019, 9, 7, 10, 40, 40), "44820"),
-]
-
-
-def funded_member(operator, amount="100.00"):
-    member = MemberFactory(operator=operator)
-    wallet_recharge(member=member, amount=D(amount), reference=f"WX{member.pk}")
-    return member
+from tests.billing.factories import StaffFactory, stopped_session, tariffed_station
+from tests.faults.worked_example import SAMPLES, at, funded_member
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from orgs.models import Role
 from stations.models import PileFault, StationOutage, StatusEvent
+from tests.admin_forms import signed_in
 from tests.factories import (
     CardFactory,
     ConnectorFactory,
@@ -106,7 +107,7 @@ def world_rolled_back(django_db_blocker) -> Iterator[World]:
 def client_as(client, world: World, user: str):
     """The test client on English pages, signed in as the world's ``user`` (not at all
     for "anonymous")."""
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    if user != "anonymous":
-        client.force_login(world[user])
-    return client
+    if user == "anonymous":
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+        return client
+    return signed_in(client, world[user])

@@ -1,12 +1,9 @@
 """Settlement → fault bill → repair: exact amounts, one wallet deduction, audit, conflicts."""
 
 import datetime as dt
-import threading
 from decimal import Decimal as D
 
 import pytest
-from django.db import connection
-from django.utils import translation
 
 from billing.models import Bill, LedgerEntry, PaymentState, SessionTransition
 from billing.services.repair import (
@@ -23,6 +20,7 @@ from faults.services.cases import fault_case_dismiss
 from faults.services.sweep import lost_bills_sweep
 from faults.tasks import lost_bills_settle_task
 from tests.billing.factories import StaffFactory, stopped_session, tariffed_station
+from tests.faults.races import repair_at_once
 from tests.faults.worked_example import SAMPLES, at, funded_member
 
 
@@ -197,29 +195,11 @@ def test_two_agents_apply_at_once_one_wins_one_is_told():
     session = stopped_session(station=station, samples=SAMPLES, member=member)
     bill_settle(session_id=session.pk)
     agents = [StaffFactory(operator=station.operator, username=f"agent{i}") for i in (1, 2)]
-    barrier = threading.Barrier(2)
-    outcomes = {}
-
-    def apply(agent):
-        try:
-            translation.activate("en")  # a thread does not inherit the test's language
-            barrier.wait()
-            fault_bill_repair(
-                session=session,
-                corrections=BillCorrections(reason="glitch", meter_stop_wh=D(34820)),
-                acting_user=agent,
-            )
-            outcomes[agent.username] = "won"
-        except RepairConflict as exc:
-            outcomes[agent.username] = str(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=apply, args=(a,)) for a in agents]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = repair_at_once(
+        session=session,
+        corrections=BillCorrections(reason="glitch", meter_stop_wh=D(34820)),
+        agents=agents,
+    )
     winner = [name for name, outcome in outcomes.items() if outcome == "won"]
     assert len(winner) == 1
     (loser_message,) = [o for o in outcomes.values() if o != "won"]

@@ -19,7 +19,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -179,6 +181,13 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def filtered_list_link(changelist: str, lookup: str, pk: int, text) -> str:
+    """``text`` (a count) linking to the ``changelist`` ("app_model") filtered to the rows
+    whose ``lookup`` relation is ``pk``: the rows behind the count."""
+    url = reverse(f"admin:{changelist}_changelist") + f"?{lookup}__id__exact={pk}"
+    return format_html('<a href="{}">{}</a>', url, text)
 
 
 class ValueFilter(SimpleListFilter):
@@ -393,6 +402,7 @@ __all__ = [
     "ScopedModelAdmin",
     "ValueFilter",
     "distinct_choices",
+    "filtered_list_link",
     "register_scope",
     "scoped",
 ]

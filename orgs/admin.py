@@ -12,8 +12,6 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.admin import (
@@ -21,6 +19,7 @@ from chargenet.admin import (
     HideableScopedAdmin,
     ScopedAdminMixin,
     ScopedModelAdmin,
+    filtered_list_link,
     register_scope,
 )
 from chargenet.errors import DomainError
@@ -117,8 +116,7 @@ class SubOperatorAdmin(OperatorInitialMixin, HideableScopedAdmin):
 
     @admin.display(description=_("stations"), ordering="n_stations")
     def station_count(self, obj):
-        url = reverse("admin:stations_station_changelist") + f"?sub_operators__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.n_stations)
+        return filtered_list_link("stations_station", "sub_operators", obj.pk, obj.n_stations)
 
     @admin.display(description=_("departments"), ordering="n_departments")
     def department_count(self, obj):
@@ -185,13 +183,11 @@ class DepartmentAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin)
 
     @admin.display(description=_("stations"), ordering="n_stations")
     def station_count(self, obj):
-        url = reverse("admin:stations_station_changelist") + f"?departments__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.n_stations)
+        return filtered_list_link("stations_station", "departments", obj.pk, obj.n_stations)
 
     @admin.display(description=_("vehicles"), ordering="n_vehicles")
     def vehicle_count(self, obj):
-        url = reverse("admin:orgs_vehicle_changelist") + f"?department__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.n_vehicles)
+        return filtered_list_link("orgs_vehicle", "department", obj.pk, obj.n_vehicles)
 
     @admin.display(description=_("cards"), ordering="n_cards")
     def card_count(self, obj):

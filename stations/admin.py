@@ -12,7 +12,6 @@ from django.contrib import admin, messages
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -24,6 +23,7 @@ from chargenet.admin import (
     ScopedModelAdmin,
     ValueFilter,
     distinct_choices,
+    filtered_list_link,
     register_scope,
 )
 from chargenet.audit import audit_record
@@ -181,8 +181,8 @@ class StationAdmin(ExportCsvMixin, HideableScopedAdmin):
 
     @admin.display(description=_("piles online / total"), ordering="piles_total")
     def pile_counts(self, obj):
-        url = reverse("admin:stations_pile_changelist") + f"?station__id__exact={obj.pk}"
-        return format_html('<a href="{}">{} / {}</a>', url, obj.piles_online, obj.piles_total)
+        counts = f"{obj.piles_online} / {obj.piles_total}"
+        return filtered_list_link("stations_pile", "station", obj.pk, counts)
 
     @admin.display(description=_("opening hours"))
     def opening_hours(self, obj):

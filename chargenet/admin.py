@@ -19,7 +19,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -168,6 +170,44 @@ def _plain(value):
     return value
 
 
+class ReadOnlyAdminMixin:
+    """No add, change or delete: for records only the system writes (logs, journals)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def filtered_list_link(changelist: str, lookup: str, pk: int, text) -> str:
+    """``text`` (a count) linking to the ``changelist`` ("app_model") filtered to the rows
+    whose ``lookup`` relation is ``pk``: the rows behind the count."""
+    url = reverse(f"admin:{changelist}_changelist") + f"?{lookup}__id__exact={pk}"
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+class ValueFilter(SimpleListFilter):
+    """A list filter that keeps the rows whose ``lookup`` equals the chosen value.
+    Subclasses set ``title``, ``parameter_name``, ``lookup`` and ``lookups()``."""
+
+    lookup: str
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{self.lookup: self.value()})
+        return queryset
+
+
+def distinct_choices(queryset: QuerySet, field: str) -> list[tuple]:
+    """Each distinct value of ``field`` in ``queryset``, in order, as its own label."""
+    values = queryset.order_by(field).values_list(field, flat=True).distinct()
+    return [(v, v) for v in values]
+
+
 class HiddenStateFilter(SimpleListFilter):
     """Shows visible rows unless staff ask for hidden ones (or all)."""
 
@@ -308,42 +348,28 @@ def _audit_scope(user) -> QuerySet:
 register_scope(AuditLog, _audit_scope)
 
 
-class ActorFilter(SimpleListFilter):
+class ActorFilter(ValueFilter):
     title = _("actor")
     parameter_name = "actor"
+    lookup = "actor_id"
 
     def lookups(self, request, model_admin):
         from orgs.selectors import staff_visible_to
 
         return [(str(s.pk), s.get_username()) for s in staff_visible_to(request.user)]
 
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(actor_id=self.value())
-        return queryset
 
-
-class ActionFilter(SimpleListFilter):
+class ActionFilter(ValueFilter):
     title = _("action")
     parameter_name = "action"
+    lookup = "action"
 
     def lookups(self, request, model_admin):
-        actions = (
-            model_admin.get_queryset(request)
-            .order_by("action")
-            .values_list("action", flat=True)
-            .distinct()
-        )
-        return [(a, a) for a in actions]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(action=self.value())
-        return queryset
+        return distinct_choices(model_admin.get_queryset(request), "action")
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ScopedModelAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     """Read-only: the audit log is append-only; rows are written by services."""
 
     list_display = ("at", "actor", "action", "content_type", "object_repr", "reason")
@@ -365,23 +391,18 @@ class AuditLogAdmin(ScopedModelAdmin):
     )
     fields = readonly_fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 __all__ = [
     "ExportCsvMixin",
     "Hideable",
     "HideableAdminMixin",
     "HideableScopedAdmin",
+    "ReadOnlyAdminMixin",
     "ScopedAdminMixin",
     "ScopedModelAdmin",
+    "ValueFilter",
+    "distinct_choices",
+    "filtered_list_link",
     "register_scope",
     "scoped",
 ]

@@ -28,7 +28,14 @@ from django.utils.translation import gettext_lazy
 
 from billing.models import Bill, Channel
 from billing.services.repair import BillCorrections, fault_bill_quote, fault_bill_repair
-from chargenet.admin import ScopedModelAdmin, register_scope, scoped
+from chargenet.admin import (
+    ReadOnlyAdminMixin,
+    ScopedModelAdmin,
+    ValueFilter,
+    distinct_choices,
+    register_scope,
+    scoped,
+)
 from chargenet.errors import DomainError
 from orgs.models import SubOperator
 from stations.models import StationOutage
@@ -78,63 +85,41 @@ class CodeFilter(SimpleListFilter):
         return queryset
 
 
-class ChannelFilter(SimpleListFilter):
+class ChannelFilter(ValueFilter):
     title = gettext_lazy("channel")
     parameter_name = "channel"
+    lookup = "channel"
 
     def lookups(self, request, model_admin):
         return Channel.choices
 
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(channel=self.value())
-        return queryset
 
-
-class StationFilter(SimpleListFilter):
+class StationFilter(ValueFilter):
     title = gettext_lazy("station")
     parameter_name = "station"
+    lookup = "station_id"
 
     def lookups(self, request, model_admin):
         return list(stations_visible_to(request.user).order_by("name").values_list("pk", "name"))
 
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(station_id=self.value())
-        return queryset
 
-
-class SubOperatorFilter(SimpleListFilter):
+class SubOperatorFilter(ValueFilter):
     title = gettext_lazy("sub-operator")
     parameter_name = "sub_operator"
+    lookup = "sub_operator_id"
 
     def lookups(self, request, model_admin):
         return list(scoped(SubOperator, request.user).order_by("name").values_list("pk", "name"))
 
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(sub_operator_id=self.value())
-        return queryset
 
-
-class FirmwareFilter(SimpleListFilter):
+class FirmwareFilter(ValueFilter):
     title = gettext_lazy("firmware")
     parameter_name = "firmware"
+    lookup = "firmware"
 
     def lookups(self, request, model_admin):
-        versions = (
-            piles_visible_to(request.user)
-            .exclude(firmware_version="")
-            .order_by("firmware_version")
-            .values_list("firmware_version", flat=True)
-            .distinct()
-        )
-        return [(v, v) for v in versions]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(firmware=self.value())
-        return queryset
+        piles = piles_visible_to(request.user).exclude(firmware_version="")
+        return distinct_choices(piles, "firmware_version")
 
 
 # --- forms ---------------------------------------------------------------------------
@@ -581,18 +566,9 @@ class FaultSettingsAdmin(ScopedModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ScopedModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     list_display = ("created_at", "session", "kind", "state", "attempts", "sent_at", "last_error")
     list_filter = ("kind", "state")
     search_fields = ("=session__order_no",)
     list_select_related = ("session",)
     readonly_fields = [f.name for f in Notification._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

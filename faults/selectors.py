@@ -6,6 +6,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from billing.selectors import sessions_visible_to
+from chargenet.scope import staff_scoped
 from stations.selectors import stations_visible_to
 
 from .codes import FaultCode
@@ -25,19 +26,14 @@ def fault_cases_visible_to(staff) -> QuerySet[FaultCase]:
     (they never change for a session). Joining the session table instead would make the
     queue semi-join millions of sessions per page; tests/faults/test_selectors.py checks
     both give the same rows for every kind of staff."""
-    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
-        return FaultCase.objects.none()
-    if staff.is_superuser:
-        return FaultCase.objects.all()
-    if staff.operator_id is None:
-        return FaultCase.objects.none()
-    cases = FaultCase.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        cases = cases.filter(
+    return staff_scoped(
+        FaultCase,
+        staff,
+        for_sub_operator=lambda cases: cases.filter(
             Q(sub_operator_id=staff.sub_operator_id)
             | Q(station__in=stations_visible_to(staff).values("pk"))
-        )
-    return cases
+        ),
+    )
 
 
 def fault_cases_visible_to_by_session(staff) -> QuerySet[FaultCase]:
@@ -52,13 +48,7 @@ def fault_actions_visible_to(staff) -> QuerySet[FaultAction]:
 def fault_settings_visible_to(staff) -> QuerySet[FaultSettings]:
     """Thresholds are the operator's: operator-wide staff see their operator's row,
     sub-operator staff see none."""
-    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
-        return FaultSettings.objects.none()
-    if staff.is_superuser:
-        return FaultSettings.objects.all()
-    if staff.operator_id is None or staff.sub_operator_id is not None:
-        return FaultSettings.objects.none()
-    return FaultSettings.objects.filter(operator_id=staff.operator_id)
+    return staff_scoped(FaultSettings, staff)
 
 
 def notifications_visible_to(staff) -> QuerySet[Notification]:

@@ -12,8 +12,6 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.admin import (
@@ -21,6 +19,7 @@ from chargenet.admin import (
     HideableScopedAdmin,
     ScopedAdminMixin,
     ScopedModelAdmin,
+    filtered_list_link,
     register_scope,
 )
 from chargenet.errors import DomainError
@@ -67,17 +66,9 @@ class OperatorInitialMixin:
         return initial
 
 
-def _visible_station_count(user, through: str) -> Count:
-    """Count of bound stations that the user can open in the station list: visible to
-    them and not hidden, so the number equals the rows behind its link."""
-    visible = stations_visible_to(user).filter(hidden_at__isnull=True).values("pk")
-    return Count(through, filter=Q(**{f"{through}__in": visible}), distinct=True)
-
-
-@admin.register(Operator)
-class OperatorAdmin(ScopedModelAdmin):
-    list_display = ("name", "code", "rounding_mode", "created_at")
-    search_fields = ("name", "code")
+class SuperuserEditsMixin:
+    """Platform-wide registries (operators, partners): only a superuser adds or edits rows,
+    and rows are never deleted."""
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -87,6 +78,19 @@ class OperatorAdmin(ScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _visible_station_count(user, through: str) -> Count:
+    """Count of bound stations that the user can open in the station list: visible to
+    them and not hidden, so the number equals the rows behind its link."""
+    visible = stations_visible_to(user).filter(hidden_at__isnull=True).values("pk")
+    return Count(through, filter=Q(**{f"{through}__in": visible}), distinct=True)
+
+
+@admin.register(Operator)
+class OperatorAdmin(SuperuserEditsMixin, ScopedModelAdmin):
+    list_display = ("name", "code", "rounding_mode", "created_at")
+    search_fields = ("name", "code")
 
 
 @admin.register(SubOperator)
@@ -112,8 +116,7 @@ class SubOperatorAdmin(OperatorInitialMixin, HideableScopedAdmin):
 
     @admin.display(description=_("stations"), ordering="n_stations")
     def station_count(self, obj):
-        url = reverse("admin:stations_station_changelist") + f"?sub_operators__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.n_stations)
+        return filtered_list_link("stations_station", "sub_operators", obj.pk, obj.n_stations)
 
     @admin.display(description=_("departments"), ordering="n_departments")
     def department_count(self, obj):
@@ -180,13 +183,11 @@ class DepartmentAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin)
 
     @admin.display(description=_("stations"), ordering="n_stations")
     def station_count(self, obj):
-        url = reverse("admin:stations_station_changelist") + f"?departments__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.n_stations)
+        return filtered_list_link("stations_station", "departments", obj.pk, obj.n_stations)
 
     @admin.display(description=_("vehicles"), ordering="n_vehicles")
     def vehicle_count(self, obj):
-        url = reverse("admin:orgs_vehicle_changelist") + f"?department__id__exact={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.n_vehicles)
+        return filtered_list_link("orgs_vehicle", "department", obj.pk, obj.n_vehicles)
 
     @admin.display(description=_("cards"), ordering="n_cards")
     def card_count(self, obj):
@@ -321,8 +322,21 @@ class CardAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
     ]
 
 
+def _switch_partnerships(model_admin, request, pairs, *, enabled: bool) -> None:
+    """Switch each (partner, operator) pair on or off and tell the user which partners."""
+    names = []
+    for partner, operator in pairs:
+        partner_access_set(partner=partner, operator=operator, enabled=enabled, actor=request.user)
+        names.append(str(partner))
+    if enabled:
+        text = _("Switched on: %(names)s. Takes effect at once.")
+    else:
+        text = _("Switched off: %(names)s. Their calls are refused from now on.")
+    model_admin.message_user(request, text % {"names": ", ".join(names)}, messages.SUCCESS)
+
+
 @admin.register(Partner)
-class PartnerAdmin(ScopedModelAdmin):
+class PartnerAdmin(SuperuserEditsMixin, ScopedModelAdmin):
     list_display = ("name", "code", "kind", "enabled_for_me")
     list_filter = ("kind",)
     search_fields = ("name", "code")
@@ -334,17 +348,9 @@ class PartnerAdmin(ScopedModelAdmin):
 
     def _switch(self, request, queryset, enabled: bool):
         operator = request.user.operator
-        names = []
-        for partner in queryset:
-            partner_access_set(
-                partner=partner, operator=operator, enabled=enabled, actor=request.user
-            )
-            names.append(str(partner))
-        if enabled:
-            text = _("Switched on: %(names)s. Takes effect at once.")
-        else:
-            text = _("Switched off: %(names)s. Their calls are refused from now on.")
-        self.message_user(request, text % {"names": ", ".join(names)}, messages.SUCCESS)
+        _switch_partnerships(
+            self, request, [(partner, operator) for partner in queryset], enabled=enabled
+        )
 
     @admin.action(permissions=["switch"], description=_("Switch on for my operator"))
     def switch_on_for_me(self, request, queryset):
@@ -363,15 +369,6 @@ class PartnerAdmin(ScopedModelAdmin):
     @admin.display(description=_("enabled for my operator"), boolean=True)
     def enabled_for_me(self, obj):
         return obj.on_for_me
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PartnerAccess)
@@ -394,20 +391,11 @@ class PartnerAccessAdmin(ScopedModelAdmin):
         return self.readonly_fields if obj else ("changed_at",)
 
     def _switch(self, request, queryset, enabled: bool):
-        names = []
-        for access in queryset.select_related("partner", "operator"):
-            partner_access_set(
-                partner=access.partner,
-                operator=access.operator,
-                enabled=enabled,
-                actor=request.user,
-            )
-            names.append(str(access.partner))
-        if enabled:
-            text = _("Switched on: %(names)s. Takes effect at once.")
-        else:
-            text = _("Switched off: %(names)s. Their calls are refused from now on.")
-        self.message_user(request, text % {"names": ", ".join(names)}, messages.SUCCESS)
+        pairs = [
+            (access.partner, access.operator)
+            for access in queryset.select_related("partner", "operator")
+        ]
+        _switch_partnerships(self, request, pairs, enabled=enabled)
 
     @admin.action(permissions=["change"], description=_("Switch selected partnerships on"))
     def switch_on(self, request, queryset):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from chargenet.models import AuditLog
+from chargenet.scope import is_active_staff, staff_scoped
 
 from .models import (
     Card,
@@ -25,16 +26,8 @@ from .models import (
 )
 
 
-def _is_active_staff(staff) -> bool:
-    return staff is not None and getattr(staff, "is_authenticated", False) and staff.is_active
-
-
-def _operator_wide(staff) -> bool:
-    return staff.operator_id is not None and staff.sub_operator_id is None
-
-
 def operators_visible_to(staff) -> QuerySet[Operator]:
-    if not _is_active_staff(staff):
+    if not is_active_staff(staff):
         return Operator.objects.none()
     if staff.is_superuser:
         return Operator.objects.all()
@@ -43,43 +36,28 @@ def operators_visible_to(staff) -> QuerySet[Operator]:
 
 def sub_operators_visible_to(staff) -> QuerySet[SubOperator]:
     """All of the operator's for operator-wide staff; only its own for sub-operator staff."""
-    if not _is_active_staff(staff):
-        return SubOperator.objects.none()
-    if staff.is_superuser:
-        return SubOperator.objects.all()
-    if staff.operator_id is None:
-        return SubOperator.objects.none()
-    subs = SubOperator.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        subs = subs.filter(pk=staff.sub_operator_id)
-    return subs
+    return staff_scoped(
+        SubOperator, staff, for_sub_operator=lambda subs: subs.filter(pk=staff.sub_operator_id)
+    )
 
 
 def departments_visible_to(staff) -> QuerySet[Department]:
     """The operator's departments; for sub-operator staff those bound to its sub-operator."""
-    if not _is_active_staff(staff):
-        return Department.objects.none()
-    if staff.is_superuser:
-        return Department.objects.all()
-    if staff.operator_id is None:
-        return Department.objects.none()
-    departments = Department.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        departments = departments.filter(sub_operator_id=staff.sub_operator_id)
-    return departments
+    return staff_scoped(
+        Department,
+        staff,
+        for_sub_operator=lambda rows: rows.filter(sub_operator_id=staff.sub_operator_id),
+    )
 
 
 def _in_operator_or_departments(model, staff) -> QuerySet:
-    if not _is_active_staff(staff):
-        return model.objects.none()
-    if staff.is_superuser:
-        return model.objects.all()
-    if staff.operator_id is None:
-        return model.objects.none()
-    rows = model.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        rows = rows.filter(department__in=departments_visible_to(staff).values("pk"))
-    return rows
+    return staff_scoped(
+        model,
+        staff,
+        for_sub_operator=lambda rows: rows.filter(
+            department__in=departments_visible_to(staff).values("pk")
+        ),
+    )
 
 
 def members_visible_to(staff) -> QuerySet[Member]:
@@ -97,44 +75,28 @@ def cards_visible_to(staff) -> QuerySet[Card]:
 def staff_visible_to(staff) -> QuerySet[Staff]:
     """Accounts an operator-wide staff member may see: its operator's. Sub-operator staff
     see only their own sub-operator's accounts."""
-    if not _is_active_staff(staff):
-        return Staff.objects.none()
-    if staff.is_superuser:
-        return Staff.objects.all()
-    if staff.operator_id is None:
-        return Staff.objects.none()
-    accounts = Staff.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        accounts = accounts.filter(sub_operator_id=staff.sub_operator_id)
-    return accounts
+    return staff_scoped(
+        Staff,
+        staff,
+        for_sub_operator=lambda rows: rows.filter(sub_operator_id=staff.sub_operator_id),
+    )
 
 
 def partners_visible_to(staff) -> QuerySet[Partner]:
     """Partners are shared by every operator (the switch is per operator)."""
-    if not _is_active_staff(staff):
+    if not is_active_staff(staff):
         return Partner.objects.none()
     return Partner.objects.all()
 
 
 def partner_accesses_visible_to(staff) -> QuerySet[PartnerAccess]:
-    if not _is_active_staff(staff):
-        return PartnerAccess.objects.none()
-    if staff.is_superuser:
-        return PartnerAccess.objects.all()
-    if not _operator_wide(staff):
-        return PartnerAccess.objects.none()
-    return PartnerAccess.objects.filter(operator_id=staff.operator_id)
+    """The operator's partnership switches (operator-wide staff only)."""
+    return staff_scoped(PartnerAccess, staff)
 
 
 def audit_entries_visible_to(staff) -> QuerySet[AuditLog]:
     """Audit rows of the staff member's operator (operator-wide staff only)."""
-    if not _is_active_staff(staff):
-        return AuditLog.objects.none()
-    if staff.is_superuser:
-        return AuditLog.objects.all()
-    if not _operator_wide(staff):
-        return AuditLog.objects.none()
-    return AuditLog.objects.filter(operator_id=staff.operator_id)
+    return staff_scoped(AuditLog, staff)
 
 
 def partner_enabled(*, partner_code: str, operator_id: int) -> bool:

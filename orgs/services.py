@@ -9,11 +9,12 @@ decided separately by the scope selectors in `orgs.selectors` / `stations.select
 from __future__ import annotations
 
 import secrets
+from typing import TypeVar
 
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.audit import audit_record, snapshot
@@ -204,6 +205,18 @@ def _clean(obj, exclude: list[str] | None = None) -> None:
         raise domain_error_from(exc, obj) from None
 
 
+NewRow = TypeVar("NewRow", bound=Model)
+
+
+def _save_new(obj: NewRow, *, action: str, actor: Staff | None) -> NewRow:
+    """Validate and insert a new row; a person's creation goes to the audit log."""
+    _clean(obj)
+    obj.save()
+    if actor is not None:
+        audit_record(actor=actor, action=action, obj=obj, after=snapshot(obj))
+    return obj
+
+
 def domain_error_from(exc: ValidationError, obj) -> DomainError:
     messages = []
     for field, errors in exc.message_dict.items():
@@ -236,11 +249,7 @@ def member_create(
         is_virtual=is_virtual,
         token=member_token_new(),
     )
-    _clean(member)
-    member.save()
-    if actor is not None:
-        audit_record(actor=actor, action="member_create", obj=member, after=snapshot(member))
-    return member
+    return _save_new(member, action="member_create", actor=actor)
 
 
 @transaction.atomic
@@ -256,11 +265,7 @@ def vehicle_create(
     vehicle = Vehicle(
         operator=operator, plate=plate, vin=vin or None, department=department, member=member
     )
-    _clean(vehicle)
-    vehicle.save()
-    if actor is not None:
-        audit_record(actor=actor, action="vehicle_create", obj=vehicle, after=snapshot(vehicle))
-    return vehicle
+    return _save_new(vehicle, action="vehicle_create", actor=actor)
 
 
 @transaction.atomic
@@ -289,11 +294,7 @@ def card_issue(
     card = Card(
         operator=operator, number=number, member=member, vehicle=vehicle, department=department
     )
-    _clean(card)
-    card.save()
-    if actor is not None:
-        audit_record(actor=actor, action="card_issue", obj=card, after=snapshot(card))
-    return card
+    return _save_new(card, action="card_issue", actor=actor)
 
 
 @transaction.atomic
@@ -383,10 +384,4 @@ def department_create(
         )
     if problems:
         raise DomainError(" ".join(problems), code="department")
-    _clean(department)
-    department.save()
-    if actor is not None:
-        audit_record(
-            actor=actor, action="department_create", obj=department, after=snapshot(department)
-        )
-    return department
+    return _save_new(department, action="department_create", actor=actor)

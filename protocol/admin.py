@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import ChargingSession
 from billing.selectors import sessions_visible_to
+from chargenet.admin import ReadOnlyAdminMixin
 from chargenet.errors import DomainError
 from stations.selectors import piles_visible_to
 
@@ -29,7 +30,7 @@ from .services import COMMAND_ACTIONS, send_command
 
 
 @admin.register(Frame)
-class FrameAdmin(admin.ModelAdmin):
+class FrameAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Search by order number, pile code, action or message id; filter by time."""
 
     list_display = (
@@ -75,15 +76,6 @@ class FrameAdmin(admin.ModelAdmin):
     def short_payload(self, frame: Frame) -> str:
         text = json.dumps(frame.payload, ensure_ascii=False) if frame.payload else frame.raw
         return text[:120]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class PileCommandForm(forms.Form):

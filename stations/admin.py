@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import SimpleListFilter
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.admin import (
     ExportCsvMixin,
     HideableScopedAdmin,
+    ReadOnlyAdminMixin,
     ScopedAdminMixin,
     ScopedModelAdmin,
+    ValueFilter,
+    distinct_choices,
+    filtered_list_link,
     register_scope,
 )
 from chargenet.audit import audit_record
@@ -74,36 +76,15 @@ register_scope(
 )
 
 
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class CityFilter(SimpleListFilter):
+class CityFilter(ValueFilter):
     """City of the pile's station, with choices from the stations the user may see."""
 
     title = _("city")
     parameter_name = "city"
+    lookup = "station__city"
 
     def lookups(self, request, model_admin):
-        cities = (
-            stations_visible_to(request.user)
-            .order_by("city")
-            .values_list("city", flat=True)
-            .distinct()
-        )
-        return [(c, c) for c in cities]
-
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(station__city=self.value())
-        return queryset
+        return distinct_choices(stations_visible_to(request.user), "city")
 
 
 # --- station -------------------------------------------------------------------------
@@ -200,8 +181,8 @@ class StationAdmin(ExportCsvMixin, HideableScopedAdmin):
 
     @admin.display(description=_("piles online / total"), ordering="piles_total")
     def pile_counts(self, obj):
-        url = reverse("admin:stations_pile_changelist") + f"?station__id__exact={obj.pk}"
-        return format_html('<a href="{}">{} / {}</a>', url, obj.piles_online, obj.piles_total)
+        counts = f"{obj.piles_online} / {obj.piles_total}"
+        return filtered_list_link("stations_pile", "station", obj.pk, counts)
 
     @admin.display(description=_("opening hours"))
     def opening_hours(self, obj):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from chargenet.scope import staff_scoped
+
 from .models import Connector, Pile, Station
 
 
@@ -15,16 +17,11 @@ def stations_visible_to(staff) -> QuerySet[Station]:
     """Stations ``staff`` may see: all for a superuser, the operator's for operator-wide
     staff, those the sub-operator is authorised on for sub-operator staff, else none.
     Hidden stations are included; callers that list live stations add `.visible()`."""
-    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
-        return Station.objects.none()
-    if staff.is_superuser:
-        return Station.objects.all()
-    if staff.operator_id is None:
-        return Station.objects.none()
-    stations = Station.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        stations = stations.filter(sub_operators=staff.sub_operator_id)
-    return stations
+    return staff_scoped(
+        Station,
+        staff,
+        for_sub_operator=lambda stations: stations.filter(sub_operators=staff.sub_operator_id),
+    )
 
 
 def piles_visible_to(staff) -> QuerySet[Pile]:

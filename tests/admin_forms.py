@@ -1,7 +1,17 @@
-"""Post an admin page back the way a browser would: every field (and every inline's
-management form) as the page shows it, with the test's changes on top."""
+"""Drive the admin as a browser would: sign in on English pages, post a page back with
+every field (and every inline's management form) as the page shows it and the test's
+changes on top, and read what the page answered (form errors, messages)."""
 
 from __future__ import annotations
+
+from django.contrib.messages import get_messages
+
+
+def signed_in(client, staff):
+    """The test client on English pages, signed in as ``staff``."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.force_login(staff)
+    return client
 
 
 def _field_value(bound_field):
@@ -53,3 +63,8 @@ def form_errors(response) -> list[str]:
         for form_errors_ in inline.formset.errors:
             errors += [str(e) for errs in form_errors_.values() for e in errs]
     return errors
+
+
+def admin_messages(response) -> list[str]:
+    """The success/error messages the admin showed for ``response``."""
+    return [str(m) for m in get_messages(response.wsgi_request)]

@@ -8,12 +8,16 @@ service_a (customer service of A).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 
 from orgs.models import Role
 from stations.models import PileFault, StationOutage, StatusEvent
+from tests.admin_forms import signed_in
 from tests.factories import (
     CardFactory,
     ConnectorFactory,
@@ -88,3 +92,22 @@ def build_world() -> World:
     for key in ("users", "now"):
         rows.pop(key)
     return World(rows=rows, users=users)
+
+
+@contextmanager
+def world_rolled_back(django_db_blocker) -> Iterator[World]:
+    """The world for a module-scoped fixture: built once inside a transaction rolled back
+    at the end; each test runs in its own savepoint, so denied writes are checked against
+    the same rows."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
+
+
+def client_as(client, world: World, user: str):
+    """The test client on English pages, signed in as the world's ``user`` (not at all
+    for "anonymous")."""
+    if user == "anonymous":
+        client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+        return client
+    return signed_in(client, world[user])

@@ -2,52 +2,35 @@
 
 import datetime as dt
 from decimal import Decimal as D
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from billing.models import Bill, LedgerEntry, OrphanStop, PaymentState
 from billing.services.settlement import bill_settle
-from billing.services.wallet import wallet_recharge
 from faults.models import FaultCase
 from orgs.models import Role, Staff
 from protocol.models import Frame
 from stations.models import HeartbeatSample, StatusEvent
 from tests import factories
+from tests.admin_forms import admin_messages
 from tests.billing.factories import (
-    MemberFactory,
     OperatorFactory,
     PileFactory,
     SubOperatorFactory,
     stopped_session,
     tariffed_station,
 )
+from tests.faults.worked_example import SAMPLES, at, funded_member
 
-SH = ZoneInfo("Asia/Shanghai")
 pytestmark = pytest.mark.django_db
-
-
-def at(*args):
-    return dt.datetime(*args, tzinfo=SH)
-
-
-SAMPLES = [
-    (at(2019, 9, 6, 23, 26, 13), "0"),
-    (at(2019, 9, 7, 0, 0), "1000"),
-    (at(2019, 9, 7, 8, 0), "26980"),
-    (at(2019, 9, 7, 10, 40), "34800"),
-    (at(2019, 9, 7, 10, 40, 40), "44820"),
-]
 
 
 @pytest.fixture
 def desk():
     station = tariffed_station()
-    member = MemberFactory(operator=station.operator)
-    wallet_recharge(member=member, amount=D("100.00"), reference="WX1")
+    member = funded_member(station.operator)
     session = stopped_session(station=station, samples=SAMPLES, member=member)
     type(session.pile).objects.filter(pk=session.pile_id).update(firmware_version="2090100")
     PileFactory(station=station, firmware_version="10002")
@@ -98,10 +81,6 @@ def staff(operator, *, sub_operator=None, username="cs", superuser=False):
 
 def page_url(case):
     return reverse("admin:faults_faultcase_change", args=[case.pk])
-
-
-def texts(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 @pytest.mark.parametrize(
@@ -197,12 +176,16 @@ def test_recalculate_then_apply_settles_once_with_messages(client, desk):
     }
     response = client.post(page_url(case), {**form, "action": "recalculate"})
     assert response.status_code == 200
-    assert texts(response) == ["Recalculated: 34.820 kWh, 33.02 yuan. Press apply to settle it."]
+    assert admin_messages(response) == [
+        "Recalculated: 34.820 kWh, 33.02 yuan. Press apply to settle it."
+    ]
     assert "New amount: 33.02 yuan" in response.content.decode()
     assert Bill.objects.get(session=session).payment_state == PaymentState.FAULT
 
     response = client.post(page_url(case), {**form, "action": "apply"}, follow=True)
-    assert texts(response) == [f"Repaired and settled: bill {session.order_no}, 33.02 yuan, paid."]
+    assert admin_messages(response) == [
+        f"Repaired and settled: bill {session.order_no}, 33.02 yuan, paid."
+    ]
     assert "repaired and settled" in response.content.decode()  # the history row
     assert list(case.actions.values_list("kind", "actor__username", "reason")) == [
         ("detect", None, ""),
@@ -210,7 +193,7 @@ def test_recalculate_then_apply_settles_once_with_messages(client, desk):
         ("repair", "agent1", "pile register glitch"),
     ]
     response = client.post(page_url(case), {**form, "action": "apply"})
-    (message,) = texts(response)
+    (message,) = admin_messages(response)
     assert message.startswith("This fault bill was already repaired by agent1 at ")
     assert LedgerEntry.objects.filter(bill__session=session, kind="charge").count() == 1
     member.wallet.refresh_from_db()
@@ -233,7 +216,7 @@ def test_every_failing_click_says_why(client, desk, post, message):
     case, session, _member = desk
     client.force_login(staff(session.operator))
     response = client.post(page_url(case), post, follow=True)
-    assert any(message in m for m in texts(response))
+    assert any(message in m for m in admin_messages(response))
     case.refresh_from_db()
     assert case.state == "open"
 
@@ -244,11 +227,11 @@ def test_escalate_then_dismiss_are_audited_on_the_page(client, desk):
     response = client.post(
         page_url(case), {"action": "escalate", "escalate-reason": "ask the vendor"}, follow=True
     )
-    assert texts(response) == [f"Fault bill {session.order_no} is now escalated."]
+    assert admin_messages(response) == [f"Fault bill {session.order_no} is now escalated."]
     response = client.post(
         page_url(case), {"action": "dismiss", "dismiss-reason": "vendor confirmed"}, follow=True
     )
-    assert texts(response) == [f"Fault bill {session.order_no} is now dismissed."]
+    assert admin_messages(response) == [f"Fault bill {session.order_no} is now dismissed."]
     page = response.content.decode()
     assert "ask the vendor" in page and "vendor confirmed" in page
     assert list(case.actions.values_list("kind", "actor__username")) == [
@@ -282,7 +265,7 @@ def test_pile_timeline_for_any_period_is_scoped(client, desk):
     assert 'class="fault-timeline"' in html and "<td>Charging</td><td>#1</td>" in html
     assert "StartTransaction received" in html
     too_long = client.get(url, {"begin": "2019-09-01 00:00", "end": "2019-09-30 00:00"})
-    assert texts(too_long) == ["A period is at most 7 days, end after start."]
+    assert admin_messages(too_long) == ["A period is at most 7 days, end after start."]
     client.force_login(staff(OperatorFactory(), username="other"))
     assert client.get(url).status_code == 404
 
@@ -305,9 +288,13 @@ def test_customer_service_role_repairs_end_to_end(client, desk):
         "fix-reason": "pile register glitch",
     }
     response = client.post(page_url(case), {**form, "action": "recalculate"})
-    assert texts(response) == ["Recalculated: 34.820 kWh, 33.02 yuan. Press apply to settle it."]
+    assert admin_messages(response) == [
+        "Recalculated: 34.820 kWh, 33.02 yuan. Press apply to settle it."
+    ]
     response = client.post(page_url(case), {**form, "action": "apply"}, follow=True)
-    assert texts(response) == [f"Repaired and settled: bill {session.order_no}, 33.02 yuan, paid."]
+    assert admin_messages(response) == [
+        f"Repaired and settled: bill {session.order_no}, 33.02 yuan, paid."
+    ]
     bill = Bill.objects.get(session=session)
     assert client.get(reverse("admin:billing_bill_change", args=[bill.pk])).status_code == 200
     member.wallet.refresh_from_db()

@@ -9,7 +9,6 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,7 +18,7 @@ from billing.services.tariffs import station_tariff_assign, tariff_plan_create
 from billing.services.tariffs import tariff_version_create as version_create
 from faults.models import FaultCase, FaultSource, Notification
 from tests.billing.factories import DOMAIN_SCHEDULE, order_no, prices
-from tests.world import build_world
+from tests.world import client_as, world_rolled_back
 
 pytestmark = pytest.mark.django_db
 
@@ -74,19 +73,10 @@ def _settled_session(station, connector, member) -> ChargingSession:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock(), transaction.atomic():
-        world = build_world()
+    with world_rolled_back(django_db_blocker) as world:
         world.rows["a1"] = _settled_session(world["s1"], world["c1"], world["m_a"])
         world.rows["b3"] = _settled_session(world["s3"], world["c3"], world["m_b"])
         yield world
-        transaction.set_rollback(True)
-
-
-def _client(client, world, user):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    if user != "anonymous":
-        client.force_login(world[user])
-    return client
 
 
 def _rows(model, world, names):
@@ -101,7 +91,7 @@ ADMINS = {"billing_bill": Bill, "faults_faultcase": FaultCase}
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("admin_name", list(ADMINS))
 def test_changelist_shows_exactly_the_rows_in_scope(client, world, admin_name, user):
-    response = _client(client, world, user).get(reverse(f"admin:{admin_name}_changelist"))
+    response = client_as(client, world, user).get(reverse(f"admin:{admin_name}_changelist"))
     if user == "anonymous":
         assert response.status_code == 302
         assert response.url.startswith(reverse("admin:login"))
@@ -116,7 +106,7 @@ def test_changelist_shows_exactly_the_rows_in_scope(client, world, admin_name, u
 @pytest.mark.parametrize("admin_name", list(ADMINS))
 def test_change_page_of_a_row_is_404_outside_the_scope(client, world, admin_name, user):
     [pk] = _rows(ADMINS[admin_name], world, {"a1"})
-    response = _client(client, world, user).get(reverse(f"admin:{admin_name}_change", args=[pk]))
+    response = client_as(client, world, user).get(reverse(f"admin:{admin_name}_change", args=[pk]))
     if user == "anonymous":
         assert response.status_code == 302
         return
@@ -129,7 +119,7 @@ def test_change_page_of_a_row_is_404_outside_the_scope(client, world, admin_name
 def test_bill_station_filter_lists_only_visible_stations(client, world, user, expected):
     """Staff with a single visible station get no station filter at all (Django hides a
     filter with one choice); operator A's admin gets S1 and S2, never S3."""
-    changelist = _client(client, world, user).get(reverse("admin:billing_bill_changelist"))
+    changelist = client_as(client, world, user).get(reverse("admin:billing_bill_changelist"))
     specs = [
         s
         for s in changelist.context["cl"].filter_specs
@@ -142,7 +132,7 @@ def test_bill_station_filter_lists_only_visible_stations(client, world, user, ex
 
 @pytest.mark.parametrize("user", ["admin_b", "subop_x", "admin_a"])
 def test_notification_session_filter_and_rows_are_scoped(client, world, user):
-    response = _client(client, world, user).get(
+    response = client_as(client, world, user).get(
         reverse("admin:faults_notification_changelist"), {"kind": "charge_finished"}
     )
     if user == "subop_x":  # not a permission of sub-operator staff

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 import uuid
 from decimal import Decimal
 
@@ -15,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.models import Bill, ChargingSession, LedgerEntry, PaymentState
-from billing.services.repair import BillCorrections, RepairConflict, fault_bill_repair
+from billing.services.repair import BillCorrections
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
 from faults.models import FaultCase, Notification
@@ -31,6 +30,7 @@ from protocol.simulator import (
 from stations.models import Pile, StatusEvent
 from stations.services.live import piles_sweep_offline
 from tests.billing.factories import StaffFactory, tariffed_station
+from tests.faults.races import repair_at_once
 from tests.protocol import world
 from tests.protocol.conftest import GatewayProcess, wait_for
 
@@ -220,25 +220,8 @@ def test_bill_lost_after_reconnect_is_code_1_then_repaired_once(gateway, network
         stopped_at=dt.datetime.fromisoformat(case.proposal["stopped_at"]),
         meter_stop_wh=Decimal(case.proposal["meter_stop_wh"]),
     )
-    barrier = threading.Barrier(2)
-    outcomes = []
-
-    def apply(agent):
-        try:
-            barrier.wait()
-            fault_bill_repair(session=session, corrections=corrections, acting_user=agent)
-            outcomes.append("won")
-        except RepairConflict as exc:
-            outcomes.append(str(exc))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=apply, args=(a,)) for a in agents]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(o == "won" for o in outcomes) == [False, True]
+    outcomes = repair_at_once(session=session, corrections=corrections, agents=agents)
+    assert sorted(o == "won" for o in outcomes.values()) == [False, True]
     bill.refresh_from_db()
     assert bill.payment_state == PaymentState.PAID
     assert bill.energy_wh == Decimal("6000.000")

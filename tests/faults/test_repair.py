@@ -1,13 +1,9 @@
 """Settlement → fault bill → repair: exact amounts, one wallet deduction, audit, conflicts."""
 
 import datetime as dt
-import threading
 from decimal import Decimal as D
-from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
-from django.utils import translation
 
 from billing.models import Bill, LedgerEntry, PaymentState, SessionTransition
 from billing.services.repair import (
@@ -17,37 +13,15 @@ from billing.services.repair import (
     fault_bill_repair,
 )
 from billing.services.settlement import bill_settle
-from billing.services.wallet import wallet_recharge
 from chargenet.errors import DomainError
 from chargenet.models import AuditLog
 from faults.models import FaultCase, Notification
 from faults.services.cases import fault_case_dismiss
 from faults.services.sweep import lost_bills_sweep
 from faults.tasks import lost_bills_settle_task
-from tests.billing.factories import MemberFactory, StaffFactory, stopped_session, tariffed_station
-
-SH = ZoneInfo("Asia/Shanghai")
-
-
-def at(*args):
-    return dt.datetime(*args, tzinfo=SH)
-
-
-# DOMAIN.md's worked example, with a sample just before the stop: the platform saw
-# 34800 Wh at 10:40:00 but the pile reports a stop register of 44820 Wh (code 8).
-SAMPLES = [
-    (at(2019, 9, 6, 23, 26, 13), "0"),
-    (at(2019, 9, 7, 0, 0), "1000"),
-    (at(2019, 9, 7, 8, 0), "26980"),
-    (at(2019, 9, 7, 10, 40), "34800"),
-    (at(2019, 9, 7, 10, 40, 40), "44820"),
-]
-
-
-def funded_member(operator, amount="100.00"):
-    member = MemberFactory(operator=operator)
-    wallet_recharge(member=member, amount=D(amount), reference=f"WX{member.pk}")
-    return member
+from tests.billing.factories import StaffFactory, stopped_session, tariffed_station
+from tests.faults.races import repair_at_once
+from tests.faults.worked_example import SAMPLES, at, funded_member
 
 
 @pytest.fixture
@@ -221,29 +195,11 @@ def test_two_agents_apply_at_once_one_wins_one_is_told():
     session = stopped_session(station=station, samples=SAMPLES, member=member)
     bill_settle(session_id=session.pk)
     agents = [StaffFactory(operator=station.operator, username=f"agent{i}") for i in (1, 2)]
-    barrier = threading.Barrier(2)
-    outcomes = {}
-
-    def apply(agent):
-        try:
-            translation.activate("en")  # a thread does not inherit the test's language
-            barrier.wait()
-            fault_bill_repair(
-                session=session,
-                corrections=BillCorrections(reason="glitch", meter_stop_wh=D(34820)),
-                acting_user=agent,
-            )
-            outcomes[agent.username] = "won"
-        except RepairConflict as exc:
-            outcomes[agent.username] = str(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=apply, args=(a,)) for a in agents]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = repair_at_once(
+        session=session,
+        corrections=BillCorrections(reason="glitch", meter_stop_wh=D(34820)),
+        agents=agents,
+    )
     winner = [name for name, outcome in outcomes.items() if outcome == "won"]
     assert len(winner) == 1
     (loser_message,) = [o for o in outcomes.values() if o != "won"]

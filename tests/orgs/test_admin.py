@@ -4,11 +4,10 @@ members, vehicles, partnership switch."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from orgs.models import Department, Member, PartnerAccess, Role, Staff, Vehicle
-from tests.admin_forms import form_errors, page_data
+from tests.admin_forms import admin_messages, form_errors, page_data, signed_in
 from tests.factories import (
     DepartmentFactory,
     OperatorFactory,
@@ -34,13 +33,7 @@ def admin_user(operator):
 
 @pytest.fixture
 def admin_client(client, admin_user):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    client.force_login(admin_user)
-    return client
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
+    return signed_in(client, admin_user)
 
 
 def test_operator_admin_creates_a_sub_operator_account_in_its_group(admin_client, operator):
@@ -146,7 +139,7 @@ def test_partner_switch_action_gives_feedback(admin_client, operator):
             "_selected_action": list(PartnerAccess.objects.values_list("pk", flat=True)),
         },
     )
-    assert _messages(response) == ["Switched off: 滴滴. Their calls are refused from now on."]
+    assert admin_messages(response) == ["Switched off: 滴滴. Their calls are refused from now on."]
     assert list(PartnerAccess.objects.order_by("pk").values_list("enabled", flat=True)) == [
         False,
         True,
@@ -161,7 +154,7 @@ def test_hidden_vehicle_leaves_the_default_list(admin_client, operator):
         reverse("admin:orgs_vehicle_changelist"),
         {"action": "hide_selected", "_selected_action": [vehicle.pk]},
     )
-    assert _messages(response) == ["Hid 1 vehicle."]
+    assert admin_messages(response) == ["Hid 1 vehicle."]
     listed = admin_client.get(reverse("admin:orgs_vehicle_changelist")).context["cl"]
     assert listed.result_count == 0
     hidden = admin_client.get(reverse("admin:orgs_vehicle_changelist") + "?hidden=yes")
@@ -177,7 +170,7 @@ def test_partner_can_be_switched_on_for_my_operator_without_an_existing_row(admi
         reverse("admin:orgs_partner_changelist"),
         {"action": "switch_on_for_me", "_selected_action": [didi.pk]},
     )
-    assert _messages(response) == ["Switched on: 滴滴. Takes effect at once."]
+    assert admin_messages(response) == ["Switched on: 滴滴. Takes effect at once."]
     assert list(PartnerAccess.objects.values_list("operator", "enabled")) == [(operator.pk, True)]
     listed = admin_client.get(reverse("admin:orgs_partner_changelist")).context["cl"]
     assert [p.on_for_me for p in listed.result_list] == [True]

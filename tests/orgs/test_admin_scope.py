@@ -4,10 +4,9 @@ change page, and denied writes change nothing. Rows are compared exactly."""
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
 from django.urls import reverse
 
-from tests.world import build_world
+from tests.world import client_as, world_rolled_back
 
 pytestmark = pytest.mark.django_db
 
@@ -107,11 +106,8 @@ for _rows in VISIBLE.values():
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
-    """Built once for the module inside a transaction rolled back at the end; each test
-    runs in its own savepoint, so denied writes are checked against the same rows."""
-    with django_db_blocker.unblock(), transaction.atomic():
-        yield build_world()
-        transaction.set_rollback(True)
+    with world_rolled_back(django_db_blocker) as world:
+        yield world
 
 
 def _row(world, name):
@@ -119,17 +115,10 @@ def _row(world, name):
     return getattr(obj, name.split(".")[1]) if "." in name else obj
 
 
-def _client(client, world, user):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    if user != "anonymous":
-        client.force_login(world[user])
-    return client
-
-
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("admin_name", list(VISIBLE))
 def test_changelist_shows_exactly_the_rows_in_scope(client, world, admin_name, user):
-    response = _client(client, world, user).get(reverse(f"admin:{admin_name}_changelist"))
+    response = client_as(client, world, user).get(reverse(f"admin:{admin_name}_changelist"))
     if user == "anonymous":
         assert response.status_code == 302
         assert response.url.startswith(reverse("admin:login"))
@@ -144,7 +133,7 @@ def test_changelist_shows_exactly_the_rows_in_scope(client, world, admin_name, u
 def test_change_page_of_a_row_is_404_outside_the_scope(client, world, admin_name, user):
     obj = _row(world, A_ROW[admin_name])
     url = reverse(f"admin:{admin_name}_change", args=[obj.pk])
-    response = _client(client, world, user).get(url)
+    response = client_as(client, world, user).get(url)
     if user == "anonymous":
         assert response.status_code == 302
         return
@@ -165,7 +154,7 @@ def test_missing_row_is_the_same_404(client, world, admin_name):
 def test_denied_station_edit_changes_nothing(client, world, user, status):
     s1 = world["s1"]
     url = reverse("admin:stations_station_change", args=[s1.pk])
-    response = _client(client, world, user).post(url, {"name": "stolen", "code": "S1"})
+    response = client_as(client, world, user).post(url, {"name": "stolen", "code": "S1"})
     assert response.status_code == status
     s1.refresh_from_db()
     assert (s1.name, s1.hidden_at) == ("S1", None)
@@ -174,7 +163,7 @@ def test_denied_station_edit_changes_nothing(client, world, user, status):
 @pytest.mark.parametrize("user", ["admin_b", "subop_y", "subop_x", "service_a"])
 def test_denied_hide_action_changes_nothing(client, world, user):
     s1 = world["s1"]
-    response = _client(client, world, user).post(
+    response = client_as(client, world, user).post(
         reverse("admin:stations_station_changelist"),
         {"action": "hide_selected", "_selected_action": [s1.pk]},
     )
@@ -188,7 +177,7 @@ def test_denied_hide_action_changes_nothing(client, world, user):
 def test_denied_vehicle_edit_changes_nothing(client, world, user, status):
     v_x = world["v_x"]
     url = reverse("admin:orgs_vehicle_change", args=[v_x.pk])
-    response = _client(client, world, user).post(
+    response = client_as(client, world, user).post(
         url, {"operator": world["op_a"].pk, "plate": "粤T-STOLEN", "vin": ""}
     )
     assert response.status_code == status
@@ -207,7 +196,7 @@ def test_denied_vehicle_edit_changes_nothing(client, world, user, status):
     ],
 )
 def test_vehicle_form_dropdowns_are_scoped(client, world, user, field, expected):
-    response = _client(client, world, user).get(reverse("admin:orgs_vehicle_add"))
+    response = client_as(client, world, user).get(reverse("admin:orgs_vehicle_add"))
     assert response.status_code == 200
     choices = response.context["adminform"].form.fields[field].queryset
     assert {o.pk for o in choices} == {_row(world, name).pk for name in expected}
@@ -222,7 +211,7 @@ def test_vehicle_form_dropdowns_are_scoped(client, world, user, field, expected)
     ],
 )
 def test_station_form_and_filter_choices_are_scoped(client, world, user, field, expected):
-    c = _client(client, world, user)
+    c = client_as(client, world, user)
     form = c.get(reverse("admin:stations_station_add")).context["adminform"].form
     want = {_row(world, name).pk for name in expected}
     assert {o.pk for o in form.fields[field].queryset} == want
@@ -255,5 +244,5 @@ def test_csv_export_contains_only_selected_visible_rows(client, world):
     ("user", "status"), [("admin_a", 200), ("service_a", 200), ("subop_x", 403)]
 )
 def test_audit_log_is_for_operator_wide_staff(client, world, user, status):
-    response = _client(client, world, user).get(reverse("admin:chargenet_auditlog_changelist"))
+    response = client_as(client, world, user).get(reverse("admin:chargenet_auditlog_changelist"))
     assert response.status_code == status

@@ -15,6 +15,7 @@ from django.urls import reverse
 from orgs import demo
 from orgs.models import Card, Department, Member, Operator, Partner, Staff, SubOperator, Vehicle
 from stations.models import Connector, OpeningWindow, Pile, Station
+from tests.admin_forms import signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -164,8 +165,7 @@ def test_every_back_office_page_renders_on_the_demo(loaded, client, username):
     """Each registered changelist, and the first row's change page, for each demo role."""
     from django.contrib import admin
 
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    client.force_login(Staff.objects.get(username=username))
+    signed_in(client, Staff.objects.get(username=username))
     rendered = 0
     for model, model_admin in admin.site._registry.items():
         meta = model._meta

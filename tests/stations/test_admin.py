@@ -6,13 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from chargenet.models import AuditLog
 from stations.models import Connector, FirmwareRecord, OpeningWindow, Pile, Station, StatusEvent
-from tests.admin_forms import form_errors, page_data
+from tests.admin_forms import admin_messages, form_errors, page_data, signed_in
 from tests.factories import (
     ConnectorFactory,
     DepartmentFactory,
@@ -33,13 +32,7 @@ def operator():
 
 @pytest.fixture
 def admin_client(client, operator):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    client.force_login(StaffFactory(operator=operator))
-    return client
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
+    return signed_in(client, StaffFactory(operator=operator))
 
 
 def _add_station(admin_client, **changes):
@@ -204,7 +197,7 @@ def test_publish_action_reports_each_refusal(admin_client, pile, operator):
         {"action": "publish_selected", "_selected_action": [pile.pk, bare.pk]},
     )
     assert response.status_code == 302
-    assert _messages(response) == [
+    assert admin_messages(response) == [
         "Pile 44200100010001000002 cannot be published. Connectors: a pile needs at least one "
         "connector before it can be published.",
         "Published 1 pile(s).",
@@ -243,7 +236,7 @@ def test_hide_action_removes_bindings_so_department_counts_equal_rows(admin_clie
         reverse("admin:stations_station_changelist"),
         {"action": "hide_selected", "_selected_action": [stations[0].pk]},
     )
-    assert _messages(response) == ["Hid 1 station."]
+    assert admin_messages(response) == ["Hid 1 station."]
     departments = admin_client.get(reverse("admin:orgs_department_changelist")).context["cl"]
     (row,) = departments.result_list
     listed = admin_client.get(
@@ -256,7 +249,7 @@ def test_hide_action_removes_bindings_so_department_counts_equal_rows(admin_clie
         reverse("admin:stations_station_changelist") + "?hidden=yes",
         {"action": "restore_selected", "_selected_action": [stations[0].pk]},
     )
-    assert _messages(response) == ["Restored 1 station."]
+    assert admin_messages(response) == ["Restored 1 station."]
     assert dept.stations.count() == 4
 
 

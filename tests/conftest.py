@@ -12,9 +12,12 @@ os.environ.setdefault("CACHE_KEY_PREFIX", f"chargenet-test-{uuid.uuid4().hex[:8]
 
 @pytest.fixture(autouse=True)
 def _english(settings):
-    """Assert messages in English unless a test switches language itself."""
+    """Assert messages in English unless a test switches language itself. The product
+    defaults to zh-hans; LANGUAGE_CODE also covers threads and event loops the tests start
+    (they do not inherit an activated language)."""
     from django.utils import translation
 
+    settings.LANGUAGE_CODE = "en"
     with translation.override("en"):
         yield
 

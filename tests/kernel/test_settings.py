@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def _load_settings(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS"}}
     return subprocess.run(
-        [sys.executable, "-c", "import chargenet.settings as s; print(s.DEBUG, s.TIME_ZONE)"],
+        [
+            sys.executable,
+            "-c",
+            "import chargenet.settings as s; print(s.DEBUG, s.TIME_ZONE, s.LANGUAGE_CODE)",
+        ],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -39,13 +43,13 @@ def test_production_with_settings_loads_without_debug():
         CHARGENET_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="example.com"
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "Asia/Shanghai"]
+    assert result.stdout.split() == ["False", "Asia/Shanghai", "zh-hans"]
 
 
 def test_development_defaults():
     result = _load_settings()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "Asia/Shanghai"]
+    assert result.stdout.split() == ["True", "Asia/Shanghai", "zh-hans"]
 
 
 def _load_notification_settings(**env: str) -> subprocess.CompletedProcess:

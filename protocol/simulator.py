@@ -316,8 +316,14 @@ async def scenario_demo(base_url, code, password, id_tag, *, connector=1, foreve
             await asyncio.sleep(5)
 
 
+DEMO_IDLE_SECONDS = (5.0, 45.0)  # between charges, unless a remote start comes
+DEMO_SAMPLE_SECONDS = 10.0  # between meter values while charging
+DEMO_ENERGY_GLITCH_RATE = 0.1
+DEMO_ENERGY_GLITCH_WH = 5000
+
+
 async def _demo_charge(pile: SimulatedPile, connector: int, id_tag: str) -> None:
-    idle = random.uniform(5, 45)
+    idle = random.uniform(*DEMO_IDLE_SECONDS)
     with contextlib.suppress(TimeoutError):
         connector, id_tag = await asyncio.wait_for(pile.remote_starts.get(), idle)
     await pile.heartbeat()
@@ -337,7 +343,7 @@ async def _demo_charge(pile: SimulatedPile, connector: int, id_tag: str) -> None
     soc = random.randint(15, 45)
     for _ in range(random.randint(4, 12)):
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(pile.remote_stops.get(), 10)
+            await asyncio.wait_for(pile.remote_stops.get(), DEMO_SAMPLE_SECONDS)
             await pile.stop_tx(connector, reason="Remote")
             await pile.status(connector, "Finishing")
             await pile.status(connector, "Available")
@@ -347,6 +353,10 @@ async def _demo_charge(pile: SimulatedPile, connector: int, id_tag: str) -> None
             connector, add_wh=int(power_w * 10 / 3600) + random.randint(0, 20), soc=soc
         )
         await pile.heartbeat()
+    if random.random() < DEMO_ENERGY_GLITCH_RATE:
+        # Now and then the stop reading jumps past what the pile metered (a firmware fault
+        # seen in the field), so the demo's repair desk has fault bills (code 8) to work.
+        pile.meter_wh += DEMO_ENERGY_GLITCH_WH
     await pile.stop_tx(connector, reason="EVDisconnected" if soc >= 100 else "Local")
     await pile.status(connector, "Finishing")
     await pile.status(connector, "Available")

@@ -51,3 +51,27 @@ def test_journal_prune_keeps_the_retention_window(settings):
     assert list(Frame.objects.filter(pile_code="prune-test").values_list("at", flat=True)) == [
         now - dt.timedelta(days=29)
     ]
+
+
+@pytest.mark.parametrize(("glitch_rate", "beyond_samples_wh"), [(0.0, 0), (1.0, 5000)])
+def test_demo_charge_sometimes_reports_a_stop_reading_past_its_samples(
+    gateway, monkeypatch, glitch_rate, beyond_samples_wh
+):
+    """The demo keeps the repair desk fed: a glitching pile's stop reading jumps past its
+    last meter sample (fault code 8 at settlement); a healthy one stops where it sampled."""
+    import asyncio
+
+    from protocol import simulator
+
+    monkeypatch.setattr(simulator, "DEMO_IDLE_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr(simulator, "DEMO_SAMPLE_SECONDS", 0.01)
+    monkeypatch.setattr(simulator, "DEMO_ENERGY_GLITCH_RATE", glitch_rate)
+    pile = world.pile()
+    member = world.member(pile.station.operator)
+    asyncio.run(
+        simulator.scenario_demo(gateway.url, pile.code, pile.password, member.token, forever=False)
+    )
+    session = ChargingSession.objects.get(pile=pile)
+    last_sample = session.samples.order_by("-at").first()
+    assert session.state == "stopped"
+    assert session.meter_stop_wh - last_sample.energy_wh == beyond_samples_wh

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 
 from django.db.models import Q, QuerySet
 
@@ -46,22 +48,21 @@ def session_samples(session: ChargingSession) -> list[tuple[dt.datetime, Decimal
     Start and stop keep their places even when the pile's clock put the stop before the
     start, so the pricing engine sees time going backwards (a time anomaly)."""
     samples = session.samples.filter(energy_wh__isnull=False).order_by("at")
-    return session_points(session, samples.values_list("at", "energy_wh"))
+    return session_points(session, list(samples.values_list("at", "energy_wh")))
 
 
 def session_points(
-    session: ChargingSession, samples: Iterable[tuple[dt.datetime, Decimal | None]]
+    session: ChargingSession, samples: Sequence[tuple[dt.datetime, Decimal | None]]
 ) -> list[tuple[dt.datetime, Decimal]]:
     """`session_samples` from samples already read, (time, register) in time order (a
     batch reads them for many sessions in one query)."""
     points = [(session.started_at, session.meter_start_wh)]
-    points += [
-        (at, energy)
-        for at, energy in samples
-        if energy is not None
-        and at > session.started_at
-        and (session.stopped_at is None or at < session.stopped_at)
-    ]
+    # In time order: the samples strictly between start and stop are one slice of them.
+    first = bisect_right(samples, session.started_at, key=itemgetter(0))
+    last = len(samples)
+    if session.stopped_at is not None:
+        last = bisect_left(samples, session.stopped_at, key=itemgetter(0))
+    points += [sample[:2] for sample in samples[first:last] if sample[1] is not None]
     if session.stopped_at is not None and session.meter_stop_wh is not None:
         points.append((session.stopped_at, session.meter_stop_wh))
     return points

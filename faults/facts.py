@@ -70,7 +70,8 @@ LEFT JOIN LATERAL (
     ) e
 ) ev ON true
 LEFT JOIN LATERAL (
-    SELECT array_agg(m.at ORDER BY m.at) AS at, array_agg(m.energy_wh ORDER BY m.at) AS energy_wh,
+    SELECT array_agg((extract(epoch FROM m.at) * 1000000)::bigint ORDER BY m.at) AS at,
+           array_agg(m.energy_wh ORDER BY m.at) AS energy_wh,
            array_agg(m.power_w ORDER BY m.at) AS power_w
     FROM billing_metersample m WHERE m.session_id = p.session_id
 ) ms ON true
@@ -148,7 +149,7 @@ def sessions_facts_with_limits(
             stopped_at=session.stopped_at,
             stop_received_at=session.stop_received_at,
             meter_stop_wh=session.meter_stop_wh,
-            samples=tuple(map(Sample, ms_at or (), ms_energy or (), ms_power or ())),
+            samples=tuple(map(Sample, _times(ms_at), ms_energy or (), ms_power or ())),
             statuses=tuple(map(StatusChange, ev_at or (), ev_status or (), ev_pile or ())),
             offline=tuple(map(Period, off_start or (), off_end or ())),
             boots=(last_boot,) if last_boot and last_boot > begin else (),
@@ -161,6 +162,15 @@ def sessions_facts_with_limits(
         )
         out[session.pk] = (facts, limits, list(open_codes or []))
     return out
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _times(microseconds: list[int] | None) -> list[dt.datetime]:
+    # Sample times come as microseconds since the epoch: a batch reads ~100 per session,
+    # and an integer array loads several times faster than timestamps do.
+    return [_EPOCH + dt.timedelta(microseconds=us) for us in microseconds or ()]
 
 
 def session_facts(*, session: ChargingSession, now: dt.datetime | None = None) -> SessionFacts:

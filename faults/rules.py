@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.utils.translation import gettext_lazy as _
 
@@ -46,8 +47,9 @@ class Thresholds:
     min_charging_for_energy: dt.timedelta = dt.timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    # A tuple, not a dataclass: a settlement batch builds ~100 per session, and pricing
+    # reads (at, energy_wh) from it as the pair it takes.
     at: dt.datetime
     energy_wh: Decimal | None
     power_w: Decimal | None = None

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -156,10 +156,7 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
 
     # Reads: facts (with every meter sample) in one query, tariffs in one.
     facts = sessions_facts_with_limits(sessions=sessions)
-    points = {
-        s.pk: session_points(s, ((x.at, x.energy_wh) for x in facts[s.pk][0].samples))
-        for s in sessions
-    }
+    points = {s.pk: session_points(s, facts[s.pk][0].samples) for s in sessions}
     tariffs = tariff_rows_for_stations(
         station_ids=[s.station_id for s in sessions],
         until=max(max(p[0][0], p[-1][0]) for p in points.values()),
@@ -221,8 +218,20 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
         )
         session.state, session.updated_at = to_state, now
     SessionTransition.objects.bulk_create(transitions)
-    ChargingSession.objects.bulk_update(sessions, ["state", "updated_at"])
+    _sessions_move(sessions, now)
     return bills | new_bills
+
+
+def _sessions_move(sessions: list[ChargingSession], now: dt.datetime) -> None:
+    """Store the sessions' new states in one UPDATE (Django's bulk_update builds a CASE
+    expression per row: most of a batch's CPU)."""
+    table = ChargingSession._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{table}" AS s SET "state" = v.state, "updated_at" = %s '
+            "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, state) WHERE s.id = v.id",
+            [now, [s.pk for s in sessions], [str(s.state) for s in sessions]],
+        )
 
 
 def _bill(check: SettlementCheck, codes: dict, states: dict, now: dt.datetime) -> Bill:

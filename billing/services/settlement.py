@@ -11,6 +11,7 @@ charge entry). Its statements are set-based: their number does not grow with the
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -42,6 +43,8 @@ from ..selectors import (
     tariff_specs_from_rows,
 )
 from .wallet import wallet_debit_bill, wallets_take
+
+logger = logging.getLogger(__name__)
 
 SETTLEABLE = {SessionState.STOPPED}
 SETTLED_STATES = {SessionState.SETTLED, SessionState.FAULT, SessionState.REPAIRED}
@@ -274,14 +277,27 @@ PENDING_BATCH = 200
 def sessions_settle_pending(*, limit: int = PENDING_BATCH) -> list[Bill]:
     """Settle up to ``limit`` stopped sessions nobody settled yet (their on-commit task was
     lost, or the stops came faster than the per-session tasks), oldest first, in one
-    batch. Sessions another worker holds are skipped, not waited for."""
+    batch. Sessions another worker holds are skipped, not waited for.
+
+    A session the batch cannot settle (e.g. its operator's rounding mode is unknown) must
+    not hold back the others: then they are settled one by one, and it stays stopped."""
     ids = list(
         ChargingSession.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(state=SessionState.STOPPED)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
-    return bills_settle(session_ids=ids)
+    try:
+        return bills_settle(session_ids=ids)  # a savepoint: a failure undoes only it
+    except DomainError:
+        logger.warning("A pending batch failed; settling its %d sessions one by one", len(ids))
+    bills = []
+    for session_id in ids:
+        try:
+            bills += bills_settle(session_ids=[session_id])
+        except DomainError as error:
+            logger.warning("Session %s cannot be settled: %s", session_id, error)
+    return bills
 
 
 class BillNotFault(Conflict):

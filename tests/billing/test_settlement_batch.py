@@ -181,6 +181,23 @@ def test_pending_sessions_settle_in_batches_oldest_first():
     assert charging.state == SessionState.CHARGING
 
 
+def test_a_session_that_cannot_be_settled_does_not_hold_back_the_pending_batch():
+    station = tariffed_station()
+    broken = tariffed_station()
+    broken.operator.rounding_mode = "ROUND_UP"  # not a mode we know: settlement refuses
+    broken.operator.save()
+    stuck = stopped_session(station=broken, samples=EXAMPLE)
+    others = [stopped_session(station=station, samples=EXAMPLE) for _ in range(2)]
+
+    bills = sessions_settle_pending()
+
+    assert [b.session_id for b in bills] == [s.pk for s in others]
+    assert [b.total for b in bills] == [D("33.02")] * 2
+    stuck.refresh_from_db()
+    assert stuck.state == SessionState.STOPPED
+    assert not Bill.objects.filter(session=stuck).exists()
+
+
 def test_beat_runs_the_pending_settlement_every_10_seconds():
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values()]
     assert {"task": "billing.sessions_settle_pending", "schedule": 10.0} in entries

@@ -118,6 +118,24 @@ def test_a_batch_bills_each_session_as_settling_it_alone_would():
     assert (Bill.objects.count(), SessionTransition.objects.count()) == (10, 10)
 
 
+def test_the_bills_as_stored_are_the_bills_returned():
+    station = tariffed_station()
+    member = funded_member(station.operator, "100.00")
+    reported = {"charging_seconds": 40467, "amount": "33.02"}
+    paid = stopped_session(station=station, samples=EXAMPLE, member=member, pile_reported=reported)
+    fault = stopped_session(station=station, samples=BACKWARDS, member=member)
+
+    returned = bills_settle(session_ids=[paid.pk, fault.pk])
+
+    def columns(bill):
+        return {f.attname: getattr(bill, f.attname) for f in Bill._meta.concrete_fields}
+
+    stored = [Bill.objects.get(session=paid), Bill.objects.get(session=fault)]
+    assert [columns(b) for b in stored] == [columns(b) for b in returned]
+    assert (stored[0].pile_reported, stored[0].fault_codes) == (reported, [])
+    assert stored[1].fault_codes == [FaultCode.ENERGY_LOST]
+
+
 def test_one_member_with_several_sessions_pays_them_in_order_while_the_balance_lasts():
     station = tariffed_station()
     member = funded_member(station.operator, "40.00")

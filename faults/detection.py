@@ -1,7 +1,8 @@
 """Fault rules run when a session is settled (the billing hook).
 
-`detect_on_settlement` is what `billing.services.settlement.bill_settle` calls, inside its
-transaction, with the session locked. It runs
+`detect_on_settlements` is what `billing.services.settlement.bills_settle` calls, inside
+its transaction, with the sessions locked (`detect_on_settlement` is the same for one
+session). For each session it runs
 
 - the pricing-error rules in `SETTLEMENT_RULES` (``(session, pricing) -> FaultCode | None``:
   tariff missing, register backwards, stop before start as the engine saw them), and

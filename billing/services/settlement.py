@@ -114,7 +114,8 @@ def bill_settle(*, session_id: int) -> Bill:
 @transaction.atomic
 def bills_settle(*, session_ids: Sequence[int]) -> list[Bill]:
     """Settle many stopped sessions in one transaction, with a number of statements that
-    does not depend on how many (at most 15: see `_settle_locked`). Returns their bills in
+    does not depend on how many: 12 for a batch of plain bills, at most 17 when some are
+    fault bills or were settled meanwhile (see `_settle_locked`). Returns their bills in
     the order asked. Sessions settled already return their bill; a session that does not
     exist or is not stopped (and has no bill) raises, and nothing of the batch changes.
 

@@ -1,8 +1,10 @@
 """Benchmark of settlement end to end on PostgreSQL: lock, price, bill + lines, ledger.
 
     python -m bench.settlement [--sessions 1000] [--samples 100] [--workers 1]
-                               [--async-commit]
+                               [--batch 1] [--async-commit]
 
+``--batch N`` settles N sessions per transaction with `bills_settle` (1: the per-session
+task's `bill_settle`; 200: the pending-settlement beat task's batches);
 ``--workers N`` settles in N processes (as N Celery workers would); ``--async-commit``
 sets synchronous_commit=off for the benchmark's connections, which measures everything
 but the disk's flush latency (on a busy or slow disk that latency is most of a commit).
@@ -100,15 +102,15 @@ def build(count: int, samples: int):
     return ids
 
 
-def settle_slice(ids: list[int], async_commit: bool) -> None:
-    from billing.services.settlement import bill_settle
+def settle_slice(ids: list[int], async_commit: bool, batch: int) -> None:
+    from billing.services.settlement import bills_settle
 
     connection.close()  # a forked worker opens its own connection
     if async_commit:
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit = off")
-    for session_id in ids:
-        bill_settle(session_id=session_id)
+    for n in range(0, len(ids), batch):
+        bills_settle(session_ids=ids[n : n + batch])
     connection.close()
 
 
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1, help="sessions per transaction")
     parser.add_argument("--async-commit", action="store_true")
     args = parser.parse_args()
     old = setup_databases(verbosity=0, interactive=False)
@@ -130,19 +133,23 @@ def main() -> None:
         connection.close()
         started, cpu = time.perf_counter(), time.process_time()
         if args.workers == 1:
-            settle_slice(ids, args.async_commit)
+            settle_slice(ids, args.async_commit, args.batch)
         else:
             with multiprocessing.get_context("fork").Pool(args.workers) as pool:
                 pool.starmap(
                     settle_slice,
-                    [(ids[w :: args.workers], args.async_commit) for w in range(args.workers)],
+                    [
+                        (ids[w :: args.workers], args.async_commit, args.batch)
+                        for w in range(args.workers)
+                    ],
                 )
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
         rate = len(ids) / elapsed
         mode = "async commit" if args.async_commit else "synchronous commit"
         print(
-            f"[{args.workers} worker(s), {mode}] settled {len(ids)} sessions in "
+            f"[batch {args.batch}, {args.workers} worker(s), {mode}] settled {len(ids)} "
+            f"sessions in "
             f"{elapsed:.3f} s = {rate:,.0f} sessions/s "
             f"({elapsed / len(ids) * 1000:.2f} ms each; target ≥ 500/s)"
         )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from stations.selectors import stations_visible_to
@@ -44,14 +48,49 @@ def session_samples(session: ChargingSession) -> list[tuple[dt.datetime, Decimal
 
     Start and stop keep their places even when the pile's clock put the stop before the
     start, so the pricing engine sees time going backwards (a time anomaly)."""
-    samples = session.samples.filter(energy_wh__isnull=False, at__gt=session.started_at)
-    if session.stopped_at is not None:
-        samples = samples.filter(at__lt=session.stopped_at)
+    samples = session.samples.filter(energy_wh__isnull=False).order_by("at")
+    return session_points(session, list(samples.values_list("at", "energy_wh")))
+
+
+def session_points(
+    session: ChargingSession, samples: Sequence[tuple[dt.datetime, Decimal | None]]
+) -> list[tuple[dt.datetime, Decimal]]:
+    """`session_samples` from samples already read, (time, register) in time order (a
+    batch reads them for many sessions in one query)."""
     points = [(session.started_at, session.meter_start_wh)]
-    points += list(samples.order_by("at").values_list("at", "energy_wh"))
+    # In time order: the samples strictly between start and stop are one slice of them.
+    first = bisect_right(samples, session.started_at, key=itemgetter(0))
+    last = len(samples)
+    if session.stopped_at is not None:
+        last = bisect_left(samples, session.stopped_at, key=itemgetter(0))
+    points += [sample[:2] for sample in samples[first:last] if sample[1] is not None]
     if session.stopped_at is not None and session.meter_stop_wh is not None:
         points.append((session.stopped_at, session.meter_stop_wh))
     return points
+
+
+TARIFF_ROWS_SQL = """
+SELECT a.station_id, a.effective_from, v.id, v.effective_from, v.schedule,
+       p.current_type, p.period, p.electricity, p.service
+FROM billing_stationtariff a
+LEFT JOIN billing_tariffversion v ON v.plan_id = a.plan_id
+LEFT JOIN billing_tariffprice p ON p.version_id = v.id
+WHERE a.station_id = ANY(%s) AND a.effective_from <= %s
+ORDER BY a.station_id, a.effective_from, v.effective_from
+"""
+
+
+def tariff_rows_for_stations(*, station_ids: Iterable[int], until: dt.datetime) -> dict:
+    """The plan history and versions of many stations up to ``until``, in ONE query, as
+    `tariff_specs_from_rows` takes them: {station id: [rows in time order]}. (SQL, not
+    the ORM: compiling the three-table query cost more than running it, per session.)"""
+    with connection.cursor() as cursor:
+        cursor.execute(TARIFF_ROWS_SQL, [sorted(set(station_ids)), until])
+        rows = cursor.fetchall()
+    by_station: dict[int, list[tuple]] = {}
+    for station_id, *row in rows:
+        by_station.setdefault(station_id, []).append(tuple(row))
+    return by_station
 
 
 def tariff_specs_for(
@@ -61,23 +100,20 @@ def tariff_specs_for(
     pile's current type, as the pricing engine takes them (oldest first). Combines the
     station's plan history with each plan's versions, in one query; empty when nothing
     is assigned. A switch to a plan with no version yet is a `TariffSpec.missing`."""
-    rows = (
-        StationTariff.objects.filter(station=station, effective_from__lte=end)
-        .order_by("effective_from", "plan__versions__effective_from")
-        .values_list(
-            "effective_from",
-            "plan__versions__id",
-            "plan__versions__effective_from",
-            "plan__versions__schedule",
-            "plan__versions__prices__current_type",
-            "plan__versions__prices__period",
-            "plan__versions__prices__electricity",
-            "plan__versions__prices__service",
-        )
-    )
+    rows = tariff_rows_for_stations(station_ids=[station.pk], until=end).get(station.pk, [])
+    return tariff_specs_from_rows(rows, current_type=current_type, start=start, end=end)
+
+
+def tariff_specs_from_rows(
+    rows: Iterable[tuple], *, current_type: str, start: dt.datetime, end: dt.datetime
+) -> list[TariffSpec]:
+    """`tariff_specs_for` from one station's rows read already (rows after ``end`` are
+    ignored, so one read up to the latest end serves every session of a batch)."""
     # {assignment from: {version id: [from, schedule, [4 prices]]}}, both in time order
     assignments: dict[dt.datetime, dict[int, list]] = {}
     for a_from, v_id, v_from, schedule, ct, period, electricity, service in rows:
+        if a_from > end:
+            continue
         versions = assignments.setdefault(a_from, {})
         if v_id is None or ct != current_type:
             continue

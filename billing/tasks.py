@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from .services.settlement import bill_settle
+from .services.settlement import bill_settle, sessions_settle_pending
 
 
 @shared_task(
@@ -20,3 +20,18 @@ def session_settle(session_id: int) -> str:
     """Settle a stopped session (queued with transaction.on_commit after StopTransaction).
     Returns the bill's order number; a repeat returns the same bill."""
     return bill_settle(session_id=session_id).order_no
+
+
+@shared_task(
+    name="billing.sessions_settle_pending",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def sessions_settle_pending_task() -> int:
+    """Settle one batch (up to 200) of stopped sessions nobody settled yet; beat runs it
+    every 10 s (CELERY_BEAT_SCHEDULE). Runs that overlap skip each other's sessions.
+    Returns how many it settled."""
+    return len(sessions_settle_pending())

@@ -172,6 +172,8 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Every periodic job, in one place. Each task is idempotent and safe to run concurrently.
 CELERY_BEAT_SCHEDULE: dict = {
+    # Stopped sessions whose per-session task was lost (or not yet run) settle in batches.
+    "settle-pending-sessions": {"task": "billing.sessions_settle_pending", "schedule": 10.0},
     "piles-sweep-offline": {"task": "protocol.piles_sweep_offline", "schedule": 60.0},
     "lost-bills-sweep": {"task": "faults.lost_bills_sweep", "schedule": 300.0},
     "notifications-retry": {"task": "faults.notifications_send_pending", "schedule": 300.0},

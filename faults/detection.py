@@ -1,7 +1,8 @@
 """Fault rules run when a session is settled (the billing hook).
 
-`detect_on_settlement` is what `billing.services.settlement.bill_settle` calls, inside its
-transaction, with the session locked. It runs
+`detect_on_settlements` is what `billing.services.settlement.bills_settle` calls, inside
+its transaction, with the sessions locked (`detect_on_settlement` is the same for one
+session). For each session it runs
 
 - the pricing-error rules in `SETTLEMENT_RULES` (``(session, pricing) -> FaultCode | None``:
   tariff missing, register backwards, stop before start as the engine saw them), and
@@ -11,20 +12,21 @@ transaction, with the session locked. It runs
 records the fault bill (`FaultCase`, with each code's reasons and the pile-vs-platform
 values) when any code is found — keeping the codes of a case the sweep already opened —,
 queues the driver's "session ended" message ("charging finished" with energy and amount,
-or "being checked"), and returns the codes in order. Facts, thresholds and open codes are
-one query, the message one INSERT: two statements added to every settlement.
+or "being checked"), and returns the codes in order. Settlement runs it for a batch
+(`detect_on_settlements`): facts, thresholds and open codes of every session are one query,
+the messages one INSERT, whatever the batch size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from billing.pricing import Pricing, PricingError, RegisterBackwards, TariffMissing, TimeReversed
 
 from .codes import FaultCode, blocks_payment
 from .facts import session_facts_with_limits
-from .rules import Finding, Reason, detect, propose_lost_bill
+from .rules import Finding, Reason, SessionFacts, Thresholds, detect, propose_lost_bill
 
 
 @dataclass(frozen=True)
@@ -79,30 +81,63 @@ def settlement_findings(
 
 
 def detect_on_settlement(*, session, pricing: PricingAttempt) -> list[FaultCode]:
-    from .services.cases import fault_case_open
-    from .services.notify import notification_enqueue
+    facts = session_facts_with_limits(session=session)
+    return detect_on_settlements(
+        checks=[SettlementCheck(session, pricing, *facts)],
+    )[session.pk]
 
-    facts, limits, open_codes = session_facts_with_limits(session=session)
-    findings = settlement_findings(session=session, pricing=pricing, facts=facts, limits=limits)
-    # A case the sweep opened stays a fault bill even when the late StopTransaction makes
-    # the facts look normal now: customer service decides, with the late values shown.
-    codes = sorted({f.code for f in findings} | {FaultCode(c) for c in open_codes})
-    if findings:
-        lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)
-        fault_case_open(
-            session=session,
-            facts=facts,
-            findings=findings,
-            proposal=propose_lost_bill(facts) if lost else None,
+
+@dataclass(frozen=True)
+class SettlementCheck:
+    """One session of a settlement batch: its pricing and what `sessions_facts_with_limits`
+    read about it (facts, the operator's thresholds, the codes of an open case)."""
+
+    session: object
+    pricing: PricingAttempt
+    facts: SessionFacts
+    limits: Thresholds
+    open_codes: list[int]
+
+
+def detect_on_settlements(*, checks: Sequence[SettlementCheck]) -> dict[int, list[FaultCode]]:
+    """`detect_on_settlement` for a batch: the rules run in memory; the fault bills and the
+    drivers' messages are written with a constant number of statements (see
+    `fault_cases_open`, `notifications_enqueue`). Returns {session id: codes in order}."""
+    from .services.cases import CaseOpening, fault_cases_open
+    from .services.notify import SessionEnded, notifications_enqueue
+
+    out: dict[int, list[FaultCode]] = {}
+    openings, messages = [], []
+    for check in checks:
+        findings = settlement_findings(
+            session=check.session, pricing=check.pricing, facts=check.facts, limits=check.limits
         )
-    if blocks_payment(codes):
-        notification_enqueue(session=session, being_checked=True)
-    else:
-        result = pricing.result
-        notification_enqueue(
-            session=session,
-            being_checked=False,
-            energy_wh=result.energy_wh if result else None,
-            amount=result.total if result else None,
-        )
-    return codes
+        # A case the sweep opened stays a fault bill even when the late StopTransaction
+        # makes the facts look normal now: customer service decides, with the late values.
+        codes = sorted({f.code for f in findings} | {FaultCode(c) for c in check.open_codes})
+        out[check.session.pk] = codes
+        if findings:
+            lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)
+            openings.append(
+                CaseOpening(
+                    session=check.session,
+                    facts=check.facts,
+                    findings=findings,
+                    proposal=propose_lost_bill(check.facts) if lost else None,
+                )
+            )
+        result = check.pricing.result
+        if blocks_payment(codes):
+            messages.append(SessionEnded(check.session, being_checked=True))
+        else:
+            messages.append(
+                SessionEnded(
+                    check.session,
+                    being_checked=False,
+                    energy_wh=result.energy_wh if result else None,
+                    amount=result.total if result else None,
+                )
+            )
+    fault_cases_open(openings=openings)
+    notifications_enqueue(messages=messages)
+    return out

@@ -18,6 +18,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
+from typing import NamedTuple
 
 from django.utils.translation import gettext_lazy as _
 
@@ -46,8 +48,9 @@ class Thresholds:
     min_charging_for_energy: dt.timedelta = dt.timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    # A tuple, not a dataclass: a settlement batch builds ~100 per session, and pricing
+    # reads (at, energy_wh) from it as the pair it takes.
     at: dt.datetime
     energy_wh: Decimal | None
     power_w: Decimal | None = None
@@ -98,7 +101,7 @@ class SessionFacts:
     def __post_init__(self) -> None:
         # Sorted once here, so the rules never re-sort (the sweep runs them by thousands).
         samples = tuple(
-            sorted((s for s in self.samples if s.energy_wh is not None), key=lambda s: s.at)
+            sorted((s for s in self.samples if s.energy_wh is not None), key=itemgetter(0))
         )
         object.__setattr__(self, "energy_samples", samples)
         object.__setattr__(

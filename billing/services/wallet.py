@@ -8,6 +8,7 @@ never negative. `wallet_verify` recomputes every balance from its entries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -184,6 +185,44 @@ def wallet_take(*, member_id: int, amount: Decimal) -> tuple[int, Decimal] | Non
         )
         row = cursor.fetchone()
     return (row[0], row[1]) if row else None
+
+
+def wallets_take(*, charges: Sequence[tuple[int, Decimal]]) -> list[tuple[int, Decimal] | None]:
+    """`wallet_take` for many charges ((member id, amount), in the order they are settled)
+    in two statements whatever their number: lock the wallets in key order, then move each
+    balance by its net debit in one UPDATE … FROM (VALUES …). The never-negative rule is
+    applied charge by charge, as one take after another would: a charge the remaining
+    balance does not cover is None (owed) and a later, smaller one may still be taken."""
+    if not charges:
+        return []
+    balances = {
+        member_id: [wallet_id, balance]
+        for wallet_id, member_id, balance in Wallet.objects.select_for_update()
+        .filter(member_id__in={member_id for member_id, _amount in charges})
+        .order_by("pk")
+        .values_list("pk", "member_id", "balance")
+    }
+    taken: list[tuple[int, Decimal] | None] = []
+    debits: dict[int, Decimal] = {}
+    for member_id, amount in charges:
+        wallet = balances.get(member_id)
+        if wallet is None or wallet[1] < amount:
+            taken.append(None)
+            continue
+        wallet[1] -= amount
+        debits[wallet[0]] = debits.get(wallet[0], Decimal(0)) + amount
+        taken.append((wallet[0], wallet[1]))
+    if debits:
+        table = Wallet._meta.db_table
+        values = ", ".join(["(%s::bigint, %s::numeric)"] * len(debits))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" AS w SET "balance" = w."balance" - v.amount, '
+                f'"updated_at" = %s FROM (VALUES {values}) AS v(id, amount) '
+                'WHERE w."id" = v.id',
+                [timezone.now(), *(x for item in debits.items() for x in item)],
+            )
+    return taken
 
 
 def wallet_record_charge(*, wallet_id: int, bill: Bill, balance_after: Decimal) -> LedgerEntry:

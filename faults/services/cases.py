@@ -8,6 +8,8 @@ service (`billing.services.repair.fault_bill_repair`); it records its action her
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -105,6 +107,16 @@ def fault_case_build(
     )
 
 
+@dataclass(frozen=True)
+class CaseOpening:
+    """What `fault_cases_open` records for one session (loaded with its pile)."""
+
+    session: object
+    facts: SessionFacts
+    findings: list[Finding]
+    proposal: Proposal | None = None
+
+
 @transaction.atomic
 def fault_case_open(
     *,
@@ -117,52 +129,82 @@ def fault_case_open(
     """Record the fault bill of ``session``. Idempotent: a settlement retried after a crash,
     or settling a session the sweep already recorded, finds the case and only adds the
     codes it did not carry yet (recorded as a detection action)."""
-    if not findings:
+    opening = CaseOpening(session=session, facts=facts, findings=findings, proposal=proposal)
+    return fault_cases_open(openings=[opening], source=source)[0]
+
+
+def fault_cases_open(
+    *, openings: Sequence[CaseOpening], source: str = FaultSource.SETTLEMENT
+) -> list[FaultCase]:
+    """`fault_case_open` for many sessions in the caller's transaction, in at most four
+    statements whatever their number (lock the existing cases, insert the new ones, update
+    the ones given new codes, insert the detection actions)."""
+    if not openings:
+        return []
+    if any(not o.findings for o in openings):
         raise DomainError(_("A fault bill needs at least one fault code."), code="fault_no_code")
-    existing = FaultCase.objects.select_for_update().filter(session=session).first()
-    if existing is not None:
-        return _add_findings(existing, findings)
+    existing = {
+        case.session_id: case
+        for case in FaultCase.objects.select_for_update().filter(
+            session_id__in=[o.session.pk for o in openings]
+        )
+    }
     now = timezone.now()
-    case = fault_case_build(
-        session_id=session.pk,
-        scope=session_scope(session),
-        facts=facts,
-        findings=findings,
-        source=source,
-        firmware=session.pile.firmware_version,
-        proposal=proposal,
-        now=now,
-    )
-    case.save()
-    FaultAction.objects.create(
-        case=case,
-        kind=FaultAction.Kind.DETECT,
-        at=now,
-        to_state=case.state,
-        after={"codes": case.codes},
-    )
-    return case
+    new_cases, changed, actions = [], [], []
+    for o in openings:
+        case = existing.get(o.session.pk)
+        if case is None:
+            case = fault_case_build(
+                session_id=o.session.pk,
+                scope=session_scope(o.session),
+                facts=o.facts,
+                findings=o.findings,
+                source=source,
+                firmware=o.session.pile.firmware_version,
+                proposal=o.proposal,
+                now=now,
+            )
+            existing[o.session.pk] = case
+            new_cases.append(case)
+        elif (action := _add_findings(case, o.findings, now)) is not None:
+            changed.append(case)
+            actions.append(action)
+    FaultCase.objects.bulk_create(new_cases)
+    if changed:
+        FaultCase.objects.bulk_update(changed, ["codes", "blocks_payment", "findings"])
+    actions += [
+        FaultAction(
+            case=case,
+            kind=FaultAction.Kind.DETECT,
+            at=now,
+            to_state=case.state,
+            after={"codes": case.codes},
+        )
+        for case in new_cases
+    ]
+    FaultAction.objects.bulk_create(actions)
+    return [existing[o.session.pk] for o in openings]
 
 
-def _add_findings(case: FaultCase, findings: list[Finding]) -> FaultCase:
+def _add_findings(case: FaultCase, findings: list[Finding], now) -> FaultAction | None:
+    """Add the codes ``case`` does not carry yet (unsaved); the detection action, or None
+    when nothing changes."""
     new = [f for f in findings if int(f.code) not in case.codes]
     if not new or case.state not in (FaultState.OPEN, FaultState.ESCALATED):
-        return case
+        return None
     before = list(case.codes)
     case.codes = sorted(case.codes + [int(f.code) for f in new])
     case.blocks_payment = blocks_payment(case.codes)
     case.findings = sorted(case.findings + findings_json(new), key=lambda f: f["code"])
-    case.save(update_fields=["codes", "blocks_payment", "findings"])
-    FaultAction.objects.create(
+    return FaultAction(
         case=case,
         kind=FaultAction.Kind.DETECT,
-        at=timezone.now(),
+        at=now,
         from_state=case.state,
         to_state=case.state,
         before={"codes": before},
         after={"codes": case.codes},
     )
-    return case
 
 
 def fault_case_record(

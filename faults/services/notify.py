@@ -4,6 +4,8 @@ after commit, exactly once per session (a unique constraint, not a check)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -84,6 +86,60 @@ def notification_enqueue(
     )
     _queue_send()
     return notification
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """One "session ended" message for `notifications_enqueue` (session with station)."""
+
+    session: object
+    being_checked: bool
+    energy_wh: Decimal | None = None
+    amount: Decimal | None = None
+
+
+def notifications_enqueue(*, messages: Sequence[SessionEnded]) -> int:
+    """`notification_enqueue` for many sessions in ONE statement (settlement of a batch);
+    sessions notified already are skipped. Returns how many were queued."""
+    rows = []
+    now = timezone.now()
+    for m in messages:
+        if m.session.member_id is None:
+            continue
+        kind = (
+            Notification.Kind.BEING_CHECKED
+            if m.being_checked
+            else Notification.Kind.CHARGE_FINISHED
+        )
+        amount = None if m.being_checked else m.amount
+        payload = _payload(m.session, energy_wh=m.energy_wh, amount=amount)
+        rows.append(
+            (
+                m.session.pk,
+                m.session.member_id,
+                kind,
+                json.dumps(payload, ensure_ascii=False),
+                Notification.State.PENDING,
+                now,
+            )
+        )
+    if not rows:
+        return 0
+    values = ", ".join(["(%s, %s, %s, %s, %s, 0, '', '', '', %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO faults_notification (session_id, member_id, kind, payload, state,
+                attempts, last_error, sender, external_id, created_at)
+            VALUES {values}
+            ON CONFLICT DO NOTHING
+            """,
+            [value for row in rows for value in row],
+        )
+        queued = cursor.rowcount
+    if queued:
+        _queue_send()
+    return queued
 
 
 def notification_send(*, notification_id: int, sender: Sender | None = None) -> Notification | None:

@@ -1,0 +1,66 @@
+"""Insert many new rows in one statement with one array parameter per column.
+
+Django's `bulk_create` does this on PostgreSQL (INSERT … SELECT FROM UNNEST) unless a
+column is an array: then it sends one placeholder per value, and quoting thousands of
+them costs more than the insert. A settlement batch inserts a hundred bills, which carry
+their fault codes as an integer array; `bulk_insert` sends that column as array literals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection
+from django.db.models import IntegerField, Model
+from django.db.models.fields import AutoFieldMixin
+
+
+def _literal(values) -> str | None:
+    # Integers only (see `_unnestable`): no quoting needed.
+    return None if values is None else "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+def _unnestable(field) -> bool:
+    return not isinstance(field, ArrayField) or isinstance(field.base_field, IntegerField)
+
+
+def bulk_insert(objs: Sequence[Model]) -> None:
+    """Insert ``objs`` (new instances of one model) and set their primary keys, in ONE
+    statement whatever their number. Models with a non-integer array column go through
+    `bulk_create`."""
+    if not objs:
+        return
+    meta = type(objs[0])._meta
+    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+    if not all(map(_unnestable, fields)):
+        type(objs[0]).objects.bulk_create(objs)
+        return
+    columns, casts, params = [], [], []
+    for n, field in enumerate(fields):
+        values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs]
+        if isinstance(field, ArrayField):
+            casts.append(f"c{n}::{field.db_type(connection)}")
+            params.append([_literal(v) for v in values])
+            array_type = "text[]"
+        else:
+            casts.append(f"c{n}")
+            array_type = field.db_type(connection).split("(")[0] + "[]"
+            params.append(values)
+        columns.append((connection.ops.quote_name(field.column), f"%s::{array_type}", f"c{n}"))
+    pk = meta.pk.column
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} "
+        f"({', '.join(c[0] for c in columns)}) "
+        f"SELECT {', '.join(casts)} "
+        f"FROM unnest({', '.join(c[1] for c in columns)}) WITH ORDINALITY "
+        f"AS u({', '.join(c[2] for c in columns)}, n) ORDER BY n "
+        f"RETURNING {connection.ops.quote_name(pk)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pks = [row[0] for row in cursor.fetchall()]
+    for obj, pk_value in zip(objs, pks, strict=True):
+        obj.pk = pk_value
+        obj._state.adding = False
+        obj._state.db = connection.alias

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 BENCHES: dict[str, list[str]] = {
     "pricing": ["bench.pricing"],
     "settlement": ["bench.settlement", "--sessions", "1000"],
+    "settlement_batch": ["bench.settlement", "--sessions", "2000", "--batch", "100"],
     "gateway": ["bench.gateway", "--piles", "200", "--seconds", "20"],
+    "gateway_open_loop": ["bench.gateway", "--open-loop", "10000", "--seconds", "60"],
     "faults_sweep": ["bench.faults_sweep"],
 }
 
@@ -41,7 +43,7 @@ def main(names: list[str]) -> int:
     for name in names or list(BENCHES):
         print(f"\n=== {name} ===", flush=True)
         env = dict(os.environ)
-        if name == "gateway":
+        if name.startswith("gateway"):
             env["DATABASE_URL"] = _scratch_database_url()
             subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], env=env, check=True)
         if subprocess.run([sys.executable, "-m", *BENCHES[name]], env=env).returncode:

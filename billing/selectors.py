@@ -12,6 +12,8 @@ from operator import itemgetter
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from chargenet.scope import staff_scoped
+from orgs.selectors import members_visible_to
 from stations.selectors import stations_visible_to
 
 from .models import Bill, ChargingSession, StationTariff, TariffPlan, Wallet
@@ -22,19 +24,14 @@ def sessions_visible_to(staff) -> QuerySet[ChargingSession]:
     """Sessions ``staff`` may see (DOMAIN.md, attribution): operator-wide staff see the
     operator's; sub-operator staff see the sessions attributed to their sub-operator plus
     every session at a station they are authorised on — live and history alike."""
-    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
-        return ChargingSession.objects.none()
-    if staff.is_superuser:
-        return ChargingSession.objects.all()
-    if staff.operator_id is None:
-        return ChargingSession.objects.none()
-    sessions = ChargingSession.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        sessions = sessions.filter(
+    return staff_scoped(
+        ChargingSession,
+        staff,
+        for_sub_operator=lambda sessions: sessions.filter(
             Q(sub_operator_id=staff.sub_operator_id)
             | Q(station__in=stations_visible_to(staff).values("pk"))
-        )
-    return sessions
+        ),
+    )
 
 
 def bills_visible_to(staff) -> QuerySet[Bill]:
@@ -153,34 +150,19 @@ def tariff_specs_from_rows(
 
 
 def wallets_visible_to(staff) -> QuerySet[Wallet]:
-    """Wallets of the members ``staff`` may see: the operator's members for operator-wide
-    staff; for sub-operator staff, members of departments bound to their sub-operator."""
-    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
-        return Wallet.objects.none()
-    if staff.is_superuser:
-        return Wallet.objects.all()
-    if staff.operator_id is None:
-        return Wallet.objects.none()
-    wallets = Wallet.objects.filter(member__operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        wallets = wallets.filter(member__department__sub_operator_id=staff.sub_operator_id)
-    return wallets
+    """Wallets of exactly the members ``staff`` may see (`members_visible_to`)."""
+    return Wallet.objects.filter(member__in=members_visible_to(staff).values("pk"))
 
 
 def tariff_plans_visible_to(staff) -> QuerySet[TariffPlan]:
     """The operator's plans; sub-operator staff see the plans of their stations."""
-    if staff is None or not getattr(staff, "is_authenticated", False) or not staff.is_active:
-        return TariffPlan.objects.none()
-    if staff.is_superuser:
-        return TariffPlan.objects.all()
-    if staff.operator_id is None:
-        return TariffPlan.objects.none()
-    plans = TariffPlan.objects.filter(operator_id=staff.operator_id)
-    if staff.sub_operator_id is not None:
-        plans = plans.filter(
+    return staff_scoped(
+        TariffPlan,
+        staff,
+        for_sub_operator=lambda plans: plans.filter(
             assignments__station__in=stations_visible_to(staff).values("pk")
-        ).distinct()
-    return plans
+        ).distinct(),
+    )
 
 
 def station_tariffs_visible_to(staff) -> QuerySet[StationTariff]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -40,6 +40,27 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     http_status = status.HTTP_409_CONFLICT
+
+
+def domain_error_from(exc: ValidationError, obj) -> DomainError:
+    """A model's ValidationError as one DomainError whose message names each field."""
+    messages = []
+    for field, errors in exc.message_dict.items():
+        label = (
+            obj._meta.get_field(field).verbose_name
+            if field != "__all__"
+            else obj._meta.verbose_name
+        )
+        messages.extend(f"{label}: {error}" for error in errors)
+    return DomainError(" ".join(messages), code="invalid", details=exc.message_dict)
+
+
+def full_clean_or_raise(obj, *, exclude: list[str] | None = None) -> None:
+    """Run model validation; a problem becomes a DomainError naming the field and rule."""
+    try:
+        obj.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        raise domain_error_from(exc, obj) from None
 
 
 def error_body(code: str, message: Any, details: Any = None) -> dict:

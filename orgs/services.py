@@ -12,13 +12,12 @@ import secrets
 from typing import TypeVar
 
 from django.contrib.auth.models import Group, Permission
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Model, Q
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.audit import audit_record, snapshot
-from chargenet.errors import Conflict, DomainError
+from chargenet.errors import Conflict, DomainError, full_clean_or_raise
 
 from .models import (
     Card,
@@ -197,36 +196,16 @@ def member_token_new() -> str:
     return secrets.token_hex(8).upper()
 
 
-def _clean(obj, exclude: list[str] | None = None) -> None:
-    """Run model validation; turn the first problem into a DomainError naming the field."""
-    try:
-        obj.full_clean(exclude=exclude)
-    except ValidationError as exc:
-        raise domain_error_from(exc, obj) from None
-
-
 NewRow = TypeVar("NewRow", bound=Model)
 
 
 def _save_new(obj: NewRow, *, action: str, actor: Staff | None) -> NewRow:
     """Validate and insert a new row; a person's creation goes to the audit log."""
-    _clean(obj)
+    full_clean_or_raise(obj)
     obj.save()
     if actor is not None:
         audit_record(actor=actor, action=action, obj=obj, after=snapshot(obj))
     return obj
-
-
-def domain_error_from(exc: ValidationError, obj) -> DomainError:
-    messages = []
-    for field, errors in exc.message_dict.items():
-        label = (
-            obj._meta.get_field(field).verbose_name
-            if field != "__all__"
-            else obj._meta.verbose_name
-        )
-        messages.extend(f"{label}: {error}" for error in errors)
-    return DomainError(" ".join(messages), code="invalid", details=exc.message_dict)
 
 
 @transaction.atomic
@@ -324,7 +303,7 @@ def sub_operator_create(
     *, operator: Operator, code: str, name: str, contact: str = "", actor: Staff | None = None
 ) -> SubOperator:
     sub = SubOperator(operator=operator, code=code, name=name, contact=contact)
-    _clean(sub)
+    full_clean_or_raise(sub)
     try:
         sub.save()
     except IntegrityError:

@@ -12,33 +12,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from chargenet import audit
 from chargenet.audit import audit_record, snapshot
-from chargenet.errors import Conflict, DomainError
+from chargenet.errors import Conflict, DomainError, full_clean_or_raise
 from chargenet.models import AuditLog
 from orgs.models import Department, Operator, SubOperator
 
 from ..models import Connector, OpeningWindow, Pile, Station
-
-
-def _clean(obj, exclude: list[str] | None = None) -> None:
-    try:
-        obj.full_clean(exclude=exclude)
-    except ValidationError as exc:
-        messages = []
-        for field, errors in exc.message_dict.items():
-            label = (
-                obj._meta.get_field(field).verbose_name
-                if field != "__all__"
-                else obj._meta.verbose_name
-            )
-            messages.extend(f"{label}: {error}" for error in errors)
-        raise DomainError(" ".join(messages), details=exc.message_dict) from None
-
 
 # --- opening hours -------------------------------------------------------------------
 
@@ -157,7 +140,7 @@ def station_create(
     actor=None,
 ) -> Station:
     station = Station(operator=operator, **{f: getattr(data, f) for f in _STATION_FIELDS})
-    _clean(station, exclude=["operator"])
+    full_clean_or_raise(station, exclude=["operator"])
     if Station.objects.filter(operator=operator, code=data.code).exists():
         raise Conflict(
             _("Station code: the operator already has a station with code “%(code)s”.")
@@ -186,7 +169,7 @@ def station_update(*, station: Station, changes: dict, actor=None) -> Station:
     before = snapshot(station, list(changes))
     for name, value in changes.items():
         setattr(station, name, value)
-    _clean(station, exclude=["operator"])
+    full_clean_or_raise(station, exclude=["operator"])
     station.save(update_fields=list(changes))
     after = snapshot(station, list(changes))
     if actor is not None and before != after:
@@ -318,7 +301,7 @@ def pile_create(
     actor=None,
 ) -> Pile:
     pile = Pile(station=station, **{f: getattr(data, f) for f in _PILE_FIELDS})
-    _clean(pile, exclude=["station"])
+    full_clean_or_raise(pile, exclude=["station"])
     if Pile.objects.filter(code=data.code).exists():
         raise Conflict(
             _("Pile code: a pile with code %(code)s already exists.") % {"code": data.code}
@@ -361,7 +344,7 @@ def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
         )
         if problems:
             raise DomainError(" ".join(problems), code="publish")
-    _clean(pile)
+    full_clean_or_raise(pile)
     pile.save(update_fields=list(changes))
     after = snapshot(pile, list(before))
     if "credential_hash" in before:  # never copy a credential into the log
@@ -385,7 +368,7 @@ def connector_create(*, pile: Pile, data: ConnectorData, actor=None) -> Connecto
     connector = Connector(
         pile=pile, number=data.number, standard=data.standard, rated_power_kw=data.rated_power_kw
     )
-    _clean(connector, exclude=["pile"])
+    full_clean_or_raise(connector, exclude=["pile"])
     if Connector.objects.filter(pile=pile, number=data.number).exists():
         raise Conflict(
             _("Connector number: pile %(code)s already has connector %(number)s.")
@@ -411,7 +394,7 @@ def connector_update(*, connector: Connector, rated_power_kw=None, standard=None
     connector.rated_power_kw = rated_power_kw
     if standard is not None:
         connector.standard = standard
-    _clean(connector)
+    full_clean_or_raise(connector)
     if connector.pile.is_published and rated_power_kw is None:
         raise DomainError(
             _(

@@ -43,6 +43,7 @@ from ..selectors import (
     tariff_specs_for,
     tariff_specs_from_rows,
 )
+from .sessions.states import session_transition
 from .wallet import wallet_debit_bill, wallets_take
 
 logger = logging.getLogger(__name__)
@@ -73,14 +74,6 @@ def _price(session: ChargingSession, samples, tariff_rows) -> PricingAttempt:
     except PricingError as error:
         return PricingAttempt(error=error)
     return PricingAttempt(result=result)
-
-
-def _move(session: ChargingSession, to_state: str, reason: str = "") -> None:
-    SessionTransition.objects.create(
-        session=session, from_state=session.state, to_state=to_state, reason=reason[:200]
-    )
-    session.state = to_state
-    session.save(update_fields=["state", "updated_at"])
 
 
 def _lines(bill: Bill, pricing: Pricing) -> list[BillLine]:
@@ -379,14 +372,14 @@ def bill_repair_apply(
     bill.tariff_version_id = pricing.version_ids[0] if pricing.lines else None
     bill.payment_state = PaymentState.UNPAID
     bill.save()
-    _move(session, SessionState.REPAIRED, reason=reason)
+    session_transition(session=session, to_state=SessionState.REPAIRED, actor=actor, reason=reason)
     if bill.total == 0:
         bill.payment_state = PaymentState.PAID
         bill.paid_at = timezone.now()
         bill.save(update_fields=["payment_state", "paid_at"])
     elif bill.member_id is not None:
         wallet_debit_bill(bill=bill)
-    _move(session, SessionState.SETTLED, reason=reason)
+    session_transition(session=session, to_state=SessionState.SETTLED, actor=actor, reason=reason)
     audit_record(
         actor=actor,
         action="fault_bill_repair",

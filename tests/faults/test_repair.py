@@ -80,11 +80,12 @@ def test_repair_settles_and_charges_once_with_audit(fault_bill):
     assert session.state == "settled"
     assert session.meter_stop_wh == D("44820.000")  # the pile's record stays as evidence
     assert list(
-        SessionTransition.objects.filter(session=session).values_list(
-            "from_state", "to_state", "reason"
-        )
-    ) == [("stopped", "fault", "fault codes 8"), ("fault", "repaired", "pile register glitch"),
-          ("repaired", "settled", "pile register glitch")]  # fmt: skip
+        SessionTransition.objects.filter(session=session)
+        .order_by("at", "pk")
+        .values_list("from_state", "to_state", "reason", "actor")
+    ) == [("stopped", "fault", "fault codes 8", None),
+          ("fault", "repaired", "pile register glitch", agent.pk),
+          ("repaired", "settled", "pile register glitch", agent.pk)]  # fmt: skip
     action = FaultCase.objects.get(session=session).actions.get(kind="repair")
     assert (action.actor, action.reason, action.from_state, action.to_state) == (
         agent,

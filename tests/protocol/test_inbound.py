@@ -12,7 +12,14 @@ from ocpp.v16 import call
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from billing.models import ChargingSession, MeterSample, OrphanStop, SessionTransition
+from billing.models import (
+    Bill,
+    ChargingSession,
+    MeterSample,
+    OrphanStop,
+    PaymentState,
+    SessionTransition,
+)
 from orgs.models import CardStatus, MemberStatus
 from protocol.models import Frame, MessageType
 from protocol.simulator import (
@@ -119,6 +126,8 @@ def test_status_notifications_keep_history_state_and_error_faults(gateway):
         ("password", "Accepted"),
         ("unknown", "Invalid"),
         ("busy_member", "ConcurrentTx"),
+        ("owing_member", "Blocked"),
+        ("owing_card", "Blocked"),
     ],
 )
 def test_authorize_answers_by_member_and_card_state(gateway, kind, expected):
@@ -132,12 +141,15 @@ def test_authorize_answers_by_member_and_card_state(gateway, kind, expected):
         "member": member.token,
         "blocked_member": member.token,
         "busy_member": member.token,
+        "owing_member": member.token,
         "password": "8642",
         "unknown": "NOSUCHTAG",
     }.get(kind)
-    if kind in ("card", "lost_card"):
+    if kind in ("card", "lost_card", "owing_card"):
         status = CardStatus.LOST if kind == "lost_card" else CardStatus.ACTIVE
         tag = world.card(st.operator, owner=member, status=status).number
+    if kind.startswith("owing"):
+        _owed_bill(st, member)
     if kind == "busy_member":
         other = world.pile(st)
         ChargingSession.objects.create(
@@ -447,3 +459,42 @@ def test_a_second_connection_replaces_the_first(gateway):
     assert reason == "replaced by a new connection"
     assert answer.current_time
     assert wait_for(lambda: Pile.objects.get(pk=pile.pk).is_online)  # by the last-seen batch
+
+
+def _owed_bill(station, member) -> Bill:
+    """A settled bill the member's wallet could not pay: arrears block the next start."""
+    pile = world.pile(station)
+    start = dt.datetime(2026, 11, 26, 8, tzinfo=dt.UTC)
+    session = ChargingSession.objects.create(
+        order_no=f"2026112608{member.pk:010d}",
+        operator=station.operator,
+        station=station,
+        pile=pile,
+        connector=pile.connectors.get(),
+        id_tag=member.token,
+        member=member,
+        state="settled",
+        started_at=start,
+        stopped_at=start + dt.timedelta(hours=1),
+        meter_start_wh=0,
+        meter_stop_wh=10000,
+    )
+    return Bill.objects.create(
+        session=session,
+        order_no=session.order_no,
+        operator=station.operator,
+        station=station,
+        channel="scan",
+        member=member,
+        current_type="AC",
+        started_at=session.started_at,
+        ended_at=session.stopped_at,
+        duration_s=3600,
+        energy_wh=Decimal(10000),
+        electricity_fee=Decimal("6.40"),
+        service_fee=Decimal("5.10"),
+        total=Decimal("11.50"),
+        rounding_mode="ROUND_DOWN",
+        payment_state=PaymentState.OWED,
+        settled_at=session.stopped_at,
+    )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from billing.models import Channel, ChargingSession
+from billing.models import Bill, Channel, ChargingSession, PaymentState
 from billing.models.sessions import ACTIVE_STATES
 from orgs.models import Card, CardStatus, Department, Member, MemberStatus, PartnerAccess, Vehicle
 from orgs.validators import VIN_RE
@@ -82,7 +82,15 @@ def identify(*, pile: Pile, id_tag: str) -> Identity:
         if active_id is not None:
             return Identity(**{**identity.__dict__, "status": AuthStatus.CONCURRENT_TX,
                                "active_session_id": active_id})  # fmt: skip
+        if _owes(identity.member.pk):
+            # Arrears: no new session until the owed bill is paid (`member_start_allowed`
+            # gives the driver the amount and the order).
+            return Identity(**{**identity.__dict__, "status": AuthStatus.BLOCKED})
     return identity
+
+
+def _owes(member_id: int) -> bool:
+    return Bill.objects.filter(member_id=member_id, payment_state=PaymentState.OWED).exists()
 
 
 def _identify(*, pile: Pile, id_tag: str, operator_id: int) -> Identity:
@@ -190,6 +198,8 @@ def _member_by_token(
         "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
         f"EXISTS (SELECT 1 FROM {sessions_table} s WHERE s.member_id = m.id "
         "AND s.state IN ('started', 'charging')), "
+        f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
+        "AND b.payment_state = 'owed'), "
         f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
         f"(SELECT t.suboperator_id FROM {through} t WHERE t.station_id = %s "
         "ORDER BY t.suboperator_id LIMIT 1) "
@@ -203,13 +213,15 @@ def _member_by_token(
         row = cursor.fetchone()
     if row is None:
         return None
-    member_id, member_status, visible, department_id, busy, connector_id, sub_id = row
+    member_id, member_status, visible, department_id, busy, owes, connector_id, sub_id = row
     if not visible:
         status = AuthStatus.INVALID
     elif member_status != MemberStatus.ACTIVE:
         status = AuthStatus.BLOCKED
     elif busy:
         status = AuthStatus.CONCURRENT_TX
+    elif owes:
+        status = AuthStatus.BLOCKED
     else:
         status = AuthStatus.ACCEPTED
     return _MemberRow(member_id, status, department_id, connector_id, sub_id)

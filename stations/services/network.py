@@ -284,7 +284,7 @@ def pile_publish_problems(
     return problems
 
 
-def _connector_problems(pile_type: str, connectors: Sequence[ConnectorData]) -> list[str]:
+def _connector_problems(connectors: Sequence[ConnectorData]) -> list[str]:
     numbers = [c.number for c in connectors]
     if len(numbers) != len(set(numbers)):
         return [str(_("Connector number: each connector of a pile needs its own number."))]
@@ -306,7 +306,7 @@ def pile_create(
         raise Conflict(
             _("Pile code: a pile with code %(code)s already exists.") % {"code": data.code}
         )
-    problems = _connector_problems(data.current_type, connectors)
+    problems = _connector_problems(connectors)
     if problems:
         raise DomainError(" ".join(problems))
     pile.save()

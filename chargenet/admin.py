@@ -170,6 +170,16 @@ def _plain(value):
     return value
 
 
+class OperatorInitialMixin:
+    """New rows start with the staff member's operator (the only one it may pick)."""
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if request.user.operator_id:
+            initial.setdefault("operator", request.user.operator_id)
+        return initial
+
+
 class ReadOnlyAdminMixin:
     """No add, change or delete: for records only the system writes (logs, journals)."""
 
@@ -397,6 +407,7 @@ __all__ = [
     "Hideable",
     "HideableAdminMixin",
     "HideableScopedAdmin",
+    "OperatorInitialMixin",
     "ReadOnlyAdminMixin",
     "ScopedAdminMixin",
     "ScopedModelAdmin",

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from chargenet.admin import (
     ExportCsvMixin,
     HideableScopedAdmin,
+    OperatorInitialMixin,
     ScopedAdminMixin,
     ScopedModelAdmin,
     filtered_list_link,
@@ -38,7 +39,7 @@ from .models import (
     Vehicle,
 )
 from .services import (
-    department_parent_problems,
+    department_problems,
     member_token_new,
     partner_access_set,
     staff_assign_role,
@@ -54,16 +55,6 @@ register_scope(Card, selectors.cards_visible_to)
 register_scope(Staff, selectors.staff_visible_to)
 register_scope(Partner, selectors.partners_visible_to)
 register_scope(PartnerAccess, selectors.partner_accesses_visible_to)
-
-
-class OperatorInitialMixin:
-    """New rows start with the staff member's operator (the only one it may pick)."""
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        if request.user.operator_id:
-            initial.setdefault("operator", request.user.operator_id)
-        return initial
 
 
 class SuperuserEditsMixin:
@@ -133,12 +124,9 @@ class DepartmentForm(forms.ModelForm):
         department = self.instance
         if data.get("operator"):
             department.operator = data["operator"]
-        problems = department_parent_problems(department=department, parent=data.get("parent"))
-        sub = data.get("sub_operator")
-        if sub and data.get("operator") and sub.operator_id != data["operator"].pk:
-            problems.append(
-                str(_("Sub-operator: “%(sub)s” belongs to another operator.") % {"sub": sub})
-            )
+        problems = department_problems(
+            department=department, parent=data.get("parent"), sub_operator=data.get("sub_operator")
+        )
         if problems:
             raise ValidationError(problems)
         return data

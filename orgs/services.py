@@ -346,6 +346,24 @@ def department_parent_problems(*, department: Department, parent: Department | N
     return []
 
 
+def department_problems(
+    *, department: Department, parent: Department | None, sub_operator: SubOperator | None
+) -> list[str]:
+    """Everything wrong with placing ``department`` (its operator set) under ``parent``
+    and binding it to ``sub_operator``: the parent rules above, and a sub-operator of the
+    same operator."""
+    problems = department_parent_problems(department=department, parent=parent)
+    if (
+        sub_operator is not None
+        and department.operator_id
+        and sub_operator.operator_id != department.operator_id
+    ):
+        problems.append(
+            str(_("Sub-operator: “%(sub)s” belongs to another operator.") % {"sub": sub_operator})
+        )
+    return problems
+
+
 @transaction.atomic
 def department_create(
     *,
@@ -356,11 +374,7 @@ def department_create(
     actor: Staff | None = None,
 ) -> Department:
     department = Department(operator=operator, name=name, parent=parent, sub_operator=sub_operator)
-    problems = department_parent_problems(department=department, parent=parent)
-    if sub_operator is not None and sub_operator.operator_id != operator.pk:
-        problems.append(
-            str(_("Sub-operator: “%(sub)s” belongs to another operator.") % {"sub": sub_operator})
-        )
+    problems = department_problems(department=department, parent=parent, sub_operator=sub_operator)
     if problems:
         raise DomainError(" ".join(problems), code="department")
     return _save_new(department, action="department_create", actor=actor)

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from chargenet.admin import (
     ExportCsvMixin,
     HideableScopedAdmin,
+    OperatorInitialMixin,
     ReadOnlyAdminMixin,
     ScopedAdminMixin,
     ScopedModelAdmin,
@@ -130,7 +131,7 @@ class StationPileInline(ScopedAdminMixin, admin.TabularInline):
 
 
 @admin.register(Station)
-class StationAdmin(ExportCsvMixin, HideableScopedAdmin):
+class StationAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
     list_display = (
         "name",
         "code",
@@ -188,12 +189,6 @@ class StationAdmin(ExportCsvMixin, HideableScopedAdmin):
     def opening_hours(self, obj):
         windows = list(obj.opening_windows.all())
         return ", ".join(str(w) for w in windows) if windows else _("24 hours")
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        if request.user.operator_id:
-            initial.setdefault("operator", request.user.operator_id)
-        return initial
 
     audit_saves = False  # station_create / station_update audit
 

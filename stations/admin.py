@@ -47,6 +47,7 @@ from .services.network import (
     STATION_FIELDS,
     PileData,
     StationData,
+    connector_power_problems,
     opening_windows_problems,
     pile_create,
     pile_hide,
@@ -504,15 +505,11 @@ class ConnectorForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         pile = data.get("pile")
-        if pile is not None and pile.is_published and data.get("rated_power_kw") is None:
-            self.add_error(
-                "rated_power_kw",
-                _(
-                    "Rated power (kW): pile %(code)s is published, so every connector needs "
-                    "its rated power; unpublish the pile first."
-                )
-                % {"code": pile.code},
-            )
+        if pile is not None:
+            for problem in connector_power_problems(
+                pile=pile, rated_power_kw=data.get("rated_power_kw")
+            ):
+                self.add_error("rated_power_kw", problem)
         return data
 
 

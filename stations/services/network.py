@@ -386,6 +386,21 @@ def connector_create(*, pile: Pile, data: ConnectorData, actor=None) -> Connecto
     return connector
 
 
+def connector_power_problems(*, pile: Pile, rated_power_kw) -> list[str]:
+    """A connector of a published pile must keep its rated power."""
+    if pile.is_published and rated_power_kw is None:
+        return [
+            str(
+                _(
+                    "Rated power (kW): pile %(code)s is published, so every connector needs "
+                    "its rated power; unpublish the pile first."
+                )
+                % {"code": pile.code}
+            )
+        ]
+    return []
+
+
 @transaction.atomic
 def connector_update(*, connector: Connector, rated_power_kw=None, standard=None, actor=None):
     connector = Connector.objects.select_for_update().select_related("pile").get(pk=connector.pk)
@@ -395,15 +410,9 @@ def connector_update(*, connector: Connector, rated_power_kw=None, standard=None
     if standard is not None:
         connector.standard = standard
     full_clean_or_raise(connector)
-    if connector.pile.is_published and rated_power_kw is None:
-        raise DomainError(
-            _(
-                "Rated power (kW): pile %(code)s is published, so every connector needs its "
-                "rated power; unpublish the pile first."
-            )
-            % {"code": connector.pile.code},
-            code="publish",
-        )
+    problems = connector_power_problems(pile=connector.pile, rated_power_kw=rated_power_kw)
+    if problems:
+        raise DomainError(" ".join(problems), code="publish")
     connector.save(update_fields=fields)
     after = snapshot(connector, fields)
     if actor is not None and before != after:

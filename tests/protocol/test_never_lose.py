@@ -173,7 +173,7 @@ def test_database_outage_leaves_transactions_unanswered_then_serves_again(own_ga
         tx, beat = asyncio.run(play())
     finally:
         proxy.close()
-    assert beat.current_time
+    assert beat.current_time.endswith("Z")
     assert MeterSample.objects.filter(session_id=tx).count() == 1
     assert ChargingSession.objects.get(pk=tx).state == "stopped"
     unanswered = wait_for(

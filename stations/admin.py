@@ -43,6 +43,7 @@ from .models import (
 )
 from .selectors import connectors_visible_to, piles_visible_to, stations_visible_to
 from .services.network import (
+    MAX_POWER_REQUIRED,
     PILE_FIELDS,
     STATION_FIELDS,
     PileData,
@@ -302,9 +303,7 @@ class PileForm(forms.ModelForm):
         data = super().clean()
         if data.get("is_published") and data.get("max_power_kw") is None:
             # Named on the field (this also spares staff the raw database-constraint text).
-            self.add_error(
-                "max_power_kw", _("Max power (kW): required before the pile can be published.")
-            )
+            self.add_error("max_power_kw", MAX_POWER_REQUIRED)
         return data
 
     def save(self, commit=True):

@@ -256,7 +256,9 @@ class PileData:
 
 
 PILE_FIELDS = [f for f in PileData.__dataclass_fields__]
-_PILE_FIELDS = PILE_FIELDS
+
+
+MAX_POWER_REQUIRED = _("Max power (kW): required before the pile can be published.")
 
 
 def pile_publish_problems(
@@ -265,7 +267,7 @@ def pile_publish_problems(
     """Why a pile cannot be published: partners show wrong data without these."""
     problems = []
     if max_power_kw is None:
-        problems.append(str(_("Max power (kW): required before the pile can be published.")))
+        problems.append(str(MAX_POWER_REQUIRED))
     if not connector_powers:
         problems.append(
             str(_("Connectors: a pile needs at least one connector before it can be published."))
@@ -300,7 +302,7 @@ def pile_create(
     publish: bool = False,
     actor=None,
 ) -> Pile:
-    pile = Pile(station=station, **{f: getattr(data, f) for f in _PILE_FIELDS})
+    pile = Pile(station=station, **{f: getattr(data, f) for f in PILE_FIELDS})
     full_clean_or_raise(pile, exclude=["station"])
     if Pile.objects.filter(code=data.code).exists():
         raise Conflict(
@@ -327,7 +329,7 @@ def pile_create(
 
 @transaction.atomic
 def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
-    unknown = set(changes) - set(_PILE_FIELDS) - {"station"}
+    unknown = set(changes) - set(PILE_FIELDS) - {"station"}
     if unknown:
         raise DomainError(
             _("These pile fields cannot be changed here: %(fields)s.")

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from ocpp.exceptions import OCPPError
@@ -21,7 +22,7 @@ from ocpp.messages import Call, _validate_payload
 from chargenet.errors import DomainError
 from stations.models import Pile
 
-from . import conf, routing
+from . import routing
 from .models import Frame
 
 COMMAND_ACTIONS = (
@@ -60,7 +61,7 @@ class CommandInvalid(CommandError):
 
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(conf.redis_url(), socket_timeout=None)
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
 
 
 def send_command(
@@ -142,7 +143,7 @@ def send_command(
 
 def journal_prune(*, now: dt.datetime | None = None) -> int:
     """Delete journal frames older than ``GATEWAY_JOURNAL_RETENTION_DAYS``."""
-    cutoff = (now or timezone.now()) - dt.timedelta(days=conf.journal_retention_days())
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.GATEWAY_JOURNAL_RETENTION_DAYS)
     deleted = 0
     while True:  # in chunks: a big first prune must not hold one huge transaction
         ids = list(Frame.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:10000])

@@ -38,11 +38,6 @@ from stations.models import (
     StatusEvent,
 )
 
-
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 # --- Handshake ------------------------------------------------------------------------
 
 
@@ -151,8 +146,8 @@ def pile_boot(
             FirmwareRecord.objects.create(
                 pile_id=pile_id, version=firmware, first_seen_at=now, last_seen_at=now
             )
-    interval = int(_setting("GATEWAY_HEARTBEAT_INTERVAL", 60))
-    if not pile.is_published and not _setting("GATEWAY_ACCEPT_UNPUBLISHED", True):
+    interval = settings.GATEWAY_HEARTBEAT_INTERVAL
+    if not pile.is_published and not settings.GATEWAY_ACCEPT_UNPUBLISHED:
         return BootResult("Pending", interval)
     return BootResult("Accepted", interval)
 
@@ -229,11 +224,9 @@ def piles_sweep_offline(*, now: dt.datetime | None = None) -> list[int]:
     offline, each with an offline fault record; group same-minute drops per station
     into one network outage. Safe to run from several processes at once."""
     now = now or timezone.now()
-    interval = int(_setting("GATEWAY_HEARTBEAT_INTERVAL", 60))
-    silent_for = dt.timedelta(
-        seconds=interval * int(_setting("GATEWAY_OFFLINE_AFTER_INTERVALS", 3))
-    )
-    min_piles = int(_setting("GATEWAY_OUTAGE_MIN_PILES", 2))
+    interval = settings.GATEWAY_HEARTBEAT_INTERVAL
+    silent_for = dt.timedelta(seconds=interval * settings.GATEWAY_OFFLINE_AFTER_INTERVALS)
+    min_piles = settings.GATEWAY_OUTAGE_MIN_PILES
     with transaction.atomic():
         piles = list(
             Pile.objects.select_for_update(skip_locked=True)

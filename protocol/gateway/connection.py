@@ -430,7 +430,7 @@ class PileConnection(ChargePoint):
                 sessions.session_link_vin,
                 pile=self.pile,
                 connector_number=connector,
-                vin=vin.strip().upper(),
+                vin=vin,
                 transaction_id=transaction_id,
             )
         except DomainError:

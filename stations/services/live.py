@@ -94,11 +94,9 @@ def connector_for(*, pile: Pile, number: int) -> Connector:
         if pile.current_type == CurrentType.DC
         else Connector.Standard.GBT_AC
     )
-    connector = Connector.objects.filter(pile=pile, number=number).first()
-    if connector is None:
-        connector, _created = Connector.objects.get_or_create(
-            pile=pile, number=number, defaults={"standard": standard}
-        )
+    connector, _created = Connector.objects.get_or_create(
+        pile=pile, number=number, defaults={"standard": standard}
+    )
     return connector
 
 

@@ -98,23 +98,17 @@ def send_command(
             "pile": code,
             "action": action,
             "payload": payload,
-            "timeout": timeout,
             "expires": timezone.now().timestamp() + timeout,
         }
         client.rpush(routing.command_key(owner[0]), json.dumps(command))
         answer = client.blpop([routing.reply_key(request_id)], timeout=timeout + 2)
     finally:
         client.close()
-    if answer is None:
-        raise CommandTimeout(
-            _("Pile %(code)s did not answer %(action)s within %(timeout)s s.")
-            % {"code": code, "action": action, "timeout": timeout}
-        )
-    reply = json.loads(answer[1])
+    reply = json.loads(answer[1]) if answer is not None else {"outcome": "timeout"}
     outcome = reply.get("outcome")
     if outcome == "offline":
         raise PileOffline(_("Pile %(code)s is offline: its connection closed.") % {"code": code})
-    if outcome == "timeout":
+    if outcome == "timeout":  # no reply at all, or the gateway node gave up waiting
         raise CommandTimeout(
             _("Pile %(code)s did not answer %(action)s within %(timeout)s s.")
             % {"code": code, "action": action, "timeout": timeout}

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 from ocpp.exceptions import (
     FormationViolationError,
+    InternalError,
     NotSupportedError,
     OCPPError,
     PropertyConstraintViolationError,
@@ -204,7 +205,7 @@ class PileConnection(ChargePoint):
             )
             return
         if msg[0] in (3, 4):
-            self._on_response(msg, raw)
+            self._on_response(msg)
             return
         if (
             len(msg) != 4
@@ -255,7 +256,7 @@ class PileConnection(ChargePoint):
             self._calls.popleft()
         return len(self._calls) > self.max_calls_per_minute
 
-    def _on_response(self, msg: list, raw: str) -> None:
+    def _on_response(self, msg: list) -> None:
         unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
         pending = self._pending.get(unique_id)
         action = pending[0] if pending else ""
@@ -305,7 +306,11 @@ class PileConnection(ChargePoint):
             self._journal(Direction.IN, MessageType.CALL, **journal, error_code="InternalError")
             if action in TRANSACTION_ACTIONS:
                 return  # unanswered: the pile keeps the message and retries it
-            await self._send_error(unique_id, action, _internal_error())
+            await self._send_error(
+                unique_id,
+                action,
+                InternalError(description="The central system could not process the request."),
+            )
             return
         tx = {"order_no": order_no, "transaction_id": transaction_id}
         wait = action in TRANSACTION_ACTIONS
@@ -489,9 +494,3 @@ class PileConnection(ChargePoint):
         for _action, future in self._pending.values():
             if not future.done():
                 future.set_result(None)
-
-
-def _internal_error() -> OCPPError:
-    from ocpp.exceptions import InternalError
-
-    return InternalError(description="The central system could not process the request.")

@@ -97,7 +97,7 @@ class Gateway:
             )
         except DatabaseUnavailable:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Try again later\n")
-        if login.pile_id is None:
+        if login.pile is None:
             return self._refuse(connection, code, login.reason)
         connection.pile = login.pile
         return None

@@ -43,9 +43,12 @@ from stations.models import (
 
 @dataclass(frozen=True)
 class PileLogin:
-    pile_id: int | None
+    pile: Pile | None  # with its station: the connection keeps it; None when refused
     reason: str = ""  # why it was refused, for the log
-    pile: Pile | None = None  # with its station: the connection keeps it
+
+    @property
+    def pile_id(self) -> int | None:
+        return self.pile.pk if self.pile is not None else None
 
 
 def pile_login(*, code: str, password: str | None) -> PileLogin:
@@ -61,7 +64,7 @@ def pile_login(*, code: str, password: str | None) -> PileLogin:
             return PileLogin(None, "credentials missing")
         if not _credential_ok(code, password, pile.credential_hash):
             return PileLogin(None, "wrong password")
-    return PileLogin(pile.pk, pile=pile)
+    return PileLogin(pile)
 
 
 def _credential_ok(code: str, password: str, encoded: str) -> bool:

@@ -31,6 +31,10 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
 ENVIRONMENT = env("CHARGENET_ENV", "development")
 PRODUCTION = ENVIRONMENT == "production"
 DEBUG = env_bool("DEBUG", not PRODUCTION)
@@ -206,6 +210,26 @@ GATEWAY_PORT = env_int("GATEWAY_PORT", 9000)
 GATEWAY_HEARTBEAT_INTERVAL = env_int("GATEWAY_HEARTBEAT_INTERVAL", 60)
 GATEWAY_OFFLINE_AFTER_INTERVALS = env_int("GATEWAY_OFFLINE_AFTER_INTERVALS", 3)
 GATEWAY_JOURNAL_RETENTION_DAYS = env_int("GATEWAY_JOURNAL_RETENTION_DAYS", 180)
+GATEWAY_HEARTBEAT_HISTORY_DAYS = env_int("GATEWAY_HEARTBEAT_HISTORY_DAYS", 30)
+# One heartbeat history sample per pile at most this often.
+GATEWAY_HEARTBEAT_SAMPLE_SECONDS = env_int("GATEWAY_HEARTBEAT_SAMPLE_SECONDS", 300)
+# Piles of one station going silent in the same minute, at least this many: one outage.
+GATEWAY_OUTAGE_MIN_PILES = env_int("GATEWAY_OUTAGE_MIN_PILES", 2)
+# Unpublished piles are Accepted at boot; off: Pending (commissioning).
+GATEWAY_ACCEPT_UNPUBLISHED = env_bool("GATEWAY_ACCEPT_UNPUBLISHED", True)
+# How often a node writes last-seen times (one UPDATE for all its piles).
+GATEWAY_SEEN_FLUSH_SECONDS = env_float("GATEWAY_SEEN_FLUSH_SECONDS", 5.0)
+# How often a node runs the offline sweep (0 = leave it to Celery beat).
+GATEWAY_SWEEP_SECONDS = env_float("GATEWAY_SWEEP_SECONDS", 30.0)
+# Frames longer than this get a FormationViolation; 4x this closes the socket.
+GATEWAY_MAX_FRAME_BYTES = env_int("GATEWAY_MAX_FRAME_BYTES", 65536)
+# Per connection; a pile sending more is flooding and is disconnected (1008).
+GATEWAY_MAX_CALLS_PER_MINUTE = env_int("GATEWAY_MAX_CALLS_PER_MINUTE", 600)
+GATEWAY_DB_THREADS = env_int("GATEWAY_DB_THREADS", 16)
+GATEWAY_REDIS_PREFIX = env("GATEWAY_REDIS_PREFIX", "chargenet:gw:")
+# sys.setswitchinterval for the gateway process (the event loop shares the GIL with the
+# database threads).
+GATEWAY_SWITCH_INTERVAL = env_float("GATEWAY_SWITCH_INTERVAL", 0.0005)
 
 # Driver notifications (faults.notifications): "log" writes them to the log, "wechat" sends
 # WeChat template messages with the official account's app id / secret and template ids.

@@ -10,26 +10,26 @@ gateway node and every caller of `protocol.services.send_command`.
 
 from __future__ import annotations
 
-from . import conf
+from django.conf import settings
 
 ALIVE_TTL = 15  # seconds; a node refreshes every ALIVE_TTL / 3
 REPLY_TTL = 120
 
 
 def pile_key(code: str) -> str:
-    return f"{conf.redis_prefix()}pile:{code}"
+    return f"{settings.GATEWAY_REDIS_PREFIX}pile:{code}"
 
 
 def alive_key(node: str) -> str:
-    return f"{conf.redis_prefix()}node:{node}:alive"
+    return f"{settings.GATEWAY_REDIS_PREFIX}node:{node}:alive"
 
 
 def command_key(node: str) -> str:
-    return f"{conf.redis_prefix()}node:{node}:cmd"
+    return f"{settings.GATEWAY_REDIS_PREFIX}node:{node}:cmd"
 
 
 def reply_key(request_id: str) -> str:
-    return f"{conf.redis_prefix()}reply:{request_id}"
+    return f"{settings.GATEWAY_REDIS_PREFIX}reply:{request_id}"
 
 
 def owner_value(node: str, token: str) -> str:

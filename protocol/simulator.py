@@ -350,7 +350,9 @@ async def _demo_charge(pile: SimulatedPile, connector: int, id_tag: str) -> None
             return
         soc = min(100, soc + random.randint(1, 4))
         await pile.meter(
-            connector, add_wh=int(power_w * 10 / 3600) + random.randint(0, 20), soc=soc
+            connector,
+            add_wh=power_w * int(DEMO_SAMPLE_SECONDS) // 3600 + random.randint(0, 20),
+            soc=soc,
         )
         await pile.heartbeat()
     if random.random() < DEMO_ENERGY_GLITCH_RATE:

@@ -10,11 +10,12 @@
 import datetime as dt
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from stations.services import live
 
-from . import conf, services
+from . import services
 
 
 @shared_task(name="protocol.journal_prune", acks_late=True)
@@ -24,7 +25,7 @@ def journal_prune_task() -> int:
 
 @shared_task(name="protocol.heartbeat_history_prune", acks_late=True)
 def heartbeat_history_prune_task() -> int:
-    before = timezone.now() - dt.timedelta(days=conf.heartbeat_history_days())
+    before = timezone.now() - dt.timedelta(days=settings.GATEWAY_HEARTBEAT_HISTORY_DAYS)
     return live.heartbeat_history_prune(before=before)
 
 

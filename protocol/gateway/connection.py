@@ -19,9 +19,11 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.utils import timezone
 from ocpp.exceptions import (
     FormationViolationError,
+    InternalError,
     NotSupportedError,
     OCPPError,
     PropertyConstraintViolationError,
@@ -40,7 +42,6 @@ from chargenet.errors import DomainError
 from stations.models import Pile
 from stations.services import live
 
-from .. import conf
 from ..db import DatabaseUnavailable
 from ..models import Direction, MessageType
 
@@ -87,7 +88,7 @@ def _ocpp_code(error: OCPPError) -> str:
 
 
 def _time(value: str | None, field: str) -> dt.datetime:
-    parsed = sessions._parse_time(value)
+    parsed = sessions.parse_pile_time(value)
     if parsed is None:
         raise PropertyConstraintViolationError(
             details={"cause": f"{field} is not an ISO 8601 date-time: {value!r}"}
@@ -100,13 +101,16 @@ def _now_iso() -> str:
 
 
 class PileConnection(ChargePoint):
-    def __init__(self, *, code: str, pile_id: int, websocket, gateway: Gateway):
-        super().__init__(code, websocket, response_timeout=30)
-        self.code = code
-        self.pile_id = pile_id
+    def __init__(self, *, pile: Pile, websocket, gateway: Gateway):
+        super().__init__(pile.code, websocket, response_timeout=30)
+        self.code = pile.code
+        self.pile_id = pile.pk
+        self.pile = pile  # with its station, loaded once at the handshake (`pile_login`)
         self.gw = gateway
         self.token = uuid.uuid4().hex[:12]
-        self.pile: Pile | None = None
+        # Read once per connection, not per frame.
+        self.max_frame_bytes = settings.GATEWAY_MAX_FRAME_BYTES
+        self.max_calls_per_minute = settings.GATEWAY_MAX_CALLS_PER_MINUTE
         self.connector_states: dict[int, str] = {}
         self.orders: dict[int, str] = {}  # transaction id → order number, for the journal
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
@@ -117,8 +121,6 @@ class PileConnection(ChargePoint):
     # --- receive loop -----------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.pile is None:
-            self.pile = await self.gw.db.run(_load_pile, pile_id=self.pile_id)
         try:
             async for raw in self._connection:
                 if self.aborted:
@@ -166,7 +168,7 @@ class PileConnection(ChargePoint):
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raw = raw.decode("utf-8", "replace")
-        limit = conf.max_frame_bytes()
+        limit = self.max_frame_bytes
         if len(raw) > limit:
             match = _UNIQUE_ID_RE.match(raw)
             self._journal(
@@ -203,7 +205,7 @@ class PileConnection(ChargePoint):
             )
             return
         if msg[0] in (3, 4):
-            self._on_response(msg, raw)
+            self._on_response(msg)
             return
         if (
             len(msg) != 4
@@ -252,9 +254,9 @@ class PileConnection(ChargePoint):
         self._calls.append(now)
         while self._calls and self._calls[0] < now - 60:
             self._calls.popleft()
-        return len(self._calls) > conf.max_calls_per_minute()
+        return len(self._calls) > self.max_calls_per_minute
 
-    def _on_response(self, msg: list, raw: str) -> None:
+    def _on_response(self, msg: list) -> None:
         unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
         pending = self._pending.get(unique_id)
         action = pending[0] if pending else ""
@@ -304,7 +306,11 @@ class PileConnection(ChargePoint):
             self._journal(Direction.IN, MessageType.CALL, **journal, error_code="InternalError")
             if action in TRANSACTION_ACTIONS:
                 return  # unanswered: the pile keeps the message and retries it
-            await self._send_error(unique_id, action, _internal_error())
+            await self._send_error(
+                unique_id,
+                action,
+                InternalError(description="The central system could not process the request."),
+            )
             return
         tx = {"order_no": order_no, "transaction_id": transaction_id}
         wait = action in TRANSACTION_ACTIONS
@@ -346,7 +352,7 @@ class PileConnection(ChargePoint):
 
     async def on_StatusNotification(self, p: dict):
         connector = p["connectorId"]
-        pile_time = sessions._parse_time(p.get("timestamp"))
+        pile_time = sessions.parse_pile_time(p.get("timestamp"))
         await self.gw.db.run(
             live.connector_status_record,
             pile=self.pile,
@@ -429,7 +435,7 @@ class PileConnection(ChargePoint):
                 sessions.session_link_vin,
                 pile=self.pile,
                 connector_number=connector,
-                vin=vin.strip().upper(),
+                vin=vin,
                 transaction_id=transaction_id,
             )
         except DomainError:
@@ -488,13 +494,3 @@ class PileConnection(ChargePoint):
         for _action, future in self._pending.values():
             if not future.done():
                 future.set_result(None)
-
-
-def _internal_error() -> OCPPError:
-    from ocpp.exceptions import InternalError
-
-    return InternalError(description="The central system could not process the request.")
-
-
-def _load_pile(*, pile_id: int) -> Pile:
-    return Pile.objects.select_related("station").get(pk=pile_id)

@@ -26,13 +26,14 @@ import sys
 import uuid
 
 import redis.asyncio as aioredis
+from django.conf import settings
 from django.utils import timezone
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from stations.services import live
 
-from .. import conf, routing
+from .. import routing
 from ..db import DatabaseUnavailable, DbRunner
 from ..journal import JournalWriter
 from ..models import Direction, MessageType
@@ -64,7 +65,7 @@ class Gateway:
         self.port = port
         self.reuse_port = reuse_port
         self.node = node or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-        self.db = DbRunner(conf.db_threads())
+        self.db = DbRunner(settings.GATEWAY_DB_THREADS)
         self.journal: JournalWriter | None = None
         self.redis: aioredis.Redis | None = None
         self.connections: dict[str, PileConnection] = {}
@@ -96,10 +97,8 @@ class Gateway:
             )
         except DatabaseUnavailable:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Try again later\n")
-        if login.pile_id is None:
+        if login.pile is None:
             return self._refuse(connection, code, login.reason)
-        connection.pile_code = code
-        connection.pile_id = login.pile_id
         connection.pile = login.pile
         return None
 
@@ -121,10 +120,7 @@ class Gateway:
     # --- connections ------------------------------------------------------------------
 
     async def handler(self, websocket: ServerConnection) -> None:
-        conn = PileConnection(
-            code=websocket.pile_code, pile_id=websocket.pile_id, websocket=websocket, gateway=self
-        )
-        conn.pile = websocket.pile
+        conn = PileConnection(pile=websocket.pile, websocket=websocket, gateway=self)
         await self._register(conn)
         try:
             await conn.start()
@@ -188,7 +184,7 @@ class Gateway:
 
     async def _flush_seen_loop(self) -> None:
         while True:
-            await asyncio.sleep(conf.seen_flush_seconds())
+            await asyncio.sleep(settings.GATEWAY_SEEN_FLUSH_SECONDS)
             await self.flush_seen()
 
     async def flush_seen(self) -> None:
@@ -197,7 +193,7 @@ class Gateway:
         seen, self._seen = self._seen, {}
         beats, self._heartbeats = self._heartbeats, {}
         now = asyncio.get_running_loop().time()
-        every = conf.heartbeat_sample_seconds()
+        every = settings.GATEWAY_HEARTBEAT_SAMPLE_SECONDS
         samples = []
         # The history samples heartbeats (with the pile state they carried), at most one
         # per pile per sampling period: bounded, whatever the heartbeat interval.
@@ -213,7 +209,7 @@ class Gateway:
                 self._seen.setdefault(pile_id, at)
 
     async def _sweep_loop(self) -> None:
-        every = conf.sweep_seconds()
+        every = settings.GATEWAY_SWEEP_SECONDS
         if every <= 0:
             return
         while True:
@@ -234,7 +230,7 @@ class Gateway:
             await asyncio.sleep(routing.ALIVE_TTL / 3)
 
     async def _command_loop(self) -> None:
-        listener = aioredis.Redis.from_url(conf.redis_url())
+        listener = aioredis.Redis.from_url(settings.REDIS_URL)
         key = routing.command_key(self.node)
         while True:
             try:
@@ -277,11 +273,11 @@ class Gateway:
     async def run(self, ready: asyncio.Event | None = None) -> None:
         # The event loop shares the GIL with the database threads; with the default 5 ms
         # switch interval every socket read/write can wait a whole slice behind a thread.
-        sys.setswitchinterval(conf.switch_interval())
+        sys.setswitchinterval(settings.GATEWAY_SWITCH_INTERVAL)
         loop = asyncio.get_running_loop()
         # Bounded and blocking: a reconnect storm waits for a Redis connection, not fails.
         pool = aioredis.BlockingConnectionPool.from_url(
-            conf.redis_url(), max_connections=32, timeout=None
+            settings.REDIS_URL, max_connections=32, timeout=None
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.journal = JournalWriter(self.db, node=self.node)
@@ -301,7 +297,7 @@ class Gateway:
             self.port,
             subprotocols=["ocpp1.6"],
             process_request=self.process_request,
-            max_size=conf.max_frame_bytes() * 4,
+            max_size=settings.GATEWAY_MAX_FRAME_BYTES * 4,
             max_queue=64,
             compression=None,
             ping_interval=None,  # piles heartbeat at the OCPP level

@@ -38,19 +38,17 @@ from stations.models import (
     StatusEvent,
 )
 
-
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 # --- Handshake ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PileLogin:
-    pile_id: int | None
+    pile: Pile | None  # with its station: the connection keeps it; None when refused
     reason: str = ""  # why it was refused, for the log
-    pile: Pile | None = None  # with its station: the connection keeps it
+
+    @property
+    def pile_id(self) -> int | None:
+        return self.pile.pk if self.pile is not None else None
 
 
 def pile_login(*, code: str, password: str | None) -> PileLogin:
@@ -66,7 +64,7 @@ def pile_login(*, code: str, password: str | None) -> PileLogin:
             return PileLogin(None, "credentials missing")
         if not _credential_ok(code, password, pile.credential_hash):
             return PileLogin(None, "wrong password")
-    return PileLogin(pile.pk, pile=pile)
+    return PileLogin(pile)
 
 
 def _credential_ok(code: str, password: str, encoded: str) -> bool:
@@ -99,11 +97,9 @@ def connector_for(*, pile: Pile, number: int) -> Connector:
         if pile.current_type == CurrentType.DC
         else Connector.Standard.GBT_AC
     )
-    connector = Connector.objects.filter(pile=pile, number=number).first()
-    if connector is None:
-        connector, _created = Connector.objects.get_or_create(
-            pile=pile, number=number, defaults={"standard": standard}
-        )
+    connector, _created = Connector.objects.get_or_create(
+        pile=pile, number=number, defaults={"standard": standard}
+    )
     return connector
 
 
@@ -151,8 +147,8 @@ def pile_boot(
             FirmwareRecord.objects.create(
                 pile_id=pile_id, version=firmware, first_seen_at=now, last_seen_at=now
             )
-    interval = int(_setting("GATEWAY_HEARTBEAT_INTERVAL", 60))
-    if not pile.is_published and not _setting("GATEWAY_ACCEPT_UNPUBLISHED", True):
+    interval = settings.GATEWAY_HEARTBEAT_INTERVAL
+    if not pile.is_published and not settings.GATEWAY_ACCEPT_UNPUBLISHED:
         return BootResult("Pending", interval)
     return BootResult("Accepted", interval)
 
@@ -229,11 +225,9 @@ def piles_sweep_offline(*, now: dt.datetime | None = None) -> list[int]:
     offline, each with an offline fault record; group same-minute drops per station
     into one network outage. Safe to run from several processes at once."""
     now = now or timezone.now()
-    interval = int(_setting("GATEWAY_HEARTBEAT_INTERVAL", 60))
-    silent_for = dt.timedelta(
-        seconds=interval * int(_setting("GATEWAY_OFFLINE_AFTER_INTERVALS", 3))
-    )
-    min_piles = int(_setting("GATEWAY_OUTAGE_MIN_PILES", 2))
+    interval = settings.GATEWAY_HEARTBEAT_INTERVAL
+    silent_for = dt.timedelta(seconds=interval * settings.GATEWAY_OFFLINE_AFTER_INTERVALS)
+    min_piles = settings.GATEWAY_OUTAGE_MIN_PILES
     with transaction.atomic():
         piles = list(
             Pile.objects.select_for_update(skip_locked=True)

@@ -18,10 +18,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("GATEWAY_REDIS_PREFIX", f"chargenet-test-{uuid.uuid4().hex[:8]}:")
+# Settings were read before this file: this process uses the gateways' prefix too.
+settings.GATEWAY_REDIS_PREFIX = os.environ["GATEWAY_REDIS_PREFIX"]
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from billing.services.sessions.identity import (
 from billing.services.sessions.meter import (
     MeterResult,
     Sample,
-    _parse_time,  # the gateway parses a pile's timestamps the same way
+    parse_pile_time,
     samples_from_ocpp,
     session_meter_record,
 )
@@ -43,9 +43,9 @@ __all__ = [
     "Sample",
     "StartResult",
     "StopResult",
-    "_parse_time",
     "identify",
     "new_order_no",
+    "parse_pile_time",
     "partner_id_tag",
     "samples_from_ocpp",
     "session_authorize",

@@ -44,7 +44,7 @@ def samples_from_ocpp(meter_values: Iterable[dict]) -> list[Sample]:
     a value that is not a number is skipped (the frame journal keeps the original)."""
     samples = []
     for entry in meter_values:
-        at = _parse_time(entry.get("timestamp"))
+        at = parse_pile_time(entry.get("timestamp"))
         if at is None:
             continue
         fields: dict = {}
@@ -68,7 +68,9 @@ def samples_from_ocpp(meter_values: Iterable[dict]) -> list[Sample]:
     return samples
 
 
-def _parse_time(value) -> dt.datetime | None:
+def parse_pile_time(value) -> dt.datetime | None:
+    """A pile's ISO 8601 timestamp as an aware datetime (UTC when it names no zone), or
+    None when it is not one."""
     if not isinstance(value, str):
         return None
     try:

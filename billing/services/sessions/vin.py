@@ -17,8 +17,10 @@ def session_link_vin(
     *, pile: Pile, connector_number: int, vin: str, transaction_id: int | None = None
 ) -> int | None:
     """Link the VIN a pile reported (DataTransfer) to its session: the vehicle, its
-    department and, through it, the attributed sub-operator. Returns the session id."""
-    if not VIN_RE.fullmatch(vin or ""):
+    department and, through it, the attributed sub-operator. Returns the session id.
+    Piles send VINs with stray spaces or in lower case: they are read as written on the car."""
+    vin = (vin or "").strip().upper()
+    if not VIN_RE.fullmatch(vin):
         raise DomainError(
             _("A VIN is 17 characters, digits and capital letters without I, O or Q."),
             code="vin_invalid",

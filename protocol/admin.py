@@ -1,9 +1,9 @@
 """Customer service's "log search" over the frame journal, and a remote-command page for
 piles (a proxy model, so the orgs/stations admin stays as it is).
 
-The command page calls `protocol.services.send_command` and shows the pile's answer or
-the error as an admin message. Other admin pages can reuse `PileCommandForm` and
-`run_pile_command(request, pile, action, payload)`.
+The command page calls `protocol.services.pile_command_by_staff` (`send_command`, audited)
+and shows the pile's answer or the error as an admin message. Other admin pages can reuse
+`PileCommandForm` and `run_pile_command(request, pile, action, payload)`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from chargenet.errors import DomainError
 from stations.selectors import piles_visible_to
 
 from .models import Frame, PileConsole
-from .services import COMMAND_ACTIONS, send_command
+from .services import COMMAND_ACTIONS, pile_command_by_staff
 
 
 @admin.register(Frame)
@@ -102,7 +102,9 @@ class PileCommandForm(forms.Form):
 def run_pile_command(request, pile, action: str, payload: dict, timeout: int = 30) -> dict | None:
     """Send a command and report the outcome as an admin message."""
     try:
-        answer = send_command(pile=pile, action=action, payload=payload, timeout=timeout)
+        answer = pile_command_by_staff(
+            pile=pile, action=action, payload=payload, timeout=timeout, actor=request.user
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         return None

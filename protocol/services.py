@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, _validate_payload
 
+from chargenet.audit import audit_record
 from chargenet.errors import DomainError
 from stations.models import Pile
 
@@ -133,6 +134,22 @@ def send_command(
             details=result,
         )
     return result
+
+
+def pile_command_by_staff(
+    *, pile: Pile, action: str, payload: dict, timeout: float, actor
+) -> dict[str, Any]:
+    """`send_command` on a person's behalf: the command and its outcome (the pile's answer,
+    or the error) go to the audit log either way, then the answer or error is returned."""
+    before = {"action": action, "payload": payload}
+    try:
+        answer = send_command(pile=pile, action=action, payload=payload, timeout=timeout)
+    except DomainError as exc:
+        audit_record(actor=actor, action="pile_command", obj=pile, before=before,
+                     after={"error": exc.code, "message": str(exc)})  # fmt: skip
+        raise
+    audit_record(actor=actor, action="pile_command", obj=pile, before=before, after=answer)
+    return answer
 
 
 def journal_prune(*, now: dt.datetime | None = None) -> int:

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from billing.models import ChargingSession
+from chargenet.models import AuditLog
 from protocol.models import Direction, Frame, MessageType
 
 from . import world
@@ -68,6 +69,13 @@ def test_command_page_shows_the_error_when_the_pile_is_offline(admin_client):
     assert [str(m) for m in response.context["messages"]] == [
         f"Pile {pile.code} is offline: it is not connected to any gateway."
     ]
+    # A person's command is audited with its outcome, even when it failed.
+    entry = AuditLog.objects.get(action="pile_command", object_id=str(pile.pk))
+    assert (entry.actor.username, entry.before, entry.after["error"]) == (
+        "admin",
+        {"action": "Reset", "payload": {"type": "Soft"}},
+        "pile_offline",
+    )
 
 
 def test_command_page_rejects_a_payload_that_is_not_json(admin_client):

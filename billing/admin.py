@@ -323,10 +323,22 @@ class StationTariffAdmin(BillingAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # history: a change is a new assignment
 
+    def get_changelist_instance(self, request):
+        # Today's prices of the page's stations in one read, not three queries per row.
+        changelist = super().get_changelist_instance(request)
+        changelist.result_list = list(changelist.result_list)
+        today = station_prices_today(
+            stations={a.station_id: a.station for a in changelist.result_list}.values(),
+            at=timezone.now(),
+        )
+        schedules = {row.station.pk: row.schedule for row in today}
+        for assignment in changelist.result_list:
+            assignment.schedule_today = schedules[assignment.station_id]
+        return changelist
+
     @admin.display(description=_("today"))
     def price_now(self, assignment):
-        [row] = station_prices_today(stations=[assignment.station], at=timezone.now())
-        return schedule_bar(row.schedule)
+        return schedule_bar(assignment.schedule_today)
 
     def get_urls(self):
         return [

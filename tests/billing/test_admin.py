@@ -125,6 +125,22 @@ def test_prices_today_page_lists_visible_stations(client, settled):
     assert settled.station.name in page.content.decode()
 
 
+def test_station_tariff_list_reads_todays_prices_once_per_page(
+    client, settled, django_assert_num_queries
+):
+    staff_client(client, settled.operator)
+    url = reverse("admin:billing_stationtariff_changelist")
+    with django_assert_num_queries(9) as one_station:
+        page = client.get(url)
+    assert page.status_code == 200
+    assert page.content.decode().count('style="display:inline-block;width:9px') == 48
+    for _n in range(3):
+        tariffed_station(operator=settled.operator)
+    with django_assert_num_queries(len(one_station.captured_queries)):
+        page = client.get(url)
+    assert page.content.decode().count('style="display:inline-block;width:9px') == 4 * 48
+
+
 def test_sub_operator_staff_cannot_open_the_tariff_editor(client, settled):
     staff_client(client, settled.operator, SubOperatorFactory(operator=settled.operator))
     version = TariffVersion.objects.get()

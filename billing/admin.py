@@ -8,7 +8,6 @@ service is shown on the form, a success as a message, so every click gets feedba
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -22,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chargenet.admin import ScopedModelAdmin, register_scope
 from chargenet.errors import DomainError
+from chargenet.money import kwh_shown
 from stations.selectors import piles_visible_to, stations_visible_to
 
 from .charts import PERIOD_COLOURS, legend, meter_chart, schedule_bar
@@ -508,7 +508,7 @@ class BillAdmin(BillingAdmin):
 
     @admin.display(description=_("energy (kWh)"), ordering="energy_wh")
     def kwh(self, bill):
-        return (bill.energy_wh / 1000).quantize(Decimal("0.001"))
+        return kwh_shown(bill.energy_wh)
 
     @admin.display(description=_("duration"))
     def duration(self, bill):

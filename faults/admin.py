@@ -37,6 +37,7 @@ from chargenet.admin import (
     scoped,
 )
 from chargenet.errors import DomainError
+from chargenet.money import kwh_shown
 from orgs.models import SubOperator
 from stations.models import StationOutage
 from stations.selectors import piles_visible_to, stations_visible_to
@@ -177,7 +178,7 @@ def _time(at: dt.datetime | None) -> str:
 
 
 def _kwh(wh: Decimal | None) -> str:
-    return "—" if wh is None else f"{(Decimal(wh) / 1000).quantize(Decimal('0.001'))} kWh"
+    return "—" if wh is None else f"{kwh_shown(wh)} kWh"
 
 
 def comparison_rows(session, facts, limits, bill) -> list[dict]:

@@ -285,13 +285,13 @@ def price_session(
     samples: Sequence[tuple[dt.datetime, Decimal]],
     tariffs: Sequence[TariffSpec],
     zone: ZoneInfo | str,
-    rounding: str = "ROUND_DOWN",
+    rounding: str | None = None,
 ) -> Pricing:
     """Price one session. ``samples`` are (aware time, energy register Wh) in time order;
     ``tariffs`` the versions for the pile's current type, oldest first; ``zone`` the
-    station's time zone; ``rounding`` the operator's mode. Raises a `PricingError`
-    subclass (nothing is priced) on a register going backwards, negative energy, time
-    going backwards or no tariff in force."""
+    station's time zone; ``rounding`` the operator's mode (None: money.py's configured
+    default). Raises a `PricingError` subclass (nothing is priced) on a register going
+    backwards, negative energy, time going backwards or no tariff in force."""
     mode = rounding_mode(rounding)
     if isinstance(zone, str):
         zone = ZoneInfo(zone)

@@ -180,11 +180,23 @@ class StationPriceToday:
 
 def station_prices_today(*, stations, at: dt.datetime) -> list[StationPriceToday]:
     """For each station, the tariff in force at ``at``: its day schedule, AC/DC prices
-    and the period the station's clock is in now."""
+    and the period the station's clock is in now. Two queries for any number of
+    stations (tariff rows, then the plans assigned)."""
+    stations = list(stations)
+    station_ids = [station.pk for station in stations]
+    rows = tariff_rows_for_stations(station_ids=station_ids, until=at)
+    plan_names: dict[int, str] = {}
+    for station_id, plan_name in (
+        StationTariff.objects.filter(station_id__in=station_ids, effective_from__lte=at)
+        .order_by("station_id", "-effective_from")
+        .distinct("station_id")
+        .values_list("station_id", "plan__name")
+    ):
+        plan_names[station_id] = plan_name
     out = []
     for station in stations:
         specs = {
-            ct: tariff_specs_for(station=station, current_type=ct, start=at, end=at)
+            ct: tariff_specs_from_rows(rows.get(station.pk, []), current_type=ct, start=at, end=at)
             for ct in ("AC", "DC")
         }
         ac = specs["AC"][-1] if specs["AC"] and not specs["AC"][-1].is_missing else None
@@ -193,18 +205,11 @@ def station_prices_today(*, stations, at: dt.datetime) -> list[StationPriceToday
             out.append(StationPriceToday(station, "", "", {}, None))
             continue
         local = at.astimezone(station.zone)
-        schedule = "".join(map(str, ac.schedule))
-        assignment = (
-            StationTariff.objects.filter(station=station, effective_from__lte=at)
-            .select_related("plan")
-            .order_by("-effective_from")
-            .first()
-        )
         out.append(
             StationPriceToday(
                 station=station,
-                plan_name=assignment.plan.name if assignment else "",
-                schedule=schedule,
+                plan_name=plan_names.get(station.pk, ""),
+                schedule="".join(map(str, ac.schedule)),
                 prices={"AC": list(ac.prices), "DC": list(dc.prices) if dc else []},
                 period_now=ac.schedule[(local.hour * 60 + local.minute) // 30],
             )

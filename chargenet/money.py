@@ -93,6 +93,12 @@ def wh_to_kwh(wh: Decimal | int | str) -> Decimal:
     return _decimal(wh, "energy") / WH_PER_KWH
 
 
+def kwh_shown(wh: Decimal | int | str, *, quantum: Decimal = KWH_QUANTUM) -> Decimal:
+    """Energy in Wh as kWh for display, to ``quantum`` (the Wh by default); the decimal
+    context's rounding, as every page and message showed it so far."""
+    return wh_to_kwh(wh).quantize(quantum)
+
+
 def allocate_units(total: int, weights: Sequence[int | Fraction]) -> list[int]:
     """Split the whole number ``total`` over lines proportional to ``weights`` (ints or exact
     Fractions, none negative) so that the lines are whole numbers adding up to ``total``.

@@ -37,6 +37,7 @@ from chargenet.admin import (
     scoped,
 )
 from chargenet.errors import DomainError
+from chargenet.money import kwh_shown
 from orgs.models import SubOperator
 from stations.models import StationOutage
 from stations.selectors import piles_visible_to, stations_visible_to
@@ -177,12 +178,12 @@ def _time(at: dt.datetime | None) -> str:
 
 
 def _kwh(wh: Decimal | None) -> str:
-    return "—" if wh is None else f"{(Decimal(wh) / 1000).quantize(Decimal('0.001'))} kWh"
+    return "—" if wh is None else f"{kwh_shown(wh)} kWh"
 
 
-def comparison_rows(session, facts, limits) -> list[dict]:
+def comparison_rows(session, facts, limits, bill) -> list[dict]:
     """Pile vs platform, one row per figure, ``differs`` when beyond the operator's
-    tolerance (the row is marked red)."""
+    tolerance (the row is marked red). ``bill``: the session's, lines prefetched, or None."""
     pile, platform = pile_values(facts), platform_values(facts)
 
     def apart(a, b, tolerance) -> bool:
@@ -204,7 +205,6 @@ def comparison_rows(session, facts, limits) -> list[dict]:
          apart(pile.occupancy, platform.occupancy, limits.occupancy_tolerance)),
     ]  # fmt: skip
     reported = (session.pile_reported or {}).get("periods") or {}
-    bill = Bill.objects.filter(session=session).first()
     ours = {}
     if bill is not None:
         for line in bill.lines.all():
@@ -519,7 +519,7 @@ class FaultCaseAdmin(ScopedModelAdmin):
             "case": case,
             "session": session,
             "findings": findings,
-            "rows": comparison_rows(session, facts, limits),
+            "rows": comparison_rows(session, facts, limits, bill),
             "timeline": entries,
             "timeline_svg": timeline_svg(entries),
             "frames": session_frames(session),

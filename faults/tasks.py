@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from billing.services.settlement import bill_settle
+from billing.services.settlement import bills_settle
 
 from .services.notify import notification_send, notifications_pending_ids
 from .services.sweep import lost_bills_sweep
@@ -26,10 +26,9 @@ def lost_bills_sweep_task() -> dict:
     time_limit=300,
 )
 def lost_bills_settle_task(session_ids: list[int]) -> int:
-    """Settle the sessions the sweep closed as lost (each settlement is idempotent)."""
-    for session_id in session_ids:
-        bill_settle(session_id=session_id)
-    return len(session_ids)
+    """Settle the sessions the sweep closed as lost, as one batch (idempotent: sessions
+    settled already return their bills)."""
+    return len(bills_settle(session_ids=session_ids))
 
 
 @shared_task(name="faults.notification_send", soft_time_limit=30, time_limit=60)

@@ -92,10 +92,6 @@ def _lines(bill: Bill, pricing: Pricing) -> list[BillLine]:
     ]
 
 
-def _write_lines(bill: Bill, pricing: Pricing) -> None:
-    BillLine.objects.bulk_create(_lines(bill, pricing))
-
-
 def bill_settle(*, session_id: int) -> Bill:
     """Settle a stopped session: price it, run the fault rules, then charge the member's
     wallet (paid, or owed when the balance is short) or keep the bill as a fault bill
@@ -362,7 +358,7 @@ def bill_repair_apply(
     )  # a PricingError here propagates: bad corrections change nothing
     before = _bill_snapshot(bill)
     bill.lines.all().delete()
-    _write_lines(bill, pricing)
+    BillLine.objects.bulk_create(_lines(bill, pricing))
     bill.started_at, bill.ended_at = samples[0][0], samples[-1][0]
     bill.duration_s = int((bill.ended_at - bill.started_at).total_seconds())
     bill.energy_wh = pricing.energy_wh

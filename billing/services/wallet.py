@@ -171,28 +171,14 @@ def wallet_adjust(*, member, amount: Decimal, reason: str, actor) -> LedgerEntry
     return entry
 
 
-def wallet_take(*, member_id: int, amount: Decimal) -> tuple[int, Decimal] | None:
-    """Take ``amount`` from the member's wallet if its balance covers it, in one statement
-    (lock, check and F()-style update at once). Returns (wallet id, balance after), or
-    None when the balance is short or there is no wallet. The caller records the entry
-    (`wallet_record_charge`) in the same transaction."""
-    table = Wallet._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{table}" SET "balance" = "balance" - %s, "updated_at" = %s '
-            'WHERE "member_id" = %s AND "balance" >= %s RETURNING "id", "balance"',
-            [amount, timezone.now(), member_id, amount],
-        )
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
-
-
 def wallets_take(*, charges: Sequence[tuple[int, Decimal]]) -> list[tuple[int, Decimal] | None]:
-    """`wallet_take` for many charges ((member id, amount), in the order they are settled)
-    in two statements whatever their number: lock the wallets in key order, then move each
-    balance by its net debit in one UPDATE … FROM (VALUES …). The never-negative rule is
-    applied charge by charge, as one take after another would: a charge the remaining
-    balance does not cover is None (owed) and a later, smaller one may still be taken."""
+    """Take charges ((member id, amount), in the order they are settled) from the members'
+    wallets in two statements whatever their number: lock the wallets in key order, then
+    move each balance by its net debit in one UPDATE … FROM (VALUES …). Returns, per
+    charge, (wallet id, balance after) or None. The never-negative rule is applied charge
+    by charge, as one take after another would: a charge the remaining balance does not
+    cover is None (owed) and a later, smaller one may still be taken. The caller records
+    the entries in the same transaction."""
     if not charges:
         return []
     balances = {
@@ -226,7 +212,7 @@ def wallets_take(*, charges: Sequence[tuple[int, Decimal]]) -> list[tuple[int, D
 
 
 def wallet_record_charge(*, wallet_id: int, bill: Bill, balance_after: Decimal) -> LedgerEntry:
-    """The ledger entry of a bill's charge taken by `wallet_take`. The unique constraint
+    """The ledger entry of a bill's charge taken by `wallets_take`. The unique constraint
     on a bill's charge entry makes a second charge of the same bill impossible."""
     return LedgerEntry.objects.create(
         wallet_id=wallet_id,
@@ -243,7 +229,7 @@ def wallet_debit_bill(*, bill: Bill) -> bool:
     the balance does not cover it."""
     if LedgerEntry.objects.filter(bill=bill, kind=EntryKind.CHARGE).exists():
         return True
-    taken = wallet_take(member_id=bill.member_id, amount=bill.total)
+    [taken] = wallets_take(charges=[(bill.member_id, bill.total)])
     if taken is None:
         bill.payment_state = PaymentState.OWED
         bill.save(update_fields=["payment_state"])

@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chargenet.money import wh_to_kwh
+from chargenet.money import kwh_shown
 
 from ..models import Notification
 from ..notifications import NotificationError, Sender, configured_sender
@@ -27,7 +27,7 @@ def _payload(session, *, energy_wh: Decimal | None, amount: Decimal | None) -> d
         "ended_at": timezone.localtime(ended, session.station.zone).strftime("%Y-%m-%d %H:%M"),
     }
     if energy_wh is not None:
-        payload["energy_kwh"] = str(wh_to_kwh(energy_wh).quantize(Decimal("0.01")))
+        payload["energy_kwh"] = str(kwh_shown(energy_wh, quantum=Decimal("0.01")))
     if amount is not None:
         payload["amount"] = str(amount)
     return payload

@@ -125,6 +125,47 @@ def test_prices_today_page_lists_visible_stations(client, settled):
     assert settled.station.name in page.content.decode()
 
 
+def test_station_tariff_list_reads_todays_prices_once_per_page(
+    client, settled, django_assert_num_queries
+):
+    staff_client(client, settled.operator)
+    url = reverse("admin:billing_stationtariff_changelist")
+    with django_assert_num_queries(9) as one_station:
+        page = client.get(url)
+    assert page.status_code == 200
+    assert page.content.decode().count('style="display:inline-block;width:9px') == 48
+    for _n in range(3):
+        tariffed_station(operator=settled.operator)
+    with django_assert_num_queries(len(one_station.captured_queries)):
+        page = client.get(url)
+    assert page.content.decode().count('style="display:inline-block;width:9px') == 4 * 48
+
+
+@pytest.mark.parametrize(
+    ("changelist", "queries"), [("billing_tariffplan", 7), ("billing_wallet", 8)]
+)
+def test_plan_and_wallet_lists_do_not_query_per_row(
+    client, settled, django_assert_num_queries, changelist, queries
+):
+    staff_client(client, settled.operator)
+    url = reverse(f"admin:{changelist}_changelist")
+    with django_assert_num_queries(queries) as one_row:
+        assert client.get(url).status_code == 200
+    for _n in range(3):
+        tariffed_station(operator=settled.operator)
+        member = MemberFactory(operator=settled.operator)
+        wallet_recharge(member=member, amount=D("1.00"), reference=f"WX-list-{member.pk}")
+    with django_assert_num_queries(len(one_row.captured_queries)):
+        assert client.get(url).status_code == 200
+
+
+def test_plan_list_shows_todays_schedule_and_station_count(client, settled):
+    staff_client(client, settled.operator)
+    page = client.get(reverse("admin:billing_tariffplan_changelist")).content.decode()
+    assert page.count('style="display:inline-block;width:9px') == 48
+    assert '<td class="field-station_count">1</td>' in page
+
+
 def test_sub_operator_staff_cannot_open_the_tariff_editor(client, settled):
     staff_client(client, settled.operator, SubOperatorFactory(operator=settled.operator))
     version = TariffVersion.objects.get()

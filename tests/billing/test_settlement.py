@@ -13,6 +13,7 @@ from billing.models import (
     PaymentState,
     SessionState,
     SessionTransition,
+    TariffVersion,
     Wallet,
 )
 from billing.services.settlement import SessionNotStopped, bill_settle
@@ -64,7 +65,8 @@ def test_settling_the_worked_example_charges_33_02_once():
         (2, D("8840.000"), D("5.66"), D("4.51")),
         (3, D("25980.000"), D("8.57"), D("14.28")),
     ]
-    assert bill.tariff_version is not None
+    in_force = TariffVersion.objects.get(plan__assignments__station=station)
+    assert bill.tariff_version_id == in_force.pk
     assert member.wallet.entries.get(kind="charge").amount == D("-33.02")
     member.wallet.refresh_from_db()
     assert member.wallet.balance == D("66.98")

@@ -25,9 +25,11 @@ def _unnestable(field) -> bool:
     return not isinstance(field, ArrayField) or isinstance(field.base_field, IntegerField)
 
 
-def bulk_insert(objs: Sequence[Model]) -> None:
+def bulk_insert(objs: Sequence[Model], *, unique_field: str) -> None:
     """Insert ``objs`` (new instances of one model) and set their primary keys, in ONE
-    statement whatever their number. Models with a non-integer array column go through
+    statement whatever their number. Keys are matched back by ``unique_field`` (a column
+    unique in the table), not by the order RETURNING happens to give rows in, which
+    PostgreSQL does not promise. Models with a non-integer array column go through
     `bulk_create`."""
     if not objs:
         return
@@ -55,12 +57,13 @@ def bulk_insert(objs: Sequence[Model]) -> None:
         f"SELECT {', '.join(casts)} "
         f"FROM unnest({', '.join(c[1] for c in columns)}) WITH ORDINALITY "
         f"AS u({', '.join(c[2] for c in columns)}, n) ORDER BY n "
-        f"RETURNING {connection.ops.quote_name(pk)}"
+        f"RETURNING {connection.ops.quote_name(pk)}, "
+        f"{connection.ops.quote_name(meta.get_field(unique_field).column)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        pks = [row[0] for row in cursor.fetchall()]
-    for obj, pk_value in zip(objs, pks, strict=True):
-        obj.pk = pk_value
+        pks = dict((key, pk_value) for pk_value, key in cursor.fetchall())
+    for obj in objs:
+        obj.pk = pks[getattr(obj, unique_field)]
         obj._state.adding = False
         obj._state.db = connection.alias

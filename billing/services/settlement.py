@@ -181,7 +181,9 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
         states[session.pk] = PaymentState.PAID if take else PaymentState.OWED
 
     new_bills = {check.session.pk: _bill(check, codes, states, now) for check in checks}
-    bulk_insert(list(new_bills.values()))  # bulk_create, minus quoting 2,500 values
+    bulk_insert(
+        list(new_bills.values()), unique_field="order_no"
+    )  # bulk_create, minus quoting 2,500 values
     BillLine.objects.bulk_create(
         line
         for check in checks

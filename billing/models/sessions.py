@@ -30,6 +30,10 @@ class SessionState(models.TextChoices):
     SETTLED = "settled", _("settled")
     FAULT = "fault", _("fault bill")
     REPAIRED = "repaired", _("repaired")
+    # The platform refused the start (the pile still got a transaction id). Not active: the
+    # one-session-per-connector rule and the lost-bill sweep leave it alone, and it becomes
+    # a bill only if the pile charged anyway (see `billing.services.sessions.states`).
+    REFUSED = "refused", _("start refused")
 
 
 ACTIVE_STATES = [SessionState.STARTED, SessionState.CHARGING]
@@ -110,6 +114,10 @@ class ChargingSession(models.Model):
         related_name="sessions",
     )
     vin = models.CharField(_("VIN reported"), max_length=17, blank=True)
+    # What the pile was answered when the platform refused its start (Invalid, Blocked,
+    # ConcurrentTx); kept after the session leaves ``refused`` (the pile charged anyway),
+    # so replays get the same answer and settlement bills it without debiting a wallet.
+    refused_as = models.CharField(_("start refused as"), max_length=16, blank=True)
     state = models.CharField(
         _("state"), max_length=16, choices=SessionState.choices, default=SessionState.STARTED
     )

@@ -168,7 +168,10 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
     for check in checks:
         session, pricing = check.session, check.pricing.result
         total = pricing.total if pricing else Decimal(0)
-        if not blocks_payment(codes[session.pk]) and total != 0 and session.member_id:
+        if session.refused_as and total != 0 and not blocks_payment(codes[session.pk]):
+            # The pile charged for a start the platform refused: billed, never debited.
+            states[session.pk] = PaymentState.UNPAID
+        elif not blocks_payment(codes[session.pk]) and total != 0 and session.member_id:
             charges.append((session, total))
         elif not blocks_payment(codes[session.pk]) and total != 0:
             states[session.pk] = PaymentState.UNPAID  # e.g. a partner's, paid by the partner

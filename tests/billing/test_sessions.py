@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from billing.models import ChargingSession, MeterSample, OrphanStop, SessionState
 from billing.services import sessions
@@ -36,9 +37,9 @@ def test_order_number_is_local_creation_time_and_six_digits():
     ],
 )
 def test_state_table(path, legal):
-    pile = world.pile()
+    pile = world.pile(world.station(password="8642"))
     session = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="X", meter_start_wh=0, started_at=T0
+        pile=pile, connector_number=1, id_tag="8642", meter_start_wh=0, started_at=T0
     )
     obj = ChargingSession.objects.get(pk=session.session_id)
     moved = []
@@ -192,14 +193,14 @@ def test_stop_is_idempotent_queues_settlement_once_and_keeps_orphans(
 
 
 def test_a_new_start_supersedes_the_lost_one_and_its_late_stop_is_kept():
-    pile = world.pile()
+    pile = world.pile(world.station(password="8642"))
     lost = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="A", meter_start_wh=0, started_at=T0
+        pile=pile, connector_number=1, id_tag="8642", meter_start_wh=0, started_at=T0
     )
     new = sessions.session_start(
         pile=pile,
         connector_number=1,
-        id_tag="B",
+        id_tag="8642",
         meter_start_wh=5000,
         started_at=T0 + dt.timedelta(hours=1),
     )
@@ -241,3 +242,120 @@ def test_vin_links_vehicle_and_reattributes():
         vehicle.pk,
         fleet_sub.pk,
     )
+
+
+def _refused_start(pile, *, meter_start_wh=1000, at=T0):
+    return sessions.session_start(
+        pile=pile, connector_number=1, id_tag="NOSUCHTAG", meter_start_wh=meter_start_wh,
+        started_at=at,
+    )  # fmt: skip
+
+
+def test_a_refused_start_is_recorded_refused_and_replays_get_the_same_answer():
+    pile = world.pile()
+    first = _refused_start(pile)
+    again = _refused_start(pile)
+    assert (first.status, again.status, again.session_id, again.replayed) == (
+        "Invalid",
+        "Invalid",
+        first.session_id,
+        True,
+    )
+    session = ChargingSession.objects.get(pk=first.session_id)
+    assert (session.state, session.refused_as) == ("refused", "Invalid")
+    assert list(session.transitions.values_list("from_state", "to_state", "reason")) == [
+        ("", "refused", "start refused: Invalid")
+    ]
+    # Not live: the connector takes the next start without superseding anything.
+    st_pile = world.pile(world.station(password="8642"))
+    _refused_start(st_pile)
+    accepted = sessions.session_start(
+        pile=st_pile, connector_number=1, id_tag="8642", meter_start_wh=1000, started_at=T0
+    )
+    assert (accepted.status, accepted.superseded_ids) == ("Accepted", ())
+
+
+@pytest.mark.parametrize(
+    "meter_stop, state, queued, moves",
+    [
+        (1000, "refused", False, ["refused"]),  # the pile obeyed: nothing to bill
+        (5500, "stopped", True, ["refused", "stopped"]),  # it charged anyway: settled
+    ],
+)
+def test_the_stop_of_a_refused_start_is_settled_only_with_energy(
+    django_capture_on_commit_callbacks, meter_stop, state, queued, moves
+):
+    pile = world.pile()
+    start = _refused_start(pile)
+    with django_capture_on_commit_callbacks() as callbacks:
+        stop = sessions.session_stop(
+            pile=pile, transaction_id=start.session_id, meter_stop_wh=meter_stop, stopped_at=T0,
+            reason="DeAuthorized",
+        )  # fmt: skip
+        again = sessions.session_stop(
+            pile=pile, transaction_id=start.session_id, meter_stop_wh=9999, stopped_at=T0
+        )
+    assert (stop.settle_queued, again.settle_queued, again.replayed) == (queued, False, True)
+    assert len(callbacks) == int(queued)
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert (session.state, session.meter_stop_wh, session.stop_reason, session.refused_as) == (
+        state,
+        Decimal(meter_stop),
+        "DeAuthorized",
+        "Invalid",
+    )
+    assert list(session.transitions.values_list("to_state", flat=True)) == moves
+
+
+def _energy(pile, session_id, wh):
+    return sessions.session_meter_record(
+        pile=pile,
+        connector_number=1,
+        transaction_id=session_id,
+        samples=[sessions.Sample(at=T0 + dt.timedelta(minutes=5), energy_wh=Decimal(wh))],
+    )
+
+
+def test_energy_on_a_refused_start_makes_it_live():
+    pile = world.pile()
+    start = _refused_start(pile)
+    _energy(pile, start.session_id, 1000)  # no energy yet: still refused
+    assert ChargingSession.objects.get(pk=start.session_id).state == "refused"
+    _energy(pile, start.session_id, 2500)
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert session.state == "charging"
+    assert list(session.transitions.values_list("to_state", "reason")) == [
+        ("refused", "start refused: Invalid"),
+        ("charging", "energy delivered although the start was refused"),
+    ]
+
+
+def test_energy_on_a_refused_start_while_another_is_live_closes_it_for_settlement(
+    django_capture_on_commit_callbacks,
+):
+    pile = world.pile(world.station(password="8642"))
+    refused = _refused_start(pile)
+    live = sessions.session_start(
+        pile=pile, connector_number=1, id_tag="8642", meter_start_wh=2600, started_at=T0
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        _energy(pile, refused.session_id, 2500)  # queued samples of before the new start
+    assert len(callbacks) == 1
+    states = dict(
+        ChargingSession.objects.filter(pk__in=[refused.session_id, live.session_id]).values_list(
+            "pk", "state"
+        )
+    )
+    assert states == {refused.session_id: "stopped", live.session_id: "started"}
+
+
+def test_the_refused_state_reads_in_chinese():
+    session = ChargingSession(state=SessionState.REFUSED)
+    with translation.override("zh-hans"):
+        assert (
+            session.get_state_display(),
+            str(ChargingSession._meta.get_field("refused_as").verbose_name),
+        ) == (
+            "拒绝启动",
+            "拒绝启动的应答",
+        )

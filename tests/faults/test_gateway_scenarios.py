@@ -16,9 +16,11 @@ from django.utils import timezone
 from billing.models import Bill, ChargingSession, LedgerEntry, PaymentState
 from billing.services.repair import BillCorrections
 from billing.services.settlement import bill_settle
+from billing.services.tariffs import schedule_from_ranges
 from billing.services.wallet import wallet_recharge
 from faults.models import FaultCase, Notification
 from faults.services.sweep import lost_bills_sweep
+from orgs.models import MemberStatus
 from protocol.services import send_command
 from protocol.simulator import (
     connected,
@@ -253,3 +255,77 @@ def test_bill_lost_while_offline_is_code_2(gateway, network):
     assert [r["key"] for r in case.findings[0]["reasons"]] == ["silent", "offline"]
     bill = bill_settle(session_id=session.pk)
     assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [2])
+
+
+def test_a_refused_start_the_pile_obeyed_is_recorded_refused_and_never_a_lost_bill(
+    gateway, network
+):
+    _station, pile, _member = network
+
+    async def obeying_pile():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            await sim.status(1, "Preparing")
+            at = sim.now()
+            first = await sim.start_tx(1, "NOSUCHTAG", at=at)
+            replay = await sim.start_tx(1, "NOSUCHTAG", at=at)  # its answer was lost
+            await sim.status(1, "Available")  # obeyed: no charge, and never a stop
+            return first, replay
+
+    first, replay = run(obeying_pile())
+    session = session_of(pile)
+    assert (first.transaction_id, first.id_tag_info) == (session.pk, {"status": "Invalid"})
+    assert (replay.transaction_id, replay.id_tag_info) == (session.pk, {"status": "Invalid"})
+    assert (session.state, session.refused_as) == ("refused", "Invalid")
+    assert ChargingSession.objects.filter(pile=pile).count() == 1
+    wait_for(lambda: StatusEvent.objects.filter(pile=pile, status="Available").exists())
+    # As the beat runs it, long after: connector back to Available, pile silent.
+    result = lost_bills_sweep(now=timezone.now() + dt.timedelta(hours=2))
+    assert (result.candidates, result.lost) == (0, 0)
+    session.refresh_from_db()
+    assert session.state == "refused"
+    assert not FaultCase.objects.filter(session=session).exists()
+    assert not Bill.objects.filter(session=session).exists()
+
+
+def test_a_refused_start_the_pile_charged_anyway_is_billed_never_debited(gateway):
+    # Flat all day: the amount does not depend on when the test runs.
+    station = tariffed_station(
+        since=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+        schedule=schedule_from_ranges([("00:00", "24:00", 2)]),
+    )
+    pile = world.pile(station, max_power_kw=Decimal(60))
+    member = world.member(station.operator, status=MemberStatus.BLOCKED)
+    wallet_recharge(member=member, amount=Decimal("100.00"), reference=f"WX{member.pk}")
+
+    async def disobeying_pile():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            await sim.status(1, "Preparing")
+            answer = await sim.start_tx(1, member.token)
+            await sim.status(1, "Charging")  # ignores the refusal
+            await sim.meter(1, add_wh=1500)
+            await sim.meter(1, add_wh=3000)
+            await sim.stop_tx(1)
+            await sim.status(1, "Available")
+            return answer
+
+    answer = run(disobeying_pile())
+    assert answer.id_tag_info == {"status": "Blocked"}
+    bill = settled(pile)
+    # DC flat 0.70 + 0.70 yuan/kWh × 4.5 kWh; nobody agreed to pay: unpaid, not debited.
+    assert (bill.payment_state, bill.fault_codes, bill.energy_wh, bill.total) == (
+        PaymentState.UNPAID,
+        [],
+        Decimal("4500.000"),
+        Decimal("6.30"),
+    )
+    assert list(bill.session.transitions.values_list("to_state", flat=True)) == [
+        "refused",
+        "charging",
+        "stopped",
+        "settled",
+    ]
+    assert LedgerEntry.objects.filter(bill=bill).count() == 0
+    member.wallet.refresh_from_db()
+    assert member.wallet.balance == Decimal("100.00")

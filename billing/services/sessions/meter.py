@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from billing.models import ChargingSession, MeterSample, SessionState
+from billing.services.sessions.settlement_queue import _queue_settlement
 from billing.services.sessions.states import session_transition
 from stations.models import Connector, Pile
 
@@ -125,14 +126,46 @@ def session_meter_record(
             return MeterResult(None, "", 0)
         session_id, order_no, state, meter_start_wh = row
         stored = _insert_samples(cursor, session_id=session_id, samples=samples)
-        if state == SessionState.STARTED and any(
-            s.energy_wh is not None and s.energy_wh > meter_start_wh for s in samples
-        ):
-            session = ChargingSession.objects.get(pk=session_id)
-            session_transition(
-                session=session, to_state=SessionState.CHARGING, reason="energy delivered"
-            )
+        if state in _UNTIL_ENERGY and _energy_seen(meter_start_wh, samples):
+            _session_charging(ChargingSession.objects.get(pk=session_id))
     return MeterResult(session_id, order_no, stored)
+
+
+# States a session leaves for ``charging`` once its samples show energy delivered.
+_UNTIL_ENERGY = (SessionState.STARTED, SessionState.REFUSED)
+
+
+def _energy_seen(meter_start_wh: Decimal, samples: list[Sample]) -> bool:
+    return any(s.energy_wh is not None and s.energy_wh > meter_start_wh for s in samples)
+
+
+def _session_charging(session: ChargingSession) -> None:
+    """Energy flows: started → charging, or refused → charging when the pile ignored the
+    refusal (live now: the lost-bill sweep watches it and settlement bills it).
+
+    A refused session cannot go live while another session is live on its connector (or
+    its member's): that energy was delivered before the newer start, so it is closed at
+    once, without a stop, and settled with what is known (a fault bill)."""
+    if session.state == SessionState.STARTED:
+        session_transition(
+            session=session, to_state=SessionState.CHARGING, reason="energy delivered"
+        )
+        return
+    try:
+        with transaction.atomic():
+            session_transition(
+                session=session,
+                to_state=SessionState.CHARGING,
+                reason="energy delivered although the start was refused",
+            )
+    except IntegrityError:
+        session.state = SessionState.REFUSED  # the savepoint undid the move
+        session_transition(
+            session=session,
+            to_state=SessionState.STOPPED,
+            reason="energy delivered after a refused start; another session is live now",
+        )
+        _queue_settlement([session.pk])
 
 
 _SAMPLE_COLUMNS = ("session_id", "at", "energy_wh", "power_w", "current_a", "voltage_v", "soc",
@@ -177,10 +210,6 @@ def _store_samples(*, session: ChargingSession, samples: list[Sample]) -> int:
     if session.last_sample_at is None or latest > session.last_sample_at:
         session.last_sample_at = latest
         session.save(update_fields=["last_sample_at", "updated_at"])
-    if session.state == SessionState.STARTED and any(
-        s.energy_wh is not None and s.energy_wh > session.meter_start_wh for s in samples
-    ):
-        session_transition(
-            session=session, to_state=SessionState.CHARGING, reason="energy delivered"
-        )
+    if session.state in _UNTIL_ENERGY and _energy_seen(session.meter_start_wh, samples):
+        _session_charging(session)
     return len(created)

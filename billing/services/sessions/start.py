@@ -53,10 +53,12 @@ def session_start(
 ) -> StartResult:
     """Open the session for a StartTransaction, or return the one a replay already opened.
 
-    A transaction the pile reports is always recorded, even with a refused idTag (the pile
-    may have charged offline); the answer status tells the pile to stop. An older session
-    still active on the connector is closed as superseded (its stop never came), which
-    the settlement's fault rules see as a lost bill.
+    A refused idTag (any answer but Accepted) is recorded as a ``refused`` session: the
+    pile still needs its transaction id, and may charge anyway (then its meter values or
+    stop make the session a bill, see `states`); a pile that obeys leaves nothing to bill
+    and nothing for the lost-bill sweep. A replay gets the same id and the same answer.
+    An older session still active on the connector is closed as superseded (its stop never
+    came), which the settlement's fault rules see as a lost bill.
     """
     try:
         fast = _session_start_member(
@@ -103,6 +105,8 @@ def _session_start(
             pile=pile, connector=connector, id_tag=id_tag, started_at=started_at
         ).first()
         if existing is not None:
+            if existing.refused_as:
+                return StartResult(existing.pk, existing.order_no, existing.refused_as, True)
             status = identify(pile=pile, id_tag=id_tag).status
             if status == AuthStatus.CONCURRENT_TX and existing.state in ACTIVE_STATES:
                 status = AuthStatus.ACCEPTED  # the active session is this very one
@@ -137,6 +141,11 @@ def _session_start(
         status = identity.status
         if status == AuthStatus.CONCURRENT_TX and member is not None:
             status = AuthStatus.ACCEPTED  # its only active session was just superseded
+        refused = status != AuthStatus.ACCEPTED
+        if refused:
+            state = SessionState.REFUSED
+        else:
+            state = SessionState.STOPPED if late else SessionState.STARTED
         known_vehicle = identity.vehicle is not None or identity.card is not None
         session = ChargingSession.objects.create(
             order_no=new_order_no(),
@@ -155,14 +164,18 @@ def _session_start(
             ),
             partner_id=identity.partner_id,
             vin=identity.vin,
-            state=SessionState.STOPPED if late else SessionState.STARTED,
+            state=state,
+            refused_as=status if refused else "",
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
+        first = SessionState.REFUSED if refused else SessionState.STARTED
+        if refused:
+            reason = f"start refused: {status}; {reason}".rstrip("; ")
         SessionTransition.objects.create(
-            session=session, from_state="", to_state=SessionState.STARTED, reason=reason
+            session=session, from_state="", to_state=first, reason=reason
         )
-        if late:
+        if late and not refused:
             SessionTransition.objects.create(
                 session=session,
                 from_state=SessionState.STARTED,

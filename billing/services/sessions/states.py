@@ -15,6 +15,9 @@ class IllegalTransition(DomainError):
 # The explicit state table: from → allowed destinations. `session_transition` enforces it.
 TRANSITIONS: dict[str, frozenset[str]] = {
     SessionState.STARTED: frozenset({SessionState.CHARGING, SessionState.STOPPED}),
+    # A refused start the pile charged for anyway: energy in its meter values makes it
+    # live, a stop with energy closes it for settlement (billed, never debited).
+    SessionState.REFUSED: frozenset({SessionState.CHARGING, SessionState.STOPPED}),
     SessionState.CHARGING: frozenset({SessionState.STOPPED}),
     SessionState.STOPPED: frozenset({SessionState.SETTLED, SessionState.FAULT}),
     SessionState.FAULT: frozenset({SessionState.REPAIRED, SessionState.SETTLED}),

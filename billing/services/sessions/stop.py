@@ -98,6 +98,11 @@ def session_stop(
                 session.pk, session.order_no, settle_queued=True, status=status,
                 samples_stored=stored,
             )  # fmt: skip
+        if session.state == SessionState.REFUSED and session.stop_received_at is None:
+            return _refused_stop(
+                session, meter_stop_wh=meter_stop_wh, stopped_at=stopped_at, reason=reason,
+                status=status, stored=stored,
+            )  # fmt: skip
         if session.meter_stop_wh is None and session.stop_received_at is None:
             # Closed as superseded (or late) before its stop arrived: keep what it says.
             session.meter_stop_wh = Decimal(meter_stop_wh)
@@ -125,6 +130,32 @@ def session_stop(
         return StopResult(
             session.pk, session.order_no, replayed=True, status=status, samples_stored=stored
         )
+
+
+def _refused_stop(
+    session: ChargingSession, *, meter_stop_wh, stopped_at, reason: str, status, stored: int
+) -> StopResult:
+    """The stop of a refused start. Energy on the register means the pile charged anyway:
+    the session is closed for settlement (billed, never debited: nobody agreed to pay).
+    Without energy the pile obeyed: its stop is kept on the refused session, nothing to bill."""
+    session.meter_stop_wh = Decimal(meter_stop_wh)
+    session.stopped_at = stopped_at
+    session.stop_reason = (reason or "Local")[:32]
+    session.stop_received_at = timezone.now()
+    fields = ("meter_stop_wh", "stopped_at", "stop_reason", "stop_received_at")
+    if session.meter_stop_wh <= session.meter_start_wh:
+        session.save(update_fields=[*fields, "updated_at"])
+        return StopResult(session.pk, session.order_no, status=status, samples_stored=stored)
+    session_transition(
+        session=session,
+        to_state=SessionState.STOPPED,
+        reason="stop with energy after a refused start",
+        also_save=fields,
+    )
+    _queue_settlement([session.pk])
+    return StopResult(
+        session.pk, session.order_no, settle_queued=True, status=status, samples_stored=stored
+    )
 
 
 def _session_stop_active(

@@ -46,8 +46,8 @@ from .models import (
 )
 from .pricing import PricingError, period_segments
 from .selectors import (
+    bill_samples,
     bills_visible_to,
-    session_samples,
     sessions_visible_to,
     station_prices_today,
     station_tariffs_visible_to,
@@ -540,8 +540,7 @@ class BillAdmin(BillingAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         bill = self.get_object(request, object_id)
-        session = bill.session
-        samples = session_samples(session)
+        samples = bill_samples(bill)
         zone = bill.station.zone
         try:
             start, end = min(s[0] for s in samples), max(s[0] for s in samples)

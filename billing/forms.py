@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Period
+from .models import ChargingSession, Period
+from .services.repair import BillCorrections
 from .services.tariffs import CURRENT_TYPES, PeriodPrices
 
 SLOT_CHOICES = [(str(p.value), p.label) for p in Period]
@@ -125,3 +128,62 @@ class WalletAdjustForm(forms.Form):
 
     def plain_fields(self):
         return [self[name] for name in self.fields]
+
+
+def _to_the_second() -> forms.DateTimeInput:
+    # A time shown to the minute comes back as :00 and rewrites what nobody touched.
+    return forms.DateTimeInput(
+        attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"
+    )
+
+
+class BillCorrectionsForm(forms.Form):
+    """Customer service's corrections of a fault bill. Prefilled with the pile's values
+    (or the lost-bill proposal); only a field that differs from the session's own value at
+    the precision shown (the second, the Wh to 3 places) becomes a correction."""
+
+    started_at = forms.DateTimeField(label=_("start"), required=False, widget=_to_the_second())
+    stopped_at = forms.DateTimeField(label=_("stop"), required=False, widget=_to_the_second())
+    meter_stop_wh = forms.DecimalField(
+        label=_("stop register (Wh)"), required=False, decimal_places=3
+    )
+    reason = forms.CharField(
+        label=_("reason"),
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text=_("Required: why these values (read by the next person)."),
+    )
+
+    def __init__(self, *args, session: ChargingSession, proposal: dict | None = None, **kw):
+        self.session = session
+        proposal = proposal or {}
+        stop = proposal.get("stopped_at")
+        stop = dt.datetime.fromisoformat(stop) if stop else session.stopped_at
+        kw.setdefault(
+            "initial",
+            {
+                "started_at": timezone.localtime(session.started_at),
+                "stopped_at": timezone.localtime(stop) if stop else None,
+                "meter_stop_wh": proposal.get("meter_stop_wh") or session.meter_stop_wh,
+            },
+        )
+        super().__init__(*args, **kw)
+
+    def corrections(self) -> BillCorrections:
+        data, session = self.cleaned_data, self.session
+        changed = {
+            name: data[name]
+            for name, shown in (
+                ("started_at", _second(session.started_at)),
+                ("stopped_at", _second(session.stopped_at)),
+                ("meter_stop_wh", session.meter_stop_wh),
+            )
+            if data.get(name) is not None and data[name] != shown
+        }
+        return BillCorrections(reason=data["reason"], **changed)
+
+    def plain_fields(self):
+        return [self[name] for name in self.fields]
+
+
+def _second(at: dt.datetime | None) -> dt.datetime | None:
+    return at.replace(microsecond=0) if at else None

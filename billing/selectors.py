@@ -16,7 +16,7 @@ from chargenet.scope import staff_scoped
 from orgs.selectors import members_visible_to
 from stations.selectors import stations_visible_to
 
-from .models import Bill, ChargingSession, StationTariff, TariffPlan, Wallet
+from .models import Bill, ChargingSession, SessionState, StationTariff, TariffPlan, Wallet
 from .pricing import PeriodPrice, TariffSpec, schedule_from_text
 
 
@@ -64,6 +64,37 @@ def session_points(
     if session.stopped_at is not None and session.meter_stop_wh is not None:
         points.append((session.stopped_at, session.meter_stop_wh))
     return points
+
+
+def corrected_points(
+    session: ChargingSession, *, start: dt.datetime, stop: dt.datetime, register: Decimal
+) -> list[tuple[dt.datetime, Decimal]]:
+    """The readings of a session as customer service corrected it: the start register, the
+    platform's samples between start and stop that agree with the corrected figures (never
+    below an earlier one, never above the stop register — a reset reading is left out),
+    then the corrected stop register."""
+    points = [(start, session.meter_start_wh)]
+    for at, energy in (
+        session.samples.filter(energy_wh__isnull=False, at__gt=start, at__lt=stop)
+        .order_by("at")
+        .values_list("at", "energy_wh")
+    ):
+        if points[-1][1] <= energy <= register:
+            points.append((at, energy))
+    points.append((stop, register))
+    return points
+
+
+def bill_samples(bill: Bill) -> list[tuple[dt.datetime, Decimal]]:
+    """The readings ``bill`` was priced on, for its chart: the platform's
+    (`session_samples`) or, once customer service repaired it, the corrected ones — the
+    repair keeps the pile's record on the session as evidence and its corrections on the
+    bill (start, end, energy)."""
+    session = bill.session
+    if not session.transitions.filter(to_state=SessionState.REPAIRED).exists():
+        return session_samples(session)
+    register = session.meter_start_wh + bill.energy_wh
+    return corrected_points(session, start=bill.started_at, stop=bill.ended_at, register=register)
 
 
 TARIFF_ROWS_SQL = """

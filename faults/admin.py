@@ -26,8 +26,9 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from billing.forms import BillCorrectionsForm
 from billing.models import Bill, Channel
-from billing.services.repair import BillCorrections, fault_bill_quote, fault_bill_repair
+from billing.services.repair import fault_bill_quote, fault_bill_repair
 from chargenet.admin import (
     ReadOnlyAdminMixin,
     ScopedModelAdmin,
@@ -124,28 +125,6 @@ class FirmwareFilter(ValueFilter):
 
 
 # --- forms ---------------------------------------------------------------------------
-
-
-class CorrectionsForm(forms.Form):
-    started_at = forms.DateTimeField(label=gettext_lazy("start"), required=False)
-    stopped_at = forms.DateTimeField(label=gettext_lazy("stop"), required=False)
-    meter_stop_wh = forms.DecimalField(
-        label=gettext_lazy("stop register (Wh)"), required=False, decimal_places=3
-    )
-    reason = forms.CharField(
-        label=gettext_lazy("reason"),
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text=gettext_lazy("Required: why these values (read by the next person)."),
-    )
-
-    def corrections(self) -> BillCorrections:
-        data = self.cleaned_data
-        return BillCorrections(
-            reason=data["reason"],
-            started_at=data.get("started_at"),
-            stopped_at=data.get("stopped_at"),
-            meter_stop_wh=data.get("meter_stop_wh"),
-        )
 
 
 class PeriodForm(forms.Form):
@@ -393,7 +372,7 @@ class FaultCaseAdmin(ScopedModelAdmin):
                 raise PermissionDenied
             action = request.POST.get("action", "")
             if action in ("recalculate", "apply"):
-                corrections_form = CorrectionsForm(request.POST, prefix="fix")
+                corrections_form = self._corrections_form(case, request.POST)
                 result = self._correct(request, case, corrections_form, apply=action == "apply")
                 if action == "apply" and result is not None:
                     return HttpResponseRedirect(request.path)
@@ -467,19 +446,9 @@ class FaultCaseAdmin(ScopedModelAdmin):
             % {"order": case.session.order_no, "state": case.get_state_display()},
         )
 
-    def _initial_corrections(self, case) -> dict:
-        session = case.session
-        proposal = case.proposal or {}
-        stop = proposal.get("stopped_at")
-        return {
-            "started_at": timezone.localtime(session.started_at),
-            "stopped_at": timezone.localtime(
-                dt.datetime.fromisoformat(stop) if stop else session.stopped_at
-            )
-            if (stop or session.stopped_at)
-            else None,
-            "meter_stop_wh": proposal.get("meter_stop_wh") or session.meter_stop_wh,
-        }
+    @staticmethod
+    def _corrections_form(case, data=None) -> BillCorrectionsForm:
+        return BillCorrectionsForm(data, prefix="fix", session=case.session, proposal=case.proposal)
 
     def _render(self, request, case, corrections_form, quote):
         session = (
@@ -540,8 +509,7 @@ class FaultCaseAdmin(ScopedModelAdmin):
                 }
             ),
             "quote": quote,
-            "corrections_form": corrections_form
-            or CorrectionsForm(prefix="fix", initial=self._initial_corrections(case)),
+            "corrections_form": corrections_form or self._corrections_form(case),
             "reason_forms": {
                 name: ReasonForm(prefix=name) for name in ("dismiss", "escalate", "reopen")
             },

@@ -26,7 +26,7 @@ from ..models import (
 )
 from ..models.sessions import ACTIVE_STATES
 from ..pricing import Pricing, PricingError, price_session
-from ..selectors import tariff_specs_for
+from ..selectors import corrected_points, tariff_specs_for
 from .settlement import bill_repair_apply, bill_settle
 
 
@@ -81,6 +81,16 @@ class BillCorrections:
     stopped_at: dt.datetime | None = None
     meter_stop_wh: Decimal | None = None
 
+    FIELDS = ("started_at", "stopped_at", "meter_stop_wh")
+
+    def changed_from(self, session) -> dict:
+        """{field: corrected value} of the corrections that change the session's value."""
+        return {
+            name: value
+            for name in self.FIELDS
+            if (value := getattr(self, name)) is not None and value != getattr(session, name)
+        }
+
 
 @dataclass(frozen=True)
 class RepairQuote:
@@ -111,24 +121,6 @@ class RepairQuote:
 
 class RepairConflict(Conflict):
     code = "fault_bill_taken"
-
-
-def _corrected_samples(
-    session, *, start: dt.datetime, stop: dt.datetime, register: Decimal
-) -> list[tuple[dt.datetime, Decimal]]:
-    """Start register, the platform's samples between start and stop that agree with the
-    corrected figures (never below an earlier one, never above the stop register — a reset
-    reading is left out), then the corrected stop register."""
-    points = [(start, session.meter_start_wh)]
-    for at, energy in (
-        session.samples.filter(energy_wh__isnull=False, at__gt=start, at__lt=stop)
-        .order_by("at")
-        .values_list("at", "energy_wh")
-    ):
-        if points[-1][1] <= energy <= register:
-            points.append((at, energy))
-    points.append((stop, register))
-    return points
 
 
 def fault_bill_quote(*, session, corrections: BillCorrections) -> RepairQuote:
@@ -166,7 +158,7 @@ def fault_bill_quote(*, session, corrections: BillCorrections) -> RepairQuote:
             code="repair_register_below_start",
             details={"field": "meter_stop_wh"},
         )
-    samples = _corrected_samples(session, start=start, stop=stop, register=Decimal(register))
+    samples = corrected_points(session, start=start, stop=stop, register=Decimal(register))
     specs = tariff_specs_for(
         station=session.station, current_type=session.pile.current_type, start=start, end=stop
     )
@@ -239,12 +231,17 @@ def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> 
             }
         )
     quote = fault_bill_quote(session=session, corrections=corrections)
+    # The audit names what the agent changed, nothing they left as it was.
+    changed = corrections.changed_from(session)
     before = {
-        "started_at": session.started_at,
-        "stopped_at": session.stopped_at,
-        "meter_stop_wh": session.meter_stop_wh,
+        **{name: getattr(session, name) for name in changed},
         "bill_total": bill.total,
         "payment_state": bill.payment_state,
+    }
+    after = {
+        name: value
+        for name, value in quote.as_json().items()
+        if name in changed or name not in BillCorrections.FIELDS
     }
     # Billing's one repair path: same engine and tariffs, lines replaced, fault → repaired
     # → settled, the wallet charged once, audited.
@@ -257,7 +254,7 @@ def fault_bill_repair(*, session, corrections: BillCorrections, acting_user) -> 
         acting_user=acting_user,
         to_state=FaultState.REPAIRED,
         before=before,
-        after={**quote.as_json(), "payment_state": bill.payment_state},
+        after={**after, "payment_state": bill.payment_state},
         reason=reason,
     )
     return bill

@@ -1,6 +1,7 @@
 """The repair desk in the admin: queue, scope, the fault bill page and its buttons."""
 
 import datetime as dt
+import re
 from decimal import Decimal as D
 
 import pytest
@@ -8,6 +9,8 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from billing.models import Bill, LedgerEntry, OrphanStop, PaymentState
+from billing.selectors import bill_samples
+from billing.services.repair import BillCorrections, fault_bill_repair
 from billing.services.settlement import bill_settle
 from faults.models import FaultCase
 from orgs.models import Role, Staff
@@ -324,3 +327,62 @@ def test_sub_operator_staff_role_sees_but_cannot_repair(client, desk, action):
     case.refresh_from_db()
     assert (case.state, case.actions.count()) == ("open", 1)
     assert Bill.objects.get(session=session).payment_state == PaymentState.FAULT
+
+
+def _shown(html: str, name: str) -> str:
+    """The value the page prefilled in input ``name`` (what a browser posts back)."""
+    (value,) = re.findall(rf'name="{name}" value="([^"]*)"', html)
+    return value
+
+
+def test_a_repair_changing_only_the_meter_keeps_the_times_to_the_second(client, desk):
+    case, session, _member = desk
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"  # the desk's language
+    client.force_login(staff(session.operator, username="agent1"))
+    html = client.get(page_url(case)).content.decode()
+    assert 'type="datetime-local" name="fix-started_at" value="2019-09-06T23:26:13"' in html
+    assert 'name="fix-stopped_at" value="2019-09-07T10:40:40" step="1"' in html
+    posted = {f"fix-{name}": _shown(html, f"fix-{name}") for name in ("started_at", "stopped_at")}
+    posted |= {"fix-meter_stop_wh": "34820", "fix-reason": "pile register glitch"}
+    client.post(page_url(case), {**posted, "action": "apply"})
+
+    bill = Bill.objects.get(session=session)
+    assert (bill.started_at, bill.ended_at, bill.energy_wh, bill.total) == (
+        at(2019, 9, 6, 23, 26, 13),
+        at(2019, 9, 7, 10, 40, 40),
+        D("34820.000"),
+        D("33.02"),
+    )
+    action = case.actions.get(kind="repair")
+    assert action.before == {
+        "meter_stop_wh": "44820.000",
+        "bill_total": "44.52",
+        "payment_state": "fault",
+    }
+    assert action.after == {
+        "meter_stop_wh": "34820",
+        "energy_wh": "34820.000",
+        "electricity_fee": "14.23",
+        "service_fee": "18.79",
+        "total": "33.02",
+        "payment_state": "paid",
+    }
+
+
+def test_the_chart_of_a_repaired_bill_plots_the_corrected_reading(client, desk):
+    _case, session, _member = desk
+    bill = Bill.objects.get(session=session)
+    pile_reading = [(t, D(e)) for t, e in SAMPLES]
+    assert bill_samples(bill) == pile_reading
+    fault_bill_repair(
+        session=session,
+        corrections=BillCorrections(reason="pile register glitch", meter_stop_wh=D(34820)),
+        acting_user=staff(session.operator, username="agent1"),
+    )
+    bill.refresh_from_db()
+    assert bill_samples(bill) == [*pile_reading[:-1], (at(2019, 9, 7, 10, 40, 40), D(34820))]
+    client.force_login(staff(session.operator, username="boss", superuser=True))
+    html = client.get(reverse("admin:billing_bill_change", args=[bill.pk])).content.decode()
+    chart = html[html.index('role="img"') :]
+    chart = chart[: chart.index("</svg>")]
+    assert ">34.82 kWh</text>" in chart and "44.82" not in chart

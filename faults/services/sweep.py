@@ -12,7 +12,8 @@ only pre-selects with cheap SQL conditions (connector back to Available, pile re
 silence past the operator's limit); the pure rules in `faults.rules` make the decision and
 write the explanation. A new transaction on the connector is not looked for here: the
 gateway closes the older session at once (superseded) and its settlement runs the same
-rules, which see the newer session.
+rules, which see the newer session. A refused start (state ``refused``) is not an open
+session: the pile was told not to charge, and one that charges anyway makes it live.
 """
 
 from __future__ import annotations

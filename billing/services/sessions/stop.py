@@ -45,7 +45,8 @@ def session_stop(
 
     Idempotent: a repeated stop changes nothing. A stop for a session already closed as
     superseded fills in the values the pile finally sent and queues settlement again
-    (settlement is idempotent). An unknown transaction id becomes an `OrphanStop`."""
+    (settlement is idempotent). The stop of a refused start is settled only if the pile
+    charged (`_refused_stop`). An unknown transaction id becomes an `OrphanStop`."""
     samples = samples or []
     fast = _session_stop_active(
         pile=pile,

@@ -25,8 +25,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from chargenet import audit
-from chargenet.models import AuditLog, Hideable
+from chargenet import audit, events
+from chargenet.models import AuditLog, Hideable, OutboxEvent
 
 admin.site.site_header = _("chargenet")
 admin.site.site_title = _("chargenet")
@@ -400,6 +400,65 @@ class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         "reason",
     )
     fields = readonly_fields
+
+
+class EventStateFilter(SimpleListFilter):
+    title = _("delivery")
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("due", _("due")),
+            ("stuck", _("given up (needs a person)")),
+            ("delivered", _("delivered")),
+        ]
+
+    def queryset(self, request, queryset):
+        due = queryset.filter(delivered_at__isnull=True)
+        if self.value() == "due":
+            return due.filter(attempts__lt=events.MAX_ATTEMPTS)
+        if self.value() == "stuck":
+            return due.filter(attempts__gte=events.MAX_ATTEMPTS)
+        if self.value() == "delivered":
+            return queryset.filter(delivered_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The platform's domain events: for the operator of the platform (superusers), to see
+    a consumer that keeps failing and deliver its events again once it is fixed."""
+
+    list_display = ("id", "kind", "key", "created_at", "delivered_at", "attempts", "taken_by")
+    list_filter = (EventStateFilter, "kind", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=key", "kind")
+    readonly_fields = ("kind", "key", "payload", "created_at", "delivered_at", "attempts")
+    fields = readonly_fields
+    actions = ["deliver_again"]
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("deliveries")
+
+    @admin.display(description=_("taken by"))
+    def taken_by(self, obj: OutboxEvent) -> str:
+        return ", ".join(sorted(d.consumer for d in obj.deliveries.all())) or "-"
+
+    @admin.action(description=_("Deliver the selected events again"))
+    def deliver_again(self, request, queryset):
+        due = [e.pk for e in queryset if e.delivered_at is None]
+        delivered = events.events_retry(event_ids=due)
+        self.message_user(
+            request,
+            _("%(delivered)s of %(due)s due events delivered; the others are still due.")
+            % {"delivered": delivered, "due": len(due)},
+            messages.SUCCESS if delivered == len(due) else messages.WARNING,
+        )
 
 
 __all__ = [

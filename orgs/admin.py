@@ -25,6 +25,7 @@ from chargenet.admin import (
     scoped,
 )
 from chargenet.errors import DomainError
+from chargenet.models import AuditLog
 
 from . import selectors
 from .models import (
@@ -55,6 +56,7 @@ register_scope(Card, selectors.cards_visible_to)
 register_scope(Staff, selectors.staff_visible_to)
 register_scope(Partner, selectors.partners_visible_to)
 register_scope(PartnerAccess, selectors.partner_accesses_visible_to)
+register_scope(AuditLog, selectors.audit_entries_visible_to)
 
 
 class SuperuserEditsMixin:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
+from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
 from django.urls import reverse
@@ -25,8 +26,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from chargenet import audit
-from chargenet.models import AuditLog, Hideable
+from chargenet import audit, events
+from chargenet.models import AuditLog, Hideable, OutboxEvent
 
 admin.site.site_header = _("chargenet")
 admin.site.site_title = _("chargenet")
@@ -349,13 +350,7 @@ class HideableScopedAdmin(HideableAdminMixin, ScopedAdminMixin, admin.ModelAdmin
     actions = ["hide_selected", "restore_selected"]
 
 
-def _audit_scope(user) -> QuerySet:
-    from orgs.selectors import audit_entries_visible_to
-
-    return audit_entries_visible_to(user)
-
-
-register_scope(AuditLog, _audit_scope)
+# The audit log's scope is registered by orgs (it knows operators and staff roles).
 
 
 class ActorFilter(ValueFilter):
@@ -364,9 +359,8 @@ class ActorFilter(ValueFilter):
     lookup = "actor_id"
 
     def lookups(self, request, model_admin):
-        from orgs.selectors import staff_visible_to
-
-        return [(str(s.pk), s.get_username()) for s in staff_visible_to(request.user)]
+        staff = scoped(get_user_model(), request.user)
+        return [(str(s.pk), s.get_username()) for s in staff]
 
 
 class ActionFilter(ValueFilter):
@@ -400,6 +394,65 @@ class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         "reason",
     )
     fields = readonly_fields
+
+
+class EventStateFilter(SimpleListFilter):
+    title = _("delivery")
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("due", _("due")),
+            ("stuck", _("given up (needs a person)")),
+            ("delivered", _("delivered")),
+        ]
+
+    def queryset(self, request, queryset):
+        due = queryset.filter(delivered_at__isnull=True)
+        if self.value() == "due":
+            return due.filter(attempts__lt=events.MAX_ATTEMPTS)
+        if self.value() == "stuck":
+            return due.filter(attempts__gte=events.MAX_ATTEMPTS)
+        if self.value() == "delivered":
+            return queryset.filter(delivered_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The platform's domain events: for the operator of the platform (superusers), to see
+    a consumer that keeps failing and deliver its events again once it is fixed."""
+
+    list_display = ("id", "kind", "key", "created_at", "delivered_at", "attempts", "taken_by")
+    list_filter = (EventStateFilter, "kind", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=key", "kind")
+    readonly_fields = ("kind", "key", "payload", "created_at", "delivered_at", "attempts")
+    fields = readonly_fields
+    actions = ["deliver_again"]
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("deliveries")
+
+    @admin.display(description=_("taken by"))
+    def taken_by(self, obj: OutboxEvent) -> str:
+        return ", ".join(sorted(d.consumer for d in obj.deliveries.all())) or "-"
+
+    @admin.action(description=_("Deliver the selected events again"))
+    def deliver_again(self, request, queryset):
+        due = [e.pk for e in queryset if e.delivered_at is None]
+        delivered = events.events_retry(event_ids=due)
+        self.message_user(
+            request,
+            _("%(delivered)s of %(due)s due events delivered; the others are still due.")
+            % {"delivered": delivered, "due": len(due)},
+            messages.SUCCESS if delivered == len(due) else messages.WARNING,
+        )
 
 
 __all__ = [

@@ -83,3 +83,66 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.object_repr}"
+
+
+class OutboxEvent(models.Model):
+    """A domain event: what happened, written in the same transaction as the change.
+
+    Delivered to every consumer registered for its kind (`chargenet.events`) at least
+    once, by Celery after commit and by the beat sweep for anything a crash left behind.
+    """
+
+    kind = models.CharField(_("kind"), max_length=64, db_index=True)
+    key = models.CharField(
+        _("subject"), max_length=64, blank=True, help_text=_("What it is about, e.g. a bill id.")
+    )
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    delivered_at = models.DateTimeField(
+        _("delivered at"),
+        null=True,
+        blank=True,
+        help_text=_("When every consumer had taken it; empty while any is still due."),
+    )
+    attempts = models.PositiveIntegerField(
+        _("delivery attempts"),
+        default=0,
+        help_text=_("Deliveries tried while a consumer was still due; the sweep stops at a limit."),
+    )
+
+    class Meta:
+        verbose_name = _("domain event")
+        verbose_name_plural = _("domain events")
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="outbox_undelivered",
+                condition=models.Q(delivered_at__isnull=True),
+            ),
+            models.Index(fields=["kind", "key"], name="outbox_kind_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.key}"
+
+
+class EventDelivery(models.Model):
+    """One consumer has taken one event: written in the consumer's own transaction, so a
+    consumer's database effect and this row commit together (exactly once in effect)."""
+
+    event = models.ForeignKey(
+        OutboxEvent, verbose_name=_("event"), on_delete=models.CASCADE, related_name="deliveries"
+    )
+    consumer = models.CharField(_("consumer"), max_length=100)
+    at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("event delivery")
+        verbose_name_plural = _("event deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["event", "consumer"], name="event_delivered_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.consumer}"

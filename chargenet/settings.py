@@ -181,6 +181,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "piles-sweep-offline": {"task": "protocol.piles_sweep_offline", "schedule": 60.0},
     "lost-bills-sweep": {"task": "faults.lost_bills_sweep", "schedule": 300.0},
     "notifications-retry": {"task": "faults.notifications_send_pending", "schedule": 300.0},
+    # Domain events a crash or a lost task left undelivered (chargenet.events).
+    "events-deliver-pending": {"task": "chargenet.events_deliver_pending", "schedule": 30.0},
+    "events-prune": {"task": "chargenet.events_prune", "schedule": crontab(hour=4, minute=10)},
     "journal-prune": {"task": "protocol.journal_prune", "schedule": crontab(hour=3, minute=10)},
     "heartbeat-history-prune": {
         "task": "protocol.heartbeat_history_prune",
@@ -200,6 +203,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Driver (WeChat) and partner APIs of the chargenet charging platform.",
     "VERSION": "1.0.0",
 }
+
+# Delivered domain events are kept this long (chargenet.events).
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 30)
 
 # Money: the rounding mode used to bring a bill total to the fen (DOMAIN.md: truncation).
 CHARGENET_ROUNDING = ROUND_DOWN

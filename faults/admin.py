@@ -11,6 +11,7 @@ ends in a success or an error message.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 
 from django import forms
@@ -235,21 +236,30 @@ def orphan_stops(session):
     )
 
 
+# The raw frames of a session come from the protocol adapters that journaled them; each
+# registers its source here (protocol/admin.py), so the fault desk does not import them.
+FRAME_SOURCES: list[Callable] = []
+
+
+def register_frame_source(source: Callable) -> None:
+    """``source(session=, begin=, end=, limit=)`` returns journaled frames (objects with
+    at, direction, action, unique_id, payload, raw) of ``session`` in time order."""
+    if source not in FRAME_SOURCES:
+        FRAME_SOURCES.append(source)
+
+
 def session_frames(session):
     """The raw protocol frames of the session: by order number, plus the pile's frames
     in the session's window (status, heartbeats, boots that did not carry it)."""
-    from django.db.models import Q
-
-    from protocol.models import Frame
-
     from .timeline import session_window
 
     begin, end = session_window(session)
-    return list(
-        Frame.objects.filter(
-            Q(order_no=session.order_no) | Q(pile_code=session.pile.code, at__range=(begin, end))
-        ).order_by("at", "id")[:FRAME_LIMIT]
-    )
+    frames = [
+        frame
+        for source in FRAME_SOURCES
+        for frame in source(session=session, begin=begin, end=end, limit=FRAME_LIMIT)
+    ]
+    return sorted(frames, key=lambda frame: frame.at)[:FRAME_LIMIT]
 
 
 # --- admin ---------------------------------------------------------------------------

@@ -262,6 +262,12 @@ class Notification(models.Model):
     external_id = models.CharField(_("message id"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    claimed_until = models.DateTimeField(
+        _("being sent until"),
+        null=True,
+        blank=True,
+        help_text=_("A worker is sending it; after this time another may try again."),
+    )
 
     class Meta:
         verbose_name = _("driver notification")

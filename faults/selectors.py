@@ -36,11 +36,6 @@ def fault_cases_visible_to(staff) -> QuerySet[FaultCase]:
     )
 
 
-def fault_cases_visible_to_by_session(staff) -> QuerySet[FaultCase]:
-    """The same rule through the session table (the reference the tests compare with)."""
-    return FaultCase.objects.filter(session__in=sessions_visible_to(staff).values("pk"))
-
-
 def fault_actions_visible_to(staff) -> QuerySet[FaultAction]:
     return FaultAction.objects.filter(case__in=fault_cases_visible_to(staff).values("pk"))
 

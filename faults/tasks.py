@@ -31,11 +31,6 @@ def lost_bills_settle_task(session_ids: list[int]) -> int:
     return len(bills_settle(session_ids=session_ids))
 
 
-@shared_task(name="faults.notification_send", soft_time_limit=30, time_limit=60)
-def notification_send_task(notification_id: int) -> None:
-    notification_send(notification_id=notification_id)
-
-
 @shared_task(name="faults.notifications_send_pending", soft_time_limit=120, time_limit=180)
 def notifications_send_pending_task() -> int:
     ids = notifications_pending_ids()

@@ -22,9 +22,10 @@ from chargenet.admin import (
     ScopedModelAdmin,
     filtered_list_link,
     register_scope,
+    scoped,
 )
 from chargenet.errors import DomainError
-from stations.selectors import stations_visible_to
+from chargenet.models import AuditLog
 
 from . import selectors
 from .models import (
@@ -55,6 +56,7 @@ register_scope(Card, selectors.cards_visible_to)
 register_scope(Staff, selectors.staff_visible_to)
 register_scope(Partner, selectors.partners_visible_to)
 register_scope(PartnerAccess, selectors.partner_accesses_visible_to)
+register_scope(AuditLog, selectors.audit_entries_visible_to)
 
 
 class SuperuserEditsMixin:
@@ -71,10 +73,13 @@ class SuperuserEditsMixin:
         return False
 
 
-def _visible_station_count(user, through: str) -> Count:
+def _visible_station_count(model, user, through: str) -> Count:
     """Count of bound stations that the user can open in the station list: visible to
-    them and not hidden, so the number equals the rows behind its link."""
-    visible = stations_visible_to(user).filter(hidden_at__isnull=True).values("pk")
+    them and not hidden, so the number equals the rows behind its link. The station
+    model and its scope come through the relation and the scope registry (stations
+    builds on orgs, not the other way round)."""
+    station = model._meta.get_field(through).related_model
+    visible = scoped(station, user).filter(hidden_at__isnull=True).values("pk")
     return Count(through, filter=Q(**{f"{through}__in": visible}), distinct=True)
 
 
@@ -96,7 +101,7 @@ class SubOperatorAdmin(OperatorInitialMixin, HideableScopedAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                n_stations=_visible_station_count(request.user, "stations"),
+                n_stations=_visible_station_count(self.model, request.user, "stations"),
                 n_departments=Count(
                     "departments",
                     filter=Q(departments__hidden_at__isnull=True),
@@ -161,7 +166,7 @@ class DepartmentAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin)
             super()
             .get_queryset(request)
             .annotate(
-                n_stations=_visible_station_count(request.user, "stations"),
+                n_stations=_visible_station_count(self.model, request.user, "stations"),
                 n_vehicles=Count(
                     "vehicles", filter=Q(vehicles__hidden_at__isnull=True), distinct=True
                 ),

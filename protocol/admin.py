@@ -23,9 +23,11 @@ from billing.models import ChargingSession
 from billing.selectors import sessions_visible_to
 from chargenet.admin import ReadOnlyAdminMixin
 from chargenet.errors import DomainError
+from faults.admin import register_frame_source
 from stations.selectors import piles_visible_to
 
 from .models import Frame, PileConsole
+from .selectors import frames_of_session
 from .services import COMMAND_ACTIONS, pile_command_by_staff
 
 
@@ -170,3 +172,7 @@ class PileConsoleAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The fault bill page shows the session's raw frames from the journal.
+register_frame_source(frames_of_session)

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from chargenet.audit import audit_record
 from chargenet.errors import Conflict, DomainError
 
-from ..codes import FaultCode, blocks_payment
+from ..codes import blocks_payment
 from ..models import FAULT_TRANSITIONS, FaultAction, FaultCase, FaultSource, FaultState
 from ..rules import Finding, Proposal, SessionFacts, Values, pile_values, platform_values
 
@@ -332,7 +332,3 @@ def fault_case_reopen(*, case: FaultCase, acting_user, reason: str) -> FaultCase
         reason=reason,
     )
     return case
-
-
-def codes_label(codes) -> str:
-    return " + ".join(f"{c} {FaultCode(c).label}" for c in codes)

@@ -1,14 +1,18 @@
 """The driver-notification outbox: enqueue in the transaction that ends the session, send
-after commit, exactly once per session (a unique constraint, not a check)."""
+after commit, once per session (a unique constraint, not a check). The provider is called
+outside any database transaction (`notification_send` leases the row instead of locking
+it), so a slow WeChat never holds a lock."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chargenet.money import kwh_shown
@@ -142,40 +146,62 @@ def notifications_enqueue(*, messages: Sequence[SessionEnded]) -> int:
     return queued
 
 
+# How long a worker holds a message it is sending: longer than a send can take (the
+# client's timeout is 5 s per call, up to three calls), so only a dead worker's expires.
+SEND_LEASE = dt.timedelta(seconds=60)
+
+
 def notification_send(*, notification_id: int, sender: Sender | None = None) -> Notification | None:
-    """Send one pending message. The row stays locked while the provider is called, so two
-    workers never send it twice; a failure leaves it pending (up to MAX_ATTEMPTS)."""
+    """Send one pending message: claim it (a short transaction that leases it to this
+    worker), call the provider with no transaction open and no row locked, then record
+    the outcome. Two workers never send it at once; a worker that dies mid-send leaves a
+    lease that expires, and the retry sweep sends it again. A failure leaves it pending
+    (up to MAX_ATTEMPTS)."""
     sender = sender or configured_sender()
-    with transaction.atomic():
-        notification = (
-            Notification.objects.select_for_update(skip_locked=True)
-            .select_related("member", "session__station")
-            .filter(pk=notification_id, state=Notification.State.PENDING)
-            .first()
+    notification = _notification_claim(notification_id)
+    if notification is None:
+        return None
+    try:
+        external_id = sender.send(
+            openid=notification.member.wechat_openid or "",
+            kind=notification.kind,
+            payload=notification.payload,
         )
-        if notification is None:
-            return None
-        if not notification.payload:
-            notification.payload = _payload(notification.session, energy_wh=None, amount=None)
-        notification.attempts += 1
-        try:
-            external_id = sender.send(
-                openid=notification.member.wechat_openid or "",
-                kind=notification.kind,
-                payload=notification.payload,
-            )
-        except NotificationError as exc:
-            notification.last_error = str(exc)[:1000]
-            if notification.attempts >= MAX_ATTEMPTS:
-                notification.state = Notification.State.FAILED
-        else:
-            notification.state = Notification.State.SENT
-            notification.sent_at = timezone.now()
-            notification.external_id = external_id[:64]
-            notification.sender = sender.name
-            notification.last_error = ""
-        notification.save()
-        return notification
+    except NotificationError as exc:
+        notification.last_error = str(exc)[:1000]
+        if notification.attempts >= MAX_ATTEMPTS:
+            notification.state = Notification.State.FAILED
+    else:
+        notification.state = Notification.State.SENT
+        notification.sent_at = timezone.now()
+        notification.external_id = external_id[:64]
+        notification.sender = sender.name
+        notification.last_error = ""
+    notification.claimed_until = None
+    notification.save(
+        update_fields=["state", "sent_at", "external_id", "sender", "last_error", "claimed_until"]
+    )
+    return notification
+
+
+@transaction.atomic
+def _notification_claim(notification_id: int) -> Notification | None:
+    now = timezone.now()
+    notification = (
+        Notification.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("member", "session__station")
+        .filter(pk=notification_id, state=Notification.State.PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .first()
+    )
+    if notification is None:
+        return None  # sent, failed, or another worker is sending it
+    if not notification.payload:
+        notification.payload = _payload(notification.session, energy_wh=None, amount=None)
+    notification.attempts += 1
+    notification.claimed_until = now + SEND_LEASE
+    notification.save(update_fields=["payload", "attempts", "claimed_until"])
+    return notification
 
 
 def notifications_pending_ids(*, limit: int = 500) -> list[int]:

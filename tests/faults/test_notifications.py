@@ -1,81 +1,34 @@
 """The notification outbox and the WeChat template sender, against a local fake WeChat API."""
 
-import json
 import threading
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.core.cache import cache
+from django.db import connection, connections
+from django.utils import timezone
 
 from faults.models import Notification
 from faults.notifications import LogSender, NotificationError, WeChatTemplateSender
 from faults.services.notify import MAX_ATTEMPTS, notification_enqueue, notification_send
+from integrations.wechat import WeChatClient
+from integrations.wechat.fake import FakeWeChat
 
 from .conftest import at
 
 
-class FakeWeChat(BaseHTTPRequestHandler):
-    """Speaks the two WeChat endpoints the sender uses; records what it received."""
-
-    calls: list
-    tokens: list  # tokens handed out, newest last
-    fail_next_send_with: list  # errcodes to answer the next sends with
-
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        url = urlparse(self.path)
-        query = parse_qs(url.query)
-        self.calls.append(("GET", url.path, query, None))
-        if query.get("secret") != ["s3cret"]:
-            return self._answer({"errcode": 40125, "errmsg": "invalid appsecret"})
-        token = f"TOKEN{len(self.tokens) + 1}"
-        self.tokens.append(token)
-        return self._answer({"access_token": token, "expires_in": 7200})
-
-    def do_POST(self):
-        url = urlparse(self.path)
-        query = parse_qs(url.query)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])).decode("utf-8"))
-        self.calls.append(("POST", url.path, query, body))
-        if self.fail_next_send_with:
-            code = self.fail_next_send_with.pop(0)
-            return self._answer({"errcode": code, "errmsg": "simulated"})
-        if query.get("access_token") != [self.tokens[-1]]:
-            return self._answer({"errcode": 40001, "errmsg": "invalid credential"})
-        return self._answer({"errcode": 0, "errmsg": "ok", "msgid": 200228332})
-
-
 @pytest.fixture
 def wechat():
-    handler = type("Handler", (FakeWeChat,), {"calls": [], "tokens": [], "fail_next_send_with": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
     cache.delete("wechat-token:wx-app")
-    yield handler, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with FakeWeChat(secret="s3cret") as fake:
+        yield fake, fake.url
     cache.delete("wechat-token:wx-app")
 
 
 def sender(base_url, secret="s3cret"):
     return WeChatTemplateSender(
-        app_id="wx-app",
-        app_secret=secret,
+        client=WeChatClient(app_id="wx-app", app_secret=secret, base_url=base_url),
         templates={"charge_finished": "TPL-FIN", "being_checked": "TPL-CHK"},
-        base_url=base_url,
     )
 
 
@@ -203,8 +156,72 @@ def test_configured_sender_follows_the_settings(settings):
     settings.WECHAT_API_BASE = "http://fake"
     chosen = configured_sender()
     assert isinstance(chosen, WeChatTemplateSender)
-    assert (chosen.app_id, chosen.templates, chosen.base_url) == (
+    assert (chosen.client.app_id, chosen.templates, chosen.client.base_url) == (
         "wx-app",
         {"charge_finished": "TPL-FIN", "being_checked": "TPL-CHK"},
         "http://fake",
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_provider_is_called_with_no_transaction_and_no_lock(make_session):
+    """A slow WeChat must not hold a row lock: while the sender runs, no transaction is
+    open and another connection can lock the notification at once."""
+    session = make_session(member=True)
+    notification = notification_enqueue(session=session, being_checked=True)
+    seen = {}
+
+    class Probe(LogSender):
+        def send(self, **kwargs):
+            seen["in_transaction"] = connection.in_atomic_block
+
+            def lock_elsewhere():
+                other = connections.create_connection("default")
+                try:
+                    with other.cursor() as cursor:
+                        cursor.execute("SET lock_timeout = '200ms'")
+                        cursor.execute(
+                            "SELECT id FROM faults_notification WHERE id = %s FOR UPDATE NOWAIT",
+                            [notification.pk],
+                        )
+                        seen["locked_by_other"] = cursor.fetchone()[0]
+                finally:
+                    other.close()
+
+            thread = threading.Thread(target=lock_elsewhere)
+            thread.start()
+            thread.join(5)
+            # A second worker meanwhile finds it leased and leaves it alone.
+            seen["second_worker"] = notification_send(
+                notification_id=notification.pk, sender=LogSender()
+            )
+            return "msg-1"
+
+    sent = notification_send(notification_id=notification.pk, sender=Probe())
+    assert seen == {
+        "in_transaction": False,
+        "locked_by_other": notification.pk,
+        "second_worker": None,
+    }
+    assert (sent.state, sent.external_id, sent.attempts, sent.claimed_until) == (
+        "sent",
+        "msg-1",
+        1,
+        None,
+    )
+
+
+@pytest.mark.django_db
+def test_a_dead_workers_lease_expires_and_the_message_is_sent_again(make_session):
+    session = make_session(member=True)
+    notification = notification_enqueue(session=session, being_checked=True)
+    # A worker claimed it and died mid-send: its lease is still running.
+    Notification.objects.filter(pk=notification.pk).update(
+        attempts=1, claimed_until=timezone.now() + timezone.timedelta(seconds=30)
+    )
+    assert notification_send(notification_id=notification.pk, sender=LogSender()) is None
+    Notification.objects.filter(pk=notification.pk).update(
+        claimed_until=timezone.now() - timezone.timedelta(seconds=1)
+    )
+    sent = notification_send(notification_id=notification.pk, sender=LogSender())
+    assert (sent.state, sent.attempts, sent.claimed_until) == ("sent", 2, None)

@@ -14,10 +14,10 @@ from stations.models import Pile
 
 
 def demo_credentials() -> dict[str, str]:
-    """Pile code → password: from `orgs.demo` when it is there, else the demo convention
+    """Pile code → password: from `stations.demo` when it is there, else the demo convention
     ("demo-" + the code's last 4 digits)."""
     try:
-        from orgs.demo import demo_pile_credentials
+        from stations.demo import demo_pile_credentials
     except ImportError:
         return {}
     creds = demo_pile_credentials()

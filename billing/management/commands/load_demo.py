@@ -3,7 +3,7 @@ from django.utils.translation import gettext as _
 
 from billing.demo import load_demo_tariffs, load_demo_wallets
 from chargenet.errors import DomainError
-from orgs.demo import DEMO_PASSWORD, demo_pile_credentials, load_demo
+from stations.demo import DEMO_PASSWORD, demo_pile_credentials, load_demo
 
 
 class Command(BaseCommand):

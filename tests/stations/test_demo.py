@@ -12,8 +12,8 @@ from django.db import transaction
 from django.test import override_settings
 from django.urls import reverse
 
-from orgs import demo
 from orgs.models import Card, Department, Member, Operator, Partner, Staff, SubOperator, Vehicle
+from stations import demo
 from stations.models import Connector, OpeningWindow, Pile, Station
 from tests.admin_forms import signed_in
 

@@ -16,16 +16,7 @@ from decimal import Decimal
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
-from stations.models import CurrentType, Pile, Station
-from stations.services.network import (
-    ConnectorData,
-    PileData,
-    StationData,
-    pile_create,
-    station_create,
-)
-
-from .models import (
+from orgs.models import (
     Card,
     Department,
     Member,
@@ -36,7 +27,7 @@ from .models import (
     SubOperator,
     Vehicle,
 )
-from .services import (
+from orgs.services import (
     card_issue,
     department_create,
     member_create,
@@ -45,6 +36,14 @@ from .services import (
     staff_assign_role,
     sub_operator_create,
     vehicle_create,
+)
+from stations.models import CurrentType, Pile, Station
+from stations.services.network import (
+    ConnectorData,
+    PileData,
+    StationData,
+    pile_create,
+    station_create,
 )
 
 OPERATOR_CODE = "zs-charge"

@@ -1,0 +1,185 @@
+"""Domain events through an outbox: what happened leaves the core as a row, never as a call.
+
+A service that changes something calls `event_publish` inside its transaction; the event
+row commits (or rolls back) with the change. After commit a Celery task delivers it to
+every consumer registered for its kind; a beat sweep (`events_deliver_pending`) delivers
+whatever a crash or a lost task left behind. So delivery is at least once.
+
+Each consumer runs in its own transaction together with the `EventDelivery` row that says
+it took the event: `INSERT … ON CONFLICT DO NOTHING` first, so a concurrent or repeated
+delivery finds the row (after waiting for the first to commit) and skips. A consumer whose
+effect is in this database therefore takes each event exactly once in effect; one that
+talks to the network must only queue that work (a row, a task on commit) — never make a
+network call here, inside the transaction.
+
+Consumers live in their app's ``consumers.py`` (imported at start-up by
+`autodiscover_consumers`), so the kernel knows no business app:
+
+    @consumer("bill.settled", name="faults.cases_open")
+    def cases_open(event: OutboxEvent) -> None: ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
+
+from chargenet.models import EventDelivery, OutboxEvent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    kinds: frozenset[str]
+    handle: Callable[[OutboxEvent], None]
+
+
+_CONSUMERS: dict[str, Consumer] = {}
+
+
+def consumer(*kinds: str, name: str) -> Callable:
+    """Register ``handle(event)`` for events of ``kinds``; ``name`` is stored with each
+    delivery, so it must stay the same across releases."""
+
+    def register(handle: Callable[[OutboxEvent], None]) -> Callable[[OutboxEvent], None]:
+        existing = _CONSUMERS.get(name)
+        if existing is not None and existing.handle is not handle:
+            raise ValueError(f"two consumers are named {name!r}")
+        _CONSUMERS[name] = Consumer(name=name, kinds=frozenset(kinds), handle=handle)
+        return handle
+
+    return register
+
+
+def consumers_of(kind: str) -> list[Consumer]:
+    return [c for c in _CONSUMERS.values() if kind in c.kinds]
+
+
+def autodiscover_consumers() -> None:
+    autodiscover_modules("consumers")
+
+
+def event_publish(*, kind: str, key: object = "", payload: dict | None = None) -> OutboxEvent:
+    """Write one event in the caller's transaction and deliver it after commit."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_publish belongs inside the transaction of the change")
+    due = bool(consumers_of(kind))
+    event = OutboxEvent.objects.create(
+        kind=kind,
+        key=str(key)[:64],
+        payload=payload or {},
+        delivered_at=None if due else timezone.now(),  # nobody listens: nothing is due
+    )
+    if due:
+        transaction.on_commit(lambda: _queue_deliveries([event.pk]))
+    return event
+
+
+def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[OutboxEvent]:
+    """`event_publish` for a batch (one INSERT): ``events`` are (key, payload) pairs."""
+    if not events:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("events_publish belongs inside the transaction of the change")
+    due = bool(consumers_of(kind))
+    delivered_at = None if due else timezone.now()
+    rows = OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(kind=kind, key=str(key)[:64], payload=payload, delivered_at=delivered_at)
+            for key, payload in events
+        ]
+    )
+    if due:
+        ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: _queue_deliveries(ids))
+    return rows
+
+
+def _queue_deliveries(event_ids: list[int]) -> None:
+    from chargenet.tasks import events_deliver_task
+
+    try:
+        events_deliver_task.delay(event_ids)
+    except Exception:  # the broker is down: the sweep delivers them
+        logger.warning("events %s not queued; the sweep will deliver them", event_ids[:10])
+
+
+def event_deliver(*, event_id: int) -> list[str]:
+    """Give one event to each of its consumers that has not taken it yet; returns the
+    names of those that took it now. A consumer that raises is left due (logged) and the
+    others still run; the event is marked delivered once none is due."""
+    event = OutboxEvent.objects.filter(pk=event_id).first()
+    if event is None or event.delivered_at is not None:
+        return []
+    took, failed = [], []
+    for c in consumers_of(event.kind):
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"INSERT INTO {EventDelivery._meta.db_table} (event_id, consumer, at) "
+                        "VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+                        [event.pk, c.name],
+                    )
+                    if cursor.rowcount == 0:
+                        continue  # taken already (or just now, by a concurrent delivery)
+                c.handle(event)
+            took.append(c.name)
+        except Exception:
+            failed.append(c.name)
+            logger.exception("consumer %s failed on event %s; it stays due", c.name, event.pk)
+    if failed:
+        OutboxEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+    else:
+        OutboxEvent.objects.filter(pk=event.pk, delivered_at__isnull=True).update(
+            delivered_at=timezone.now()
+        )
+    return took
+
+
+# An event whose consumer failed this often is left for a person (the admin lists it).
+MAX_ATTEMPTS = 20
+
+
+def events_deliver_pending(
+    *, older_than: dt.timedelta = dt.timedelta(seconds=30), limit: int = 500
+) -> int:
+    """The sweep: deliver events still due after ``older_than`` (their own task should
+    have run by then). Returns how many events it went through."""
+    cutoff = timezone.now() - older_than
+    ids = list(
+        OutboxEvent.objects.filter(
+            delivered_at__isnull=True, created_at__lt=cutoff, attempts__lt=MAX_ATTEMPTS
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for event_id in ids:
+        event_deliver(event_id=event_id)
+    return len(ids)
+
+
+def events_retry(*, event_ids: list[int]) -> int:
+    """Deliver events again at once, their attempts counted afresh (after a consumer was
+    fixed). Returns how many are now delivered."""
+    OutboxEvent.objects.filter(pk__in=event_ids, delivered_at__isnull=True).update(attempts=0)
+    for event_id in event_ids:
+        event_deliver(event_id=event_id)
+    return OutboxEvent.objects.filter(pk__in=event_ids, delivered_at__isnull=False).count()
+
+
+def events_prune(*, before: dt.datetime) -> int:
+    """Delete delivered events older than ``before`` (their effects are elsewhere)."""
+    deleted, _ = OutboxEvent.objects.filter(
+        delivered_at__isnull=False, created_at__lt=before
+    ).delete()
+    return deleted

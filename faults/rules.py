@@ -170,6 +170,18 @@ REASONS = {
         "(%(platform)s) and the pile was neither offline nor rebooted in between."
     ),
     "zero_duration": _("The pile reported a session of zero duration."),
+    "not_priced_future": _(
+        "Not priced: the pile's time %(pile)s is more than %(max)s hours later than the "
+        "platform received it (%(platform)s)."
+    ),
+    "not_priced_too_early": _(
+        "Not priced: the pile's time %(pile)s is before %(earliest)s, when no pile could "
+        "have charged on this platform."
+    ),
+    "not_priced_too_long": _(
+        "Not priced: the session would last %(hours)s hours, more than the maximum of "
+        "%(max)s hours."
+    ),
     "too_long": _("The session lasted %(hours)s hours, more than the maximum of %(max)s hours."),
     "energy_mismatch": _(
         "The pile reported %(pile)s Wh, the platform's meter samples show %(platform)s Wh "
@@ -439,6 +451,47 @@ def rule_time(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     return [Finding(FaultCode.TIME_ANOMALY, tuple(reasons))] if reasons else []
 
 
+# No session on this platform starts before this (OCPP 1.6, the piles' protocol, is of 2015):
+# an earlier pile time is a clock that was never set.
+EARLIEST_SESSION = dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
+
+
+def _hours(delta: dt.timedelta) -> str:
+    return str((Decimal(int(delta.total_seconds())) / 3600).quantize(Decimal("0.1")))
+
+
+def implausible_times(
+    facts: SessionFacts, limits: Thresholds, *, start: dt.datetime, end: dt.datetime
+) -> list[Finding]:
+    """Decided BEFORE pricing: is the span pricing would walk (``start``–``end``: the first
+    and last meter reading it would price) one no real session has? Later than the platform
+    received it by more than the operator's maximum duration (a clock only minutes ahead is
+    still priced, and a time anomaly by `rule_time`), before `EARLIEST_SESSION`, or longer
+    than that maximum. Then the session is not priced (it could make
+    the engine walk centuries of half hours) and becomes a fault bill: 3 for the times,
+    5 for the duration, each reason saying it was not priced and why."""
+    zone = facts.zone
+    received = max(facts.stop_received_at or facts.now, facts.start_received_at)
+    max_hours = _num(Decimal(int(limits.max_duration.total_seconds())) / 3600)
+    times: list[Reason] = []
+    for moment in dict.fromkeys((start, end)):
+        params = {"pile": _fmt(moment, zone)}
+        if moment - received > limits.max_duration:
+            params |= {"platform": _fmt(received, zone), "max": max_hours}
+            times.append(Reason("not_priced_future", params))
+        elif moment < EARLIEST_SESSION:
+            times.append(
+                Reason("not_priced_too_early", {**params, "earliest": _fmt(EARLIEST_SESSION, zone)})
+            )
+    findings = [Finding(FaultCode.TIME_ANOMALY, tuple(times))] if times else []
+    if end - start > limits.max_duration:
+        params = {"hours": _hours(end - start), "max": max_hours}
+        findings.append(
+            Finding(FaultCode.DURATION_ANOMALY, (Reason("not_priced_too_long", params),))
+        )
+    return findings
+
+
 def rule_duration(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     """5: zero, or longer than the operator's maximum (negative is a time anomaly)."""
     if facts.stopped_at is None:
@@ -447,12 +500,11 @@ def rule_duration(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     if duration == dt.timedelta(0):
         return [Finding(FaultCode.DURATION_ANOMALY, (Reason("zero_duration"),))]
     if duration > limits.max_duration:
-        hours = (Decimal(int(duration.total_seconds())) / 3600).quantize(Decimal("0.1"))
         max_hours = Decimal(int(limits.max_duration.total_seconds())) / 3600
         return [
             Finding(
                 FaultCode.DURATION_ANOMALY,
-                (Reason("too_long", {"hours": str(hours), "max": _num(max_hours)}),),
+                (Reason("too_long", {"hours": _hours(duration), "max": _num(max_hours)}),),
             )
         ]
     return []

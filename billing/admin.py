@@ -46,6 +46,7 @@ from .models import (
 )
 from .pricing import PricingError, period_segments
 from .selectors import (
+    bill_not_priced,
     bills_visible_to,
     session_samples,
     sessions_visible_to,
@@ -559,6 +560,7 @@ class BillAdmin(BillingAdmin):
             "bill_kwh": bill.energy_wh / 1000,
             "chart": meter_chart(samples=samples, bands=bands, zone=zone),
             "legend": legend(),
+            "not_priced": bill_not_priced(bill),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra)

@@ -24,6 +24,12 @@ PRICE_QUANTUM = Decimal("0.00001")
 KWH_QUANTUM = Decimal("0.001")
 WH_PER_KWH = Decimal(1000)
 
+# OCPP 1.6 sends meterStart/meterStop as whole Wh, while meter samples may carry decimals:
+# a stop less than this below the last sample is the same reading truncated, not energy
+# lost. The bill takes the stop register (what the pile shows and reports); the samples
+# above it by less than this are read as it (`billing.selectors.session_points`).
+METER_STOP_RESOLUTION_WH = Decimal(1)
+
 ROUNDING_MODES = {"ROUND_DOWN": ROUND_DOWN, "ROUND_HALF_UP": ROUND_HALF_UP}
 
 

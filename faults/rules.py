@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 from django.utils.translation import gettext_lazy as _
 
+from chargenet.money import METER_STOP_RESOLUTION_WH
+
 from .codes import FaultCode
 
 # A connector in one of these states is in a session: charging, or plugged in and paused
@@ -46,6 +48,9 @@ class Thresholds:
     charging_time_tolerance: dt.timedelta = dt.timedelta(minutes=10)
     occupancy_tolerance: dt.timedelta = dt.timedelta(minutes=15)
     min_charging_for_energy: dt.timedelta = dt.timedelta(minutes=5)
+    # Energy beyond power × duration × this ratio + the allowance below is not physical.
+    power_tolerance_ratio: Decimal = Decimal("1.2")
+    power_tolerance_wh: Decimal = Decimal(100)
 
 
 class Sample(NamedTuple):
@@ -93,6 +98,7 @@ class SessionFacts:
     pile_charging_seconds: int | None = None  # when the pile reports its own figure
     pile_occupancy_seconds: int | None = None
     max_power_w: Decimal | None = None  # the pile's rated maximum, bounds unseen energy
+    connector_power_w: Decimal | None = None  # the connector's rated power
     # False once the platform closed the session without a StopTransaction (superseded
     # by a new transaction, or swept as lost): the stop is known to be missing.
     active: bool = True
@@ -197,6 +203,14 @@ REASONS = {
     ),
     "register_backwards": _(
         "The energy register went backwards at %(at)s: from %(before)s Wh to %(after)s Wh."
+    ),
+    "samples_after_stop": _(
+        "Samples after the stop: the pile kept metering after its stop at %(stop)s "
+        "(%(stop_wh)s Wh); its sample at %(at)s reads %(after)s Wh."
+    ),
+    "energy_beyond_power": _(
+        "%(energy)s Wh in %(minutes)s minutes is more than the connector's %(kw)s kW can "
+        "deliver (at most %(limit)s Wh with the tolerance)."
     ),
     "zero_energy_while_charging": _(
         "The pile reported zero energy while the connector was charging for %(minutes)s minutes."
@@ -572,23 +586,50 @@ def rule_occupancy(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     return [Finding(FaultCode.OCCUPANCY_MISMATCH, (Reason("occupancy_mismatch", params),))]
 
 
+def _stop_register_below(previous: Decimal, stop: Decimal) -> bool:
+    # A stop less than a Wh below the sample before it is that reading sent as whole Wh.
+    return previous - stop >= METER_STOP_RESOLUTION_WH
+
+
 def _register_backwards(facts: SessionFacts) -> tuple[dt.datetime, Decimal, Decimal] | None:
-    """Where the energy register first went down (time, before, after), if it did."""
-    readings = [(s.at, s.energy_wh) for s in _ordered_samples(facts) if s.at >= facts.started_at]
-    if facts.meter_stop_wh is not None:
-        # The stop register is the last reading, whatever the pile's stop clock says.
-        readings.append((facts.stopped_at or facts.now, facts.meter_stop_wh))
+    """Where the energy register first went down (time, before, after), if it did, up to
+    the stop: samples after it are `_samples_after_stop`."""
+    readings = [(s.at, s.energy_wh) for s in _before_stop(facts)]
     previous = facts.meter_start_wh
     for at, energy in readings:
         if energy < previous:
             return at, previous, energy
         previous = energy
+    if facts.meter_stop_wh is not None and _stop_register_below(previous, facts.meter_stop_wh):
+        # The stop register is the last reading, whatever the pile's stop clock says.
+        return facts.stopped_at or facts.now, previous, facts.meter_stop_wh
+    return None
+
+
+def _before_stop(facts: SessionFacts) -> list[Sample]:
+    return [
+        s
+        for s in _ordered_samples(facts)
+        if s.at >= facts.started_at and (facts.stopped_at is None or s.at <= facts.stopped_at)
+    ]
+
+
+def _samples_after_stop(facts: SessionFacts) -> Sample | None:
+    """The first sample stamped after the stop with clearly more energy (a Wh or more) than
+    the stop register: the pile kept metering. Less is the same reading (a sample a few
+    hundred ms after the stop, with decimals the whole-Wh stop does not carry)."""
+    if facts.stopped_at is None or facts.meter_stop_wh is None:
+        return None
+    ceiling = facts.meter_stop_wh + METER_STOP_RESOLUTION_WH
+    for s in _ordered_samples(facts):
+        if s.at > facts.stopped_at and s.energy_wh >= ceiling:
+            return s
     return None
 
 
 def rule_energy_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
-    """11: the register went backwards (a reset), or zero energy while the status history
-    says the connector was charging."""
+    """11: the register went backwards (a reset), the pile kept metering after its stop,
+    or zero energy while the status history says the connector was charging."""
     zone = facts.zone
     reasons: list[Reason] = []
     backwards = _register_backwards(facts)
@@ -596,11 +637,49 @@ def rule_energy_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
         at, before, after = backwards
         params = {"at": _fmt(at, zone), "before": _num(before), "after": _num(after)}
         reasons.append(Reason("register_backwards", params))
+    after = _samples_after_stop(facts)
+    if after is not None:
+        params = {
+            "stop": _fmt(facts.stopped_at, zone),
+            "stop_wh": _num(facts.meter_stop_wh),
+            "at": _fmt(after.at, zone),
+            "after": _num(after.energy_wh),
+        }
+        reasons.append(Reason("samples_after_stop", params))
     pile_energy = pile_values(facts).energy_wh
     charging = platform_charging_time(facts, states={CHARGING})
     if pile_energy == 0 and charging is not None and charging >= limits.min_charging_for_energy:
         reasons.append(Reason("zero_energy_while_charging", {"minutes": _minutes(charging)}))
     return [Finding(FaultCode.ENERGY_LOST, tuple(reasons))] if reasons else []
+
+
+def rule_energy_beyond_power(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
+    """13: more energy than the connector (or the pile, when smaller or the only one
+    known) can deliver in the session's time: never charged (a meter or firmware fault;
+    250 kWh in 20 s on a 7 kW pile). The time is the longer of the pile's and the
+    platform's accounts, the energy the larger of the pile's and the samples'."""
+    powers = [p for p in (facts.connector_power_w, facts.max_power_w) if p]
+    if facts.stopped_at is None or not powers:
+        return []
+    energies = [e for e in (pile_values(facts).energy_wh, platform_energy_wh(facts)) if e]
+    durations = [facts.stopped_at - facts.started_at]
+    if facts.stop_received_at is not None:
+        durations.append(facts.stop_received_at - facts.start_received_at)
+    duration = max(max(durations), dt.timedelta(0))
+    if not energies:
+        return []
+    power, energy = min(powers), max(energies)
+    seconds = Decimal(int(duration.total_seconds()))
+    limit = power * seconds / 3600 * limits.power_tolerance_ratio + limits.power_tolerance_wh
+    if energy <= limit:
+        return []
+    params = {
+        "energy": _num(energy),
+        "minutes": _minutes(duration),
+        "kw": _num(power / 1000),
+        "limit": _num(limit.quantize(Decimal("0.001"))),
+    }
+    return [Finding(FaultCode.ENERGY_IMPLAUSIBLE, (Reason("energy_beyond_power", params),))]
 
 
 RULES = (
@@ -611,6 +690,7 @@ RULES = (
     rule_charging_time,
     rule_occupancy,
     rule_energy_lost,
+    rule_energy_beyond_power,
 )
 
 

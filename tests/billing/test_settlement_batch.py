@@ -278,8 +278,8 @@ def test_a_session_stopped_in_2999_is_a_fault_bill_and_the_batch_settles_the_res
     assert bad.fault_codes == [FaultCode.TIME_ANOMALY, FaultCode.DURATION_ANOMALY]
     assert bad.fault_detail == (
         "Not priced: the pile's time 2999-01-01 00:00:00 is more than 24 hours later than the "
-        "platform received it (2019-09-07 10:40:40). Not priced: the session would last 8584536.6 hours, more "
-        "than the maximum of 24 hours."
+        "platform received it (2019-09-07 10:40:40). Not priced: the session would last "
+        "8584536.6 hours, more than the maximum of 24 hours."
     )
     assert bad.duration_s == 2**31 - 1 and not bad.lines.exists()
     case = FaultCase.objects.get(session=future)

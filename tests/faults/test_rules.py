@@ -329,7 +329,8 @@ def test_lost_bill_proposal(change, stop, register, basis):
         # Samples end at 30 min, the stop is at 60: 30 minutes unseen.
         (None, "40000", []),  # no power rating: more energy than sampled is plausible
         (Decimal(60000), "40000", []),  # 60 kW × 0.5 h = 30 kWh could have flowed
-        (Decimal(7000), "40000", [FaultCode.ENERGY_MISMATCH]),  # 7 kW × 0.5 h = 3.5 kWh
+        # 7 kW × 0.5 h = 3.5 kWh; 39 kWh in the hour is beyond 7 kW as well (13)
+        (Decimal(7000), "40000", [FaultCode.ENERGY_MISMATCH, FaultCode.ENERGY_IMPLAUSIBLE]),
         (None, "8000", [FaultCode.ENERGY_LOST]),  # below a sampled register: a reset
     ],
 )

@@ -324,3 +324,19 @@ def test_sub_operator_staff_role_sees_but_cannot_repair(client, desk, action):
     case.refresh_from_db()
     assert (case.state, case.actions.count()) == ("open", 1)
     assert Bill.objects.get(session=session).payment_state == PaymentState.FAULT
+
+
+def test_a_fault_bill_the_platform_could_not_price_shows_the_piles_energy_and_why(client):
+    # No tariff at this station: pricing raises, the bill is 0 Wh and 0.00 yuan, but the
+    # page says what the pile reported (34820 Wh) and the engine's message.
+    station = factories.StationFactory()
+    session = stopped_session(station=station, samples=SAMPLES[:3] + SAMPLES[4:])
+    bill = bill_settle(session_id=session.pk)
+    assert (bill.energy_wh, bill.total, bill.fault_codes) == (D("0.000"), D("0.00"), [12])
+    client.force_login(staff(station.operator))
+    html = client.get(page_url(FaultCase.objects.get(session=session))).content.decode()
+    assert (
+        "The pile reported 44820.000 Wh (its meterStop − meterStart); the platform did not "
+        "price it. No tariff is in force at 2019-09-06 23:26:13 (station time); the bill "
+        "needs one."
+    ) in html

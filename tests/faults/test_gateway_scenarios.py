@@ -348,7 +348,9 @@ def test_a_stop_in_2999_is_a_time_anomaly_fault_bill_and_its_page_answers(
     assert LedgerEntry.objects.filter(bill=bill).count() == 0
     # The bill page draws no tariff bands over 973 years: the engine refuses the walk.
     staff = StaffFactory(operator=pile.station.operator)
-    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="billing"))
+    staff.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["billing", "faults"])
+    )
     client.force_login(staff)
     with django_assert_max_num_queries(30):
         page = client.get(reverse("admin:billing_bill_change", args=[bill.pk]))
@@ -359,6 +361,10 @@ def test_a_stop_in_2999_is_a_time_anomaly_fault_bill_and_its_page_answers(
         "price it. Not priced: the pile&#x27;s time 2999-01-01 08:00:00 is more than 24 hours"
     ) in html
     assert "<rect" not in html and "<polyline" in html
+    case = FaultCase.objects.get(session=bill.session)
+    page = client.get(reverse("admin:faults_faultcase_change", args=[case.pk]))
+    assert page.status_code == 200
+    assert "The pile reported 1000.000 Wh" in page.content.decode()
 
 
 @pytest.mark.parametrize("stop_wh", [350_000, 90_000_000_000])

@@ -344,7 +344,10 @@ def test_a_stop_in_2999_is_a_time_anomaly_fault_bill_and_its_page_answers(
         [3, 5, 9],
         Decimal("0.00"),
     )
-    assert bill.fault_detail.startswith("Not priced: the pile's time 2999-01-01 08:00:00 is more")
+    # Stored in the gateway's language (zh-hans), as the engine's messages are.
+    assert bill.fault_detail.startswith(
+        "未计价：充电桩时间 2999-01-01 08:00:00 比平台收到它的时间（"
+    ) and bill.fault_detail.endswith("超过最长 24 小时。")
     assert LedgerEntry.objects.filter(bill=bill).count() == 0
     # The bill page draws no tariff bands over 973 years: the engine refuses the walk.
     staff = StaffFactory(operator=pile.station.operator)
@@ -358,7 +361,7 @@ def test_a_stop_in_2999_is_a_time_anomaly_fault_bill_and_its_page_answers(
     assert page.status_code == 200
     assert (
         "The pile reported 1000.000 Wh (its meterStop − meterStart); the platform did not "
-        "price it. Not priced: the pile&#x27;s time 2999-01-01 08:00:00 is more than 24 hours"
+        f"price it. {bill.fault_detail}</p>"
     ) in html
     assert "<rect" not in html and "<polyline" in html
     case = FaultCase.objects.get(session=bill.session)

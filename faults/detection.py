@@ -43,6 +43,7 @@ from .rules import (
     explain,
     implausible_times,
     propose_lost_bill,
+    rule_energy_beyond_power,
 )
 
 
@@ -61,8 +62,11 @@ def pricing_refused(
 ) -> PricingAttempt | None:
     """Settlement asks this BEFORE pricing ``start``–``end``: an attempt that is not
     priced, with its fault findings and the reasons as the error message, when the times
-    or the duration are implausible (`faults.rules.implausible_times`); else None."""
+    or the duration are implausible (`faults.rules.implausible_times`) or the energy is
+    beyond what the connector can deliver (code 13: no price of it means anything, and
+    9×10^10 Wh priced is a nine-digit bill); else None."""
     findings = implausible_times(facts, limits, start=start, end=end)
+    findings += rule_energy_beyond_power(facts, limits)
     if not findings:
         return None
     message = " ".join(explain(reason) for f in findings for reason in f.reasons)
@@ -112,7 +116,8 @@ def settlement_findings(
     findings = {f.code: f for f in detect(facts, limits)}
     for refusal in pricing.findings:  # not priced: the rule's reasons, then why not priced
         found = findings.get(refusal.code)
-        reasons = (found.reasons if found else ()) + refusal.reasons
+        reasons = found.reasons if found else ()
+        reasons += tuple(r for r in refusal.reasons if r not in reasons)
         findings[refusal.code] = Finding(refusal.code, reasons)
     for rule in SETTLEMENT_RULES:
         code = rule(session, pricing)

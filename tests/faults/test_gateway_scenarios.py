@@ -379,10 +379,14 @@ def test_energy_beyond_the_connector_power_is_a_fault_bill_never_a_charge(
     run(charge(gateway.url, pile, member, stop_wh=stop_wh))
     bill = settled(pile)
     assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [13])
+    # Not priced either (decided before pricing): no nine-digit amount, even unpaid.
+    assert (bill.energy_wh, bill.total, bill.lines.count()) == (Decimal(0), Decimal(0), 0)
+    # (in the gateway's language; the seconds it took vary, the energy and power do not)
+    assert f"分钟内充电 {stop_wh - 100_000} Wh，超过该充电枪 7 kW 所能输出" in bill.fault_detail
     assert LedgerEntry.objects.filter(bill=bill).count() == 0
     assert Wallet.objects.get(member=member).balance == Decimal("100.00")
     (finding,) = FaultCase.objects.get(session=bill.session).findings
-    assert finding["reasons"][0]["key"] == "energy_beyond_power"
+    assert [r["key"] for r in finding["reasons"]] == ["energy_beyond_power"]  # once
     assert finding["reasons"][0]["params"]["kw"] == "7"
 
 

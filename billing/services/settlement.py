@@ -388,7 +388,9 @@ def bill_repair_apply(
             )
             % {"order": bill.order_no, "state": bill.get_payment_state_display()}
         )
-    samples = sorted(samples)
+    # As instants: sorting (or subtracting) times of one zone goes by the wall clock, and
+    # across the autumn change 02:10 (second pass) would come before 02:30 (first pass).
+    samples = sorted((t.astimezone(dt.UTC), e) for t, e in samples)
     specs = tariff_specs_for(
         station=session.station,
         current_type=session.pile.current_type,

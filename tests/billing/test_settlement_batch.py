@@ -288,3 +288,27 @@ def test_a_session_stopped_in_2999_is_a_fault_bill_and_the_batch_settles_the_res
         ["too_long", "not_priced_too_long"],
     ]
     assert LedgerEntry.objects.filter(kind="charge").count() == 2
+
+
+def test_any_failure_of_one_session_is_isolated_by_halves(monkeypatch, caplog):
+    # A failure nobody foresaw (not a domain error) in the middle session of five: the
+    # batch is rolled back and settled again in halves; the four others settle.
+    from billing.services import settlement
+
+    station = tariffed_station()
+    sessions = [stopped_session(station=station, samples=EXAMPLE) for _ in range(5)]
+    poisoned = sessions[2]
+    real = settlement._bill
+
+    def bill(check, *args):
+        if check.session.pk == poisoned.pk:
+            raise RuntimeError("unforeseen")
+        return real(check, *args)
+
+    monkeypatch.setattr(settlement, "_bill", bill)
+    bills = sessions_settle_pending()
+
+    assert [b.session_id for b in bills] == [s.pk for s in sessions if s != poisoned]
+    assert [b.total for b in bills] == [D("33.02")] * 4
+    assert ChargingSession.objects.get(pk=poisoned.pk).state == SessionState.STOPPED
+    assert f"Session {poisoned.pk} cannot be settled; it stays stopped" in caplog.text

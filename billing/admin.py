@@ -46,6 +46,7 @@ from .models import (
 )
 from .pricing import PricingError, period_segments
 from .selectors import (
+    bill_not_priced,
     bill_samples,
     bills_visible_to,
     sessions_visible_to,
@@ -558,6 +559,7 @@ class BillAdmin(BillingAdmin):
             "bill_kwh": bill.energy_wh / 1000,
             "chart": meter_chart(samples=samples, bands=bands, zone=zone),
             "legend": legend(),
+            "not_priced": bill_not_priced(bill),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra)

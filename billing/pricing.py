@@ -22,12 +22,20 @@ A pure function (no database, no clock): `price_session`. How it works:
 5. What the bill shows is allocated so that it adds up exactly (largest remainder,
    `chargenet.money.allocate_units`): each line's energy is whole mWh and the lines'
    energies add up to the register difference; the total in fen is split over the
-   2 × lines fee cells (electricity, service of each line) in proportion to their exact
-   amounts: every cell gets its share rounded down to the fen and the fen left over go
-   to the cells with the largest remainders, earlier cells first on ties (older version,
-   sharper period, electricity before service). Worked example (DOMAIN.md): exact
-   5.6576 + 4.5084 + 8.5734 + 14.289 = 33.0284 → total 33.02, shown as
-   5.66 + 4.51 + 8.57 + 14.28.
+   2 × lines fee cells (electricity, service of each line): every cell is its own exact
+   amount rounded down to the fen, and the fen left to reach the total (fewer than the
+   cells) go one each to the cells with the largest remainders, earlier cells first on
+   ties (older version, sharper period, electricity before service). So a driver who
+   recomputes a line (energy × price) gets each cell within a fen. Worked example
+   (DOMAIN.md): exact 5.6576 + 4.5084 + 8.5734 + 14.289 = 33.0284 → total 33.02; floors
+   5.65 + 4.50 + 8.57 + 14.28 = 33.00, the 2 fen left go to 14.289 (.009) and 4.5084
+   (.0084): shown as 5.65 + 4.51 + 8.57 + 14.29.
+6. Work is bounded: the engine walks at most `MAX_SEGMENTS` half-hour slots and version
+   changes and refuses a longer session (`TooManySegments`) before walking it. Settlement
+   decides implausible times and durations before pricing (`faults.rules.implausible_times`).
+7. Times are compared as instants (µs since the epoch), never as wall clocks: two aware
+   datetimes of one zone compare by wall clock in Python, ignoring ``fold``, so 02:10
+   (second pass, after the autumn change) would look earlier than 02:30 (first pass).
 
 No tariff in force at some moment of the session raises `TariffMissing` (the bill becomes
 a fault bill, code 12) — never a default price.
@@ -48,7 +56,14 @@ from zoneinfo import ZoneInfo
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import DomainError
-from chargenet.money import allocate_units, fen_to_yuan, price, rounding_mode, to_fen
+from chargenet.money import (
+    allocate_by_floor,
+    allocate_units,
+    fen_to_yuan,
+    price,
+    rounding_mode,
+    to_fen,
+)
 
 PERIODS = 4  # p0 sharp, p1 peak, p2 flat, p3 valley
 SLOTS_PER_DAY = 48
@@ -59,6 +74,10 @@ _ONE_US = dt.timedelta(microseconds=1)
 _MWH = Decimal(1000)
 _PRICE_UNITS = 100_000  # a price in units of 0.00001 yuan/kWh is an integer
 _CELL_UNITS_PER_YUAN = 1_000_000 * _PRICE_UNITS  # mWh per kWh × price units per yuan
+# The most half-hour slots and version changes one pricing walks: 100 days. Far beyond any
+# real session (settlement makes one longer than the operator's maximum, 24 h by default,
+# a fault bill before pricing), and walked in milliseconds: nothing makes pricing loop long.
+MAX_SEGMENTS = 100 * SLOTS_PER_DAY
 
 
 class PricingError(DomainError):
@@ -81,6 +100,18 @@ class NegativeEnergy(PricingError):
 
 class TimeReversed(PricingError):
     code = "time_reversed"
+
+
+class TimesImplausible(PricingError):
+    """Not priced: the session's times or duration cannot be real (a pile clock in the
+    year 2999, a session of months). Raised by the engine's own bound (`TooManySegments`),
+    or made by settlement when the fault rules decided so before pricing."""
+
+    code = "times_implausible"
+
+
+class TooManySegments(TimesImplausible):
+    code = "too_many_segments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,19 +214,16 @@ def _check_samples(samples) -> tuple[list[dt.datetime], list[Decimal]]:
     """Check samples without converting them one by one: aware times that never go
     backwards, exact energies (Decimal or int) never negative, never dropping. The
     valid case costs a few C-speed list operations; only a bad one is looked at closely."""
-    times = [t for t, _e in samples]
     energies = [e for _t, e in samples]
     if not {type(e) for e in energies} <= {Decimal, int}:
         raise PricingError(_("Energy must be exact (Decimal), not a float."))
-    if any(t.tzinfo is None for t in (times[0], times[-1])):
+    if any(t.tzinfo is None for t, _e in samples):
         raise PricingError(_("Meter sample times must carry their time zone."))
-    try:
-        ordered = times == sorted(times) and energies == sorted(energies)
-        strictly = ordered and all(map(operator.lt, times, times[1:]))
-    except TypeError:  # a naive time among aware ones
-        raise PricingError(_("Meter sample times must carry their time zone.")) from None
-    if not strictly:
-        _find_backwards(samples)
+    # As instants (UTC): same-zone aware datetimes compare by wall clock, ignoring fold.
+    times = [t.astimezone(dt.UTC) for t, _e in samples]
+    ordered = times == sorted(times) and energies == sorted(energies)
+    if not (ordered and all(map(operator.lt, times, times[1:]))):
+        _find_backwards(times, samples)
     if energies[0] < 0:
         raise NegativeEnergy(_("An energy register cannot be negative."))
     return times, energies
@@ -211,8 +239,7 @@ def _mwh(wh: Decimal | int) -> int:
     return i
 
 
-def _find_backwards(samples) -> None:
-    times = [t for t, _e in samples]
+def _find_backwards(times: list[dt.datetime], samples) -> None:
     regs = [e for _t, e in samples]
     for i in range(1, len(times)):
         if times[i] < times[i - 1] or (times[i] == times[i - 1] and regs[i] != regs[i - 1]):
@@ -241,6 +268,19 @@ def _tariff_missing(at_us: int, zone: ZoneInfo):
     )
 
 
+def _too_many_segments(start: int, end: int, zone: ZoneInfo):
+    def local(us: int) -> str:
+        return dt.datetime.fromtimestamp(us // US, tz=zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    raise TooManySegments(
+        _(
+            "Not priced: the session runs from %(start)s to %(end)s (station time), longer "
+            "than the %(days)s days the pricing engine prices."
+        )
+        % {"start": local(start), "end": local(end), "days": MAX_SEGMENTS // SLOTS_PER_DAY}
+    )
+
+
 def _segments(start: int, end: int, tariffs: Sequence[TariffSpec], zone: ZoneInfo):
     """[(segment end µs, line key)] covering [start, end]; key = (tariff index, period)."""
     froms = [_us(t.effective_from) for t in tariffs]
@@ -252,6 +292,10 @@ def _segments(start: int, end: int, tariffs: Sequence[TariffSpec], zone: ZoneInf
         first_of.setdefault(t.version_id, i) if t.version_id is not None else i
         for i, t in enumerate(tariffs)
     ]
+    # Bounded before walking: a segment per half hour begun, plus one per version change.
+    changes = sum(1 for f in froms if start < f < end)
+    if -((start - end) // (SLOT_SECONDS * US)) + changes > MAX_SEGMENTS:
+        _too_many_segments(start, end, zone)
     ti = 0
     while ti + 1 < len(froms) and froms[ti + 1] <= start:
         ti += 1
@@ -336,7 +380,12 @@ def price_session(
     unit = denominator * _CELL_UNITS_PER_YUAN
     exact_total = Fraction(sum(cells), unit)
     total = to_fen(exact_total, rounding=mode)
-    fees = [fen_to_yuan(f) for f in allocate_units(int(total * 100), cells)]
+    # Each cell its exact amount rounded down to the fen, the fen left to the total to the
+    # largest remainders: every cell within a fen of what a driver recomputes.
+    fees = [
+        fen_to_yuan(f)
+        for f in allocate_by_floor(int(total * 100), [Fraction(c * 100, unit) for c in cells])
+    ]
 
     lines = []
     for n, k in enumerate(keys):

@@ -12,6 +12,7 @@ from operator import itemgetter
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from chargenet.money import METER_STOP_RESOLUTION_WH
 from chargenet.scope import staff_scoped
 from orgs.selectors import members_visible_to
 from stations.selectors import stations_visible_to
@@ -62,7 +63,12 @@ def session_points(
         last = bisect_left(samples, session.stopped_at, key=itemgetter(0))
     points += [sample[:2] for sample in samples[first:last] if sample[1] is not None]
     if session.stopped_at is not None and session.meter_stop_wh is not None:
-        points.append((session.stopped_at, session.meter_stop_wh))
+        stop = session.meter_stop_wh
+        # Samples above the whole-Wh stop by less than a Wh are the same reading with more
+        # digits: read as the stop, so the bill is the pile's meterStop − meterStart.
+        ceiling = stop + METER_STOP_RESOLUTION_WH
+        points = [(t, stop if stop < e < ceiling else e) for t, e in points]
+        points.append((session.stopped_at, stop))
     return points
 
 
@@ -95,6 +101,27 @@ def bill_samples(bill: Bill) -> list[tuple[dt.datetime, Decimal]]:
         return session_samples(session)
     register = session.meter_start_wh + bill.energy_wh
     return corrected_points(session, start=bill.started_at, stop=bill.ended_at, register=register)
+
+
+@dataclass(frozen=True)
+class NotPriced:
+    """Why a fault bill has no price, and the energy the pile reported all the same."""
+
+    reason: str  # the pricing error's message, as settlement stored it
+    pile_energy_wh: Decimal | None  # meterStop − meterStart; None without a stop register
+
+
+def bill_not_priced(bill: Bill) -> NotPriced | None:
+    """For a bill the platform could not price (its pricing failed or was refused: the
+    bill carries the message), what the pile reported, so a page shows the pile's energy
+    and the reason rather than a bare 0 Wh and 0.00 yuan. None for a priced bill."""
+    if not bill.fault_detail:
+        return None
+    session = bill.session
+    energy = None
+    if session.meter_stop_wh is not None:
+        energy = session.meter_stop_wh - session.meter_start_wh
+    return NotPriced(reason=bill.fault_detail, pile_energy_wh=energy)
 
 
 TARIFF_ROWS_SQL = """

@@ -24,6 +24,12 @@ PRICE_QUANTUM = Decimal("0.00001")
 KWH_QUANTUM = Decimal("0.001")
 WH_PER_KWH = Decimal(1000)
 
+# OCPP 1.6 sends meterStart/meterStop as whole Wh, while meter samples may carry decimals:
+# a stop less than this below the last sample is the same reading truncated, not energy
+# lost. The bill takes the stop register (what the pile shows and reports); the samples
+# above it by less than this are read as it (`billing.selectors.session_points`).
+METER_STOP_RESOLUTION_WH = Decimal(1)
+
 ROUNDING_MODES = {"ROUND_DOWN": ROUND_DOWN, "ROUND_HALF_UP": ROUND_HALF_UP}
 
 
@@ -125,6 +131,29 @@ def allocate_units(total: int, weights: Sequence[int | Fraction]) -> list[int]:
     for i in order[:left]:
         lines[i] += 1
     return lines
+
+
+def allocate_by_floor(total: int, amounts: Sequence[int | Fraction]) -> list[int]:
+    """Whole units for exact ``amounts`` (ints or Fractions, in units, none negative) adding
+    up to ``total``, each within one unit of its own amount.
+
+    Each amount is first rounded down to a whole unit; the units left to reach ``total``
+    go one each to the amounts with the largest remainders, earlier amounts first on ties.
+    ``total`` is the sum of the amounts rounded once (down, or half up), so it lies between
+    the sum of the floors and that sum plus one unit per amount; outside that is an error.
+    Used for a bill's fee cells: each cell is its exact amount truncated to the fen (or one
+    fen more), so a driver recomputing a line finds it within a fen.
+    """
+    if any(a < 0 for a in amounts):
+        raise MoneyError(_("An amount to allocate cannot be negative."))
+    floors = [math.floor(a) for a in amounts]
+    left = total - sum(floors)
+    if not 0 <= left <= len(amounts):
+        raise MoneyError(_("The total to allocate is not the amounts' sum, rounded once."))
+    order = sorted(range(len(amounts)), key=lambda i: (floors[i] - amounts[i], i))
+    for i in order[:left]:
+        floors[i] += 1
+    return floors
 
 
 def fen_to_yuan(fen: int) -> Decimal:

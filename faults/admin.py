@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy
 
 from billing.forms import BillCorrectionsForm
 from billing.models import Bill, Channel
+from billing.selectors import bill_not_priced
 from billing.services.repair import fault_bill_quote, fault_bill_repair
 from chargenet.admin import (
     ReadOnlyAdminMixin,
@@ -504,6 +505,7 @@ class FaultCaseAdmin(ScopedModelAdmin):
             "frames": session_frames(session),
             "frame_limit": FRAME_LIMIT,
             "bill": bill,
+            "not_priced": bill_not_priced(bill) if bill else None,
             "proposal": proposal,
             "late_stop": (session.pile_reported or {}).get("late_stop"),
             "orphan_stops": orphan_stops(session),

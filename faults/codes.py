@@ -22,6 +22,7 @@ class FaultCode(models.IntegerChoices):
     )  # 占桩时长与平台不符
     ENERGY_LOST = 11, _("energy lost")  # 电量丢失
     TARIFF_MISSING = 12, _("tariff missing")  # 电价缺失
+    ENERGY_IMPLAUSIBLE = 13, _("energy implausible for the connector's power")  # 电量超出充电桩功率
 
 
 # Codes that are shown on a bill but do not stop it being charged (DOMAIN.md: code 10).

@@ -22,11 +22,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from billing.pricing import Pricing, PricingError, RegisterBackwards, TariffMissing, TimeReversed
+from billing.pricing import (
+    Pricing,
+    PricingError,
+    RegisterBackwards,
+    TariffMissing,
+    TimeReversed,
+    TimesImplausible,
+    TooManySegments,
+)
 
 from .codes import FaultCode, blocks_payment
 from .facts import session_facts_with_limits
-from .rules import Finding, Reason, SessionFacts, Thresholds, detect, propose_lost_bill
+from .rules import (
+    Finding,
+    Reason,
+    SessionFacts,
+    Thresholds,
+    detect,
+    explain,
+    implausible_times,
+    propose_lost_bill,
+    rule_energy_beyond_power,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,24 @@ class PricingAttempt:
 
     result: Pricing | None = None
     error: PricingError | None = None
+    # Why it was not priced at all, when the rules decided so before pricing.
+    findings: tuple[Finding, ...] = ()
+
+
+def pricing_refused(
+    facts: SessionFacts, limits: Thresholds, *, start, end
+) -> PricingAttempt | None:
+    """Settlement asks this BEFORE pricing ``start``–``end``: an attempt that is not
+    priced, with its fault findings and the reasons as the error message, when the times
+    or the duration are implausible (`faults.rules.implausible_times`) or the energy is
+    beyond what the connector can deliver (code 13: no price of it means anything, and
+    9×10^10 Wh priced is a nine-digit bill); else None."""
+    findings = implausible_times(facts, limits, start=start, end=end)
+    findings += rule_energy_beyond_power(facts, limits)
+    if not findings:
+        return None
+    message = " ".join(explain(reason) for f in findings for reason in f.reasons)
+    return PricingAttempt(error=TimesImplausible(message), findings=tuple(findings))
 
 
 def tariff_missing(session, pricing: PricingAttempt) -> FaultCode | None:
@@ -57,10 +93,16 @@ def stopped_before_start(session, pricing: PricingAttempt) -> FaultCode | None:
     return FaultCode.TIME_ANOMALY if reversed_time else None
 
 
+def too_long_to_price(session, pricing: PricingAttempt) -> FaultCode | None:
+    # The engine's own bound: longer than it walks, whatever the operator's maximum says.
+    return FaultCode.DURATION_ANOMALY if isinstance(pricing.error, TooManySegments) else None
+
+
 SETTLEMENT_RULES: list[Callable[..., FaultCode | None]] = [
     tariff_missing,
     register_went_backwards,
     stopped_before_start,
+    too_long_to_price,
 ]
 
 
@@ -72,6 +114,11 @@ def settlement_findings(
     if facts is None:
         facts, limits, _open = session_facts_with_limits(session=session)
     findings = {f.code: f for f in detect(facts, limits)}
+    for refusal in pricing.findings:  # not priced: the rule's reasons, then why not priced
+        found = findings.get(refusal.code)
+        reasons = found.reasons if found else ()
+        reasons += tuple(r for r in refusal.reasons if r not in reasons)
+        findings[refusal.code] = Finding(refusal.code, reasons)
     for rule in SETTLEMENT_RULES:
         code = rule(session, pricing)
         if code is not None and code not in findings:

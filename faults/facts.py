@@ -48,7 +48,8 @@ SELECT
      WHERE fc.session_id = p.session_id AND fc.state IN ('open', 'escalated')),
     fs.id, fs.max_silence_minutes, fs.clock_skew_minutes, fs.max_duration_hours,
     fs.energy_tolerance_wh, fs.energy_tolerance_percent, fs.charging_time_tolerance_minutes,
-    fs.occupancy_tolerance_minutes, fs.min_charging_for_energy_minutes
+    fs.occupancy_tolerance_minutes, fs.min_charging_for_energy_minutes,
+    fs.power_tolerance_percent, fs.power_tolerance_wh, c.rated_power_kw
 FROM unnest(%(session)s::bigint[], %(pile)s::bigint[], %(connector)s::bigint[],
             %(operator)s::bigint[], %(begin)s::timestamptz[], %(end)s::timestamptz[])
      AS p(session_id, pile_id, connector_id, operator_id, begin_at, end_at)
@@ -95,6 +96,8 @@ SETTINGS_COLUMNS = (
     "charging_time_tolerance_minutes",
     "occupancy_tolerance_minutes",
     "min_charging_for_energy_minutes",
+    "power_tolerance_percent",
+    "power_tolerance_wh",
 )
 
 
@@ -136,7 +139,7 @@ def sessions_facts_with_limits(
         row = by_id[session.pk]
         ev_at, ev_status, ev_pile, ms_at, ms_energy, ms_power, off_start, off_end = row[1:9]
         next_start, open_codes = row[9:11]
-        settings_row = dict(zip(SETTINGS_COLUMNS, row[11:], strict=True))
+        settings_row = dict(zip(SETTINGS_COLUMNS, row[11:-1], strict=True))
         limits = FaultSettings(**settings_row).thresholds() if settings_row["id"] else Thresholds()
         begin = session.created_at
         last_boot = session.pile.last_boot_at
@@ -157,6 +160,7 @@ def sessions_facts_with_limits(
             pile_charging_seconds=_int_or_none(reported.get("charging_seconds")),
             pile_occupancy_seconds=_int_or_none(reported.get("occupancy_seconds")),
             max_power_w=_watts(session.pile.max_power_kw),
+            connector_power_w=_watts(row[-1]),
             active=session.state in ACTIVE_STATES,
             zone=session.station.zone,
         )

@@ -56,6 +56,19 @@ class FaultSettings(models.Model):
     min_charging_for_energy_minutes = models.PositiveIntegerField(
         _("charging minutes that must deliver energy"), default=5
     )
+    # Energy beyond rated power × duration × percent + Wh is a fault (code 13).
+    power_tolerance_percent = models.PositiveIntegerField(
+        _("energy allowed over rated power × duration (%)"),
+        default=120,
+        validators=[MinValueValidator(100)],
+    )
+    power_tolerance_wh = models.DecimalField(
+        _("energy allowed over rated power × duration (Wh)"),
+        max_digits=10,
+        decimal_places=3,
+        default=Decimal(100),
+        validators=[MinValueValidator(0)],
+    )
 
     class Meta:
         verbose_name = _("fault-bill settings")
@@ -83,6 +96,8 @@ class FaultSettings(models.Model):
             charging_time_tolerance=dt.timedelta(minutes=self.charging_time_tolerance_minutes),
             occupancy_tolerance=dt.timedelta(minutes=self.occupancy_tolerance_minutes),
             min_charging_for_energy=dt.timedelta(minutes=self.min_charging_for_energy_minutes),
+            power_tolerance_ratio=Decimal(self.power_tolerance_percent) / 100,
+            power_tolerance_wh=Decimal(self.power_tolerance_wh),
         )
 
 

@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 from django.utils.translation import gettext_lazy as _
 
+from chargenet.money import METER_STOP_RESOLUTION_WH
+
 from .codes import FaultCode
 
 # A connector in one of these states is in a session: charging, or plugged in and paused
@@ -46,6 +48,9 @@ class Thresholds:
     charging_time_tolerance: dt.timedelta = dt.timedelta(minutes=10)
     occupancy_tolerance: dt.timedelta = dt.timedelta(minutes=15)
     min_charging_for_energy: dt.timedelta = dt.timedelta(minutes=5)
+    # Energy beyond power × duration × this ratio + the allowance below is not physical.
+    power_tolerance_ratio: Decimal = Decimal("1.2")
+    power_tolerance_wh: Decimal = Decimal(100)
 
 
 class Sample(NamedTuple):
@@ -93,6 +98,7 @@ class SessionFacts:
     pile_charging_seconds: int | None = None  # when the pile reports its own figure
     pile_occupancy_seconds: int | None = None
     max_power_w: Decimal | None = None  # the pile's rated maximum, bounds unseen energy
+    connector_power_w: Decimal | None = None  # the connector's rated power
     # False once the platform closed the session without a StopTransaction (superseded
     # by a new transaction, or swept as lost): the stop is known to be missing.
     active: bool = True
@@ -170,6 +176,18 @@ REASONS = {
         "(%(platform)s) and the pile was neither offline nor rebooted in between."
     ),
     "zero_duration": _("The pile reported a session of zero duration."),
+    "not_priced_future": _(
+        "Not priced: the pile's time %(pile)s is more than %(max)s hours later than the "
+        "platform received it (%(platform)s)."
+    ),
+    "not_priced_too_early": _(
+        "Not priced: the pile's time %(pile)s is before %(earliest)s, when no pile could "
+        "have charged on this platform."
+    ),
+    "not_priced_too_long": _(
+        "Not priced: the session would last %(hours)s hours, more than the maximum of "
+        "%(max)s hours."
+    ),
     "too_long": _("The session lasted %(hours)s hours, more than the maximum of %(max)s hours."),
     "energy_mismatch": _(
         "The pile reported %(pile)s Wh, the platform's meter samples show %(platform)s Wh "
@@ -185,6 +203,14 @@ REASONS = {
     ),
     "register_backwards": _(
         "The energy register went backwards at %(at)s: from %(before)s Wh to %(after)s Wh."
+    ),
+    "samples_after_stop": _(
+        "Samples after the stop: the pile kept metering after its stop at %(stop)s "
+        "(%(stop_wh)s Wh); its sample at %(at)s reads %(after)s Wh."
+    ),
+    "energy_beyond_power": _(
+        "%(energy)s Wh in %(minutes)s minutes is more than the connector's %(kw)s kW can "
+        "deliver (at most %(limit)s Wh with the tolerance)."
     ),
     "zero_energy_while_charging": _(
         "The pile reported zero energy while the connector was charging for %(minutes)s minutes."
@@ -439,6 +465,47 @@ def rule_time(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     return [Finding(FaultCode.TIME_ANOMALY, tuple(reasons))] if reasons else []
 
 
+# No session on this platform starts before this (OCPP 1.6, the piles' protocol, is of 2015):
+# an earlier pile time is a clock that was never set.
+EARLIEST_SESSION = dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
+
+
+def _hours(delta: dt.timedelta) -> str:
+    return str((Decimal(int(delta.total_seconds())) / 3600).quantize(Decimal("0.1")))
+
+
+def implausible_times(
+    facts: SessionFacts, limits: Thresholds, *, start: dt.datetime, end: dt.datetime
+) -> list[Finding]:
+    """Decided BEFORE pricing: is the span pricing would walk (``start``–``end``: the first
+    and last meter reading it would price) one no real session has? Later than the platform
+    received it by more than the operator's maximum duration (a clock only minutes ahead is
+    still priced, and a time anomaly by `rule_time`), before `EARLIEST_SESSION`, or longer
+    than that maximum. Then the session is not priced (it could make
+    the engine walk centuries of half hours) and becomes a fault bill: 3 for the times,
+    5 for the duration, each reason saying it was not priced and why."""
+    zone = facts.zone
+    received = max(facts.stop_received_at or facts.now, facts.start_received_at)
+    max_hours = _num(Decimal(int(limits.max_duration.total_seconds())) / 3600)
+    times: list[Reason] = []
+    for moment in dict.fromkeys((start, end)):
+        params = {"pile": _fmt(moment, zone)}
+        if moment - received > limits.max_duration:
+            params |= {"platform": _fmt(received, zone), "max": max_hours}
+            times.append(Reason("not_priced_future", params))
+        elif moment < EARLIEST_SESSION:
+            times.append(
+                Reason("not_priced_too_early", {**params, "earliest": _fmt(EARLIEST_SESSION, zone)})
+            )
+    findings = [Finding(FaultCode.TIME_ANOMALY, tuple(times))] if times else []
+    if end - start > limits.max_duration:
+        params = {"hours": _hours(end - start), "max": max_hours}
+        findings.append(
+            Finding(FaultCode.DURATION_ANOMALY, (Reason("not_priced_too_long", params),))
+        )
+    return findings
+
+
 def rule_duration(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     """5: zero, or longer than the operator's maximum (negative is a time anomaly)."""
     if facts.stopped_at is None:
@@ -447,12 +514,11 @@ def rule_duration(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     if duration == dt.timedelta(0):
         return [Finding(FaultCode.DURATION_ANOMALY, (Reason("zero_duration"),))]
     if duration > limits.max_duration:
-        hours = (Decimal(int(duration.total_seconds())) / 3600).quantize(Decimal("0.1"))
         max_hours = Decimal(int(limits.max_duration.total_seconds())) / 3600
         return [
             Finding(
                 FaultCode.DURATION_ANOMALY,
-                (Reason("too_long", {"hours": str(hours), "max": _num(max_hours)}),),
+                (Reason("too_long", {"hours": _hours(duration), "max": _num(max_hours)}),),
             )
         ]
     return []
@@ -520,23 +586,50 @@ def rule_occupancy(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
     return [Finding(FaultCode.OCCUPANCY_MISMATCH, (Reason("occupancy_mismatch", params),))]
 
 
+def _stop_register_below(previous: Decimal, stop: Decimal) -> bool:
+    # A stop less than a Wh below the sample before it is that reading sent as whole Wh.
+    return previous - stop >= METER_STOP_RESOLUTION_WH
+
+
 def _register_backwards(facts: SessionFacts) -> tuple[dt.datetime, Decimal, Decimal] | None:
-    """Where the energy register first went down (time, before, after), if it did."""
-    readings = [(s.at, s.energy_wh) for s in _ordered_samples(facts) if s.at >= facts.started_at]
-    if facts.meter_stop_wh is not None:
-        # The stop register is the last reading, whatever the pile's stop clock says.
-        readings.append((facts.stopped_at or facts.now, facts.meter_stop_wh))
+    """Where the energy register first went down (time, before, after), if it did, up to
+    the stop: samples after it are `_samples_after_stop`."""
+    readings = [(s.at, s.energy_wh) for s in _before_stop(facts)]
     previous = facts.meter_start_wh
     for at, energy in readings:
         if energy < previous:
             return at, previous, energy
         previous = energy
+    if facts.meter_stop_wh is not None and _stop_register_below(previous, facts.meter_stop_wh):
+        # The stop register is the last reading, whatever the pile's stop clock says.
+        return facts.stopped_at or facts.now, previous, facts.meter_stop_wh
+    return None
+
+
+def _before_stop(facts: SessionFacts) -> list[Sample]:
+    return [
+        s
+        for s in _ordered_samples(facts)
+        if s.at >= facts.started_at and (facts.stopped_at is None or s.at <= facts.stopped_at)
+    ]
+
+
+def _samples_after_stop(facts: SessionFacts) -> Sample | None:
+    """The first sample stamped after the stop with clearly more energy (a Wh or more) than
+    the stop register: the pile kept metering. Less is the same reading (a sample a few
+    hundred ms after the stop, with decimals the whole-Wh stop does not carry)."""
+    if facts.stopped_at is None or facts.meter_stop_wh is None:
+        return None
+    ceiling = facts.meter_stop_wh + METER_STOP_RESOLUTION_WH
+    for s in _ordered_samples(facts):
+        if s.at > facts.stopped_at and s.energy_wh >= ceiling:
+            return s
     return None
 
 
 def rule_energy_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
-    """11: the register went backwards (a reset), or zero energy while the status history
-    says the connector was charging."""
+    """11: the register went backwards (a reset), the pile kept metering after its stop,
+    or zero energy while the status history says the connector was charging."""
     zone = facts.zone
     reasons: list[Reason] = []
     backwards = _register_backwards(facts)
@@ -544,11 +637,49 @@ def rule_energy_lost(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
         at, before, after = backwards
         params = {"at": _fmt(at, zone), "before": _num(before), "after": _num(after)}
         reasons.append(Reason("register_backwards", params))
+    after = _samples_after_stop(facts)
+    if after is not None:
+        params = {
+            "stop": _fmt(facts.stopped_at, zone),
+            "stop_wh": _num(facts.meter_stop_wh),
+            "at": _fmt(after.at, zone),
+            "after": _num(after.energy_wh),
+        }
+        reasons.append(Reason("samples_after_stop", params))
     pile_energy = pile_values(facts).energy_wh
     charging = platform_charging_time(facts, states={CHARGING})
     if pile_energy == 0 and charging is not None and charging >= limits.min_charging_for_energy:
         reasons.append(Reason("zero_energy_while_charging", {"minutes": _minutes(charging)}))
     return [Finding(FaultCode.ENERGY_LOST, tuple(reasons))] if reasons else []
+
+
+def rule_energy_beyond_power(facts: SessionFacts, limits: Thresholds) -> list[Finding]:
+    """13: more energy than the connector (or the pile, when smaller or the only one
+    known) can deliver in the session's time: never charged (a meter or firmware fault;
+    250 kWh in 20 s on a 7 kW pile). The time is the longer of the pile's and the
+    platform's accounts, the energy the larger of the pile's and the samples'."""
+    powers = [p for p in (facts.connector_power_w, facts.max_power_w) if p]
+    if facts.stopped_at is None or not powers:
+        return []
+    energies = [e for e in (pile_values(facts).energy_wh, platform_energy_wh(facts)) if e]
+    durations = [facts.stopped_at - facts.started_at]
+    if facts.stop_received_at is not None:
+        durations.append(facts.stop_received_at - facts.start_received_at)
+    duration = max(max(durations), dt.timedelta(0))
+    if not energies:
+        return []
+    power, energy = min(powers), max(energies)
+    seconds = Decimal(int(duration.total_seconds()))
+    limit = power * seconds / 3600 * limits.power_tolerance_ratio + limits.power_tolerance_wh
+    if energy <= limit:
+        return []
+    params = {
+        "energy": _num(energy),
+        "minutes": _minutes(duration),
+        "kw": _num(power / 1000),
+        "limit": _num(limit.quantize(Decimal("0.001"))),
+    }
+    return [Finding(FaultCode.ENERGY_IMPLAUSIBLE, (Reason("energy_beyond_power", params),))]
 
 
 RULES = (
@@ -559,6 +690,7 @@ RULES = (
     rule_charging_time,
     rule_occupancy,
     rule_energy_lost,
+    rule_energy_beyond_power,
 )
 
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -23,7 +23,12 @@ from chargenet.audit import audit_record
 from chargenet.bulk import bulk_insert
 from chargenet.errors import Conflict, DomainError, NotFound
 from faults.codes import NON_BLOCKING, blocks_payment
-from faults.detection import PricingAttempt, SettlementCheck, detect_on_settlements
+from faults.detection import (
+    PricingAttempt,
+    SettlementCheck,
+    detect_on_settlements,
+    pricing_refused,
+)
 from faults.facts import sessions_facts_with_limits
 
 from ..models import (
@@ -56,8 +61,12 @@ class SessionNotStopped(Conflict):
     code = "session_not_stopped"
 
 
-def _price(session: ChargingSession, samples, tariff_rows) -> PricingAttempt:
+def _price(session: ChargingSession, samples, tariff_rows, facts, limits) -> PricingAttempt:
     start, end = samples[0][0], samples[-1][0]
+    # Implausible times are a fault decided before pricing: never walk the year 2999.
+    refused = pricing_refused(facts, limits, start=min(start, end), end=max(start, end))
+    if refused is not None:
+        return refused
     try:
         specs = tariff_specs_from_rows(
             tariff_rows,
@@ -156,7 +165,11 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
         until=max(max(p[0][0], p[-1][0]) for p in points.values()),
     )
     checks = [
-        SettlementCheck(s, _price(s, points[s.pk], tariffs.get(s.station_id, [])), *facts[s.pk])
+        SettlementCheck(
+            s,
+            _price(s, points[s.pk], tariffs.get(s.station_id, []), *facts[s.pk][:2]),
+            *facts[s.pk],
+        )
         for s in sessions
     ]
     codes = detect_on_settlements(checks=checks)  # fault bills and messages: ≤ 5 statements
@@ -233,6 +246,15 @@ def _sessions_move(sessions: list[ChargingSession], now: dt.datetime) -> None:
         )
 
 
+# The bill's duration column is a PostgreSQL integer (68 years): a pile clock in the year
+# 2999 (a fault bill, not priced) shows the longest it holds, rather than failing the batch.
+_DURATION_S_MAX = 2**31 - 1
+
+
+def _duration_s(duration: dt.timedelta) -> int:
+    return min(max(0, int(duration.total_seconds())), _DURATION_S_MAX)
+
+
 def _bill(check: SettlementCheck, codes: dict, states: dict, now: dt.datetime) -> Bill:
     session, attempt = check.session, check.pricing
     pricing = attempt.result
@@ -250,7 +272,7 @@ def _bill(check: SettlementCheck, codes: dict, states: dict, now: dt.datetime) -
         current_type=session.pile.current_type,
         started_at=session.started_at,
         ended_at=ended_at,
-        duration_s=max(0, int((ended_at - session.started_at).total_seconds())),
+        duration_s=_duration_s(ended_at - session.started_at),
         energy_wh=pricing.energy_wh if pricing else 0,
         electricity_fee=pricing.electricity_fee if pricing else 0,
         service_fee=pricing.service_fee if pricing else 0,
@@ -269,31 +291,52 @@ def _bill(check: SettlementCheck, codes: dict, states: dict, now: dt.datetime) -
 PENDING_BATCH = 200
 
 
-@transaction.atomic
+def _pending_locked(*, limit: int, among: Sequence[int] | None = None) -> list[int]:
+    """Up to ``limit`` stopped sessions, oldest first, locked for this transaction; those
+    another worker holds are skipped, not waited for."""
+    pending = ChargingSession.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+        state=SessionState.STOPPED
+    )
+    if among is not None:
+        pending = pending.filter(pk__in=among)
+    return list(pending.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
 def sessions_settle_pending(*, limit: int = PENDING_BATCH) -> list[Bill]:
     """Settle up to ``limit`` stopped sessions nobody settled yet (their on-commit task was
     lost, or the stops came faster than the per-session tasks), oldest first, in one
     batch. Sessions another worker holds are skipped, not waited for.
 
     A session the batch cannot settle (e.g. its operator's rounding mode is unknown) must
-    not hold back the others: then they are settled one by one, and it stays stopped."""
-    ids = list(
-        ChargingSession.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(state=SessionState.STOPPED)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
-    )
+    not hold back the others: the batch's transaction is then rolled back, which releases
+    every lock, and it is settled again in halves, each its own transaction, down to the
+    bad session alone. It stays stopped (logged with its error) and the rest settle;
+    no lock on the others is held while it fails again. (Times no session can have are not
+    such a failure: settlement makes them a fault bill before pricing.)"""
+    ids: list[int] = []
     try:
-        return bills_settle(session_ids=ids)  # a savepoint: a failure undoes only it
-    except DomainError:
-        logger.warning("A pending batch failed; settling its %d sessions one by one", len(ids))
-    bills = []
-    for session_id in ids:
-        try:
-            bills += bills_settle(session_ids=[session_id])
-        except DomainError as error:
-            logger.warning("Session %s cannot be settled: %s", session_id, error)
-    return bills
+        with transaction.atomic():
+            ids = _pending_locked(limit=limit)
+            return bills_settle(session_ids=ids)
+    except OperationalError:
+        raise  # the database itself: the task retries the whole job
+    except Exception:  # one session's failure, whatever it is, is isolated
+        logger.warning("A pending batch of %d sessions failed; settling it in halves", len(ids))
+    return _settle_isolating(ids)
+
+
+def _settle_isolating(ids: list[int]) -> list[Bill]:
+    try:
+        with transaction.atomic():
+            return bills_settle(session_ids=_pending_locked(limit=len(ids), among=ids))
+    except OperationalError:
+        raise
+    except Exception:  # see sessions_settle_pending
+        if len(ids) == 1:
+            logger.exception("Session %s cannot be settled; it stays stopped", ids[0])
+            return []
+    half = len(ids) // 2
+    return _settle_isolating(ids[:half]) + _settle_isolating(ids[half:])
 
 
 class BillNotFault(Conflict):
@@ -348,7 +391,9 @@ def bill_repair_apply(
             )
             % {"order": bill.order_no, "state": bill.get_payment_state_display()}
         )
-    samples = sorted(samples)
+    # As instants: sorting (or subtracting) times of one zone goes by the wall clock, and
+    # across the autumn change 02:10 (second pass) would come before 02:30 (first pass).
+    samples = sorted((t.astimezone(dt.UTC), e) for t, e in samples)
     specs = tariff_specs_for(
         station=session.station,
         current_type=session.pile.current_type,

@@ -51,7 +51,7 @@ def test_bill_page_shows_the_breakdown_and_the_chart(client, settled):
     page = client.get(reverse("admin:billing_bill_change", args=[settled.pk]))
     assert page.status_code == 200
     html = page.content.decode()
-    assert "33.02" in html and "14.28" in html and "8840.000" not in html
+    assert "33.02" in html and "14.29" in html and "8840.000" not in html
     assert "<svg" in html and "<polyline" in html
 
 

@@ -15,6 +15,7 @@ from billing.pricing import (
     TariffMissing,
     TariffSpec,
     TimeReversed,
+    TooManySegments,
     price_session,
     schedule_from_text,
 )
@@ -58,10 +59,72 @@ def test_domain_worked_example_is_33_02():
     assert pricing.energy_wh == D("34820.000")
     assert by_period(pricing) == {(1, 2): D("8840.000"), (1, 3): D("25980.000")}
     assert [(ln.electricity_fee, ln.service_fee) for ln in pricing.lines] == [
-        (D("5.66"), D("4.51")),
-        (D("8.57"), D("14.28")),
+        (D("5.65"), D("4.51")),
+        (D("8.57"), D("14.29")),
     ]
     assert pricing.electricity_fee + pricing.service_fee == D("33.02")
+
+
+def test_each_fee_cell_is_its_exact_amount_to_the_fen():
+    # flat 148.466 kWh × (1.8401 + 0.60), valley 1.997 kWh × (0.33 + 0.55): exact cells
+    # 273.1922866, 89.0796, 0.65901, 1.09835 = 364.02924466 → total 364.02. Floors
+    # 273.19 + 89.07 + 0.65 + 1.09 = 364.00; the 2 fen left go to the largest remainders
+    # (89.0796: .0096, 0.65901: .00901). Shared in proportion to the total, the first cell
+    # was 273.18, more than a fen below what a driver recomputes.
+    prices = (*AC[:2], PeriodPrice(D("1.8401"), D("0.60")), PeriodPrice(D("0.33"), D("0.55")))
+    samples = [
+        (at(2019, 9, 7, 7, 0), D("0")),
+        (at(2019, 9, 7, 8, 0), D("1997")),
+        (at(2019, 9, 7, 9, 0), D("150463")),
+    ]
+    pricing = price_session(samples=samples, tariffs=[spec(prices=prices)], zone=SH)
+    assert pricing.total == D("364.02")
+    assert [(ln.period, ln.electricity_fee, ln.service_fee) for ln in pricing.lines] == [
+        (2, D("273.19"), D("89.08")),
+        (3, D("0.66"), D("1.09")),
+    ]
+
+
+def test_autumn_dst_samples_are_compared_as_instants():
+    # 02:30 CEST (first pass, fold=0) = 00:30 UTC; 02:10 CET (second pass, fold=1) =
+    # 01:10 UTC: 40 real minutes later, though earlier on the wall clock.
+    samples = [
+        (dt.datetime(2024, 10, 27, 2, 30, tzinfo=BERLIN, fold=0), D("0")),
+        (dt.datetime(2024, 10, 27, 2, 10, tzinfo=BERLIN, fold=1), D("1000")),
+    ]
+    pricing = price_session(
+        samples=samples,
+        tariffs=[spec(since=at(2024, 1, 1, tz=BERLIN), schedule=NIGHT)],
+        zone=BERLIN,
+    )
+    # valley until 03:00 local: all 40 minutes; 1 kWh × (0.33 + 0.55) = 0.88
+    assert (by_period(pricing), pricing.total) == ({(1, 3): D("1000.000")}, D("0.88"))
+
+
+def test_dst_times_going_back_as_instants_are_still_reversed():
+    samples = [
+        (dt.datetime(2024, 10, 27, 2, 10, tzinfo=BERLIN, fold=1), D("0")),
+        (dt.datetime(2024, 10, 27, 2, 30, tzinfo=BERLIN, fold=0), D("1000")),
+    ]
+    tariffs = [spec(since=at(2024, 1, 1, tz=BERLIN), schedule=NIGHT)]
+    with pytest.raises(TimeReversed):
+        price_session(samples=samples, tariffs=tariffs, zone=BERLIN)
+
+
+@pytest.mark.parametrize(
+    ("stop", "priced"),
+    [(at(2019, 12, 15, 1, 0), True), (at(2999, 1, 1), False), (at(2019, 12, 16, 1, 0), False)],
+)
+def test_the_engine_refuses_to_walk_more_than_its_bound(stop, priced):
+    # From 2019-09-06 01:00: 100 days (4800 half hours) is priced, a day more is not.
+    start = at(2019, 9, 6, 1, 0)
+    samples = [(start, D("0")), (stop, D("1000"))]
+    if priced:
+        assert price_session(samples=samples, tariffs=[spec()], zone=SH).energy_wh == D("1000.000")
+    else:
+        with pytest.raises(TooManySegments) as error:
+            price_session(samples=samples, tariffs=[spec()], zone=SH)
+        assert str(error.value).startswith("Not priced: the session runs from 2019-09-06 01:00:00")
 
 
 def test_half_up_is_an_operator_choice():
@@ -232,6 +295,15 @@ def test_period_energies_and_lines_add_up_to_the_totals(step_list, where):
     )
     assert sum((ln.amount for ln in pricing.lines), D(0)) == pricing.total
     assert pricing.electricity_fee + pricing.service_fee == pricing.total
+    # Each cell within one fen of its exact amount: never below its floor, at most one more.
+    for ln in pricing.lines:
+        e = ln.exact_energy_wh / 1000
+        for fee, unit_price in (
+            (ln.electricity_fee, ln.electricity_price),
+            (ln.service_fee, ln.service_price),
+        ):
+            exact = e * Fraction(unit_price)
+            assert 0 <= Fraction(fee) - Fraction(int(exact * 100), 100) <= Fraction(1, 100)
 
 
 @settings(max_examples=150, deadline=None)

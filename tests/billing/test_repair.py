@@ -82,3 +82,22 @@ def test_a_bad_repair_changes_nothing(fault_bill, samples, reason, error):
     fault_bill.refresh_from_db()
     assert (fault_bill.payment_state, fault_bill.total) == (PaymentState.FAULT, D("0.00"))
     assert not LedgerEntry.objects.filter(kind="charge").exists()
+
+
+def test_a_repair_across_the_autumn_change_takes_the_corrections_as_instants(fault_bill):
+    # Berlin wall clock: 02:30 CEST (fold=0) then 02:10 CET (fold=1), 40 minutes apart.
+    berlin = ZoneInfo("Europe/Berlin")
+    first = dt.datetime(2024, 10, 27, 2, 30, tzinfo=berlin, fold=0)
+    then = dt.datetime(2024, 10, 27, 2, 10, tzinfo=berlin, fold=1)
+    bill = bill_repair_apply(
+        bill_id=fault_bill.pk,
+        samples=[(then, D("6000")), (first, D("5000"))],
+        actor=StaffFactory(operator=fault_bill.operator),
+        reason="corrected from the pile's log",
+    )
+    assert (bill.started_at, bill.ended_at, bill.duration_s, bill.energy_wh) == (
+        dt.datetime(2024, 10, 27, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(2024, 10, 27, 1, 10, tzinfo=dt.UTC),
+        2400,
+        D("1000.000"),
+    )

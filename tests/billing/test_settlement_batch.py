@@ -250,3 +250,65 @@ def test_pending_batches_running_at_once_skip_each_others_sessions():
     assert LedgerEntry.objects.filter(kind="charge").count() == 6
     assert set(Wallet.objects.values_list("balance", flat=True)) == {D("66.98")}
     assert wallet_verify() == []
+
+
+def test_a_session_stopped_in_2999_is_a_fault_bill_and_the_batch_settles_the_rest(
+    django_assert_max_num_queries,
+):
+    # The pile's clock said 2999 when the platform received the stop at 10:40:40: priced,
+    # it would walk 973 years of half hours. Decided before pricing: a fault bill (3, 5).
+    station = tariffed_station()
+    members = [funded_member(station.operator, "100.00") for _ in range(3)]
+    before = stopped_session(station=station, samples=EXAMPLE, member=members[0])
+    future = stopped_session(
+        station=station, samples=[*EXAMPLE[:3], (at(2999, 1, 1), "34820")], member=members[1]
+    )
+    ChargingSession.objects.filter(pk=future.pk).update(stop_received_at=at(2019, 9, 7, 10, 40, 40))
+    after = stopped_session(station=station, samples=EXAMPLE, member=members[2])
+
+    with django_assert_max_num_queries(40):
+        bills = sessions_settle_pending()
+
+    assert [(b.session_id, b.payment_state, b.total) for b in bills] == [
+        (before.pk, PaymentState.PAID, D("33.02")),
+        (future.pk, PaymentState.FAULT, D("0.00")),
+        (after.pk, PaymentState.PAID, D("33.02")),
+    ]
+    bad = bills[1]
+    assert bad.fault_codes == [FaultCode.TIME_ANOMALY, FaultCode.DURATION_ANOMALY]
+    assert bad.fault_detail == (
+        "Not priced: the pile's time 2999-01-01 00:00:00 is more than 24 hours later than the "
+        "platform received it (2019-09-07 10:40:40). Not priced: the session would last "
+        "8584536.6 hours, more than the maximum of 24 hours."
+    )
+    assert bad.duration_s == 2**31 - 1 and not bad.lines.exists()
+    case = FaultCase.objects.get(session=future)
+    assert [[r["key"] for r in f["reasons"]] for f in case.findings] == [
+        ["stop_in_future", "not_priced_future"],
+        ["too_long", "not_priced_too_long"],
+    ]
+    assert LedgerEntry.objects.filter(kind="charge").count() == 2
+
+
+def test_any_failure_of_one_session_is_isolated_by_halves(monkeypatch, caplog):
+    # A failure nobody foresaw (not a domain error) in the middle session of five: the
+    # batch is rolled back and settled again in halves; the four others settle.
+    from billing.services import settlement
+
+    station = tariffed_station()
+    sessions = [stopped_session(station=station, samples=EXAMPLE) for _ in range(5)]
+    poisoned = sessions[2]
+    real = settlement._bill
+
+    def bill(check, *args):
+        if check.session.pk == poisoned.pk:
+            raise RuntimeError("unforeseen")
+        return real(check, *args)
+
+    monkeypatch.setattr(settlement, "_bill", bill)
+    bills = sessions_settle_pending()
+
+    assert [b.session_id for b in bills] == [s.pk for s in sessions if s != poisoned]
+    assert [b.total for b in bills] == [D("33.02")] * 4
+    assert ChargingSession.objects.get(pk=poisoned.pk).state == SessionState.STOPPED
+    assert f"Session {poisoned.pk} cannot be settled; it stays stopped" in caplog.text

@@ -362,8 +362,8 @@ def test_a_repair_changing_only_the_meter_keeps_the_times_to_the_second(client, 
     assert action.after == {
         "meter_stop_wh": "34820",
         "energy_wh": "34820.000",
-        "electricity_fee": "14.23",
-        "service_fee": "18.79",
+        "electricity_fee": "14.22",
+        "service_fee": "18.80",
         "total": "33.02",
         "payment_state": "paid",
     }
@@ -386,3 +386,19 @@ def test_the_chart_of_a_repaired_bill_plots_the_corrected_reading(client, desk):
     chart = html[html.index('role="img"') :]
     chart = chart[: chart.index("</svg>")]
     assert ">34.82 kWh</text>" in chart and "44.82" not in chart
+
+
+def test_a_fault_bill_the_platform_could_not_price_shows_the_piles_energy_and_why(client):
+    # No tariff at this station: pricing raises, the bill is 0 Wh and 0.00 yuan, but the
+    # page says what the pile reported (34820 Wh) and the engine's message.
+    station = factories.StationFactory()
+    session = stopped_session(station=station, samples=SAMPLES[:3] + SAMPLES[4:])
+    bill = bill_settle(session_id=session.pk)
+    assert (bill.energy_wh, bill.total, bill.fault_codes) == (D("0.000"), D("0.00"), [12])
+    client.force_login(staff(station.operator))
+    html = client.get(page_url(FaultCase.objects.get(session=session))).content.decode()
+    assert (
+        "The pile reported 44820.000 Wh (its meterStop − meterStart); the platform did not "
+        "price it. No tariff is in force at 2019-09-06 23:26:13 (station time); the bill "
+        "needs one."
+    ) in html

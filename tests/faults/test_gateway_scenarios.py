@@ -10,10 +10,13 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
+from ocpp.v16 import call
 
-from billing.models import Bill, ChargingSession, LedgerEntry, PaymentState
+from billing.models import Bill, ChargingSession, LedgerEntry, PaymentState, Wallet
 from billing.services.repair import BillCorrections
 from billing.services.settlement import bill_settle
 from billing.services.tariffs import schedule_from_ranges
@@ -24,12 +27,13 @@ from orgs.models import MemberStatus
 from protocol.services import send_command
 from protocol.simulator import (
     connected,
+    iso,
     scenario_clock_skew,
     scenario_duplicate_stop,
     scenario_full_then_app_stop,
     scenario_normal,
 )
-from stations.models import Pile, StatusEvent
+from stations.models import Connector, Pile, StatusEvent
 from stations.services.live import piles_sweep_offline
 from tests.billing.factories import StaffFactory, tariffed_station
 from tests.faults.races import repair_at_once
@@ -52,7 +56,9 @@ def gateway(django_db_setup, django_db_blocker):
 @pytest.fixture
 def network():
     station = tariffed_station(since=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-    pile = world.pile(station, max_power_kw=Decimal(60))
+    # No power rating: the simulated pile delivers kWh in milliseconds, which a rated pile
+    # cannot (code 13); `rated_7kw` is a pile with a rating.
+    pile = world.pile(station)
     member = world.member(station.operator, wechat_openid=f"o-{uuid.uuid4().hex[:8]}")
     wallet_recharge(member=member, amount=Decimal("100.00"), reference=f"WX{member.pk}")
     return station, pile, member
@@ -294,7 +300,7 @@ def test_a_refused_start_the_pile_charged_anyway_is_billed_never_debited(gateway
         since=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
         schedule=schedule_from_ranges([("00:00", "24:00", 2)]),
     )
-    pile = world.pile(station, max_power_kw=Decimal(60))
+    pile = world.pile(station)  # unrated: the simulated pile's kWh come in milliseconds
     member = world.member(station.operator, status=MemberStatus.BLOCKED)
     wallet_recharge(member=member, amount=Decimal("100.00"), reference=f"WX{member.pk}")
 
@@ -329,3 +335,157 @@ def test_a_refused_start_the_pile_charged_anyway_is_billed_never_debited(gateway
     assert LedgerEntry.objects.filter(bill=bill).count() == 0
     member.wallet.refresh_from_db()
     assert member.wallet.balance == Decimal("100.00")
+
+
+# ---- implausible input from a pile (issue 8) ---------------------------------------------
+
+
+def energy_sample(transaction_id: int, at: dt.datetime, wh: str):
+    return call.MeterValues(
+        connector_id=1,
+        transaction_id=transaction_id,
+        meter_value=[
+            {
+                "timestamp": iso(at),
+                "sampledValue": [
+                    {"value": wh, "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+                ],
+            }
+        ],
+    )
+
+
+def stop(transaction_id: int, at: dt.datetime | str, meter_stop: int):
+    return call.StopTransaction(
+        meter_stop=meter_stop,
+        timestamp=at if isinstance(at, str) else iso(at),
+        transaction_id=transaction_id,
+        reason="Local",
+    )
+
+
+async def charge(url, pile, member, *, ago=0, samples=(), stop_after=None, stop_wh: int):
+    """Start at 100000 Wh, stamped ``ago`` seconds before now (within the allowed clock
+    difference); send ``samples`` ((seconds after the start, register)); stop with
+    ``stop_wh``, ``stop_after`` seconds after the start (or the ISO text a pile sends)."""
+    async with connected(url, pile.code, pile.password) as sim:
+        sim.meter_wh = 100_000
+        await sim.boot()
+        started = sim.now() - dt.timedelta(seconds=ago)
+        tx = (await sim.start_tx(1, member.token, at=started)).transaction_id
+        await sim.status(1, "Charging")
+        for seconds, wh in samples:
+            await sim.call(energy_sample(tx, started + dt.timedelta(seconds=seconds), wh))
+        if stop_after is None:
+            stopped = sim.now()
+        elif isinstance(stop_after, str):
+            stopped = stop_after
+        else:
+            stopped = started + dt.timedelta(seconds=stop_after)
+        await sim.call(stop(tx, stopped, stop_wh))
+        await sim.status(1, "Available")
+
+
+@pytest.fixture
+def flat(network):
+    # One price all day (DC flat, 0.70 + 0.70 yuan/kWh): exact amounts whatever the hour.
+    domain_priced, pile, member = network
+    station = tariffed_station(
+        since=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+        schedule="2" * 48,
+        operator=domain_priced.operator,
+    )
+    Pile.objects.filter(pk=pile.pk).update(station=station)
+    pile.refresh_from_db()
+    return station, pile, member
+
+
+@pytest.fixture
+def rated_7kw(flat):
+    station, pile, member = flat
+    Pile.objects.filter(pk=pile.pk).update(max_power_kw=Decimal(7))
+    Connector.objects.filter(pile=pile).update(rated_power_kw=Decimal(7))
+    return station, pile, member
+
+
+def test_a_stop_in_2999_is_a_time_anomaly_fault_bill_and_its_page_answers(
+    gateway, rated_7kw, client, django_assert_max_num_queries
+):
+    _station, pile, member = rated_7kw
+    run(charge(gateway.url, pile, member, stop_after="2999-01-01T00:00:00Z", stop_wh=101_000))
+    bill = settled(pile)
+    # 3 and 5 not priced; 9 as well: the pile's 973 years of charging are not the platform's.
+    assert (bill.payment_state, bill.fault_codes, bill.total) == (
+        PaymentState.FAULT,
+        [3, 5, 9],
+        Decimal("0.00"),
+    )
+    # Stored in the gateway's language (zh-hans), as the engine's messages are.
+    assert bill.fault_detail.startswith(
+        "未计价：充电桩时间 2999-01-01 08:00:00 比平台收到它的时间（"
+    ) and bill.fault_detail.endswith("超过最长 24 小时。")
+    assert LedgerEntry.objects.filter(bill=bill).count() == 0
+    # The bill page draws no tariff bands over 973 years: the engine refuses the walk.
+    staff = StaffFactory(operator=pile.station.operator)
+    staff.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["billing", "faults"])
+    )
+    client.force_login(staff)
+    with django_assert_max_num_queries(30):
+        page = client.get(reverse("admin:billing_bill_change", args=[bill.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert (
+        "The pile reported 1000.000 Wh (its meterStop − meterStart); the platform did not "
+        f"price it. {bill.fault_detail}</p>"
+    ) in html
+    assert "<rect" not in html and "<polyline" in html
+    case = FaultCase.objects.get(session=bill.session)
+    page = client.get(reverse("admin:faults_faultcase_change", args=[case.pk]))
+    assert page.status_code == 200
+    assert "The pile reported 1000.000 Wh" in page.content.decode()
+
+
+@pytest.mark.parametrize("stop_wh", [350_000, 90_000_000_000])
+def test_energy_beyond_the_connector_power_is_a_fault_bill_never_a_charge(
+    gateway, rated_7kw, stop_wh
+):
+    # 250 kWh (or 9×10^10 Wh) in seconds on a 7 kW connector.
+    _station, pile, member = rated_7kw
+    run(charge(gateway.url, pile, member, stop_wh=stop_wh))
+    bill = settled(pile)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [13])
+    # Not priced either (decided before pricing): no nine-digit amount, even unpaid.
+    assert (bill.energy_wh, bill.total, bill.lines.count()) == (Decimal(0), Decimal(0), 0)
+    # (in the gateway's language; the seconds it took vary, the energy and power do not)
+    assert f"分钟内充电 {stop_wh - 100_000} Wh，超过该充电枪 7 kW 所能输出" in bill.fault_detail
+    assert LedgerEntry.objects.filter(bill=bill).count() == 0
+    assert Wallet.objects.get(member=member).balance == Decimal("100.00")
+    (finding,) = FaultCase.objects.get(session=bill.session).findings
+    assert [r["key"] for r in finding["reasons"]] == ["energy_beyond_power"]  # once
+    assert finding["reasons"][0]["params"]["kw"] == "7"
+
+
+def test_a_whole_wh_stop_below_decimal_samples_is_charged_normally(gateway, flat):
+    # Samples carry decimals, meterStop is whole Wh: a stop of 101000 after a sample of
+    # 101000.41 is the same reading, and so is a sample 300 ms after the stop. The bill is
+    # the pile's meterStop − meterStart: 1000 Wh × 1.40 = 1.40 yuan.
+    _station, pile, member = flat
+    samples = [(60, "100600.25"), (119, "101000.41"), (120.3, "101000.41")]
+    run(charge(gateway.url, pile, member, ago=121, samples=samples, stop_after=120, stop_wh=101000))
+    bill = settled(pile)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.PAID, [])
+    assert (bill.energy_wh, bill.total) == (Decimal("1000.000"), Decimal("1.40"))
+    assert LedgerEntry.objects.get(bill=bill, kind="charge").amount == Decimal("-1.40")
+
+
+def test_a_pile_metering_after_its_stop_is_named_so(gateway, flat):
+    _station, pile, member = flat
+    samples = [(60, "100600"), (180, "101500")]  # a minute after the stop, 500 Wh more
+    run(
+        charge(gateway.url, pile, member, ago=200, samples=samples, stop_after=120, stop_wh=101_000)
+    )
+    bill = settled(pile)
+    assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [11])
+    (finding,) = FaultCase.objects.get(session=bill.session).findings
+    assert [r["key"] for r in finding["reasons"]] == ["samples_after_stop"]

@@ -16,6 +16,7 @@ from faults.rules import (
     Thresholds,
     detect,
     explain,
+    implausible_times,
     pile_values,
     platform_values,
     propose_lost_bill,
@@ -329,7 +330,8 @@ def test_lost_bill_proposal(change, stop, register, basis):
         # Samples end at 30 min, the stop is at 60: 30 minutes unseen.
         (None, "40000", []),  # no power rating: more energy than sampled is plausible
         (Decimal(60000), "40000", []),  # 60 kW × 0.5 h = 30 kWh could have flowed
-        (Decimal(7000), "40000", [FaultCode.ENERGY_MISMATCH]),  # 7 kW × 0.5 h = 3.5 kWh
+        # 7 kW × 0.5 h = 3.5 kWh; 39 kWh in the hour is beyond 7 kW as well (13)
+        (Decimal(7000), "40000", [FaultCode.ENERGY_MISMATCH, FaultCode.ENERGY_IMPLAUSIBLE]),
         (None, "8000", [FaultCode.ENERGY_LOST]),  # below a sampled register: a reset
     ],
 )
@@ -343,3 +345,101 @@ def test_energy_after_the_last_sample_is_bounded_by_the_pile_power(
         max_power_w=max_power_w,
     )
     assert codes(facts) == expected
+
+
+# ---- issue 8: whole-Wh stops, metering after the stop, power, implausible times ----------
+
+
+def whole_wh_stop(*pairs, stop="21000"):
+    return dataclasses.replace(NORMAL, samples=samples(*pairs), meter_stop_wh=Decimal(stop))
+
+
+@pytest.mark.parametrize(
+    ("pairs", "stop", "expected"),
+    [
+        # The stop is the last sample truncated to whole Wh: not a fault.
+        (((30, "11000"), (59, "21000.41")), "21000", []),
+        (((30, "11000"), (59, "21000.99")), "21000", []),
+        # A sample 300 ms after the stop with the same reading: not a fault either.
+        (((30, "11000"), (59, "20999.5"), (60.005, "21000.41")), "21000", []),
+        # A whole Wh or more below the last sample: the register went backwards.
+        (((30, "11000"), (59, "21001")), "21000", [FaultCode.ENERGY_LOST]),
+    ],
+)
+def test_a_whole_wh_stop_under_a_decimal_sample_is_rounding(pairs, stop, expected):
+    assert codes(whole_wh_stop(*pairs, stop=stop)) == expected
+
+
+def test_a_pile_metering_after_its_stop_is_named_samples_after_the_stop():
+    facts = whole_wh_stop((30, "11000"), (59, "20990"), (65, "21500"), stop="21000")
+    (finding,) = detect(facts)
+    assert finding.code == FaultCode.ENERGY_LOST
+    assert finding.reasons == (
+        Reason(
+            "samples_after_stop",
+            {
+                "stop": "2026-11-01 11:00:00",
+                "stop_wh": "21000",
+                "at": "2026-11-01 11:05:00",
+                "after": "21500",
+            },
+        ),
+    )
+    assert explain(finding.reasons[0]).startswith("Samples after the stop: the pile kept")
+
+
+@pytest.mark.parametrize(
+    ("connector_w", "pile_w", "stop", "expected"),
+    [
+        # 20 000 Wh in the hour: 7 kW × 1 h × 1.2 + 100 = 8500 Wh at most.
+        (Decimal(7000), Decimal(60000), "21000", [FaultCode.ENERGY_IMPLAUSIBLE]),
+        (None, Decimal(7000), "21000", [FaultCode.ENERGY_IMPLAUSIBLE]),
+        (Decimal(7000), Decimal(60000), "9500", []),  # 8500 Wh: exactly the limit
+        (Decimal(22000), Decimal(60000), "21000", []),  # 22 kW: 26 500 Wh could flow
+        (None, None, "21000", []),  # no rating known: nothing to compare with
+    ],
+)
+def test_energy_beyond_rated_power_times_duration_is_code_13(connector_w, pile_w, stop, expected):
+    facts = dataclasses.replace(
+        NORMAL,
+        samples=samples((10, 2000), (30, 5000), (59, stop)),
+        meter_stop_wh=Decimal(stop),
+        connector_power_w=connector_w,
+        max_power_w=pile_w,
+    )
+    assert codes(facts) == expected
+
+
+def test_energy_beyond_power_reason_and_the_operators_tolerance():
+    facts = dataclasses.replace(NORMAL, connector_power_w=Decimal(7000))
+    (finding,) = detect(facts)
+    assert finding.reasons == (
+        Reason(
+            "energy_beyond_power",
+            {"energy": "20000", "minutes": "60.0", "kw": "7", "limit": "8500"},
+        ),
+    )
+    generous = Thresholds(power_tolerance_ratio=Decimal(3), power_tolerance_wh=Decimal(0))
+    assert codes(facts, generous) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "keys"),
+    [
+        (at(0), at(60), []),
+        (at(0), at(60 + 24 * 60 + 1), [["not_priced_future"], ["not_priced_too_long"]]),
+        (at(0), at(24 * 60 + 1), [["not_priced_too_long"]]),
+        (dt.datetime(2014, 12, 31, 23, 30, tzinfo=dt.UTC), at(60), None),
+    ],
+)
+def test_implausible_times_are_decided_before_pricing(start, end, keys):
+    # received at 11:00 (NORMAL's stop_received_at); the maximum duration is 24 h.
+    found = implausible_times(NORMAL, Thresholds(), start=start, end=end)
+    if keys is None:  # before any pile could charge on the platform, and so too long
+        assert [f.code for f in found] == [FaultCode.TIME_ANOMALY, FaultCode.DURATION_ANOMALY]
+        assert found[0].reasons[0].params == {
+            "pile": "2014-12-31 23:30:00",
+            "earliest": "2015-01-01 00:00:00",
+        }
+    else:
+        assert [[r.key for r in f.reasons] for f in found] == keys

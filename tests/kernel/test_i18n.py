@@ -55,4 +55,5 @@ def test_fault_codes_speak_the_operator_terms():
         "占桩时长与平台不符",
         "电量丢失",
         "电价缺失",
+        "电量超出充电桩功率",
     ]

@@ -1,10 +1,11 @@
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargenet.money import MoneyError, allocate_to_fen, price, to_fen
+from chargenet.money import MoneyError, allocate_by_floor, allocate_to_fen, price, to_fen
 
 
 @pytest.mark.parametrize(
@@ -50,3 +51,13 @@ def test_allocated_lines_always_add_up_to_the_total(total, weights):
     lines = allocate_to_fen(total, weights)
     assert sum(lines, Decimal(0)) == total
     assert all(line == line.quantize(Decimal("0.01")) for line in lines)
+
+
+def test_allocate_by_floor_truncates_each_amount_and_tops_up_largest_remainders():
+    # DOMAIN.md's worked example in fen: 565.76 + 450.84 + 857.34 + 1428.9 → total 3302
+    exact = [Fraction("565.76"), Fraction("450.84"), Fraction("857.34"), Fraction("1428.9")]
+    assert allocate_by_floor(3302, exact) == [565, 451, 857, 1429]
+    # ties: the earlier amount first
+    assert allocate_by_floor(1, [Fraction(1, 2), Fraction(1, 2)]) == [1, 0]
+    with pytest.raises(MoneyError):
+        allocate_by_floor(3307, exact)  # more than a fen per amount

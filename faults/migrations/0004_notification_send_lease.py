@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('faults', '0002_charging_session_labels'),
+        ('faults', '0003_fault_settings_power_tolerance'),
     ]
 
     operations = [

@@ -230,6 +230,17 @@ GATEWAY_REDIS_PREFIX = env("GATEWAY_REDIS_PREFIX", "chargenet:gw:")
 # sys.setswitchinterval for the gateway process (the event loop shares the GIL with the
 # database threads).
 GATEWAY_SWITCH_INTERVAL = env_float("GATEWAY_SWITCH_INTERVAL", 0.0005)
+# Pile passwords (HTTP Basic) are machine secrets, checked as HMAC-SHA256 under this key
+# (a pepper kept out of the database). Empty: derived from SECRET_KEY. Changing it
+# invalidates every pile password stored in the new form.
+PILE_CREDENTIAL_KEY = env("PILE_CREDENTIAL_KEY", "")
+# Handshake failures allowed per peer address and per pile code within the window; past
+# either, the gateway answers 429 without looking the pile up.
+GATEWAY_LOGIN_FAILURES_PER_PEER = env_int("GATEWAY_LOGIN_FAILURES_PER_PEER", 10)
+GATEWAY_LOGIN_FAILURES_PER_CODE = env_int("GATEWAY_LOGIN_FAILURES_PER_CODE", 30)
+GATEWAY_LOGIN_FAILURE_WINDOW = env_int("GATEWAY_LOGIN_FAILURE_WINDOW", 300)
+# Reverse proxies (TLS terminators) whose X-Forwarded-For names the pile's address.
+GATEWAY_TRUSTED_PROXIES = [p for p in env("GATEWAY_TRUSTED_PROXIES", "").split(",") if p]
 
 # Driver notifications (faults.notifications): "log" writes them to the log, "wechat" sends
 # WeChat template messages with the official account's app id / secret and template ids.

@@ -366,6 +366,10 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
         "last_boot_at",
         "has_credential",
         "latest_status_events",
+        "firmware_status",
+        "firmware_status_at",
+        "diagnostics_status",
+        "diagnostics_status_at",
     )
     fieldsets = (
         (
@@ -396,6 +400,10 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
                     "is_online",
                     "last_heartbeat_at",
                     "last_boot_at",
+                    "firmware_status",
+                    "firmware_status_at",
+                    "diagnostics_status",
+                    "diagnostics_status_at",
                     "latest_status_events",
                 )
             },

@@ -4,19 +4,17 @@ hashes upgraded on first login, failures throttled per peer address and per pile
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from protocol.models import Frame
-from protocol.simulator import SimulatedPile, basic_auth_header
 from stations.models import Pile
 from stations.services.credentials import pile_credential_encode
 
 from . import world
+from .clients import serving
 from .conftest import GatewayProcess, wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
@@ -43,22 +41,8 @@ async def _attempt(gateway, code: str, password: str, *, source: str) -> int | s
     """Connect from address ``source`` (any 127.x.y.z is this machine); the HTTP status of
     a refusal, or the BootNotification status once connected."""
     try:
-        async with ws_connect(
-            f"{gateway.url}/{code}",
-            subprotocols=["ocpp1.6"],
-            additional_headers=basic_auth_header(code, password),
-            open_timeout=10,
-            ping_interval=None,
-            local_addr=(source, 0),
-        ) as ws:
-            pile = SimulatedPile(code, ws)
-            task = asyncio.create_task(pile.start())
-            try:
-                return (await pile.boot()).status
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        async with serving(gateway.url, code, password, local_addr=(source, 0)) as pile:
+            return (await pile.boot()).status
     except InvalidStatus as refused:
         return refused.response.status_code
 

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import translation
 from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
@@ -177,3 +178,13 @@ def test_invalid_maintenance_commands_are_refused_before_reaching_the_pile(
             return str(invalid.value), sim.requests
 
     assert asyncio.run(refused()) == (message, [])
+
+
+def test_maintenance_errors_read_in_chinese():
+    with translation.override("zh-hans"), pytest.raises(CommandInvalid) as invalid:
+        send_command(pile="44200000000000000001", action="UpdateFirmware", payload={
+            **FW, "location": "file:///fw.bin"
+        })  # fmt: skip
+    assert str(invalid.value) == (
+        "地址必须是带主机名的 ftp、ftps、http 或 https URL；收到的是“file:///fw.bin”。"
+    )

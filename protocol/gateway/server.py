@@ -31,7 +31,8 @@ from django.utils import timezone
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from stations.services import credentials, live
+from stations.services import credentials as pile_credentials
+from stations.services import live
 
 from .. import routing
 from ..db import DatabaseUnavailable, DbRunner
@@ -119,12 +120,15 @@ class Gateway:
         upgraded to the keyed form so the pile's next login is cheap."""
         legacy = pile.credential_hash
         ok = await asyncio.to_thread(
-            credentials.pile_credential_check_legacy, password=password, encoded=legacy
+            pile_credentials.pile_credential_check_legacy, password=password, encoded=legacy
         )
         if not ok:
             return live.PileLogin(None, "wrong password")
         await self.db.run(
-            credentials.pile_credential_upgrade, pile_id=pile.pk, legacy=legacy, password=password
+            pile_credentials.pile_credential_upgrade,
+            pile_id=pile.pk,
+            legacy=legacy,
+            password=password,
         )
         return live.PileLogin(pile)
 

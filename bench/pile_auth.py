@@ -32,21 +32,21 @@ def password_of(code: str) -> str:
     return f"bench-{code}-password"
 
 
-def piles_with_passwords(count: int) -> list[str]:
+def piles_with_passwords(count: int, *, passwords: bool = True) -> list[str]:
     operator, _ = Operator.objects.get_or_create(code="bench", defaults={"name": "Bench"})
     station, _ = Station.objects.get_or_create(
         operator=operator,
         code="BENCH-AUTH",
         defaults=dict(name="Bench auth", address="-", city="-", latitude=0, longitude=0),
     )
-    codes = [f"4420999700{i:010d}" for i in range(count)]
+    codes = [f"442099{97 if passwords else 96}00{i:010d}" for i in range(count)]
     existing = set(Pile.objects.filter(code__in=codes).values_list("code", flat=True))
     new = [
         Pile(
             station=station,
             code=c,
             current_type="AC",
-            credential_hash=pile_credential_encode(password=password_of(c)),
+            credential_hash=pile_credential_encode(password=password_of(c)) if passwords else "",
         )
         for c in codes
         if c not in existing
@@ -59,13 +59,16 @@ def piles_with_passwords(count: int) -> list[str]:
     return codes
 
 
-async def storm(url: str, codes: list[str]) -> tuple[int, float, list[Exception]]:
+async def storm(url: str, codes: list[str], passwords: bool) -> tuple[int, float, list[Exception]]:
     """Connect and boot every pile, keeping each connection open (as piles do) until the
     last one has booted; the time is from the first connect to the last answer."""
     semaphore = asyncio.Semaphore(1000)  # the load generator's own connect concurrency
     booted = 0
     all_in = asyncio.Event()
     pending = len(codes)
+
+    def headers(code: str) -> dict[str, str]:
+        return basic_auth_header(code, password_of(code)) if passwords else {}
 
     async def boot(code: str) -> None:
         nonlocal booted, pending
@@ -74,7 +77,7 @@ async def storm(url: str, codes: list[str]) -> tuple[int, float, list[Exception]
                 ws = await connect(
                     f"{url}/{code}",
                     subprotocols=["ocpp1.6"],
-                    additional_headers=basic_auth_header(code, password_of(code)),
+                    additional_headers=headers(code),
                     ping_interval=None,
                     open_timeout=120,
                 )
@@ -100,8 +103,11 @@ async def storm(url: str, codes: list[str]) -> tuple[int, float, list[Exception]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--piles", type=int, default=int(os.environ.get("BENCH_AUTH_PILES", 10000)))
+    parser.add_argument(
+        "--without-passwords", action="store_true", help="baseline: the same storm, no Basic auth"
+    )
     args = parser.parse_args()
-    codes = piles_with_passwords(args.piles)
+    codes = piles_with_passwords(args.piles, passwords=not args.without_passwords)
     from django.db import connection
 
     connection.close()
@@ -114,13 +120,15 @@ def main() -> None:
     )
     proc.stdout.readline()
     try:
-        booted, elapsed, errors = asyncio.run(storm(f"ws://127.0.0.1:{port}/ocpp", codes))
+        url = f"ws://127.0.0.1:{port}/ocpp"
+        booted, elapsed, errors = asyncio.run(storm(url, codes, not args.without_passwords))
     finally:
         proc.terminate()
         proc.wait(60)
     verdict = "within" if booted == len(codes) and elapsed <= LIMIT_SECONDS else "NOT within"
+    kind = "without" if args.without_passwords else "with"
     print(
-        f"piles with passwords: {booted}/{len(codes)} booted in {elapsed:.1f} s "
+        f"piles {kind} passwords: {booted}/{len(codes)} booted in {elapsed:.1f} s "
         f"({verdict} {LIMIT_SECONDS} s)  errors: {len(errors)}"
     )
     if errors:

@@ -20,6 +20,8 @@ BENCHES: dict[str, list[str]] = {
     "gateway": ["bench.gateway", "--piles", "200", "--seconds", "20"],
     "gateway_open_loop": ["bench.gateway", "--open-loop", "10000", "--seconds", "60"],
     "faults_sweep": ["bench.faults_sweep"],
+    # 10,000 piles with passwords cold-boot (BENCH_AUTH_PILES for a smaller run).
+    "gateway_pile_auth": ["bench.pile_auth"],
 }
 
 

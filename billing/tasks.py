@@ -5,6 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from chargenet.celery import lock_bounded
+
 from .services.settlement import bill_settle, sessions_settle_pending
 
 
@@ -12,6 +14,7 @@ from .services.settlement import bill_settle, sessions_settle_pending
     name="billing.session_settle",
     autoretry_for=(OperationalError,),
     retry_backoff=True,
+    retry_backoff_max=120,
     max_retries=5,
     soft_time_limit=60,
     time_limit=90,
@@ -26,12 +29,15 @@ def session_settle(session_id: int) -> str:
     name="billing.sessions_settle_pending",
     autoretry_for=(OperationalError,),
     retry_backoff=True,
+    retry_backoff_max=120,
     max_retries=3,
     soft_time_limit=60,
     time_limit=90,
 )
 def sessions_settle_pending_task() -> int:
     """Settle one batch (up to 200) of stopped sessions nobody settled yet; beat runs it
-    every 10 s (CELERY_BEAT_SCHEDULE). Runs that overlap skip each other's sessions.
-    Returns how many it settled."""
-    return len(sessions_settle_pending())
+    every 10 s (CELERY_BEAT_SCHEDULE). Runs that overlap skip each other's sessions, and
+    a run does not wait long on any other lock (`lock_bounded`). Returns how many it
+    settled."""
+    with lock_bounded():
+        return len(sessions_settle_pending())

@@ -167,22 +167,53 @@ CACHES = {
 
 CELERY_BROKER_URL = _celery_url(REDIS_URL)
 CELERY_RESULT_BACKEND = None
+# A task is acknowledged when it is done, and one whose worker died is put back, so a
+# killed worker loses nothing. The Redis broker redelivers an unacknowledged task after the
+# visibility timeout (kombu's default: one hour): ten minutes, longer than any task may run
+# (CELERY_TASK_TIME_LIMIT and the per-task limits, at most 300 s) and than any retry
+# countdown (retry_backoff_max 120 s), so a running or waiting task is never delivered twice.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
+# Periodic jobs wait at most this long for a row lock, then fail (and run again at their
+# next tick) instead of sitting on the rows they already locked (chargenet.celery).
+CELERY_JOB_LOCK_TIMEOUT_MS = env_int("CELERY_JOB_LOCK_TIMEOUT_MS", 5000)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Every periodic job, in one place. Each task is idempotent and safe to run concurrently.
+# A frequent job's run that no worker picked up before the next tick expires: a backlog of
+# identical runs is not worth working through after an outage.
 CELERY_BEAT_SCHEDULE: dict = {
     # Stopped sessions whose per-session task was lost (or not yet run) settle in batches.
-    "settle-pending-sessions": {"task": "billing.sessions_settle_pending", "schedule": 10.0},
-    "piles-sweep-offline": {"task": "protocol.piles_sweep_offline", "schedule": 60.0},
-    "lost-bills-sweep": {"task": "faults.lost_bills_sweep", "schedule": 300.0},
-    "notifications-retry": {"task": "faults.notifications_send_pending", "schedule": 300.0},
+    "settle-pending-sessions": {
+        "task": "billing.sessions_settle_pending",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
+    "piles-sweep-offline": {
+        "task": "protocol.piles_sweep_offline",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "lost-bills-sweep": {
+        "task": "faults.lost_bills_sweep",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
+    "notifications-retry": {
+        "task": "faults.notifications_send_pending",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
     # Domain events a crash or a lost task left undelivered (chargenet.events).
-    "events-deliver-pending": {"task": "chargenet.events_deliver_pending", "schedule": 30.0},
+    "events-deliver-pending": {
+        "task": "chargenet.events_deliver_pending",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
     "events-prune": {"task": "chargenet.events_prune", "schedule": crontab(hour=4, minute=10)},
     "journal-prune": {"task": "protocol.journal_prune", "schedule": crontab(hour=3, minute=10)},
     "heartbeat-history-prune": {
@@ -236,6 +267,17 @@ GATEWAY_REDIS_PREFIX = env("GATEWAY_REDIS_PREFIX", "chargenet:gw:")
 # sys.setswitchinterval for the gateway process (the event loop shares the GIL with the
 # database threads).
 GATEWAY_SWITCH_INTERVAL = env_float("GATEWAY_SWITCH_INTERVAL", 0.0005)
+# Pile passwords (HTTP Basic) are machine secrets, checked as HMAC-SHA256 under this key
+# (a pepper kept out of the database). Empty: derived from SECRET_KEY. Changing it
+# invalidates every pile password stored in the new form.
+PILE_CREDENTIAL_KEY = env("PILE_CREDENTIAL_KEY", "")
+# Handshake failures allowed per peer address and per pile code within the window; past
+# either, the gateway answers 429 without looking the pile up.
+GATEWAY_LOGIN_FAILURES_PER_PEER = env_int("GATEWAY_LOGIN_FAILURES_PER_PEER", 10)
+GATEWAY_LOGIN_FAILURES_PER_CODE = env_int("GATEWAY_LOGIN_FAILURES_PER_CODE", 30)
+GATEWAY_LOGIN_FAILURE_WINDOW = env_int("GATEWAY_LOGIN_FAILURE_WINDOW", 300)
+# Reverse proxies (TLS terminators) whose X-Forwarded-For names the pile's address.
+GATEWAY_TRUSTED_PROXIES = [p for p in env("GATEWAY_TRUSTED_PROXIES", "").split(",") if p]
 
 # Driver notifications (faults.notifications): "log" writes them to the log, "wechat" sends
 # WeChat template messages with the official account's app id / secret and template ids.

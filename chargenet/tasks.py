@@ -16,6 +16,7 @@ from chargenet import events
     name="chargenet.events_deliver",
     autoretry_for=(OperationalError,),
     retry_backoff=True,
+    retry_backoff_max=120,
     max_retries=5,
     soft_time_limit=60,
     time_limit=90,
@@ -30,7 +31,7 @@ def events_deliver_pending_task() -> int:
     return events.events_deliver_pending()
 
 
-@shared_task(name="chargenet.events_prune", soft_time_limit=600, time_limit=900)
+@shared_task(name="chargenet.events_prune", soft_time_limit=240, time_limit=300)
 def events_prune_task() -> int:
     before = timezone.now() - dt.timedelta(days=settings.EVENTS_RETENTION_DAYS)
     return events.events_prune(before=before)

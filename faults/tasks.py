@@ -6,6 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from billing.services.settlement import bills_settle
+from chargenet.celery import lock_bounded
 
 from .services.notify import notification_send, notifications_pending_ids
 from .services.sweep import lost_bills_sweep
@@ -13,7 +14,10 @@ from .services.sweep import lost_bills_sweep
 
 @shared_task(name="faults.lost_bills_sweep", soft_time_limit=120, time_limit=180)
 def lost_bills_sweep_task() -> dict:
-    result = lost_bills_sweep()
+    """Beat runs it every 5 minutes. Runs never wait for each other (candidates are taken
+    with SKIP LOCKED) nor long for anyone else (`lock_bounded`)."""
+    with lock_bounded():
+        result = lost_bills_sweep()
     return {"candidates": result.candidates, "lost": result.lost}
 
 
@@ -21,6 +25,7 @@ def lost_bills_sweep_task() -> dict:
     name="faults.lost_bills_settle",
     autoretry_for=(OperationalError,),
     retry_backoff=True,
+    retry_backoff_max=120,
     max_retries=5,
     soft_time_limit=240,
     time_limit=300,

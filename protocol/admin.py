@@ -8,6 +8,7 @@ and shows the pile's answer or the error as an admin message. Other admin pages 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django import forms
@@ -101,6 +102,61 @@ class PileCommandForm(forms.Form):
         return value
 
 
+def _wire_time(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FirmwareUpdateForm(forms.Form):
+    """UpdateFirmware without writing JSON (the URL and times are checked by the service)."""
+
+    action = "UpdateFirmware"
+    location = forms.CharField(
+        label=_("firmware URL"), max_length=512, help_text=_("ftp, ftps, http or https")
+    )
+    retrieve_date = forms.DateTimeField(
+        label=_("download from"), help_text=_("e.g. 2026-12-01 02:00 (local time)")
+    )
+    retries = forms.IntegerField(label=_("retries"), min_value=0, required=False)
+    retry_interval = forms.IntegerField(label=_("retry interval (s)"), min_value=0, required=False)
+
+    def payload(self) -> dict:
+        data = self.cleaned_data
+        payload = {"location": data["location"], "retrieveDate": _wire_time(data["retrieve_date"])}
+        if data["retries"] is not None:
+            payload["retries"] = data["retries"]
+        if data["retry_interval"] is not None:
+            payload["retryInterval"] = data["retry_interval"]
+        return payload
+
+
+class DiagnosticsForm(forms.Form):
+    """GetDiagnostics: where the pile uploads its diagnostics file, optionally a window."""
+
+    action = "GetDiagnostics"
+    location = forms.CharField(
+        label=_("upload URL"), max_length=512, help_text=_("ftp, ftps, http or https")
+    )
+    start_time = forms.DateTimeField(label=_("from"), required=False)
+    stop_time = forms.DateTimeField(label=_("until"), required=False)
+    retries = forms.IntegerField(label=_("retries"), min_value=0, required=False)
+    retry_interval = forms.IntegerField(label=_("retry interval (s)"), min_value=0, required=False)
+
+    def payload(self) -> dict:
+        data = self.cleaned_data
+        payload = {"location": data["location"]}
+        for field, key in (("start_time", "startTime"), ("stop_time", "stopTime")):
+            if data[field] is not None:
+                payload[key] = _wire_time(data[field])
+        for field, key in (("retries", "retries"), ("retry_interval", "retryInterval")):
+            if data[field] is not None:
+                payload[key] = data[field]
+        return payload
+
+
+# The forms of the command page, by the name of their submit button (``send``).
+MAINTENANCE_FORMS = {"firmware": FirmwareUpdateForm, "diagnostics": DiagnosticsForm}
+
+
 def run_pile_command(request, pile, action: str, payload: dict, timeout: int = 30) -> dict | None:
     """Send a command and report the outcome as an admin message."""
     try:
@@ -120,7 +176,15 @@ def run_pile_command(request, pile, action: str, payload: dict, timeout: int = 3
 
 @admin.register(PileConsole)
 class PileConsoleAdmin(admin.ModelAdmin):
-    list_display = ("code", "station", "is_online", "last_heartbeat_at", "command_link")
+    list_display = (
+        "code",
+        "station",
+        "is_online",
+        "last_heartbeat_at",
+        "firmware_status",
+        "diagnostics_status",
+        "command_link",
+    )
     list_filter = ("is_online",)
     search_fields = ("=code", "station__name")
     list_select_related = ("station",)
@@ -147,9 +211,15 @@ class PileConsoleAdmin(admin.ModelAdmin):
         pile = get_object_or_404(piles_visible_to(request.user), pk=pk)
         if not self.has_change_permission(request, pile):
             return redirect("admin:index")
-        form = PileCommandForm(request.POST or None)
+        posted = request.POST or None
+        sent = request.POST.get("send", "command") if posted else None
+        form = PileCommandForm(posted if sent == "command" else None)
+        maintenance = {
+            name: form_class(posted if sent == name else None, prefix=name)
+            for name, form_class in MAINTENANCE_FORMS.items()
+        }
         answer = None
-        if request.method == "POST" and form.is_valid():
+        if sent == "command" and form.is_valid():
             answer = run_pile_command(
                 request,
                 pile,
@@ -157,11 +227,15 @@ class PileConsoleAdmin(admin.ModelAdmin):
                 form.cleaned_data["payload"],
                 form.cleaned_data["timeout"],
             )
+        elif sent in maintenance and maintenance[sent].is_valid():
+            chosen = maintenance[sent]
+            answer = run_pile_command(request, pile, chosen.action, chosen.payload())
         context = {
             **self.admin_site.each_context(request),
             "title": _("Remote command to pile %(code)s") % {"code": pile.code},
             "pile": pile,
             "form": form,
+            "maintenance": maintenance,
             "answer": json.dumps(answer, ensure_ascii=False, indent=2) if answer else "",
             "opts": self.model._meta,
         }

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -36,7 +37,11 @@ COMMAND_ACTIONS = (
     "GetConfiguration",
     "TriggerMessage",
     "ClearCache",
+    "UpdateFirmware",
+    "GetDiagnostics",
 )
+# Where a pile may fetch firmware from / upload diagnostics to (OCPP 1.6 §5.9, §5.17).
+LOCATION_SCHEMES = ("ftp", "ftps", "http", "https")
 # Answers that mean "the pile said no".
 REFUSALS = {"Rejected", "NotSupported", "UnlockFailed", "NotImplemented"}
 
@@ -85,6 +90,7 @@ def send_command(
             _("The %(action)s command is not valid OCPP 1.6: %(cause)s")
             % {"action": action, "cause": exc.details.get("cause", exc.description)}
         ) from exc
+    _check_maintenance(action, payload)
     client = _client()
     try:
         owner = routing.parse_owner(client.get(routing.pile_key(code)))
@@ -134,6 +140,48 @@ def send_command(
             details=result,
         )
     return result
+
+
+def _check_maintenance(action: str, payload: dict) -> None:
+    """What the OCPP schema leaves open for UpdateFirmware / GetDiagnostics: a location the
+    pile can reach, times with a time zone, a time window that is not inverted."""
+    if action not in ("UpdateFirmware", "GetDiagnostics"):
+        return
+    location = urlsplit(payload["location"])
+    if location.scheme.lower() not in LOCATION_SCHEMES or not location.hostname:
+        raise CommandInvalid(
+            _("The location must be an ftp, ftps, http or https URL with a host; got “%(url)s”.")
+            % {"url": payload["location"]}
+        )
+    for field in ("retries", "retryInterval"):
+        if payload.get(field, 0) < 0:
+            raise CommandInvalid(
+                _("%(field)s cannot be negative; got %(value)s.")
+                % {"field": field, "value": payload[field]}
+            )
+    times = {
+        field: _command_time(field, payload[field])
+        for field in ("retrieveDate", "startTime", "stopTime")
+        if field in payload
+    }
+    if "startTime" in times and "stopTime" in times and times["startTime"] >= times["stopTime"]:
+        raise CommandInvalid(_("The diagnostics start time must be before its stop time."))
+
+
+def _command_time(field: str, value: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise CommandInvalid(
+            _(
+                "%(field)s must be a date and time with a time zone, e.g. "
+                "2026-12-01T02:00:00Z; got “%(value)s”."
+            )
+            % {"field": field, "value": value}
+        )
+    return at
 
 
 def pile_command_by_staff(

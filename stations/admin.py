@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils.html import format_html, format_html_join
@@ -42,6 +41,11 @@ from .models import (
     StatusEvent,
 )
 from .selectors import connectors_visible_to, piles_visible_to, stations_visible_to
+from .services.credentials import (
+    PILE_PASSWORD_MIN_LENGTH,
+    pile_credential_encode,
+    pile_password_generate,
+)
 from .services.network import (
     MAX_POWER_REQUIRED,
     PILE_FIELDS,
@@ -276,12 +280,21 @@ class FirmwareRecordInline(ScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularIn
 
 
 class PileForm(forms.ModelForm):
+    generate_credential = forms.BooleanField(
+        label=_("generate a new password"),
+        required=False,
+        help_text=_("A random 32-character password, shown once after saving."),
+    )
     new_credential = forms.CharField(
         label=_("new credential"),
         required=False,
+        min_length=PILE_PASSWORD_MIN_LENGTH,
         widget=forms.PasswordInput(render_value=False),
-        help_text=_("Sets the password the pile authenticates with; stored hashed."),
+        help_text=_(
+            "Sets the password the pile authenticates with (at least 16 characters); stored hashed."
+        ),
     )
+    generated_password = ""  # set by save(): shown to the staff member once
 
     class Meta:
         model = Pile
@@ -307,8 +320,11 @@ class PileForm(forms.ModelForm):
         return data
 
     def save(self, commit=True):
-        if self.cleaned_data.get("new_credential"):
-            self.instance.credential_hash = make_password(self.cleaned_data["new_credential"])
+        password = self.cleaned_data.get("new_credential")
+        if self.cleaned_data.get("generate_credential"):
+            password = self.generated_password = pile_password_generate()
+        if password:
+            self.instance.credential_hash = pile_credential_encode(password=password)
         return super().save(commit)
 
 
@@ -350,6 +366,10 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
         "last_boot_at",
         "has_credential",
         "latest_status_events",
+        "firmware_status",
+        "firmware_status_at",
+        "diagnostics_status",
+        "diagnostics_status_at",
     )
     fieldsets = (
         (
@@ -369,7 +389,10 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
             _("device"),
             {"fields": ("vendor", "model", "serial_number", "firmware_version", "protocol")},
         ),
-        (_("authentication"), {"fields": ("has_credential", "new_credential")}),
+        (
+            _("authentication"),
+            {"fields": ("has_credential", "generate_credential", "new_credential")},
+        ),
         (
             _("live state"),
             {
@@ -377,6 +400,10 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
                     "is_online",
                     "last_heartbeat_at",
                     "last_boot_at",
+                    "firmware_status",
+                    "firmware_status_at",
+                    "diagnostics_status",
+                    "diagnostics_status_at",
                     "latest_status_events",
                 )
             },
@@ -439,7 +466,7 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
         fields = [*PILE_FIELDS, "station"]
         if change:
             changes = {f: data[f] for f in form.changed_data if f in fields}
-            if data.get("new_credential"):
+            if data.get("new_credential") or data.get("generate_credential"):
                 changes["credential_hash"] = obj.credential_hash  # hashed by PileForm
             if "is_published" in form.changed_data and not data["is_published"]:
                 pile_unpublish(pile=obj, actor=request.user)
@@ -456,6 +483,17 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
         )
         obj.pk, obj.created_at, obj.is_published = created.pk, created.created_at, False
         obj._state.adding = False
+
+    def save_form(self, request, form, change):
+        pile = super().save_form(request, form, change)
+        if form.generated_password:
+            # Shown once, never stored in the clear: staff copy it into the pile now.
+            messages.warning(
+                request,
+                _("New password of pile %(code)s (shown only this once): %(password)s")
+                % {"code": pile.code, "password": form.generated_password},
+            )
+        return pile
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -131,6 +131,27 @@ class CurrentType(models.TextChoices):
     DC = "DC", _("DC")
 
 
+class FirmwareStatus(models.TextChoices):
+    """OCPP 1.6 FirmwareStatusNotification values: where an UpdateFirmware stands."""
+
+    IDLE = "Idle", _("idle")
+    DOWNLOADING = "Downloading", _("downloading")
+    DOWNLOADED = "Downloaded", _("downloaded")
+    DOWNLOAD_FAILED = "DownloadFailed", _("download failed")
+    INSTALLING = "Installing", _("installing")
+    INSTALLED = "Installed", _("installed")
+    INSTALLATION_FAILED = "InstallationFailed", _("installation failed")
+
+
+class DiagnosticsStatus(models.TextChoices):
+    """OCPP 1.6 DiagnosticsStatusNotification values: where a GetDiagnostics upload stands."""
+
+    IDLE = "Idle", _("idle")
+    UPLOADING = "Uploading", _("uploading")
+    UPLOADED = "Uploaded", _("uploaded")
+    UPLOAD_FAILED = "UploadFailed", _("upload failed")
+
+
 class Pile(Hideable):
     """A charging pile (充电桩). Its code is an identifier: a string of 16 or 20 digits."""
 
@@ -177,6 +198,15 @@ class Pile(Hideable):
     is_online = models.BooleanField(_("online"), default=False, db_index=True)
     last_heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     last_boot_at = models.DateTimeField(_("last boot"), null=True, blank=True)
+    # The latest progress the pile reported of a remote firmware update / diagnostics upload.
+    firmware_status = models.CharField(
+        _("firmware update status"), max_length=20, choices=FirmwareStatus.choices, blank=True
+    )
+    firmware_status_at = models.DateTimeField(_("firmware update status at"), null=True, blank=True)
+    diagnostics_status = models.CharField(
+        _("diagnostics status"), max_length=20, choices=DiagnosticsStatus.choices, blank=True
+    )
+    diagnostics_status_at = models.DateTimeField(_("diagnostics status at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

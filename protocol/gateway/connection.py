@@ -40,7 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from billing.services import sessions
 from chargenet.errors import DomainError
 from stations.models import Pile
-from stations.services import live
+from stations.services import live, maintenance
 
 from ..db import DatabaseUnavailable
 from ..models import Direction, MessageType
@@ -445,9 +445,15 @@ class PileConnection(ChargePoint):
         return {"status": "Accepted"}, self.orders.get(session_id, ""), session_id
 
     async def on_FirmwareStatusNotification(self, p: dict):
+        await self.gw.db.run(
+            maintenance.pile_firmware_status_record, pile_id=self.pile_id, status=p["status"]
+        )
         return {}, "", None
 
     async def on_DiagnosticsStatusNotification(self, p: dict):
+        await self.gw.db.run(
+            maintenance.pile_diagnostics_status_record, pile_id=self.pile_id, status=p["status"]
+        )
         return {}, "", None
 
     # --- outbound -------------------------------------------------------------------------

@@ -31,12 +31,14 @@ from django.utils import timezone
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from stations.services import credentials as pile_credentials
 from stations.services import live
 
 from .. import routing
 from ..db import DatabaseUnavailable, DbRunner
 from ..journal import JournalWriter
 from ..models import Direction, MessageType
+from . import throttle
 from .connection import PileConnection
 
 logger = logging.getLogger("protocol.gateway")
@@ -88,19 +90,47 @@ class Gateway:
         if not match:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Use /ocpp/<pile code>\n")
         code = match.group(1)
+        peer = throttle.peer_address(connection, request)
+        # Throttled before any database work: a guessing peer costs one Redis round trip.
+        if await throttle.login_throttled(self.redis, code=code, peer=peer):
+            logger.warning("throttled pile %r from %s", code, peer)
+            response = connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Try again later\n")
+            response.headers["Retry-After"] = str(settings.GATEWAY_LOGIN_FAILURE_WINDOW)
+            return response
         credentials = _basic_credentials(request)
-        if credentials is not None and credentials[0] != code:
-            return self._refuse(connection, code, "user name is not the pile code")
+        password = credentials[1] if credentials else None
         try:
-            login = await self.db.run(
-                live.pile_login, code=code, password=credentials[1] if credentials else None
-            )
+            if credentials is not None and credentials[0] != code:
+                login = live.PileLogin(None, "user name is not the pile code")
+            else:
+                login = await self.db.run(live.pile_login, code=code, password=password)
+            if login.legacy is not None:
+                login = await self._login_legacy(login.legacy, password)
         except DatabaseUnavailable:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Try again later\n")
         if login.pile is None:
+            await throttle.login_failed(self.redis, code=code, peer=peer)
             return self._refuse(connection, code, login.reason)
         connection.pile = login.pile
         return None
+
+    async def _login_legacy(self, pile, password: str) -> live.PileLogin:
+        """A legacy Django password hash: checked once in a thread that is not one of the
+        database threads (it costs ~0.4 s of CPU, and hashlib releases the GIL), then
+        upgraded to the keyed form so the pile's next login is cheap."""
+        legacy = pile.credential_hash
+        ok = await asyncio.to_thread(
+            pile_credentials.pile_credential_check_legacy, password=password, encoded=legacy
+        )
+        if not ok:
+            return live.PileLogin(None, "wrong password")
+        await self.db.run(
+            pile_credentials.pile_credential_upgrade,
+            pile_id=pile.pk,
+            legacy=legacy,
+            password=password,
+        )
+        return live.PileLogin(pile)
 
     def _refuse(self, connection: ServerConnection, code: str, reason: str) -> Response:
         peer = connection.remote_address[0] if connection.remote_address else "?"

@@ -13,15 +13,10 @@ closes the fault, and the outage when its last pile is back.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.hashers import check_password
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -38,6 +33,8 @@ from stations.models import (
     StatusEvent,
 )
 
+from .credentials import pile_credential_check, pile_credential_is_legacy
+
 # --- Handshake ------------------------------------------------------------------------
 
 
@@ -45,6 +42,10 @@ from stations.models import (
 class PileLogin:
     pile: Pile | None  # with its station: the connection keeps it; None when refused
     reason: str = ""  # why it was refused, for the log
+    # A pile whose stored credential is a legacy Django hash: refused until the caller
+    # verifies the password with `pile_credential_check_legacy` (slow: off the database
+    # threads) and upgrades it (`pile_credential_upgrade`).
+    legacy: Pile | None = None
 
     @property
     def pile_id(self) -> int | None:
@@ -53,40 +54,26 @@ class PileLogin:
 
 def pile_login(*, code: str, password: str | None) -> PileLogin:
     """Check a pile's HTTP Basic credentials (security profile 1). A pile without a stored
-    credential connects without a password; hidden or unknown piles are refused."""
+    credential connects without a password; hidden or unknown piles are refused.
+
+    One indexed lookup and exactly one HMAC whatever the outcome: an unknown code, a
+    hidden pile and a wrong password cannot be told apart by timing."""
     pile = Pile.objects.filter(code=code).select_related("station").first()
+    encoded = pile.credential_hash if pile is not None else ""
+    matched = pile_credential_check(password=password or "", encoded=encoded)
     if pile is None:
         return PileLogin(None, "unknown pile code")
     if pile.hidden_at is not None:
         return PileLogin(None, "pile is hidden")
-    if pile.credential_hash:
-        if password is None:
-            return PileLogin(None, "credentials missing")
-        if not _credential_ok(code, password, pile.credential_hash):
-            return PileLogin(None, "wrong password")
+    if not encoded:
+        return PileLogin(pile)
+    if password is None:
+        return PileLogin(None, "credentials missing")
+    if pile_credential_is_legacy(encoded=encoded):
+        return PileLogin(None, "legacy credential not verified", legacy=pile)
+    if not matched:
+        return PileLogin(None, "wrong password")
     return PileLogin(pile)
-
-
-def _credential_ok(code: str, password: str, encoded: str) -> bool:
-    """check_password, remembered: a password hash costs ~0.4 s of CPU by design, which a
-    reconnect storm of thousands of piles cannot afford. A successful check is cached (in
-    the shared cache, as an HMAC of the stored hash and the password under SECRET_KEY), so
-    a pile reconnecting with the same credential is checked in microseconds; changing
-    the pile's credential changes the stored hash and invalidates the entry."""
-    key = f"pile-credential:{code}"
-    proof = hmac.new(
-        settings.SECRET_KEY.encode(), f"{encoded}\0{password}".encode(), hashlib.sha256
-    ).hexdigest()
-    try:
-        if cache.get(key) == proof:
-            return True
-    except Exception:
-        pass
-    if not check_password(password, encoded):
-        return False
-    with contextlib.suppress(Exception):
-        cache.set(key, proof, timeout=7 * 24 * 3600)
-    return True
 
 
 def connector_for(*, pile: Pile, number: int) -> Connector:

@@ -218,7 +218,11 @@ def test_a_session_that_cannot_be_settled_does_not_hold_back_the_pending_batch()
 
 def test_beat_runs_the_pending_settlement_every_10_seconds():
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values()]
-    assert {"task": "billing.sessions_settle_pending", "schedule": 10.0} in entries
+    assert {
+        "task": "billing.sessions_settle_pending",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    } in entries
 
 
 @pytest.mark.django_db(transaction=True)

@@ -55,6 +55,10 @@ class GatewayProcess:
             "GATEWAY_MAX_CALLS_PER_MINUTE": "300",
             "GATEWAY_MAX_FRAME_BYTES": "8192",
             "DB_CONN_MAX_AGE": "0",
+            # Every test connects from 127.0.0.1: refusals in one test must not throttle
+            # the next. test_pile_auth starts gateways with its own small limits.
+            "GATEWAY_LOGIN_FAILURES_PER_PEER": "1000",
+            "GATEWAY_LOGIN_FAILURES_PER_CODE": "1000",
             "LOG_LEVEL": "WARNING",
             **(env or {}),
         }

@@ -10,6 +10,7 @@ from django.urls import reverse
 from billing.models import ChargingSession
 from chargenet.models import AuditLog
 from protocol.models import Direction, Frame, MessageType
+from stations.models import Pile
 
 from . import world
 
@@ -83,3 +84,84 @@ def test_command_page_rejects_a_payload_that_is_not_json(admin_client):
     url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
     response = admin_client.post(url, {"action": "Reset", "payload": "{type", "timeout": 2})
     assert response.context["form"].errors["payload"][0].startswith("The payload is not valid JSON")
+
+
+def test_firmware_form_builds_the_command_and_shows_the_services_error(admin_client):
+    pile = world.pile()
+    url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
+    form = {
+        "send": "firmware",
+        "firmware-location": "file:///fw.bin",
+        "firmware-retrieve_date": "2026-12-01 10:00",
+        "firmware-retries": "2",
+    }
+    response = admin_client.post(url, form, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "The location must be an ftp, ftps, http or https URL with a host; got “file:///fw.bin”."
+    ]
+    response = admin_client.post(
+        url, {**form, "firmware-location": "https://fw.example.com/fw.bin"}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        f"Pile {pile.code} is offline: it is not connected to any gateway."
+    ]
+    # Local time (Asia/Shanghai) on the page, UTC on the wire; both attempts audited.
+    assert list(
+        AuditLog.objects.filter(action="pile_command", object_id=str(pile.pk))
+        .order_by("pk")
+        .values_list("before", "after__error")
+    ) == [
+        (
+            {
+                "action": "UpdateFirmware",
+                "payload": {
+                    "location": "file:///fw.bin",
+                    "retrieveDate": "2026-12-01T02:00:00Z",
+                    "retries": 2,
+                },
+            },
+            "pile_command_invalid",
+        ),
+        (
+            {
+                "action": "UpdateFirmware",
+                "payload": {
+                    "location": "https://fw.example.com/fw.bin",
+                    "retrieveDate": "2026-12-01T02:00:00Z",
+                    "retries": 2,
+                },
+            },
+            "pile_offline",
+        ),
+    ]
+
+
+def test_diagnostics_form_refuses_a_negative_retry_count_and_sends_nothing(admin_client):
+    pile = world.pile()
+    url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
+    response = admin_client.post(
+        url,
+        {"send": "diagnostics", "diagnostics-location": "ftp://x/", "diagnostics-retries": "-1"},
+    )
+    assert response.context["maintenance"]["diagnostics"].errors == {
+        "retries": ["Ensure this value is greater than or equal to 0."]
+    }
+    assert not AuditLog.objects.filter(action="pile_command", object_id=str(pile.pk)).exists()
+
+
+def test_the_pile_page_shows_the_latest_firmware_and_diagnostics_status(admin_client):
+    pile = world.pile()
+    at = dt.datetime(2026, 11, 27, 8, tzinfo=dt.UTC)
+    Pile.objects.filter(pk=pile.pk).update(
+        firmware_status="InstallationFailed",
+        firmware_status_at=at,
+        diagnostics_status="Uploaded",
+        diagnostics_status_at=at,
+    )
+    page = admin_client.get(reverse("admin:stations_pile_change", args=[pile.pk])).content.decode()
+    console = admin_client.get(
+        reverse("admin:protocol_pileconsole_command", args=[pile.pk])
+    ).content.decode()
+    for html in (page, console):
+        assert "installation failed" in html
+        assert "uploaded" in html

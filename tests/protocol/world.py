@@ -9,13 +9,14 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from orgs.models import Card, Department, Member, Operator, SubOperator, Vehicle
 from stations.models import Connector, Pile, Station
+from stations.services.credentials import pile_credential_encode
 
 _seq = itertools.count(1)
 
 
 def fast_hash(password: str) -> str:
-    """A real PBKDF2 hash with few iterations (the count is stored in the hash), so tests
-    do not spend 0.4 s per pile on purpose-built slowness."""
+    """A legacy pile credential: a real PBKDF2 hash with few iterations (the count is
+    stored in the hash), so tests do not spend 0.4 s per pile on purpose-built slowness."""
     hasher = PBKDF2PasswordHasher()
     return hasher.encode(password, hasher.salt(), iterations=1000)
 
@@ -50,7 +51,7 @@ def pile(st: Station | None = None, *, password: str | None = "secret-pw", conne
         station=st,
         code=code,
         current_type=kw.pop("current_type", "DC"),
-        credential_hash=fast_hash(password) if password else "",
+        credential_hash=pile_credential_encode(password=password) if password else "",
         **kw,
     )
     for number in range(1, connectors + 1):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from chargenet.models import AuditLog
 from stations.models import Connector, FirmwareRecord, OpeningWindow, Pile, Station, StatusEvent
+from stations.services.credentials import pile_credential_encode
 from tests.admin_forms import admin_messages, form_errors, page_data, signed_in
 from tests.factories import (
     ConnectorFactory,
@@ -137,12 +138,14 @@ def test_publish_without_max_power_names_the_field(admin_client, pile):
 
 
 def test_publish_on_the_pile_page(admin_client, pile):
-    data = page_data(_pile_page(admin_client, pile), is_published="on", new_credential="s3cret")
+    data = page_data(
+        _pile_page(admin_client, pile), is_published="on", new_credential="s3cret-s3cret-s3cret"
+    )
     response = admin_client.post(reverse("admin:stations_pile_change", args=[pile.pk]), data)
     assert response.status_code == 302, form_errors(response)
     pile.refresh_from_db()
     assert pile.is_published is True
-    assert pile.credential_hash.startswith("pbkdf2_sha256$")
+    assert pile.credential_hash == pile_credential_encode(password="s3cret-s3cret-s3cret")
     published = AuditLog.objects.get(action="pile_publish")
     assert (published.after, published.operator_id) == (
         {"is_published": True},
@@ -153,6 +156,31 @@ def test_publish_on_the_pile_page(admin_client, pile):
         {"credential_hash": "…"},
         {"credential_hash": "(changed)"},
     )
+
+
+def test_a_short_pile_password_is_refused_and_nothing_changes(admin_client, pile):
+    before = pile.credential_hash
+    data = page_data(_pile_page(admin_client, pile), new_credential="short-password")
+    response = admin_client.post(reverse("admin:stations_pile_change", args=[pile.pk]), data)
+    assert response.status_code == 200
+    assert "Ensure this value has at least 16 characters (it has 14)." in form_errors(response)
+    pile.refresh_from_db()
+    assert pile.credential_hash == before
+
+
+def test_a_generated_pile_password_is_shown_once_and_stored_keyed(admin_client, pile):
+    data = page_data(_pile_page(admin_client, pile), generate_credential="on")
+    response = admin_client.post(
+        reverse("admin:stations_pile_change", args=[pile.pk]), data, follow=True
+    )
+    shown = [str(m) for m in response.context["messages"]]
+    prefix = f"New password of pile {pile.code} (shown only this once): "
+    assert len(shown) == 2 and shown[0].startswith(prefix), shown
+    password = shown[0].removeprefix(prefix)
+    assert len(password) == 32
+    pile.refresh_from_db()
+    assert pile.credential_hash == pile_credential_encode(password=password)
+    assert password not in str(AuditLog.objects.filter(action="pile_update").values())
 
 
 def test_removing_a_connector_on_the_pile_page_is_audited(admin_client, pile):
@@ -288,7 +316,7 @@ def test_add_a_dual_gun_pile_published_in_one_page(admin_client, operator):
         current_type="DC",
         max_power_kw="120",
         is_published="on",
-        new_credential="demo-0077",
+        new_credential="demo-0077-demo-0077",
         **{
             "connectors-TOTAL_FORMS": "2",
             "connectors-0-number": "1",

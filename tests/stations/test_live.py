@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 
 import pytest
-from django.core.cache import cache
 
 from stations.models import FirmwareRecord, HeartbeatSample, Pile, PileFault, StationOutage
-from stations.services import live
+from stations.services import credentials, live
 from tests.protocol import world
 
 pytestmark = pytest.mark.django_db
@@ -36,14 +37,67 @@ def test_pile_login(code_kind, password, expected):
     assert login.pile_id == (pile.pk if not expected else None)
 
 
-def test_pile_login_remembers_a_good_credential_until_it_changes():
+def test_pile_login_checks_a_keyed_hash_and_hands_legacy_hashes_back_unverified():
     pile = world.pile()
-    cache.delete(f"pile-credential:{pile.code}")
+    assert pile.credential_hash == credentials.pile_credential_encode(password="secret-pw")
+    assert pile.credential_hash.startswith("hmac-sha256$")
+    legacy = world.fast_hash("secret-pw")
+    Pile.objects.filter(pk=pile.pk).update(credential_hash=legacy)
+    login = live.pile_login(code=pile.code, password="secret-pw")
+    assert (login.pile, login.legacy.pk, login.reason) == (
+        None,
+        pile.pk,
+        "legacy credential not verified",
+    )
+
+
+def test_a_verified_legacy_credential_is_upgraded_unless_it_changed_meanwhile():
+    pile = world.pile()
+    legacy = world.fast_hash("secret-pw")
+    Pile.objects.filter(pk=pile.pk).update(credential_hash=legacy)
+    assert credentials.pile_credential_check_legacy(password="secret-pw", encoded=legacy)
+    assert not credentials.pile_credential_check_legacy(password="wrong", encoded=legacy)
+    assert credentials.pile_credential_upgrade(pile_id=pile.pk, legacy=legacy, password="secret-pw")
+    pile.refresh_from_db()
+    assert pile.credential_hash == credentials.pile_credential_encode(password="secret-pw")
     assert live.pile_login(code=pile.code, password="secret-pw").pile_id == pile.pk
-    assert cache.get(f"pile-credential:{pile.code}") is not None
-    Pile.objects.filter(pk=pile.pk).update(credential_hash=world.fast_hash("rotated"))
-    assert live.pile_login(code=pile.code, password="secret-pw").reason == "wrong password"
-    assert live.pile_login(code=pile.code, password="rotated").pile_id == pile.pk
+    # A second upgrade of the same legacy hash (a concurrent login) changes nothing.
+    assert not credentials.pile_credential_upgrade(pile_id=pile.pk, legacy=legacy, password="x")
+
+
+@pytest.mark.parametrize(
+    "configured, expected",
+    [
+        ("pepper-1", "hmac-sha256$" + hmac.new(b"pepper-1", b"pw", hashlib.sha256).hexdigest()),
+        ("", None),
+    ],
+)
+def test_the_credential_key_comes_from_settings_or_from_secret_key(settings, configured, expected):
+    settings.PILE_CREDENTIAL_KEY = configured
+    encoded = credentials.pile_credential_encode(password="pw")
+    if expected is None:  # derived from SECRET_KEY, never SECRET_KEY itself
+        derived = hmac.new(
+            settings.SECRET_KEY.encode(), b"chargenet pile credential key", hashlib.sha256
+        ).digest()
+        expected = "hmac-sha256$" + hmac.new(derived, b"pw", hashlib.sha256).hexdigest()
+    assert encoded == expected
+    assert credentials.pile_credential_check(password="pw", encoded=encoded)
+    assert not credentials.pile_credential_check(password="pw", encoded="")
+
+
+def test_an_unknown_code_costs_one_hmac_like_a_wrong_password(monkeypatch):
+    pile = world.pile()
+    calls = []
+    real = live.pile_credential_check
+
+    def counting(**kwargs):
+        calls.append(kwargs["encoded"][:12])
+        return real(**kwargs)
+
+    monkeypatch.setattr(live, "pile_credential_check", counting)
+    live.pile_login(code="44200000000000000009", password="secret-pw")
+    live.pile_login(code=pile.code, password="wrong")
+    assert calls == ["", "hmac-sha256$"]
 
 
 def test_boot_keeps_firmware_history_and_policy_for_unpublished_piles(settings):

@@ -1,0 +1,32 @@
+"""A pile client of any `SimulatedPile` subclass, connected with extra connect options
+(e.g. ``local_addr`` to come from another address), serving the platform's calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+from protocol.simulator import SimulatedPile, basic_auth_header
+
+
+@contextlib.asynccontextmanager
+async def serving(url: str, code: str, password: str, *, pile_class=SimulatedPile, **options):
+    async with ws_connect(
+        f"{url}/{code}",
+        subprotocols=["ocpp1.6"],
+        additional_headers=basic_auth_header(code, password),
+        open_timeout=10,
+        ping_interval=None,
+        **options,
+    ) as ws:
+        pile = pile_class(code, ws)
+        task = asyncio.create_task(pile.start())
+        try:
+            yield pile
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await task

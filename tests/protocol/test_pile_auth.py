@@ -1,0 +1,96 @@
+"""Pile passwords at the handshake, through a real gateway: keyed-hash check, legacy
+hashes upgraded on first login, failures throttled per peer address and per pile code."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from protocol.models import Frame
+from stations.models import Pile
+from stations.services.credentials import pile_credential_encode
+
+from . import world
+from .clients import serving
+from .conftest import GatewayProcess, wait_for
+
+pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
+
+PER_PEER, PER_CODE = 3, 5
+
+
+@pytest.fixture(scope="module")
+def strict_gateway(live_db):
+    gw = GatewayProcess(
+        node=f"gw-auth-{uuid.uuid4().hex[:6]}",
+        env={
+            "GATEWAY_LOGIN_FAILURES_PER_PEER": str(PER_PEER),
+            "GATEWAY_LOGIN_FAILURES_PER_CODE": str(PER_CODE),
+            # Its own counters: other modules' refusals never count here.
+            "GATEWAY_REDIS_PREFIX": f"chargenet-test-auth-{uuid.uuid4().hex[:8]}:",
+        },
+    ).start()
+    yield gw
+    gw.stop()
+
+
+async def _attempt(gateway, code: str, password: str, *, source: str) -> int | str:
+    """Connect from address ``source`` (any 127.x.y.z is this machine); the HTTP status of
+    a refusal, or the BootNotification status once connected."""
+    try:
+        async with serving(gateway.url, code, password, local_addr=(source, 0)) as pile:
+            return (await pile.boot()).status
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+def attempt(gateway, code, password, *, source="127.0.0.1"):
+    return asyncio.run(_attempt(gateway, code, password, source=source))
+
+
+def test_right_password_connects_wrong_and_unknown_are_refused(strict_gateway):
+    pile = world.pile()
+    assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.1.1") == "Accepted"
+    assert attempt(strict_gateway, pile.code, "wrong-pw", source="127.0.1.2") == 401
+    assert attempt(strict_gateway, "44209999999999999999", "x", source="127.0.1.3") == 401
+
+
+def test_failures_from_one_address_throttle_it_but_not_the_pile(strict_gateway):
+    pile = world.pile()
+    attacker, owner = "127.0.2.1", "127.0.2.2"
+    refusals = [attempt(strict_gateway, pile.code, f"guess-{n}", source=attacker) for n in range(3)]
+    assert refusals == [401, 401, 401]
+    # Past the limit the address is refused before any check, even with the right password.
+    assert attempt(strict_gateway, pile.code, "secret-pw", source=attacker) == 429
+    assert attempt(strict_gateway, pile.code, "secret-pw", source=owner) == "Accepted"
+    # Throttled attempts are not looked up, so not journaled as refusals either (the
+    # journal is written in order: the owner's later connection shows it is flushed).
+    wait_for(lambda: Frame.objects.filter(pile_code=pile.code, action="connected").exists())
+    assert Frame.objects.filter(pile_code=pile.code, action="refused").count() == 3
+
+
+def test_failures_on_one_code_from_many_addresses_throttle_the_code(strict_gateway):
+    pile = world.pile()
+    sources = [f"127.0.3.{n}" for n in range(1, PER_CODE + 1)]
+    assert [attempt(strict_gateway, pile.code, "guess", source=s) for s in sources] == [401] * 5
+    assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.3.99") == 429
+    other = world.pile()
+    assert attempt(strict_gateway, other.code, "secret-pw", source="127.0.3.99") == "Accepted"
+
+
+def test_a_legacy_hash_is_verified_once_and_upgraded(strict_gateway):
+    pile = world.pile()
+    legacy = world.fast_hash("secret-pw")
+    Pile.objects.filter(pk=pile.pk).update(credential_hash=legacy)
+    assert attempt(strict_gateway, pile.code, "wrong-pw", source="127.0.4.1") == 401
+    pile.refresh_from_db()
+    assert pile.credential_hash == legacy  # a wrong password upgrades nothing
+    assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.4.2") == "Accepted"
+    pile.refresh_from_db()
+    assert pile.credential_hash == pile_credential_encode(password="secret-pw")
+    assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.4.2") == "Accepted"
+    refused = wait_for(lambda: Frame.objects.filter(pile_code=pile.code, action="refused").first())
+    assert refused.raw.startswith("wrong password")

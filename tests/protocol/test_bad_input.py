@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol.models import Frame
+from protocol.services import CommandRejected, send_command
 from protocol.simulator import basic_auth_header, connected
 
 from . import world
@@ -120,3 +121,50 @@ def test_a_frame_the_database_cannot_store_does_not_block_the_journal(gateway):
     assert asyncio.run(send()) == ("UnknownMessageId", "Accepted")
     stored = Frame.objects.get(pile_code=pile.code, action="DataTransfer", direction="in")
     assert stored.payload["data"] == "nul\\u0000here"
+
+
+def test_nul_in_ids_actions_and_error_codes_never_stops_the_journal(gateway):
+    bad, other = world.pile(), world.pile()
+    member = world.member(other.station.operator)
+
+    async def play():
+        async with ws_connect(
+            f"{gateway.url}/{bad.code}",
+            subprotocols=["ocpp1.6"],
+            additional_headers=basic_auth_header(bad.code, bad.password),
+        ) as ws:
+            await ws.send(json.dumps([2, "n\u00001", "Heartbeat", {}]))
+            beat = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            await ws.send(json.dumps([2, "n2", "Heart\u0000beat", {}]))
+            unknown = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            command = asyncio.create_task(
+                asyncio.to_thread(
+                    send_command, pile=bad, action="Reset", payload={"type": "Soft"}, timeout=5
+                )
+            )
+            reset = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            await ws.send(json.dumps([4, reset[1], "Generic\u0000Error", "d\u0000", {}]))
+            with pytest.raises(CommandRejected):
+                await command
+        async with connected(gateway.url, other.code, other.password) as sim:
+            sim._response_timeout = 5
+            start = await sim.start_tx(1, member.token)  # waits for its journal flush
+        return beat[:2], unknown[:3], reset[1], start.id_tag_info["status"]
+
+    beat, unknown, reset_id, status = asyncio.run(play())
+    assert (beat, unknown, status) == ([3, "n\u00001"], [4, "n2", "NotImplemented"], "Accepted")
+    frames = (
+        Frame.objects.filter(pile_code=bad.code)
+        .exclude(action__in=["connected", "disconnected"])
+        .order_by("pk")
+        .values_list("direction", "message_type", "action", "unique_id", "error_code")
+    )
+    assert list(frames) == [
+        ("in", 2, "Heartbeat", "n\\u00001", ""),
+        ("out", 3, "Heartbeat", "n\\u00001", ""),
+        ("in", 2, "Heart\\u0000beat", "n2", "NotImplemented"),
+        ("out", 4, "Heart\\u0000beat", "n2", "NotImplemented"),
+        ("out", 2, "Reset", reset_id, ""),
+        ("in", 4, "Reset", reset_id, "Generic\\u0000Error"),
+    ]
+    assert Frame.objects.filter(pile_code=other.code, action="StartTransaction").count() == 2

@@ -44,6 +44,7 @@ from stations.services import live
 
 from ..db import DatabaseUnavailable
 from ..models import Direction, MessageType
+from . import bounds
 
 if TYPE_CHECKING:
     from .server import Gateway
@@ -184,7 +185,7 @@ class PileConnection(ChargePoint):
             return
         try:
             msg = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
             match = _UNIQUE_ID_RE.match(raw)
             self._journal(Direction.IN, MessageType.MALFORMED, raw=raw[:4000], error_code="JSON")
             await self._send_error(
@@ -351,7 +352,7 @@ class PileConnection(ChargePoint):
         return {"currentTime": _now_iso()}, "", None
 
     async def on_StatusNotification(self, p: dict):
-        connector = p["connectorId"]
+        connector = bounds.connector_number(p["connectorId"], pile_itself=True)
         pile_time = sessions.parse_pile_time(p.get("timestamp"))
         await self.gw.db.run(
             live.connector_status_record,
@@ -372,44 +373,45 @@ class PileConnection(ChargePoint):
         return {"idTagInfo": {"status": status}}, "", None
 
     async def on_StartTransaction(self, p: dict):
-        if p["connectorId"] < 1:
-            raise PropertyConstraintViolationError(
-                details={"cause": "connectorId of a transaction is 1 or more"}
+        try:
+            result = await self.gw.db.run(
+                sessions.session_start,
+                pile=self.pile,
+                connector_number=bounds.connector_number(p["connectorId"], pile_itself=False),
+                id_tag=p["idTag"],
+                meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
+                started_at=_time(p["timestamp"], "timestamp"),
             )
-        result = await self.gw.db.run(
-            sessions.session_start,
-            pile=self.pile,
-            connector_number=p["connectorId"],
-            id_tag=p["idTag"],
-            meter_start_wh=p["meterStart"],
-            started_at=_time(p["timestamp"], "timestamp"),
-        )
+        except live.UnknownConnector as exc:
+            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from exc
         self.orders[result.session_id] = result.order_no
         answer = {"transactionId": result.session_id, "idTagInfo": {"status": result.status}}
         return answer, result.order_no, result.session_id
 
     async def on_MeterValues(self, p: dict):
-        transaction_id = p.get("transactionId")
+        transaction_id = bounds.transaction_id(p.get("transactionId"))
+        samples = sessions.samples_from_ocpp(p["meterValue"])
         result = await self.gw.db.run(
             sessions.session_meter_record,
             pile=self.pile,
-            connector_number=p["connectorId"],
+            connector_number=bounds.connector_number(p["connectorId"], pile_itself=True),
             transaction_id=transaction_id,
-            samples=sessions.samples_from_ocpp(p["meterValue"]),
+            samples=bounds.samples(samples, field="meterValue"),
         )
         return {}, result.order_no, result.session_id or transaction_id
 
     async def on_StopTransaction(self, p: dict):
-        transaction_id = p["transactionId"]
+        transaction_id = bounds.transaction_id(p["transactionId"])
+        samples = sessions.samples_from_ocpp(p.get("transactionData", []))
         result = await self.gw.db.run(
             sessions.session_stop,
             pile=self.pile,
             transaction_id=transaction_id,
-            meter_stop_wh=p["meterStop"],
+            meter_stop_wh=bounds.meter_wh(p["meterStop"], field="meterStop"),
             stopped_at=_time(p["timestamp"], "timestamp"),
             reason=p.get("reason", ""),
             id_tag=p.get("idTag", ""),
-            samples=sessions.samples_from_ocpp(p.get("transactionData", [])),
+            samples=bounds.samples(samples, field="transactionData"),
             transaction_data=p.get("transactionData", []),
         )
         answer: dict[str, Any] = {}
@@ -424,11 +426,16 @@ class PileConnection(ChargePoint):
         connector, transaction_id, vin = 1, None, data
         try:
             parsed = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
-            connector = int(parsed.get("connectorId", 1) or 1)
-            transaction_id = parsed.get("transactionId")
+            field = "data.connectorId"
+            number = bounds.integer(parsed.get("connectorId") or 1, field=field)
+            connector = bounds.connector_number(number, field=field, pile_itself=False)
+            if parsed.get("transactionId") is not None:
+                field = "data.transactionId"
+                number = bounds.integer(parsed["transactionId"], field=field)
+                transaction_id = bounds.transaction_id(number, field=field)
             vin = str(parsed.get("vin", ""))
         try:
             session_id = await self.gw.db.run(

@@ -11,9 +11,11 @@ from ocpp.v16 import call
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from billing.models import ChargingSession, OrphanStop
 from protocol.models import Frame
 from protocol.services import CommandRejected, send_command
 from protocol.simulator import basic_auth_header, connected
+from stations.models import StatusEvent
 
 from . import world
 from .conftest import wait_for
@@ -37,6 +39,39 @@ async def exchange(gateway, pile, text: str) -> list:
         return answer
 
 
+def frame(unique_id: str, action: str, payload: dict) -> str:
+    return json.dumps([2, unique_id, action, payload])
+
+
+def start(**fields) -> str:
+    base = {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": "2026-11-27T01:00:00Z"}
+    return frame("s1", "StartTransaction", {**base, **fields})
+
+
+def stop(**fields) -> str:
+    base = {"transactionId": 1, "meterStop": 0, "timestamp": "2026-11-27T02:00:00Z"}
+    return frame("s2", "StopTransaction", {**base, **fields})
+
+
+def meter(*, connectorId=1, transactionId=None, value="1000", measurand=None) -> str:
+    sampled = {"value": value, **({"measurand": measurand} if measurand else {})}
+    entry = {"timestamp": "2026-11-27T01:30:00Z", "sampledValue": [sampled]}
+    payload = {"connectorId": connectorId, "meterValue": [entry]}
+    if transactionId is not None:
+        payload["transactionId"] = transactionId
+    return frame("s3", "MeterValues", payload)
+
+
+def status(connector: int) -> str:
+    payload = {"connectorId": connector, "errorCode": "NoError", "status": "Available"}
+    return frame("s4", "StatusNotification", payload)
+
+
+def vin(data: dict) -> str:
+    payload = {"vendorId": "X", "messageId": "VIN", "data": json.dumps(data)}
+    return frame("s5", "DataTransfer", payload)
+
+
 @pytest.mark.parametrize(
     "text, expected_id, expected_code",
     [
@@ -56,6 +91,26 @@ async def exchange(gateway, pile, text: str) -> list:
         ('[2, "m11", "StartTransaction", {"connectorId": 0, "idTag": "A", "meterStart": 0, '
          '"timestamp": "2026-11-27T01:00:00Z"}]', "m11", "PropertyConstraintViolation"),
         ('[2, "m10", "Authorize", {"idTag": "' + "X" * 9000 + '"}]', "m10", "FormationViolation"),
+        ("[" * 4000 + "]" * 4000, "-1", "FormationViolation"),  # too deep to parse
+        # Valid OCPP, but past what the columns hold: refused, not left unanswered.
+        (start(meterStart=10**20), "s1", "PropertyConstraintViolation"),
+        (start(meterStart=-1), "s1", "PropertyConstraintViolation"),
+        (start(connectorId=999999), "s1", "PropertyConstraintViolation"),
+        (start(connectorId=-1), "s1", "PropertyConstraintViolation"),
+        (start(connectorId=2), "s1", "PropertyConstraintViolation"),  # the pile has one
+        (stop(transactionId=2**70), "s2", "PropertyConstraintViolation"),
+        (stop(meterStop=10**20), "s2", "PropertyConstraintViolation"),
+        (meter(value="1e12"), "s3", "PropertyConstraintViolation"),
+        (meter(value="1000", measurand="SoC"), "s3", "PropertyConstraintViolation"),
+        (meter(transactionId=2**70), "s3", "PropertyConstraintViolation"),
+        (meter(connectorId=100), "s3", "PropertyConstraintViolation"),
+        (status(999999), "s4", "PropertyConstraintViolation"),
+        (status(-1), "s4", "PropertyConstraintViolation"),
+        (vin({"connectorId": "x"}), "s5", "TypeConstraintViolation"),
+        (vin({"connectorId": [1]}), "s5", "TypeConstraintViolation"),
+        (vin({"connectorId": 1, "transactionId": 1e30}), "s5", "TypeConstraintViolation"),
+        (vin({"connectorId": 999999}), "s5", "PropertyConstraintViolation"),
+        (vin({"connectorId": 1, "transactionId": 2**70}), "s5", "PropertyConstraintViolation"),
     ],
 )  # fmt: skip
 def test_bad_frame_gets_the_prescribed_call_error(gateway, text, expected_id, expected_code):
@@ -77,6 +132,11 @@ def test_bad_frame_gets_the_prescribed_call_error(gateway, text, expected_id, ex
         .exclude(unique_id="after")
     )
     assert inbound.count() == 1
+    # …and nothing wrong was stored.
+    assert list(pile.connectors.values_list("number", flat=True)) == [1]
+    assert not ChargingSession.objects.filter(pile=pile).exists()
+    assert not OrphanStop.objects.filter(pile=pile).exists()
+    assert not StatusEvent.objects.filter(pile=pile).exists()
 
 
 def test_a_flood_is_disconnected_and_other_piles_are_not_affected(gateway):

@@ -111,12 +111,13 @@ class PileConnection(ChargePoint):
         self.token = uuid.uuid4().hex[:12]
         # Read once per connection, not per frame.
         self.max_frame_bytes = settings.GATEWAY_MAX_FRAME_BYTES
-        self.max_calls_per_minute = settings.GATEWAY_MAX_CALLS_PER_MINUTE
+        self.max_frames_per_minute = settings.GATEWAY_MAX_CALLS_PER_MINUTE
+        self.unsolicited_chars = settings.GATEWAY_UNSOLICITED_JOURNAL_CHARS
         self.connector_states: dict[int, str] = {}
         self.orders: dict[int, str] = {}  # transaction id → order number, for the journal
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._outbound_lock = asyncio.Lock()
-        self._calls: deque[float] = deque()
+        self._frames: deque[float] = deque()
         self.aborted = False
 
     # --- receive loop -----------------------------------------------------------------
@@ -169,6 +170,16 @@ class PileConnection(ChargePoint):
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raw = raw.decode("utf-8", "replace")
+        if self._flooding():
+            # Every frame counts, whatever it is: malformed frames and answers nobody asked
+            # for grow the journal just as calls do.
+            self._journal(
+                Direction.IN, MessageType.MALFORMED, raw=raw[: self.unsolicited_chars],
+                error_code="Flood",
+            )  # fmt: skip
+            logger.warning("%s: flooding, closing the connection", self.code)
+            self._abort(1008, "too many messages")
+            return
         limit = self.max_frame_bytes
         if len(raw) > limit:
             match = _UNIQUE_ID_RE.match(raw)
@@ -206,7 +217,7 @@ class PileConnection(ChargePoint):
             )
             return
         if msg[0] in (3, 4):
-            self._on_response(msg)
+            self._on_response(msg, raw)
             return
         if (
             len(msg) != 4
@@ -224,18 +235,6 @@ class PileConnection(ChargePoint):
             )
             return
         _type, unique_id, action, payload = msg
-        if self._flooding():
-            self._journal(
-                Direction.IN,
-                MessageType.CALL,
-                action=action[:64],
-                unique_id=unique_id,
-                payload=payload,
-                error_code="Flood",
-            )
-            logger.warning("%s: flooding, closing the connection", self.code)
-            self._abort(1008, "too many messages")
-            return
         await self._on_call(unique_id, action, payload)
 
     def _abort(self, code: int, reason: str) -> None:
@@ -252,15 +251,23 @@ class PileConnection(ChargePoint):
 
     def _flooding(self) -> bool:
         now = time.monotonic()
-        self._calls.append(now)
-        while self._calls and self._calls[0] < now - 60:
-            self._calls.popleft()
-        return len(self._calls) > self.max_calls_per_minute
+        self._frames.append(now)
+        while self._frames and self._frames[0] < now - 60:
+            self._frames.popleft()
+        return len(self._frames) > self.max_frames_per_minute
 
-    def _on_response(self, msg: list) -> None:
+    def _on_response(self, msg: list, raw: str) -> None:
         unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
         pending = self._pending.get(unique_id)
         action = pending[0] if pending else ""
+        if pending is None:
+            # An answer to nothing we sent: kept as a bounded prefix of its text, so a pile
+            # sending big unsolicited answers cannot grow the journal without limit.
+            self._journal(
+                Direction.IN, msg[0], unique_id=unique_id[:64],
+                raw=raw[: self.unsolicited_chars], error_code="Unsolicited",
+            )  # fmt: skip
+            return
         if msg[0] == 3:
             payload = msg[2] if len(msg) > 2 else None
             self._journal(
@@ -279,7 +286,7 @@ class PileConnection(ChargePoint):
                 payload={"frame": msg[2:]},
                 error_code=str(msg[2])[:64] if len(msg) > 2 else "",
             )
-        if pending is not None and not pending[1].done():
+        if not pending[1].done():
             pending[1].set_result(msg)
 
     async def _on_call(self, unique_id: str, action: str, payload: dict) -> None:

@@ -38,6 +38,7 @@ from ..db import DatabaseUnavailable, DbRunner
 from ..journal import JournalWriter
 from ..models import Direction, MessageType
 from .connection import PileConnection
+from .refusals import RefusalLimiter
 
 logger = logging.getLogger("protocol.gateway")
 
@@ -75,6 +76,7 @@ class Gateway:
         self._heartbeats: dict[int, tuple[object, str]] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self.refusals = RefusalLimiter(settings.GATEWAY_REFUSED_JOURNAL_PER_MINUTE)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -104,15 +106,16 @@ class Gateway:
 
     def _refuse(self, connection: ServerConnection, code: str, reason: str) -> Response:
         peer = connection.remote_address[0] if connection.remote_address else "?"
-        logger.warning("refused pile %r from %s: %s", code, peer, reason)
-        self.journal.add(
-            pile_code=code[:64],
-            direction=Direction.IN,
-            message_type=MessageType.EVENT,
-            action="refused",
-            raw=f"{reason} (from {peer})",
-            error_code="401",
-        )
+        if self.refusals.admit(code=code, address=peer):
+            logger.warning("refused pile %r from %s: %s", code, peer, reason)
+            self.journal.add(
+                pile_code=code[:64],
+                direction=Direction.IN,
+                message_type=MessageType.EVENT,
+                action="refused",
+                raw=f"{reason} (from {peer})",
+                error_code="401",
+            )
         response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
         response.headers["WWW-Authenticate"] = 'Basic realm="chargenet", charset="UTF-8"'
         return response

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 import pytest
 from ocpp.v16 import call
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from billing.models import ChargingSession, OrphanStop
 from protocol.models import Frame
@@ -23,13 +24,18 @@ from .conftest import wait_for
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
 
 
-async def exchange(gateway, pile, text: str) -> list:
-    async with ws_connect(
-        f"{gateway.url}/{pile.code}",
+def pile_socket(url: str, code: str, password: str, **kwargs):
+    """A raw WebSocket opened as a pile opens it (OCPP 1.6 subprotocol, HTTP Basic)."""
+    return ws_connect(
+        f"{url}/{code}",
         subprotocols=["ocpp1.6"],
-        additional_headers=basic_auth_header(pile.code, pile.password),
-        max_size=None,
-    ) as ws:
+        additional_headers=basic_auth_header(code, password),
+        **kwargs,
+    )
+
+
+async def exchange(gateway, pile, text: str) -> list:
+    async with pile_socket(gateway.url, pile.code, pile.password, max_size=None) as ws:
         await ws.send(text)
         answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
         # …and the same connection still works afterwards.
@@ -144,11 +150,7 @@ def test_a_flood_is_disconnected_and_other_piles_are_not_affected(gateway):
 
     async def flood():
         async with connected(gateway.url, neighbour.code, neighbour.password) as calm:
-            async with ws_connect(
-                f"{gateway.url}/{flooder.code}",
-                subprotocols=["ocpp1.6"],
-                additional_headers=basic_auth_header(flooder.code, flooder.password),
-            ) as ws:
+            async with pile_socket(gateway.url, flooder.code, flooder.password) as ws:
                 with pytest.raises(ConnectionClosed):
                     for i in range(1000):  # the test gateway allows 300 calls a minute
                         await ws.send(json.dumps([2, f"f{i}", "Heartbeat", {}]))
@@ -188,11 +190,7 @@ def test_nul_in_ids_actions_and_error_codes_never_stops_the_journal(gateway):
     member = world.member(other.station.operator)
 
     async def play():
-        async with ws_connect(
-            f"{gateway.url}/{bad.code}",
-            subprotocols=["ocpp1.6"],
-            additional_headers=basic_auth_header(bad.code, bad.password),
-        ) as ws:
+        async with pile_socket(gateway.url, bad.code, bad.password) as ws:
             await ws.send(json.dumps([2, "n\u00001", "Heartbeat", {}]))
             beat = json.loads(await asyncio.wait_for(ws.recv(), 5))
             await ws.send(json.dumps([2, "n2", "Heart\u0000beat", {}]))
@@ -228,3 +226,69 @@ def test_nul_in_ids_actions_and_error_codes_never_stops_the_journal(gateway):
         ("in", 4, "Reset", reset_id, "Generic\\u0000Error"),
     ]
     assert Frame.objects.filter(pile_code=other.code, action="StartTransaction").count() == 2
+
+
+def flood_with(gateway, pile, text: str, times: int) -> int:
+    """Send ``text`` ``times`` times without reading; the close code the pile got."""
+
+    async def flood():
+        async with pile_socket(gateway.url, pile.code, pile.password) as ws:
+            with pytest.raises(ConnectionClosed):
+                for _ in range(times):
+                    await ws.send(text)
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            return ws.close_code
+
+    return asyncio.run(flood())
+
+
+@pytest.mark.parametrize(
+    "text, message_type, error_code, journaled_chars",
+    [
+        ("not json", 0, "JSON", 8),  # malformed frames count too
+        (json.dumps([3, "nobody-asked", {"blob": "x" * 7900}]), 3, "Unsolicited", 512),
+        (json.dumps([4, "nobody-asked", "GenericError", "y" * 7900, {}]), 4, "Unsolicited", 512),
+    ],
+)
+def test_every_frame_counts_toward_the_flood_limit_and_unsolicited_answers_are_cut(
+    gateway, text, message_type, error_code, journaled_chars
+):
+    pile = world.pile()
+    assert flood_with(gateway, pile, text, 400) == 1008  # the test gateway allows 300 a minute
+    frames = Frame.objects.filter(pile_code=pile.code, direction="in").exclude(
+        action__in=["connected", "disconnected"]
+    )
+    rows = wait_for(lambda: frames.count() == 301 and frames)
+    counts = Counter((f.message_type, f.error_code, len(f.raw), f.payload is None) for f in rows)
+    assert counts == {
+        (message_type, error_code, journaled_chars, True): 300,
+        (0, "Flood", min(len(text), 512), True): 1,
+    }
+
+
+def test_refused_handshakes_are_journaled_at_most_n_per_code_and_address(own_gateway):
+    gw = own_gateway(GATEWAY_REFUSED_JOURNAL_PER_MINUTE="3")
+    known = world.pile()
+    made_up = [f"4420{n:016d}" for n in range(5)]
+
+    async def refused(code: str, address: str) -> int:
+        with pytest.raises(InvalidStatus) as refusal:
+            async with pile_socket(gw.url, code, "wrong", local_addr=(address, 0)):
+                pass
+        return refusal.value.response.status_code
+
+    async def attempts():
+        one_address = [await refused(code, "127.0.0.1") for code in made_up]
+        one_code = [await refused(known.code, f"127.0.0.{n}") for n in range(2, 7)]
+        return one_address + one_code
+
+    assert asyncio.run(attempts()) == [401] * 10
+    journaled = wait_for(
+        lambda: (
+            rows
+            if len(rows := list(Frame.objects.filter(action="refused", node=gw.node))) >= 6
+            else None
+        )
+    )
+    assert sorted(f.pile_code for f in journaled) == sorted(made_up[:3] + [known.code] * 3)

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import uuid
 from decimal import Decimal
 
 import psycopg
@@ -19,23 +18,9 @@ from protocol.models import Frame
 from protocol.simulator import connected
 
 from . import world
-from .conftest import GatewayProcess, database_url, free_port, wait_for
+from .conftest import database_url, free_port, wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
-
-
-@pytest.fixture
-def own_gateway():
-    gateways: list[GatewayProcess] = []
-
-    def start(**env) -> GatewayProcess:
-        gw = GatewayProcess(node=f"gw-k-{uuid.uuid4().hex[:6]}", env=env).start()
-        gateways.append(gw)
-        return gw
-
-    yield start
-    for gw in gateways:
-        gw.stop()
 
 
 async def _wait_until_blocked_on_lock(dsn: str) -> None:

@@ -143,18 +143,33 @@ class Gateway:
         )
         owner = routing.parse_owner(previous)
         if owner is not None and owner[0] != self.node:
-            kick = {"kind": "kick", "pile": conn.code, "token": owner[1]}
-            await self.redis.rpush(routing.command_key(owner[0]), json.dumps(kick))
-        self.journal.add(
-            pile_code=conn.code,
-            direction=Direction.IN,
-            message_type=MessageType.EVENT,
-            action="connected",
-            raw=f"node {self.node}",
-        )
+            await self._take_over(conn, *owner)
+        self._event(conn.code, "connected", f"node {self.node}")
         # Online again: the next last-seen batch (`piles_seen`) marks it online and closes
         # its offline fault; no transaction per connection during a reconnect storm.
         self.seen(conn.pile_id)
+
+    async def _take_over(self, conn: PileConnection, node: str, token: str) -> None:
+        """The pile was held by another node: kick its old connection there, or, when that
+        node is gone (killed, its liveness expired), journal the disconnect it never could."""
+        if await self.redis.exists(routing.alive_key(node)):
+            kick = {"kind": "kick", "pile": conn.code, "token": token}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                routing.command_push(pipe, node, json.dumps(kick))
+                await pipe.execute()
+            return
+        self._event(conn.code, "disconnected", f"node {node} gone", node=node)
+
+    def _event(self, code: str, action: str, raw: str, **fields) -> None:
+        """Journal a connection event of pile ``code``."""
+        self.journal.add(
+            pile_code=code,
+            direction=Direction.IN,
+            message_type=MessageType.EVENT,
+            action=action,
+            raw=raw,
+            **fields,
+        )
 
     async def _unregister(self, conn: PileConnection) -> None:
         conn.connection_lost()
@@ -169,13 +184,7 @@ class Gateway:
                 )
             except Exception:
                 logger.warning("could not release %s in Redis", conn.code)
-        self.journal.add(
-            pile_code=conn.code,
-            direction=Direction.IN,
-            message_type=MessageType.EVENT,
-            action="disconnected",
-            raw=f"close code {conn._connection.close_code}",
-        )
+        self._event(conn.code, "disconnected", f"close code {conn._connection.close_code}")
 
     # --- last seen --------------------------------------------------------------------
 
@@ -227,7 +236,10 @@ class Gateway:
     async def _alive_loop(self) -> None:
         while True:
             try:
-                await self.redis.set(routing.alive_key(self.node), "1", ex=routing.ALIVE_TTL)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(routing.alive_key(self.node), "1", ex=routing.ALIVE_TTL)
+                    pipe.expire(routing.command_key(self.node), routing.COMMAND_TTL)
+                    await pipe.execute()
             except Exception as exc:
                 logger.warning("Redis unavailable: %s", exc)
             await asyncio.sleep(routing.ALIVE_TTL / 3)

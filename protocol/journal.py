@@ -76,10 +76,10 @@ def _cleaned(row: Frame) -> Frame:
     surrogates replaced, cut to the column's length; JSON without NaN/Infinity."""
     row.pk = None
     for name in _TEXT_FIELDS:
-        value = _storable(getattr(row, name))
+        value = storable(getattr(row, name))
         limit = Frame._meta.get_field(name).max_length
         setattr(row, name, value[:limit] if limit else value)
-    row.payload = _storable(row.payload)
+    row.payload = storable(row.payload)
     if row.transaction_id is not None and not -_BIGINT <= row.transaction_id < _BIGINT:
         row.transaction_id = None
     return row
@@ -89,17 +89,19 @@ def _minimal(row: Frame, error: Exception) -> Frame:
     """What is left of a frame that cannot be stored even cleaned: who, when, which way."""
     return Frame(
         at=row.at,
-        pile_code=_storable(row.pile_code)[:64],
+        pile_code=storable(row.pile_code)[:64],
         direction=row.direction,
         message_type=row.message_type,
-        action=_storable(row.action)[:64],
+        action=storable(row.action)[:64],
         error_code="Unstorable",
-        raw=_storable(f"{type(error).__name__}: {error}")[:500],
-        node=_storable(row.node)[:64],
+        raw=storable(f"{type(error).__name__}: {error}")[:500],
+        node=storable(row.node)[:64],
     )
 
 
-def _storable(value):
+def storable(value):
+    """``value`` (text or JSON) as PostgreSQL can store it: NUL spelled ``\\u0000``, lone
+    surrogates replaced, NaN/Infinity as text. Also for what a pile's answers hand on."""
     if isinstance(value, str):
         value = value.replace("\x00", "\\u0000")
         try:
@@ -110,9 +112,9 @@ def _storable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, list):
-        return [_storable(v) for v in value]
+        return [storable(v) for v in value]
     if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
+        return {storable(k): storable(v) for k, v in value.items()}
     return value
 
 

@@ -43,6 +43,7 @@ from stations.models import Pile
 from stations.services import live
 
 from ..db import DatabaseUnavailable
+from ..journal import storable
 from ..models import Direction, MessageType
 from . import bounds
 
@@ -496,12 +497,13 @@ class PileConnection(ChargePoint):
             self._outbound_lock.release()
         if msg is None:
             return {"outcome": "offline"}
+        # The pile's words go on to callers that store them (audit log, admin messages).
         if msg[0] == 3:
-            return {"outcome": "result", "payload": msg[2] if len(msg) > 2 else {}}
+            return {"outcome": "result", "payload": storable(msg[2]) if len(msg) > 2 else {}}
         return {
             "outcome": "error",
-            "error_code": str(msg[2]) if len(msg) > 2 else "",
-            "description": str(msg[3]) if len(msg) > 3 else "",
+            "error_code": storable(str(msg[2]))[:64] if len(msg) > 2 else "",
+            "description": storable(str(msg[3]))[:500] if len(msg) > 3 else "",
         }
 
     def connection_lost(self) -> None:

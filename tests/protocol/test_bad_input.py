@@ -202,15 +202,22 @@ def test_nul_in_ids_actions_and_error_codes_never_stops_the_journal(gateway):
             )
             reset = json.loads(await asyncio.wait_for(ws.recv(), 5))
             await ws.send(json.dumps([4, reset[1], "Generic\u0000Error", "d\u0000", {}]))
-            with pytest.raises(CommandRejected):
+            with pytest.raises(CommandRejected) as rejected:
                 await command
         async with connected(gateway.url, other.code, other.password) as sim:
             sim._response_timeout = 5
             start = await sim.start_tx(1, member.token)  # waits for its journal flush
-        return beat[:2], unknown[:3], reset[1], start.id_tag_info["status"]
+        details = rejected.value.details
+        return beat[:2], unknown[:3], reset[1], details, start.id_tag_info["status"]
 
-    beat, unknown, reset_id, status = asyncio.run(play())
+    beat, unknown, reset_id, details, status = asyncio.run(play())
     assert (beat, unknown, status) == ([3, "n\u00001"], [4, "n2", "NotImplemented"], "Accepted")
+    # What the pile answered reaches the caller (and its audit row) storable.
+    assert details == {
+        "outcome": "error",
+        "error_code": "Generic\\u0000Error",
+        "description": "d\\u0000",
+    }
     frames = (
         Frame.objects.filter(pile_code=bad.code)
         .exclude(action__in=["connected", "disconnected"])

@@ -226,9 +226,9 @@ GATEWAY_MAX_FRAME_BYTES = env_int("GATEWAY_MAX_FRAME_BYTES", 65536)
 # Frames per connection and minute (every frame counts: calls, answers, malformed ones); a
 # pile sending more is flooding and is disconnected (1008).
 GATEWAY_MAX_CALLS_PER_MINUTE = env_int("GATEWAY_MAX_CALLS_PER_MINUTE", 600)
-# Answers (CALLRESULT/CALLERROR) to nothing the platform sent are journaled as a prefix of
-# this many characters.
-GATEWAY_UNSOLICITED_JOURNAL_CHARS = env_int("GATEWAY_UNSOLICITED_JOURNAL_CHARS", 512)
+# Frames the gateway does not process (answers to nothing it sent, the frame that trips the
+# flood limit) are journaled as a prefix of this many characters.
+GATEWAY_JOURNAL_PREFIX_CHARS = env_int("GATEWAY_JOURNAL_PREFIX_CHARS", 512)
 # Refused handshakes journaled per pile code and per address in any minute; the rest are
 # counted in the log.
 GATEWAY_REFUSED_JOURNAL_PER_MINUTE = env_int("GATEWAY_REFUSED_JOURNAL_PER_MINUTE", 10)

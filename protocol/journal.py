@@ -34,40 +34,45 @@ _BIGINT = 2**63
 
 
 def _insert(rows: list[Frame]) -> None:
-    # One transaction for the batch, a savepoint per attempt: a batch that fails half-way
-    # leaves nothing behind, so the retry after a database outage writes no duplicates.
-    with transaction.atomic():
-        _insert_isolating(rows)
+    error = _attempt(rows)
+    if error is not None:
+        # One transaction for the rest, a savepoint per attempt: if the database goes away
+        # half-way nothing is left behind, so the batch's retry writes no duplicates.
+        with transaction.atomic():
+            _isolate(rows, error)
 
 
-def _insert_isolating(rows: list[Frame]) -> None:
+def _attempt(rows: list[Frame]) -> Exception | None:
+    """Insert ``rows`` in one statement; return the error if the database refused them. A
+    lost connection is raised: the writer keeps the whole batch and retries it later."""
     try:
         with transaction.atomic():
             Frame.objects.bulk_create(rows)
-        return
     except (OperationalError, InterfaceError):
-        raise  # the database is away: the whole batch is kept and retried
+        raise
     except Exception as exc:  # psycopg raises DataError, ValueError, UnicodeEncodeError…
         for row in rows:
             row.pk = None
-        if len(rows) > 1:
-            half = len(rows) // 2
-            _insert_isolating(rows[:half])
-            _insert_isolating(rows[half:])
-            return
-        error = exc
+        return exc
+    return None
+
+
+def _isolate(rows: list[Frame], error: Exception) -> None:
+    """``rows`` failed together: store them in halves until each bad row is alone, then
+    store that one cleaned, or at worst as a minimal row."""
+    if len(rows) > 1:
+        half = len(rows) // 2
+        for part in (rows[:half], rows[half:]):
+            if (part_error := _attempt(part)) is not None:
+                _isolate(part, part_error)
+        return
     row = rows[0]
     try:
-        with transaction.atomic():
-            Frame.objects.bulk_create([_cleaned(row)])
-        return
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception as exc:
-        logger.error(
-            "journal: frame of %r stored as Unstorable: %s / %s", row.pile_code, error, exc
-        )
-    with transaction.atomic():
+        cleaned_error = _attempt([_cleaned(row)])
+    except RecursionError as exc:  # JSON nested too deep to even walk
+        cleaned_error = exc
+    if cleaned_error is not None:
+        logger.error("journal: a frame of %r stored as Unstorable: %s", row.pile_code, error)
         Frame.objects.bulk_create([_minimal(row, error)])
 
 

@@ -113,7 +113,7 @@ class PileConnection(ChargePoint):
         # Read once per connection, not per frame.
         self.max_frame_bytes = settings.GATEWAY_MAX_FRAME_BYTES
         self.max_frames_per_minute = settings.GATEWAY_MAX_CALLS_PER_MINUTE
-        self.unsolicited_chars = settings.GATEWAY_UNSOLICITED_JOURNAL_CHARS
+        self.prefix_chars = settings.GATEWAY_JOURNAL_PREFIX_CHARS
         self.connector_states: dict[int, str] = {}
         self.orders: dict[int, str] = {}  # transaction id → order number, for the journal
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
@@ -175,7 +175,7 @@ class PileConnection(ChargePoint):
             # Every frame counts, whatever it is: malformed frames and answers nobody asked
             # for grow the journal just as calls do.
             self._journal(
-                Direction.IN, MessageType.MALFORMED, raw=raw[: self.unsolicited_chars],
+                Direction.IN, MessageType.MALFORMED, raw=raw[: self.prefix_chars],
                 error_code="Flood",
             )  # fmt: skip
             logger.warning("%s: flooding, closing the connection", self.code)
@@ -266,7 +266,7 @@ class PileConnection(ChargePoint):
             # sending big unsolicited answers cannot grow the journal without limit.
             self._journal(
                 Direction.IN, msg[0], unique_id=unique_id[:64],
-                raw=raw[: self.unsolicited_chars], error_code="Unsolicited",
+                raw=raw[: self.prefix_chars], error_code="Unsolicited",
             )  # fmt: skip
             return
         if msg[0] == 3:

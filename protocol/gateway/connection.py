@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
+from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import (
     FormationViolationError,
     InternalError,
     NotSupportedError,
+    OccurenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
     ProtocolError,
@@ -87,6 +89,21 @@ class NoAnswer(Exception):
 def _ocpp_code(error: OCPPError) -> str:
     # OCPP-J 1.6 spells it FormationViolation (errata 5.2); the library uses 2.0's name.
     return "FormationViolation" if error.code == "FormatViolation" else error.code
+
+
+def _spec_error(error: OCPPError) -> OCPPError:
+    """The OCPP-J 1.6 §4.2.3 error for a payload the schema refused, where the library names
+    it otherwise: too few/many items violate an occurrence constraint, a value outside its
+    enumeration or range is an invalid property value; neither is a formation error."""
+    cause = error.__context__
+    if not isinstance(cause, SchemaValidationError):
+        return error
+    details = {"cause": cause.message}
+    if cause.validator in ("minItems", "maxItems"):
+        return OccurenceConstraintViolationError(details=details)
+    if cause.validator in ("enum", "minimum", "maximum"):
+        return PropertyConstraintViolationError(details=details)
+    return error
 
 
 def _time(value: str | None, field: str) -> dt.datetime:
@@ -299,7 +316,10 @@ class PileConnection(ChargePoint):
                         description=f"{action} is not handled by this central system."
                     )
                 raise OcppNotImplemented(description=f"Unknown action {action!r}.")
-            _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
+            try:
+                _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
+            except OCPPError as error:
+                raise _spec_error(error) from error
             handler = getattr(self, f"on_{action}")
             answer, order_no, transaction_id = await handler(payload)
         except OCPPError as error:

@@ -98,6 +98,11 @@ def vin(data: dict) -> str:
          '"timestamp": "2026-11-27T01:00:00Z"}]', "m11", "PropertyConstraintViolation"),
         ('[2, "m10", "Authorize", {"idTag": "' + "X" * 9000 + '"}]', "m10", "FormationViolation"),
         ("[" * 4000 + "]" * 4000, "-1", "FormationViolation"),  # too deep to parse
+        (frame("o1", "MeterValues", {"connectorId": 1, "meterValue": []}), "o1",
+         "OccurenceConstraintViolation"),
+        (frame("o2", "StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                            "status": "Exploded"}), "o2",
+         "PropertyConstraintViolation"),
         # Valid OCPP, but past what the columns hold: refused, not left unanswered.
         (start(meterStart=10**20), "s1", "PropertyConstraintViolation"),
         (start(meterStart=-1), "s1", "PropertyConstraintViolation"),

@@ -15,7 +15,9 @@ from __future__ import annotations
 from django.conf import settings
 
 ALIVE_TTL = 15  # seconds; a node refreshes every ALIVE_TTL / 3
-COMMAND_TTL = ALIVE_TTL
+# Longer than ALIVE_TTL: a kick pushed to a node that just died is still there to be
+# found unread once the node's liveness has expired (see `Gateway._check_kick_read`).
+COMMAND_TTL = 2 * ALIVE_TTL
 REPLY_TTL = 120
 
 

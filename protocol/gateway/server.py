@@ -153,12 +153,27 @@ class Gateway:
         """The pile was held by another node: kick its old connection there, or, when that
         node is gone (killed, its liveness expired), journal the disconnect it never could."""
         if await self.redis.exists(routing.alive_key(node)):
-            kick = {"kind": "kick", "pile": conn.code, "token": token}
+            kick = json.dumps({"kind": "kick", "pile": conn.code, "token": token})
             async with self.redis.pipeline(transaction=False) as pipe:
-                routing.command_push(pipe, node, json.dumps(kick))
+                routing.command_push(pipe, node, kick)
                 await pipe.execute()
+            self._spawn(self._check_kick_read(conn.code, node, kick))
             return
         self._event(conn.code, "disconnected", f"node {node} gone", node=node)
+
+    async def _check_kick_read(self, code: str, node: str, kick: str) -> None:
+        """A node killed moments ago still looks alive until its key expires, and piles
+        reconnect within seconds: once it must have expired, a kick still unread in the
+        node's list means the node was gone, so its disconnect is journaled now."""
+        await asyncio.sleep(routing.ALIVE_TTL + 1)
+        try:
+            gone = not await self.redis.exists(routing.alive_key(node))
+            unread = gone and await self.redis.lrem(routing.command_key(node), 1, kick)
+        except Exception as exc:
+            logger.warning("could not check node %s for %s: %s", node, code, exc)
+            return
+        if unread:
+            self._event(code, "disconnected", f"node {node} gone", node=node)
 
     def _event(self, code: str, action: str, raw: str, **fields) -> None:
         """Journal a connection event of pile ``code``."""

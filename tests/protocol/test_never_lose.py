@@ -22,7 +22,7 @@ from protocol.services import CommandTimeout, send_command
 from protocol.simulator import connected
 
 from . import world
-from .conftest import database_url, free_port, wait_for
+from .conftest import GatewayProcess, database_url, free_port, wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
 
@@ -173,6 +173,17 @@ def test_database_outage_leaves_transactions_unanswered_then_serves_again(own_ga
     assert unanswered == 1
 
 
+async def connected_then_killed(gateway: GatewayProcess, pile) -> None:
+    """The pile boots on ``gateway``, which is then killed (SIGKILL) with the pile on it."""
+    async with connected(gateway.url, pile.code, pile.password) as sim:
+        await sim.boot()
+        # Connection events are journaled in the next batch, not awaited: let it come.
+        await asyncio.to_thread(
+            wait_for, Frame.objects.filter(pile_code=pile.code, action="connected").exists
+        )
+        await asyncio.to_thread(gateway.kill)
+
+
 def test_a_killed_gateway_is_journaled_gone_and_its_command_list_expires(own_gateway):
     pile = world.pile()
     first, second = own_gateway(), own_gateway()
@@ -180,13 +191,7 @@ def test_a_killed_gateway_is_journaled_gone_and_its_command_list_expires(own_gat
     commands = routing.command_key(first.node)
 
     async def play():
-        async with connected(first.url, pile.code, pile.password) as sim:
-            await sim.boot()
-            # Connection events are journaled in the next batch, not awaited: let it come.
-            await asyncio.to_thread(
-                wait_for, Frame.objects.filter(pile_code=pile.code, action="connected").exists
-            )
-            await asyncio.to_thread(first.kill)
+        await connected_then_killed(first, pile)
         # Until its liveness expires the dead node still looks alive: a command is pushed
         # onto its list, which nobody reads any more.
         with pytest.raises(CommandTimeout):
@@ -221,3 +226,22 @@ def test_a_killed_gateway_is_journaled_gone_and_its_command_list_expires(own_gat
         ("disconnected", second.node),
     ]
     assert events[1][2] == f"node {first.node} gone"
+
+
+def test_a_pile_back_before_the_dead_node_expired_still_gets_its_disconnect(own_gateway):
+    pile = world.pile()
+    first, second = own_gateway(), own_gateway()
+
+    async def play():
+        await connected_then_killed(first, pile)
+        # Back at once: the dead node still looks alive, so it is sent a kick it never reads.
+        async with connected(second.url, pile.code, pile.password) as again:
+            await again.boot()
+            events = Frame.objects.filter(pile_code=pile.code, action="disconnected")
+            return await asyncio.to_thread(
+                wait_for,
+                lambda: list(events.values_list("node", "raw")),
+                timeout=routing.ALIVE_TTL + 10,
+            )
+
+    assert asyncio.run(play()) == [(first.node, f"node {first.node} gone")]

@@ -260,8 +260,15 @@ GATEWAY_SEEN_FLUSH_SECONDS = env_float("GATEWAY_SEEN_FLUSH_SECONDS", 5.0)
 GATEWAY_SWEEP_SECONDS = env_float("GATEWAY_SWEEP_SECONDS", 30.0)
 # Frames longer than this get a FormationViolation; 4x this closes the socket.
 GATEWAY_MAX_FRAME_BYTES = env_int("GATEWAY_MAX_FRAME_BYTES", 65536)
-# Per connection; a pile sending more is flooding and is disconnected (1008).
+# Frames per connection and minute (every frame counts: calls, answers, malformed ones); a
+# pile sending more is flooding and is disconnected (1008).
 GATEWAY_MAX_CALLS_PER_MINUTE = env_int("GATEWAY_MAX_CALLS_PER_MINUTE", 600)
+# Frames the gateway does not process (answers to nothing it sent, the frame that trips the
+# flood limit) are journaled as a prefix of this many characters.
+GATEWAY_JOURNAL_PREFIX_CHARS = env_int("GATEWAY_JOURNAL_PREFIX_CHARS", 512)
+# Refused handshakes journaled per pile code and per address in any minute; the rest are
+# counted in the log.
+GATEWAY_REFUSED_JOURNAL_PER_MINUTE = env_int("GATEWAY_REFUSED_JOURNAL_PER_MINUTE", 10)
 GATEWAY_DB_THREADS = env_int("GATEWAY_DB_THREADS", 16)
 GATEWAY_REDIS_PREFIX = env("GATEWAY_REDIS_PREFIX", "chargenet:gw:")
 # sys.setswitchinterval for the gateway process (the event loop shares the GIL with the

@@ -4,6 +4,11 @@ Frames are appended to an in-memory buffer and written by one background task in
 (one INSERT of up to ``max_batch`` rows every few milliseconds). Transaction-bearing
 handlers await the flush of their frames before answering. When the database is down the
 buffer is kept (bounded) and retried, so frames are journaled once it is back.
+
+One frame the database cannot store (a NUL character in any text, a lone surrogate, NaN
+in JSON, a value longer than its column) must never stop the journal: a failing batch is
+split until the bad row is alone, which is stored cleaned, or at worst as a minimal
+"Unstorable" row; the good rows of the batch are stored as they were.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 
-from django.db import DataError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from .db import DbRunner
@@ -21,28 +27,99 @@ from .models import Frame
 
 logger = logging.getLogger(__name__)
 
+_TEXT_FIELDS = [
+    f.name for f in Frame._meta.fields if f.get_internal_type() in ("CharField", "TextField")
+]
+_BIGINT = 2**63
+
 
 def _insert(rows: list[Frame]) -> None:
+    error = _attempt(rows)
+    if error is not None:
+        # One transaction for the rest, a savepoint per attempt: if the database goes away
+        # half-way nothing is left behind, so the batch's retry writes no duplicates.
+        with transaction.atomic():
+            _isolate(rows, error)
+
+
+def _attempt(rows: list[Frame]) -> Exception | None:
+    """Insert ``rows`` in one statement; return the error if the database refused them. A
+    lost connection is raised: the writer keeps the whole batch and retries it later."""
     try:
         with transaction.atomic():
             Frame.objects.bulk_create(rows)
-    except DataError:
-        # A frame PostgreSQL cannot store (a NUL character in text or JSON) must not block
-        # the journal, and with it every transaction-bearing answer: store it cleaned.
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # psycopg raises DataError, ValueError, UnicodeEncodeError…
         for row in rows:
             row.pk = None
-            row.raw = row.raw.replace("\x00", "\\u0000")
-            row.payload = _without_nul(row.payload)
-        Frame.objects.bulk_create(rows)
+        return exc
+    return None
 
 
-def _without_nul(value):
+def _isolate(rows: list[Frame], error: Exception) -> None:
+    """``rows`` failed together: store them in halves until each bad row is alone, then
+    store that one cleaned, or at worst as a minimal row."""
+    if len(rows) > 1:
+        half = len(rows) // 2
+        for part in (rows[:half], rows[half:]):
+            if (part_error := _attempt(part)) is not None:
+                _isolate(part, part_error)
+        return
+    row = rows[0]
+    try:
+        cleaned_error = _attempt([_cleaned(row)])
+    except RecursionError as exc:  # JSON nested too deep to even walk
+        cleaned_error = exc
+    if cleaned_error is not None:
+        logger.error("journal: a frame of %r stored as Unstorable: %s", row.pile_code, error)
+        Frame.objects.bulk_create([_minimal(row, error)])
+
+
+def _cleaned(row: Frame) -> Frame:
+    """The row with every text storable: NUL spelled ``\\u0000`` (as JSON would), lone
+    surrogates replaced, cut to the column's length; JSON without NaN/Infinity."""
+    row.pk = None
+    for name in _TEXT_FIELDS:
+        value = storable(getattr(row, name))
+        limit = Frame._meta.get_field(name).max_length
+        setattr(row, name, value[:limit] if limit else value)
+    row.payload = storable(row.payload)
+    if row.transaction_id is not None and not -_BIGINT <= row.transaction_id < _BIGINT:
+        row.transaction_id = None
+    return row
+
+
+def _minimal(row: Frame, error: Exception) -> Frame:
+    """What is left of a frame that cannot be stored even cleaned: who, when, which way."""
+    return Frame(
+        at=row.at,
+        pile_code=storable(row.pile_code)[:64],
+        direction=row.direction,
+        message_type=row.message_type,
+        action=storable(row.action)[:64],
+        error_code="Unstorable",
+        raw=storable(f"{type(error).__name__}: {error}")[:500],
+        node=storable(row.node)[:64],
+    )
+
+
+def storable(value):
+    """``value`` (text or JSON) as PostgreSQL can store it: NUL spelled ``\\u0000``, lone
+    surrogates replaced, NaN/Infinity as text. Also for what a pile's answers hand on."""
     if isinstance(value, str):
-        return value.replace("\x00", "\\u0000")
+        value = value.replace("\x00", "\\u0000")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode()
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [storable(v) for v in value]
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {storable(k): storable(v) for k, v in value.items()}
     return value
 
 

@@ -4,7 +4,9 @@ gateway node and every caller of `protocol.services.send_command`.
 - ``pile:<code>``        → "<node>|<connection token>" of the connection holding the pile
 - ``node:<node>:alive``  → set with a short TTL while the node runs (refreshed)
 - ``node:<node>:cmd``    → list of commands for the node (BLPOP by its listener);
-                           also carries "kick" messages: another node took over a pile
+                           also carries "kick" messages: another node took over a pile.
+                           It expires (COMMAND_TTL, refreshed by the node while it runs,
+                           set again by every push), so a dead node's list goes away
 - ``reply:<request id>`` → list the node pushes the pile's answer to (BLPOP by the caller)
 """
 
@@ -13,6 +15,9 @@ from __future__ import annotations
 from django.conf import settings
 
 ALIVE_TTL = 15  # seconds; a node refreshes every ALIVE_TTL / 3
+# Longer than ALIVE_TTL: a kick pushed to a node that just died is still there to be
+# found unread once the node's liveness has expired (see `Gateway._check_kick_read`).
+COMMAND_TTL = 2 * ALIVE_TTL
 REPLY_TTL = 120
 
 
@@ -26,6 +31,15 @@ def alive_key(node: str) -> str:
 
 def command_key(node: str) -> str:
     return f"{settings.GATEWAY_REDIS_PREFIX}node:{node}:cmd"
+
+
+def command_push(pipe, node: str, text: str) -> None:
+    """Queue ``text`` for ``node`` on a Redis pipeline (sync or async; the caller executes
+    it) with the list's expiry: a push to a node that died meanwhile must not leave a list
+    that nobody reads and that never expires."""
+    key = command_key(node)
+    pipe.rpush(key, text)
+    pipe.expire(key, COMMAND_TTL)
 
 
 def reply_key(request_id: str) -> str:

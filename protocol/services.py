@@ -107,7 +107,9 @@ def send_command(
             "payload": payload,
             "expires": timezone.now().timestamp() + timeout,
         }
-        client.rpush(routing.command_key(owner[0]), json.dumps(command))
+        with client.pipeline(transaction=False) as pipe:
+            routing.command_push(pipe, owner[0], json.dumps(command))
+            pipe.execute()
         answer = client.blpop([routing.reply_key(request_id)], timeout=timeout + 2)
     finally:
         client.close()

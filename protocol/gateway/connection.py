@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
+from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import (
     FormationViolationError,
     InternalError,
     NotSupportedError,
+    OccurenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
     ProtocolError,
@@ -43,7 +45,9 @@ from stations.models import Pile
 from stations.services import live, maintenance
 
 from ..db import DatabaseUnavailable
+from ..journal import storable
 from ..models import Direction, MessageType
+from . import bounds
 
 if TYPE_CHECKING:
     from .server import Gateway
@@ -87,6 +91,21 @@ def _ocpp_code(error: OCPPError) -> str:
     return "FormationViolation" if error.code == "FormatViolation" else error.code
 
 
+def _spec_error(error: OCPPError) -> OCPPError:
+    """The OCPP-J 1.6 §4.2.3 error for a payload the schema refused, where the library names
+    it otherwise: too few/many items violate an occurrence constraint, a value outside its
+    enumeration or range is an invalid property value; neither is a formation error."""
+    cause = error.__context__
+    if not isinstance(cause, SchemaValidationError):
+        return error
+    details = {"cause": cause.message}
+    if cause.validator in ("minItems", "maxItems"):
+        return OccurenceConstraintViolationError(details=details)
+    if cause.validator in ("enum", "minimum", "maximum"):
+        return PropertyConstraintViolationError(details=details)
+    return error
+
+
 def _time(value: str | None, field: str) -> dt.datetime:
     parsed = sessions.parse_pile_time(value)
     if parsed is None:
@@ -110,12 +129,13 @@ class PileConnection(ChargePoint):
         self.token = uuid.uuid4().hex[:12]
         # Read once per connection, not per frame.
         self.max_frame_bytes = settings.GATEWAY_MAX_FRAME_BYTES
-        self.max_calls_per_minute = settings.GATEWAY_MAX_CALLS_PER_MINUTE
+        self.max_frames_per_minute = settings.GATEWAY_MAX_CALLS_PER_MINUTE
+        self.prefix_chars = settings.GATEWAY_JOURNAL_PREFIX_CHARS
         self.connector_states: dict[int, str] = {}
         self.orders: dict[int, str] = {}  # transaction id → order number, for the journal
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._outbound_lock = asyncio.Lock()
-        self._calls: deque[float] = deque()
+        self._frames: deque[float] = deque()
         self.aborted = False
 
     # --- receive loop -----------------------------------------------------------------
@@ -168,6 +188,16 @@ class PileConnection(ChargePoint):
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raw = raw.decode("utf-8", "replace")
+        if self._flooding():
+            # Every frame counts, whatever it is: malformed frames and answers nobody asked
+            # for grow the journal just as calls do.
+            self._journal(
+                Direction.IN, MessageType.MALFORMED, raw=raw[: self.prefix_chars],
+                error_code="Flood",
+            )  # fmt: skip
+            logger.warning("%s: flooding, closing the connection", self.code)
+            self._abort(1008, "too many messages")
+            return
         limit = self.max_frame_bytes
         if len(raw) > limit:
             match = _UNIQUE_ID_RE.match(raw)
@@ -184,7 +214,7 @@ class PileConnection(ChargePoint):
             return
         try:
             msg = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
             match = _UNIQUE_ID_RE.match(raw)
             self._journal(Direction.IN, MessageType.MALFORMED, raw=raw[:4000], error_code="JSON")
             await self._send_error(
@@ -205,7 +235,7 @@ class PileConnection(ChargePoint):
             )
             return
         if msg[0] in (3, 4):
-            self._on_response(msg)
+            self._on_response(msg, raw)
             return
         if (
             len(msg) != 4
@@ -223,18 +253,6 @@ class PileConnection(ChargePoint):
             )
             return
         _type, unique_id, action, payload = msg
-        if self._flooding():
-            self._journal(
-                Direction.IN,
-                MessageType.CALL,
-                action=action[:64],
-                unique_id=unique_id,
-                payload=payload,
-                error_code="Flood",
-            )
-            logger.warning("%s: flooding, closing the connection", self.code)
-            self._abort(1008, "too many messages")
-            return
         await self._on_call(unique_id, action, payload)
 
     def _abort(self, code: int, reason: str) -> None:
@@ -251,15 +269,23 @@ class PileConnection(ChargePoint):
 
     def _flooding(self) -> bool:
         now = time.monotonic()
-        self._calls.append(now)
-        while self._calls and self._calls[0] < now - 60:
-            self._calls.popleft()
-        return len(self._calls) > self.max_calls_per_minute
+        self._frames.append(now)
+        while self._frames and self._frames[0] < now - 60:
+            self._frames.popleft()
+        return len(self._frames) > self.max_frames_per_minute
 
-    def _on_response(self, msg: list) -> None:
+    def _on_response(self, msg: list, raw: str) -> None:
         unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
         pending = self._pending.get(unique_id)
         action = pending[0] if pending else ""
+        if pending is None:
+            # An answer to nothing we sent: kept as a bounded prefix of its text, so a pile
+            # sending big unsolicited answers cannot grow the journal without limit.
+            self._journal(
+                Direction.IN, msg[0], unique_id=unique_id[:64],
+                raw=raw[: self.prefix_chars], error_code="Unsolicited",
+            )  # fmt: skip
+            return
         if msg[0] == 3:
             payload = msg[2] if len(msg) > 2 else None
             self._journal(
@@ -278,7 +304,7 @@ class PileConnection(ChargePoint):
                 payload={"frame": msg[2:]},
                 error_code=str(msg[2])[:64] if len(msg) > 2 else "",
             )
-        if pending is not None and not pending[1].done():
+        if not pending[1].done():
             pending[1].set_result(msg)
 
     async def _on_call(self, unique_id: str, action: str, payload: dict) -> None:
@@ -290,7 +316,10 @@ class PileConnection(ChargePoint):
                         description=f"{action} is not handled by this central system."
                     )
                 raise OcppNotImplemented(description=f"Unknown action {action!r}.")
-            _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
+            try:
+                _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
+            except OCPPError as error:
+                raise _spec_error(error) from error
             handler = getattr(self, f"on_{action}")
             answer, order_no, transaction_id = await handler(payload)
         except OCPPError as error:
@@ -351,7 +380,7 @@ class PileConnection(ChargePoint):
         return {"currentTime": _now_iso()}, "", None
 
     async def on_StatusNotification(self, p: dict):
-        connector = p["connectorId"]
+        connector = bounds.connector_number(p["connectorId"], pile_itself=True)
         pile_time = sessions.parse_pile_time(p.get("timestamp"))
         await self.gw.db.run(
             live.connector_status_record,
@@ -372,44 +401,45 @@ class PileConnection(ChargePoint):
         return {"idTagInfo": {"status": status}}, "", None
 
     async def on_StartTransaction(self, p: dict):
-        if p["connectorId"] < 1:
-            raise PropertyConstraintViolationError(
-                details={"cause": "connectorId of a transaction is 1 or more"}
+        try:
+            result = await self.gw.db.run(
+                sessions.session_start,
+                pile=self.pile,
+                connector_number=bounds.connector_number(p["connectorId"], pile_itself=False),
+                id_tag=p["idTag"],
+                meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
+                started_at=_time(p["timestamp"], "timestamp"),
             )
-        result = await self.gw.db.run(
-            sessions.session_start,
-            pile=self.pile,
-            connector_number=p["connectorId"],
-            id_tag=p["idTag"],
-            meter_start_wh=p["meterStart"],
-            started_at=_time(p["timestamp"], "timestamp"),
-        )
+        except live.UnknownConnector as exc:
+            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from exc
         self.orders[result.session_id] = result.order_no
         answer = {"transactionId": result.session_id, "idTagInfo": {"status": result.status}}
         return answer, result.order_no, result.session_id
 
     async def on_MeterValues(self, p: dict):
-        transaction_id = p.get("transactionId")
+        transaction_id = bounds.transaction_id(p.get("transactionId"))
+        samples = sessions.samples_from_ocpp(p["meterValue"])
         result = await self.gw.db.run(
             sessions.session_meter_record,
             pile=self.pile,
-            connector_number=p["connectorId"],
+            connector_number=bounds.connector_number(p["connectorId"], pile_itself=True),
             transaction_id=transaction_id,
-            samples=sessions.samples_from_ocpp(p["meterValue"]),
+            samples=bounds.samples(samples, field="meterValue"),
         )
         return {}, result.order_no, result.session_id or transaction_id
 
     async def on_StopTransaction(self, p: dict):
-        transaction_id = p["transactionId"]
+        transaction_id = bounds.transaction_id(p["transactionId"])
+        samples = sessions.samples_from_ocpp(p.get("transactionData", []))
         result = await self.gw.db.run(
             sessions.session_stop,
             pile=self.pile,
             transaction_id=transaction_id,
-            meter_stop_wh=p["meterStop"],
+            meter_stop_wh=bounds.meter_wh(p["meterStop"], field="meterStop"),
             stopped_at=_time(p["timestamp"], "timestamp"),
             reason=p.get("reason", ""),
             id_tag=p.get("idTag", ""),
-            samples=sessions.samples_from_ocpp(p.get("transactionData", [])),
+            samples=bounds.samples(samples, field="transactionData"),
             transaction_data=p.get("transactionData", []),
         )
         answer: dict[str, Any] = {}
@@ -424,11 +454,16 @@ class PileConnection(ChargePoint):
         connector, transaction_id, vin = 1, None, data
         try:
             parsed = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
-            connector = int(parsed.get("connectorId", 1) or 1)
-            transaction_id = parsed.get("transactionId")
+            field = "data.connectorId"
+            number = bounds.integer(parsed.get("connectorId") or 1, field=field)
+            connector = bounds.connector_number(number, field=field, pile_itself=False)
+            if parsed.get("transactionId") is not None:
+                field = "data.transactionId"
+                number = bounds.integer(parsed["transactionId"], field=field)
+                transaction_id = bounds.transaction_id(number, field=field)
             vin = str(parsed.get("vin", ""))
         try:
             session_id = await self.gw.db.run(
@@ -488,12 +523,13 @@ class PileConnection(ChargePoint):
             self._outbound_lock.release()
         if msg is None:
             return {"outcome": "offline"}
+        # The pile's words go on to callers that store them (audit log, admin messages).
         if msg[0] == 3:
-            return {"outcome": "result", "payload": msg[2] if len(msg) > 2 else {}}
+            return {"outcome": "result", "payload": storable(msg[2]) if len(msg) > 2 else {}}
         return {
             "outcome": "error",
-            "error_code": str(msg[2]) if len(msg) > 2 else "",
-            "description": str(msg[3]) if len(msg) > 3 else "",
+            "error_code": storable(str(msg[2]))[:64] if len(msg) > 2 else "",
+            "description": storable(str(msg[3]))[:500] if len(msg) > 3 else "",
         }
 
     def connection_lost(self) -> None:

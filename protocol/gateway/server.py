@@ -40,6 +40,7 @@ from ..journal import JournalWriter
 from ..models import Direction, MessageType
 from . import throttle
 from .connection import PileConnection
+from .refusals import RefusalLimiter
 
 logger = logging.getLogger("protocol.gateway")
 
@@ -77,6 +78,7 @@ class Gateway:
         self._heartbeats: dict[int, tuple[object, str]] = {}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self.refusals = RefusalLimiter(settings.GATEWAY_REFUSED_JOURNAL_PER_MINUTE)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -134,15 +136,16 @@ class Gateway:
 
     def _refuse(self, connection: ServerConnection, code: str, reason: str) -> Response:
         peer = connection.remote_address[0] if connection.remote_address else "?"
-        logger.warning("refused pile %r from %s: %s", code, peer, reason)
-        self.journal.add(
-            pile_code=code[:64],
-            direction=Direction.IN,
-            message_type=MessageType.EVENT,
-            action="refused",
-            raw=f"{reason} (from {peer})",
-            error_code="401",
-        )
+        if self.refusals.admit(code=code, address=peer):
+            logger.warning("refused pile %r from %s: %s", code, peer, reason)
+            self.journal.add(
+                pile_code=code[:64],
+                direction=Direction.IN,
+                message_type=MessageType.EVENT,
+                action="refused",
+                raw=f"{reason} (from {peer})",
+                error_code="401",
+            )
         response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
         response.headers["WWW-Authenticate"] = 'Basic realm="chargenet", charset="UTF-8"'
         return response
@@ -170,18 +173,48 @@ class Gateway:
         )
         owner = routing.parse_owner(previous)
         if owner is not None and owner[0] != self.node:
-            kick = {"kind": "kick", "pile": conn.code, "token": owner[1]}
-            await self.redis.rpush(routing.command_key(owner[0]), json.dumps(kick))
-        self.journal.add(
-            pile_code=conn.code,
-            direction=Direction.IN,
-            message_type=MessageType.EVENT,
-            action="connected",
-            raw=f"node {self.node}",
-        )
+            await self._take_over(conn, *owner)
+        self._event(conn.code, "connected", f"node {self.node}")
         # Online again: the next last-seen batch (`piles_seen`) marks it online and closes
         # its offline fault; no transaction per connection during a reconnect storm.
         self.seen(conn.pile_id)
+
+    async def _take_over(self, conn: PileConnection, node: str, token: str) -> None:
+        """The pile was held by another node: kick its old connection there, or, when that
+        node is gone (killed, its liveness expired), journal the disconnect it never could."""
+        if await self.redis.exists(routing.alive_key(node)):
+            kick = json.dumps({"kind": "kick", "pile": conn.code, "token": token})
+            async with self.redis.pipeline(transaction=False) as pipe:
+                routing.command_push(pipe, node, kick)
+                await pipe.execute()
+            self._spawn(self._check_kick_read(conn.code, node, kick))
+            return
+        self._event(conn.code, "disconnected", f"node {node} gone", node=node)
+
+    async def _check_kick_read(self, code: str, node: str, kick: str) -> None:
+        """A node killed moments ago still looks alive until its key expires, and piles
+        reconnect within seconds: once it must have expired, a kick still unread in the
+        node's list means the node was gone, so its disconnect is journaled now."""
+        await asyncio.sleep(routing.ALIVE_TTL + 1)
+        try:
+            gone = not await self.redis.exists(routing.alive_key(node))
+            unread = gone and await self.redis.lrem(routing.command_key(node), 1, kick)
+        except Exception as exc:
+            logger.warning("could not check node %s for %s: %s", node, code, exc)
+            return
+        if unread:
+            self._event(code, "disconnected", f"node {node} gone", node=node)
+
+    def _event(self, code: str, action: str, raw: str, **fields) -> None:
+        """Journal a connection event of pile ``code``."""
+        self.journal.add(
+            pile_code=code,
+            direction=Direction.IN,
+            message_type=MessageType.EVENT,
+            action=action,
+            raw=raw,
+            **fields,
+        )
 
     async def _unregister(self, conn: PileConnection) -> None:
         conn.connection_lost()
@@ -196,13 +229,7 @@ class Gateway:
                 )
             except Exception:
                 logger.warning("could not release %s in Redis", conn.code)
-        self.journal.add(
-            pile_code=conn.code,
-            direction=Direction.IN,
-            message_type=MessageType.EVENT,
-            action="disconnected",
-            raw=f"close code {conn._connection.close_code}",
-        )
+        self._event(conn.code, "disconnected", f"close code {conn._connection.close_code}")
 
     # --- last seen --------------------------------------------------------------------
 
@@ -254,7 +281,10 @@ class Gateway:
     async def _alive_loop(self) -> None:
         while True:
             try:
-                await self.redis.set(routing.alive_key(self.node), "1", ex=routing.ALIVE_TTL)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(routing.alive_key(self.node), "1", ex=routing.ALIVE_TTL)
+                    pipe.expire(routing.command_key(self.node), routing.COMMAND_TTL)
+                    await pipe.execute()
             except Exception as exc:
                 logger.warning("Redis unavailable: %s", exc)
             await asyncio.sleep(routing.ALIVE_TTL / 3)

@@ -20,7 +20,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from chargenet.errors import DomainError
 from stations.models import (
     Connector,
     ConnectorStatus,
@@ -76,9 +78,25 @@ def pile_login(*, code: str, password: str | None) -> PileLogin:
     return PileLogin(pile)
 
 
-def connector_for(*, pile: Pile, number: int) -> Connector:
-    """The pile's connector ``number``, created when a pile reports one we do not know yet
-    (the record must not be lost; staff then fill in its rated power)."""
+class UnknownConnector(DomainError):
+    code = "connector_unknown"
+
+
+def connector_for(*, pile: Pile, number: int, create: bool = False) -> Connector:
+    """The pile's connector ``number``.
+
+    Only a StatusNotification creates one we do not know yet (``create``: the pile reports
+    its connectors when it boots, the record must not be lost; staff then fill in its
+    rated power). A transaction on a connector the pile does not have raises
+    `UnknownConnector` and creates nothing: a pile cannot grow connectors by starting."""
+    if not create:
+        connector = Connector.objects.filter(pile=pile, number=number).first()
+        if connector is None:
+            raise UnknownConnector(
+                _("Pile %(code)s has no connector %(number)s.")
+                % {"code": pile.code, "number": number}
+            )
+        return connector
     standard = (
         Connector.Standard.GBT_DC
         if pile.current_type == CurrentType.DC
@@ -316,7 +334,7 @@ def connector_status_record(
     )
     full = False
     if connector_number > 0:
-        connector = connector_for(pile=pile, number=connector_number)
+        connector = connector_for(pile=pile, number=connector_number, create=True)
         Connector.objects.filter(pk=connector.pk).update(
             status=status, error_code=error, status_at=now
         )
@@ -357,6 +375,7 @@ __all__ = [
     "BootResult",
     "PileLogin",
     "StatusResult",
+    "UnknownConnector",
     "connector_for",
     "connector_status_record",
     "heartbeat_history_prune",

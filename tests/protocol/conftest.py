@@ -155,6 +155,22 @@ def second_gateway(live_db):
     gw.stop()
 
 
+@pytest.fixture
+def own_gateway(live_db):
+    """Start gateways with their own settings (``own_gateway(NAME="value")``); each is
+    stopped at the end of the test."""
+    gateways: list[GatewayProcess] = []
+
+    def start(**env) -> GatewayProcess:
+        gw = GatewayProcess(node=f"gw-k-{uuid.uuid4().hex[:6]}", env=env).start()
+        gateways.append(gw)
+        return gw
+
+    yield start
+    for gw in gateways:
+        gw.stop()
+
+
 def wait_for(predicate, *, timeout: float = 10.0, every: float = 0.05):
     """Poll ``predicate`` until it returns a truthy value (the gateway works in the
     background: batches, other processes). Returns the value or fails the test."""

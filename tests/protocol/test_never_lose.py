@@ -7,35 +7,24 @@ import asyncio
 import contextlib
 import socket
 import threading
-import uuid
 from decimal import Decimal
 
 import psycopg
 import pytest
+import redis
+from django.conf import settings
 from django.db import connection
 
 from billing.models import ChargingSession, MeterSample, SessionTransition
-from protocol.models import Frame
+from protocol import routing
+from protocol.models import Frame, MessageType
+from protocol.services import CommandTimeout, send_command
 from protocol.simulator import connected
 
 from . import world
 from .conftest import GatewayProcess, database_url, free_port, wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
-
-
-@pytest.fixture
-def own_gateway():
-    gateways: list[GatewayProcess] = []
-
-    def start(**env) -> GatewayProcess:
-        gw = GatewayProcess(node=f"gw-k-{uuid.uuid4().hex[:6]}", env=env).start()
-        gateways.append(gw)
-        return gw
-
-    yield start
-    for gw in gateways:
-        gw.stop()
 
 
 async def _wait_until_blocked_on_lock(dsn: str) -> None:
@@ -182,3 +171,77 @@ def test_database_outage_leaves_transactions_unanswered_then_serves_again(own_ga
         ).count()
     )
     assert unanswered == 1
+
+
+async def connected_then_killed(gateway: GatewayProcess, pile) -> None:
+    """The pile boots on ``gateway``, which is then killed (SIGKILL) with the pile on it."""
+    async with connected(gateway.url, pile.code, pile.password) as sim:
+        await sim.boot()
+        # Connection events are journaled in the next batch, not awaited: let it come.
+        await asyncio.to_thread(
+            wait_for, Frame.objects.filter(pile_code=pile.code, action="connected").exists
+        )
+        await asyncio.to_thread(gateway.kill)
+
+
+def test_a_killed_gateway_is_journaled_gone_and_its_command_list_expires(own_gateway):
+    pile = world.pile()
+    first, second = own_gateway(), own_gateway()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    commands = routing.command_key(first.node)
+
+    async def play():
+        await connected_then_killed(first, pile)
+        # Until its liveness expires the dead node still looks alive: a command is pushed
+        # onto its list, which nobody reads any more.
+        with pytest.raises(CommandTimeout):
+            await asyncio.to_thread(
+                send_command, pile=pile, action="Reset", payload={"type": "Soft"}, timeout=0.2
+            )
+        client.delete(routing.alive_key(first.node))  # as ALIVE_TTL later
+        async with connected(second.url, pile.code, pile.password) as again:
+            await again.boot()
+
+    asyncio.run(play())
+    assert 0 < client.ttl(commands) <= routing.COMMAND_TTL
+    assert client.llen(commands) == 1  # the command; no kick for a node that is gone
+    events = wait_for(
+        lambda: (
+            rows
+            if len(
+                rows := list(
+                    Frame.objects.filter(pile_code=pile.code, message_type=MessageType.EVENT)
+                    .order_by("at", "pk")
+                    .values_list("action", "node", "raw")
+                )
+            )
+            == 4
+            else None
+        )
+    )
+    assert [row[:2] for row in events] == [
+        ("connected", first.node),
+        ("disconnected", first.node),
+        ("connected", second.node),
+        ("disconnected", second.node),
+    ]
+    assert events[1][2] == f"node {first.node} gone"
+
+
+def test_a_pile_back_before_the_dead_node_expired_still_gets_its_disconnect(own_gateway):
+    pile = world.pile()
+    first, second = own_gateway(), own_gateway()
+
+    async def play():
+        await connected_then_killed(first, pile)
+        # Back at once: the dead node still looks alive, so it is sent a kick it never reads.
+        async with connected(second.url, pile.code, pile.password) as again:
+            await again.boot()
+            events = Frame.objects.filter(pile_code=pile.code, action="disconnected")
+            return await asyncio.to_thread(
+                wait_for,
+                lambda: list(events.values_list("node", "raw")),
+                timeout=routing.ALIVE_TTL + 10,
+            )
+
+    assert asyncio.run(play()) == [(first.node, f"node {first.node} gone")]

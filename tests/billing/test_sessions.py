@@ -124,6 +124,9 @@ def test_meter_samples_are_converted_and_stored_once(django_capture_on_commit_ca
                 {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
                 {"value": "80", "measurand": "SoC", "unit": "Percent"},
                 {"value": "n/a", "measurand": "Voltage"},
+                # Beyond Decimal's range: skipped like text, not an exception that leaves
+                # the pile's MeterValues unanswered (and retried) forever.
+                {"value": "1e999999999", "measurand": "Current.Import"},
             ],
         },
         {"timestamp": "not a time", "sampledValue": [{"value": "1"}]},
@@ -359,3 +362,17 @@ def test_the_refused_state_reads_in_chinese():
             "拒绝启动",
             "拒绝启动的应答",
         )
+
+
+def test_a_huge_soc_stays_a_decimal_for_the_bounds_to_refuse():
+    """int() of a million-digit SoC would hold the gateway's event loop; it is left a
+    Decimal, which the gateway's bounds refuse with a CALLERROR."""
+    (sample,) = sessions.samples_from_ocpp(
+        [
+            {
+                "timestamp": "2026-11-27T02:05:00Z",
+                "sampledValue": [{"value": "1e999999", "measurand": "SoC"}, {"value": "5"}],
+            }
+        ]
+    )
+    assert (sample.soc, sample.energy_wh) == (Decimal("1e999999"), Decimal(5))

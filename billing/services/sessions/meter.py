@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 
@@ -59,11 +59,14 @@ def samples_from_ocpp(meter_values: Iterable[dict]) -> list[Sample]:
                 number = Decimal(str(value.get("value"))) * _UNIT_FACTORS.get(
                     value.get("unit", "Wh" if name == "energy_wh" else ""), 1
                 )
-            except (InvalidOperation, TypeError):
+            except (ArithmeticError, TypeError):  # not a number, or beyond Decimal's range
                 continue
             if not number.is_finite():
                 continue
-            fields[name] = int(number) if name == "soc" else number
+            if name == "soc" and number.adjusted() < 6:
+                number = int(number)  # a huge one stays a Decimal: int() of 1e999999999
+                # would take minutes on the gateway's event loop; the bounds refuse it
+            fields[name] = number
             context = context or value.get("context", "")
         samples.append(Sample(at=at, context=context[:32], **fields))
     return samples

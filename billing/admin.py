@@ -645,7 +645,7 @@ class WalletAdmin(BillingAdmin):
         )
         if not self.has_change_permission(request, wallet):
             raise Http404(_("Not found."))
-        form = WalletAdjustForm(request.POST or None)
+        form = WalletAdjustForm(request.POST or None, balance=wallet.balance)
 
         def adjust(form):
             entry = wallet_adjust(

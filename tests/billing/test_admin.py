@@ -268,3 +268,40 @@ def test_operator_admin_role_adjusts_a_wallet(client, settled):
     done = client.post(url, {"amount": "5.00", "reason": "goodwill"}, follow=True)
     assert "the balance is now 71.98 yuan" in done.content.decode()
     assert LedgerEntry.objects.get(kind="adjustment").actor == staff
+
+
+@pytest.mark.parametrize("query", ["fault_codes__contains=abc", "fault_codes=abc"])
+def test_a_bill_filter_the_database_rejects_redirects_with_a_message(client, settled, query):
+    staff_client(client, settled.operator)
+    url = reverse("admin:billing_bill_changelist")
+    response = client.get(f"{url}?{query}")
+    assert (response.status_code, response.url) == (302, f"{url}?e=1")
+    shown = client.get(response.url)
+    assert shown.status_code == 200
+    assert [str(m) for m in shown.context["messages"]] == [
+        f"The list cannot be filtered by “{query}”; showing the list without it."
+    ]
+    assert [b.pk for b in shown.context["cl"].result_list] == [settled.pk]
+
+
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [
+        (
+            "9999999999.99",
+            "The balance after this adjustment (10000000066.97 yuan) would be beyond what "
+            "a wallet holds (±9999999999.99 yuan).",
+        ),
+        ("99999999999.99", "Ensure that there are no more than 12 digits in total."),
+    ],
+)
+def test_an_adjustment_beyond_the_balance_column_is_a_form_error(client, settled, amount, error):
+    staff_client(client, settled.operator)
+    wallet = settled.member.wallet
+    url = reverse("admin:billing_wallet_adjust", args=[wallet.pk])
+    response = client.post(url, {"amount": amount, "reason": "typo"})
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"amount": [error]}
+    wallet.refresh_from_db()
+    assert wallet.balance == D("66.98")
+    assert not LedgerEntry.objects.filter(kind="adjustment").exists()

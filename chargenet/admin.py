@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
@@ -352,11 +353,25 @@ class ExportCsvMixin:
         for obj in queryset:
             writer.writerow(
                 [
-                    accessor(obj) if callable(accessor) else _dotted(obj, accessor)
+                    csv_cell(accessor(obj) if callable(accessor) else _dotted(obj, accessor))
                     for _, accessor in self.export_fields
                 ]
             )
         return response
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...)).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """``value`` as a CSV cell a spreadsheet shows as text: a leading ' before text that
+    would start a formula (OWASP CSV injection). Numbers stay numbers (-1.50 is a refund,
+    not a formula)."""
+    if value is None or isinstance(value, int | float | Decimal):
+        return value
+    text = str(value)  # rows (a station's name) and lazy strings too
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _dotted(obj, path: str):

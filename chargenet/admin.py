@@ -30,8 +30,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from chargenet import audit
+from chargenet.login import ThrottledAdminAuthenticationForm
 from chargenet.models import AuditLog, Hideable
 
+admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_header = _("chargenet")
 admin.site.site_title = _("chargenet")
 admin.site.index_title = _("Back office")

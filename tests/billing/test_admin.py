@@ -305,3 +305,13 @@ def test_an_adjustment_beyond_the_balance_column_is_a_form_error(client, settled
     wallet.refresh_from_db()
     assert wallet.balance == D("66.98")
     assert not LedgerEntry.objects.filter(kind="adjustment").exists()
+
+
+def test_tariff_editor_script_runs_under_the_csp(client, settled, settings):
+    settings.CSP_ENABLED = True
+    staff_client(client, settled.operator)
+    version = TariffVersion.objects.get()
+    page = client.get(reverse("admin:billing_tariffversion_edit", args=[version.pk]))
+    nonce = page.wsgi_request.csp_nonce
+    assert f"script-src 'self' 'nonce-{nonce}'" in page["Content-Security-Policy"]
+    assert page.content.decode().count(f'<script nonce="{nonce}">') == 1

@@ -20,6 +20,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.contenttypes.models import ContentType
 from django.db import DataError, transaction
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
@@ -31,7 +32,8 @@ from django.utils.translation import ngettext
 
 from chargenet import audit
 from chargenet.login import ThrottledAdminAuthenticationForm
-from chargenet.models import AuditLog, Hideable
+from chargenet.models import AuditLog, Hideable, audit_action_label
+from chargenet.templatetags.local_time import local_json
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_header = _("chargenet")
@@ -418,14 +420,20 @@ class ActionFilter(ValueFilter):
     lookup = "action"
 
     def lookups(self, request, model_admin):
-        return distinct_choices(model_admin.get_queryset(request), "action")
+        rows = model_admin.get_queryset(request).order_by("action", "content_type_id")
+        pairs = rows.values_list("action", "content_type_id").distinct()
+        labels = {}
+        for action, ct in pairs:  # content types come from ContentType's own cache
+            kind = ContentType.objects.get_for_id(ct) if ct else None
+            labels.setdefault(action, audit_action_label(action, kind))
+        return list(labels.items())
 
 
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     """Read-only: the audit log is append-only; rows are written by services."""
 
-    list_display = ("at", "actor", "action", "content_type", "object_repr", "reason")
+    list_display = ("at", "actor", "action_label", "content_type", "object_repr", "reason")
     list_filter = (ActionFilter, ActorFilter, ("at", admin.DateFieldListFilter))
     date_hierarchy = "at"
     search_fields = ("object_repr", "object_id", "reason")
@@ -434,15 +442,27 @@ class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         "at",
         "actor",
         "operator",
-        "action",
+        "action_label",
         "content_type",
         "object_id",
         "object_repr",
-        "before",
-        "after",
+        "before_shown",
+        "after_shown",
         "reason",
     )
     fields = readonly_fields
+
+    @admin.display(description=_("before"))
+    def before_shown(self, entry: AuditLog) -> str:
+        return format_html("<pre>{}</pre>", local_json(entry.before))
+
+    @admin.display(description=_("after"))
+    def after_shown(self, entry: AuditLog) -> str:
+        return format_html("<pre>{}</pre>", local_json(entry.after))
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_label(self, entry: AuditLog) -> str:
+        return entry.action_label()
 
 
 __all__ = [

@@ -315,3 +315,17 @@ def test_tariff_editor_script_runs_under_the_csp(client, settled, settings):
     nonce = page.wsgi_request.csp_nonce
     assert f"script-src 'self' 'nonce-{nonce}'" in page["Content-Security-Policy"]
     assert page.content.decode().count(f'<script nonce="{nonce}">') == 1
+
+
+def test_bill_page_names_the_rounding_mode_and_the_list_shows_local_start(client, settled):
+    staff_client(client, settled.operator)
+    page = client.get(
+        reverse("admin:billing_bill_change", args=[settled.pk]),
+        headers={"accept-language": "zh-hans"},
+    )
+    html = page.content.decode()
+    assert '<div class="readonly">舍去分以下尾数</div>' in html
+    assert "ROUND_DOWN" not in html
+    listing = client.get(reverse("admin:billing_bill_changelist"))
+    # Started 2019-09-06 23:26:13 in Shanghai (15:26 UTC).
+    assert '<td class="field-started">09-06 23:26</td>' in listing.content.decode()

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from chargenet.admin import ScopedModelAdmin, register_scope
 from chargenet.errors import DomainError
 from chargenet.money import kwh_shown
+from chargenet.templatetags.local_time import local_json
 from orgs.models import Operator
 from stations.selectors import piles_visible_to, stations_visible_to
 
@@ -503,7 +504,7 @@ class BillAdmin(BillingAdmin):
         "rounding",
         "fault_codes",
         "fault_detail",
-        "pile_reported",
+        "pile_reported_shown",
         "settled_at",
     )
     fields = readonly_fields
@@ -537,6 +538,10 @@ class BillAdmin(BillingAdmin):
     @admin.display(description=_("started at"), ordering="started_at")
     def started(self, bill):
         return timezone.localtime(bill.started_at, bill.station.zone).strftime("%m-%d %H:%M")
+
+    @admin.display(description=_("pile-reported values"))
+    def pile_reported_shown(self, bill):
+        return format_html("<pre>{}</pre>", local_json(bill.pile_reported, bill.station.zone))
 
     @admin.display(description=_("rounding"))
     def rounding(self, bill):

@@ -329,3 +329,15 @@ def test_bill_page_names_the_rounding_mode_and_the_list_shows_local_start(client
     listing = client.get(reverse("admin:billing_bill_changelist"))
     # Started 2019-09-06 23:26:13 in Shanghai (15:26 UTC).
     assert '<td class="field-started">09-06 23:26</td>' in listing.content.decode()
+
+
+def test_bill_page_shows_pile_reported_times_in_the_station_zone(client, settled):
+    staff_client(client, settled.operator)
+    type(settled).objects.filter(pk=settled.pk).update(
+        pile_reported={"stopped_at": "2019-09-07T02:40:40+00:00", "meter_stop_wh": 34820}
+    )
+    page = client.get(reverse("admin:billing_bill_change", args=[settled.pk]))
+    assert (
+        "<pre>{\n &quot;stopped_at&quot;: &quot;2019-09-07 10:40:40&quot;,\n"
+        " &quot;meter_stop_wh&quot;: 34820\n}</pre>"
+    ) in page.content.decode()

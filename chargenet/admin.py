@@ -71,9 +71,16 @@ class ScopedRelatedFieldListFilter(RelatedFieldListFilter):
 
 
 class CheckedChangeList(ChangeList):
-    """A changelist whose hand-typed URL filters the database rejects (``?fault_codes__
-    contains=abc``: not an array) go the admin's invalid-lookup way, with a message,
-    instead of a 500. The admin itself only catches what fails while the filter is built."""
+    """A changelist whose hand-typed URL filters it cannot use (``?total__gt=abc``, or
+    ``?fault_codes__contains=abc`` which only the database rejects) go the admin's
+    invalid-lookup way (a redirect to ``?e=1``) with a message saying so, never a 500."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except IncorrectLookupParameters:
+            self._refuse(request)
+            raise
 
     def get_results(self, request):
         if not self.get_filters_params():
@@ -82,12 +89,15 @@ class CheckedChangeList(ChangeList):
             with transaction.atomic():  # a savepoint: the failed query leaves no broken txn
                 super().get_results(request)
         except DataError as exc:
-            messages.error(
-                request,
-                _("The list cannot be filtered by “%(params)s”; showing the list without it.")
-                % {"params": "&".join(f"{k}={v}" for k, v in request.GET.items())},
-            )
+            self._refuse(request)
             raise IncorrectLookupParameters(exc) from exc
+
+    def _refuse(self, request) -> None:
+        messages.error(
+            request,
+            _("The list cannot be filtered by “%(params)s”; showing the list without it.")
+            % {"params": "&".join(f"{k}={v}" for k, v in request.GET.items())},
+        )
 
 
 class ScopedAdminMixin:

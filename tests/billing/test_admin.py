@@ -270,7 +270,9 @@ def test_operator_admin_role_adjusts_a_wallet(client, settled):
     assert LedgerEntry.objects.get(kind="adjustment").actor == staff
 
 
-@pytest.mark.parametrize("query", ["fault_codes__contains=abc", "fault_codes=abc"])
+@pytest.mark.parametrize(
+    "query", ["fault_codes__contains=abc", "fault_codes=abc", "total__gt=abc", "nosuch=1"]
+)
 def test_a_bill_filter_the_database_rejects_redirects_with_a_message(client, settled, query):
     staff_client(client, settled.operator)
     url = reverse("admin:billing_bill_changelist")

@@ -37,7 +37,10 @@ def _counters(request, username: str) -> list[tuple[str, int]]:
 def _failed(key: str) -> None:
     seconds = settings.LOGIN_LOCK_MINUTES * 60
     cache.add(key, 0, timeout=seconds)
-    cache.incr(key)
+    try:
+        cache.incr(key)  # atomic in Redis: parallel guesses all count
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=seconds)
     cache.touch(key, timeout=seconds)  # locked until LOGIN_LOCK_MINUTES after the last one
 
 

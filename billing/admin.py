@@ -24,6 +24,8 @@ from django.utils.translation import gettext_lazy as _
 from chargenet.admin import ScopedModelAdmin, register_scope
 from chargenet.errors import DomainError
 from chargenet.money import kwh_shown
+from chargenet.templatetags.local_time import local_json
+from orgs.models import Operator
 from stations.selectors import piles_visible_to, stations_visible_to
 
 from .charts import PERIOD_COLOURS, legend, meter_chart, schedule_bar
@@ -456,17 +458,17 @@ class StationTariffAdmin(BillingAdmin):
 @admin.register(Bill)
 class BillAdmin(BillingAdmin):
     change_form_template = "admin/billing/bill/change_form.html"
+    # What the desk looks for first (total, payment state, fault codes) stays on a 1366 px
+    # screen; the channel is a filter, the member is on the bill page.
     list_display = (
         "order_no",
-        "station",
-        "channel",
-        "member",
-        "plate",
-        "started_at",
-        "kwh",
         "total",
         "payment_state",
         "fault_codes",
+        "started",
+        "kwh",
+        "station",
+        "plate",
     )
     list_filter = (
         "station",
@@ -500,10 +502,10 @@ class BillAdmin(BillingAdmin):
         "payment_state",
         "paid_at",
         "tariff_version",
-        "rounding_mode",
+        "rounding",
         "fault_codes",
         "fault_detail",
-        "pile_reported",
+        "pile_reported_shown",
         "settled_at",
     )
     fields = readonly_fields
@@ -533,6 +535,19 @@ class BillAdmin(BillingAdmin):
     @admin.display(description=_("energy (kWh)"), ordering="energy_wh")
     def kwh(self, bill):
         return kwh_shown(bill.energy_wh)
+
+    @admin.display(description=_("started at"), ordering="started_at")
+    def started(self, bill):
+        return timezone.localtime(bill.started_at, bill.station.zone).strftime("%m-%d %H:%M")
+
+    @admin.display(description=_("pile-reported values"))
+    def pile_reported_shown(self, bill):
+        return format_html("<pre>{}</pre>", local_json(bill.pile_reported, bill.station.zone))
+
+    @admin.display(description=_("rounding"))
+    def rounding(self, bill):
+        labels = dict(Operator._meta.get_field("rounding_mode").flatchoices)
+        return labels.get(bill.rounding_mode, bill.rounding_mode)
 
     @admin.display(description=_("duration"))
     def duration(self, bill):
@@ -646,7 +661,7 @@ class WalletAdmin(BillingAdmin):
         )
         if not self.has_change_permission(request, wallet):
             raise Http404(_("Not found."))
-        form = WalletAdjustForm(request.POST or None)
+        form = WalletAdjustForm(request.POST or None, balance=wallet.balance)
 
         def adjust(form):
             entry = wallet_adjust(

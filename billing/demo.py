@@ -19,7 +19,7 @@ from .services.tariffs import (
 )
 from .services.wallet import wallet_recharge
 
-DEMO_PLAN_NAME = "Standard time-of-use"
+DEMO_PLAN_NAME = "标准分时电价"
 DEMO_SINCE = dt.datetime(2019, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 # DOMAIN.md: peak 14–17 & 19–22, flat 8–14 & 17–19 & 22–24, valley 0–8.
 DEMO_SCHEDULE = [
@@ -53,7 +53,7 @@ def load_demo_tariffs(operator) -> TariffPlan:
                 for ct, periods in DEMO_PRICES.items()
             },
             effective_from=DEMO_SINCE,
-            note="demo",
+            note="演示数据",
         )
     assigned = StationTariff.objects.filter(station__operator=operator).values("station_id")
     for station in operator.stations.exclude(pk__in=assigned).order_by("pk"):

@@ -10,7 +10,7 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import ChargingSession, Period
+from .models import ChargingSession, LedgerEntry, Period, Wallet
 from .services.repair import BillCorrections
 from .services.tariffs import CURRENT_TYPES, PeriodPrices
 
@@ -117,14 +117,36 @@ class StationTariffForm(forms.Form):
         return [self[name] for name in self.fields]
 
 
+_BALANCE = Wallet._meta.get_field("balance")
+
+
 class WalletAdjustForm(forms.Form):
     amount = forms.DecimalField(
         label=_("amount (yuan)"),
-        max_digits=12,
-        decimal_places=2,
+        max_digits=LedgerEntry._meta.get_field("amount").max_digits,
+        decimal_places=LedgerEntry._meta.get_field("amount").decimal_places,
         help_text=_("Positive credits the wallet, negative debits it."),
     )
     reason = forms.CharField(label=_("reason"), max_length=200)
+
+    def __init__(self, *args, balance: Decimal, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.balance = balance
+
+    def clean_amount(self):
+        # The balance column holds max_digits digits: a bigger result would fail in the
+        # database (a 500), so the adjustment is refused here with the limit spelled out.
+        amount = self.cleaned_data["amount"]
+        largest = Decimal(10) ** (_BALANCE.max_digits - _BALANCE.decimal_places) - Decimal("0.01")
+        if abs(self.balance + amount) > largest:
+            raise forms.ValidationError(
+                _(
+                    "The balance after this adjustment (%(after)s yuan) would be beyond what "
+                    "a wallet holds (±%(largest)s yuan)."
+                )
+                % {"after": self.balance + amount, "largest": largest}
+            )
+        return amount
 
     def plain_fields(self):
         return [self[name] for name in self.fields]

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import DataError, transaction
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
 from django.urls import reverse
@@ -27,8 +32,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from chargenet import audit, events
-from chargenet.models import AuditLog, Hideable, OutboxEvent
+from chargenet.login import ThrottledAdminAuthenticationForm
+from chargenet.models import AuditLog, Hideable, OutboxEvent, audit_action_label
+from chargenet.templatetags.local_time import local_json
 
+admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_header = _("chargenet")
 admin.site.site_title = _("chargenet")
 admin.site.index_title = _("Back office")
@@ -63,8 +71,41 @@ class ScopedRelatedFieldListFilter(RelatedFieldListFilter):
         )
 
 
+class CheckedChangeList(ChangeList):
+    """A changelist whose hand-typed URL filters it cannot use (``?total__gt=abc``, or
+    ``?fault_codes__contains=abc`` which only the database rejects) go the admin's
+    invalid-lookup way (a redirect to ``?e=1``) with a message saying so, never a 500."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        try:
+            return super().get_queryset(request, exclude_parameters)
+        except IncorrectLookupParameters:
+            self._refuse(request)
+            raise
+
+    def get_results(self, request):
+        if not self.get_filters_params():
+            return super().get_results(request)  # no URL filter: nothing to reject
+        try:
+            with transaction.atomic():  # a savepoint: the failed query leaves no broken txn
+                super().get_results(request)
+        except DataError as exc:
+            self._refuse(request)
+            raise IncorrectLookupParameters(exc) from exc
+
+    def _refuse(self, request) -> None:
+        messages.error(
+            request,
+            _("The list cannot be filtered by “%(params)s”; showing the list without it.")
+            % {"params": "&".join(f"{k}={v}" for k, v in request.GET.items())},
+        )
+
+
 class ScopedAdminMixin:
     """Route an admin (ModelAdmin or inline) through the scope selectors."""
+
+    def get_changelist(self, request, **kwargs):
+        return CheckedChangeList
 
     def get_queryset(self, request):
         if isinstance(self, admin.options.InlineModelAdmin):
@@ -327,11 +368,25 @@ class ExportCsvMixin:
         for obj in queryset:
             writer.writerow(
                 [
-                    accessor(obj) if callable(accessor) else _dotted(obj, accessor)
+                    csv_cell(accessor(obj) if callable(accessor) else _dotted(obj, accessor))
                     for _, accessor in self.export_fields
                 ]
             )
         return response
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...)).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """``value`` as a CSV cell a spreadsheet shows as text: a leading ' before text that
+    would start a formula (OWASP CSV injection). Numbers stay numbers (-1.50 is a refund,
+    not a formula)."""
+    if value is None or isinstance(value, int | float | Decimal):
+        return value
+    text = str(value)  # rows (a station's name) and lazy strings too
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _dotted(obj, path: str):
@@ -369,14 +424,20 @@ class ActionFilter(ValueFilter):
     lookup = "action"
 
     def lookups(self, request, model_admin):
-        return distinct_choices(model_admin.get_queryset(request), "action")
+        rows = model_admin.get_queryset(request).order_by("action", "content_type_id")
+        pairs = rows.values_list("action", "content_type_id").distinct()
+        labels = {}
+        for action, ct in pairs:  # content types come from ContentType's own cache
+            kind = ContentType.objects.get_for_id(ct) if ct else None
+            labels.setdefault(action, audit_action_label(action, kind))
+        return list(labels.items())
 
 
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     """Read-only: the audit log is append-only; rows are written by services."""
 
-    list_display = ("at", "actor", "action", "content_type", "object_repr", "reason")
+    list_display = ("at", "actor", "action_label", "content_type", "object_repr", "reason")
     list_filter = (ActionFilter, ActorFilter, ("at", admin.DateFieldListFilter))
     date_hierarchy = "at"
     search_fields = ("object_repr", "object_id", "reason")
@@ -385,15 +446,27 @@ class AuditLogAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         "at",
         "actor",
         "operator",
-        "action",
+        "action_label",
         "content_type",
         "object_id",
         "object_repr",
-        "before",
-        "after",
+        "before_shown",
+        "after_shown",
         "reason",
     )
     fields = readonly_fields
+
+    @admin.display(description=_("before"))
+    def before_shown(self, entry: AuditLog) -> str:
+        return format_html("<pre>{}</pre>", local_json(entry.before))
+
+    @admin.display(description=_("after"))
+    def after_shown(self, entry: AuditLog) -> str:
+        return format_html("<pre>{}</pre>", local_json(entry.after))
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_label(self, entry: AuditLog) -> str:
+        return entry.action_label()
 
 
 class EventStateFilter(SimpleListFilter):

@@ -4,7 +4,8 @@ from django.utils.translation import gettext_lazy as _
 
 class ChargenetConfig(AppConfig):
     name = "chargenet"
-    verbose_name = _("chargenet")
+    # The back office's app header (Django would show the label, in English capitals).
+    verbose_name = _("platform")
 
     def ready(self):
         # Each app's consumers.py registers its event consumers (chargenet.events).

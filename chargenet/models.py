@@ -45,6 +45,53 @@ class Hideable(models.Model):
         return self.hidden_at is not None
 
 
+# Audit action codes are data (kept in English in the database); people read these labels.
+# Codes "<model>_<verb>" and "<model>.<verb>" read as "<the model's name>: <verb>".
+AUDIT_VERBS = {
+    "add": _("added"),
+    "create": _("created"),
+    "change": _("changed"),
+    "update": _("changed"),
+    "delete": _("deleted"),
+    "issue": _("issued"),
+    "publish": _("published"),
+    "unpublish": _("unpublished"),
+    "assign": _("assigned"),
+    "detect": _("detected"),
+    "recalculate": _("recalculated"),
+    "repair": _("repaired and settled"),
+    "dismiss": _("dismissed"),
+    "escalate": _("escalated"),
+    "reopen": _("reopened"),
+}
+AUDIT_ACTIONS = {
+    "hide": _("hidden"),
+    "restore": _("restored"),
+    "wallet_adjust": _("wallet adjusted"),
+    "wallet_refund": _("wallet refunded"),
+    "pile_command": _("remote command to a pile"),
+    "staff_role": _("staff role changed"),
+    "station_hours": _("opening hours changed"),
+    "station_bindings": _("station bindings changed"),
+    "station_tariff_assign": _("tariff assigned to a station"),
+    "partner_on": _("partnership switched on"),
+    "partner_off": _("partnership switched off"),
+    "fault_bill_repair": _("fault bill repaired"),
+}
+
+
+def audit_action_label(action: str, content_type: ContentType | None = None) -> str:
+    """The words for an audit action code (the code itself when there are none)."""
+    if action in AUDIT_ACTIONS:
+        return str(AUDIT_ACTIONS[action])
+    thing, _sep, verb = action.replace(".", "_").rpartition("_")
+    model = content_type.model_class() if content_type is not None else None
+    if verb in AUDIT_VERBS and thing:
+        name = model._meta.verbose_name if model is not None else thing.replace("_", " ")
+        return str(_("%(thing)s: %(verb)s") % {"thing": name, "verb": AUDIT_VERBS[verb]})
+    return action
+
+
 class AuditLog(models.Model):
     """Who changed what, when, from what to what. Append-only."""
 
@@ -82,7 +129,11 @@ class AuditLog(models.Model):
         indexes = [models.Index(fields=["content_type", "object_id", "-at"])]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.object_repr}"
+        at = timezone.localtime(self.at)
+        return f"{at:%Y-%m-%d %H:%M:%S} {self.action_label()} {self.object_repr}"
+
+    def action_label(self) -> str:
+        return audit_action_label(self.action, self.content_type)
 
 
 class OutboxEvent(models.Model):

@@ -1,7 +1,9 @@
 """Django settings, all from the environment (12-factor).
 
-Development defaults are safe to run on a laptop; with ``CHARGENET_ENV=production`` a missing
-``SECRET_KEY`` or ``ALLOWED_HOSTS`` stops the process instead of falling back.
+Development defaults are safe to run on a laptop; ``CHARGENET_ENV`` is one of development,
+test, production (anything else stops the process). With ``production`` a missing or weak
+``SECRET_KEY`` or a missing ``ALLOWED_HOSTS`` stops the process instead of falling back, and
+HTTPS (redirect, HSTS, secure cookies) and the Content-Security-Policy are on.
 """
 
 import os
@@ -35,14 +37,27 @@ def env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+# Only these: a typo ("prod", "Production ") must not quietly run with DEBUG and the dev key.
+ENVIRONMENTS = ("development", "test", "production")
 ENVIRONMENT = env("CHARGENET_ENV", "development")
+if ENVIRONMENT not in ENVIRONMENTS:
+    raise ImproperlyConfigured(
+        f"CHARGENET_ENV must be one of {', '.join(ENVIRONMENTS)}; got {ENVIRONMENT!r}"
+    )
 PRODUCTION = ENVIRONMENT == "production"
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 
-SECRET_KEY = env("SECRET_KEY")
-if not SECRET_KEY:
-    if PRODUCTION:
+SECRET_KEY = (env("SECRET_KEY") or "").strip()
+if PRODUCTION:
+    if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when CHARGENET_ENV=production")
+    # Django's own bar (security.W009): 50 characters, 5 of them different.
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too weak for CHARGENET_ENV=production: use at least 50 random "
+            "characters (python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
+elif not SECRET_KEY:
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
 
 _hosts = env("ALLOWED_HOSTS")
@@ -61,6 +76,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files, not a CDN
     "chargenet",
     "orgs",
     "stations",
@@ -72,6 +88,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chargenet.csp.ContentSecurityPolicyMiddleware",
     # Serves the admin's static files from gunicorn in production (no separate web server).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -97,6 +114,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chargenet.csp.csp_nonce",
             ],
         },
     },
@@ -233,6 +251,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "chargenet API",
     "DESCRIPTION": "Driver (WeChat) and partner APIs of the chargenet charging platform.",
     "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Delivered domain events are kept this long (chargenet.events).
@@ -317,7 +338,25 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# Back-office sign-in throttle (chargenet.login): failures allowed per username and per
+# client address before sign-in is locked for LOGIN_LOCK_MINUTES.
+LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 5)
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20)
+LOGIN_LOCK_MINUTES = env_int("LOGIN_LOCK_MINUTES", 15)
+# Behind a proxy every client has the proxy's REMOTE_ADDR: name the header it sets instead.
+LOGIN_CLIENT_ADDRESS_HEADER = env("LOGIN_CLIENT_ADDRESS_HEADER", "")
+
+# Content-Security-Policy (chargenet.csp): sent in production, or when CSP_ENABLED is on.
+CSP_ENABLED = env_bool("CSP_ENABLED", PRODUCTION)
+
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+    # The header a TLS-terminating proxy sets ("" when Django itself faces the clients).
+    _proxy_header = env("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO")
+    SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

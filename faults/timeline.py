@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from billing.models import MeterSample
-from stations.models import HeartbeatSample, PileFault, StatusEvent
+from stations.models import ConnectorStatus, HeartbeatSample, PileFault, StatusEvent
 
 BEFORE = dt.timedelta(minutes=30)
 AFTER = dt.timedelta(minutes=60)
@@ -44,6 +44,13 @@ class Entry:
     label: str
     detail: str = ""
     energy_wh: Decimal | None = None
+    status: str = ""  # the connector status code of a "status" entry (label is its words)
+
+
+def _status_entry(at: dt.datetime, status: str, detail: str) -> Entry:
+    """A status change, labelled in the reader's language (Charging → 充电中)."""
+    label = str(ConnectorStatus(status).label) if status in ConnectorStatus.values else status
+    return Entry(at, "status", label, detail, status=status)
 
 
 def session_window(session, *, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
@@ -83,7 +90,7 @@ def session_timeline(*, session, now: dt.datetime | None = None) -> list[Entry]:
             detail = " ".join(
                 filter(None, [detail, _("pile time %(t)s") % {"t": _local(pile_time)}])
             )
-        entries.append(Entry(received_at, "status", status, detail))
+        entries.append(_status_entry(received_at, status, detail))
     for at, state in (
         HeartbeatSample.objects.filter(pile_id=session.pile_id, at__range=(begin, end))
         .order_by("at")
@@ -137,7 +144,7 @@ def timeline_svg(entries: list[Entry], *, width: int = 960) -> SafeString:
     statuses = [e for e in entries if e.kind == "status"]
     for i, entry in enumerate(statuses):
         until = statuses[i + 1].at if i + 1 < len(statuses) else t1
-        colour = STATUS_COLOURS.get(entry.label, "#b0bec5")
+        colour = STATUS_COLOURS.get(entry.status, "#b0bec5")
         parts.append(
             f'<rect x="{x(entry.at)}" y="170" width="{max(x(until) - x(entry.at), 1)}" '
             f'height="22" fill="{colour}"><title>{escape(entry.label)} {_local(entry.at)}'
@@ -228,7 +235,7 @@ def pile_timeline(*, pile, begin: dt.datetime, end: dt.datetime) -> list[Entry]:
         .values_list("received_at", "connector_number", "status", "error_code")[:MAX_ROWS]
     ):
         detail = error_code if error_code and error_code != "NoError" else ""
-        entries.append(Entry(received_at, "status", status, f"#{number} {detail}".strip()))
+        entries.append(_status_entry(received_at, status, f"#{number} {detail}".strip()))
     for at, state in (
         HeartbeatSample.objects.filter(pile=pile, at__range=(begin, end))
         .order_by("at")

@@ -248,6 +248,33 @@ class StaffAdmin(OperatorInitialMixin, ScopedAdminMixin, UserAdmin):
         staff_assign_role(staff=form.instance, actor=request.user)
 
 
+class FiledInDepartmentMixin:
+    """Members, vehicles and cards. Sub-operator staff see some through charges at their
+    stations, but file and change only rows in a department of their own sub-operator
+    (`selectors.departments_to_file_in`): a vehicle filed elsewhere would be "added" and
+    then vanish from their list, and another fleet's vehicle is not theirs to edit."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "department":
+            kwargs["queryset"] = selectors.departments_to_file_in(request.user)
+            if request.user.sub_operator_id:
+                kwargs["required"] = True
+                kwargs["help_text"] = _(
+                    "One of your sub-operator's departments: rows outside them are not in "
+                    "your lists. None to choose? Ask the operator to bind a department to "
+                    "your sub-operator."
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        sub_operator_id = request.user.sub_operator_id
+        if obj is None or sub_operator_id is None:
+            return True
+        return obj.department is not None and obj.department.sub_operator_id == sub_operator_id
+
+
 class MemberForm(forms.ModelForm):
     class Meta:
         model = Member
@@ -255,7 +282,9 @@ class MemberForm(forms.ModelForm):
 
 
 @admin.register(Member)
-class MemberAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
+class MemberAdmin(
+    FiledInDepartmentMixin, OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin
+):
     form = MemberForm
     list_display = (
         "__str__",
@@ -286,7 +315,9 @@ class MemberAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
 
 
 @admin.register(Vehicle)
-class VehicleAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
+class VehicleAdmin(
+    FiledInDepartmentMixin, OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin
+):
     list_display = ("plate", "vin", "department", "member")
     list_filter = ("department",)
     search_fields = ("plate", "vin")
@@ -300,7 +331,7 @@ class VehicleAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
 
 
 @admin.register(Card)
-class CardAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
+class CardAdmin(FiledInDepartmentMixin, OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
     list_display = ("number", "member", "vehicle", "department", "status")
     list_filter = ("status", "department")
     search_fields = ("number", "member__nickname", "vehicle__plate")

@@ -1,14 +1,15 @@
 """Reads of the organisation registry, and its visibility rules for staff.
 
 Each rule is one function; admin changelists, detail pages, FK dropdowns, list filters
-and exports call these (never `Model.objects.all()`). Departments are the hinge for a
-sub-operator: it sees the departments bound to it and the vehicles, cards and members
-that belong to them. Stations follow `stations.selectors.stations_visible_to`.
+and exports call these (never `Model.objects.all()`). A sub-operator sees the departments
+bound to it and the members, vehicles and cards that belong to them, plus every
+department, member, vehicle and card with a charge it sees (at its stations or attributed
+to it). Stations follow `stations.selectors.stations_visible_to`.
 """
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from chargenet.models import AuditLog
 from chargenet.scope import is_active_staff, staff_scoped
@@ -41,35 +42,53 @@ def sub_operators_visible_to(staff) -> QuerySet[SubOperator]:
     )
 
 
+def _charged_with(sub_operator_id: int) -> Q:
+    """Rows (departments, members, vehicles, cards) with a charge the sub-operator sees, as
+    in `billing.selectors.sessions_visible_to`: at a station it is authorised on, or
+    attributed to it. Through the reverse name, so orgs does not import billing."""
+    return Q(sessions__station__sub_operators=sub_operator_id) | Q(
+        sessions__sub_operator=sub_operator_id
+    )
+
+
+def _bound_or_charged(model, staff, *, bound: str) -> QuerySet:
+    """The operator's rows; for sub-operator staff those bound to its sub-operator (the
+    ``bound`` lookup) plus those with a charge it sees (a fleet charging at its stations
+    without being bound to it is still its customer)."""
+
+    def narrow(rows: QuerySet) -> QuerySet:
+        sub = staff.sub_operator_id
+        charged = model.objects.filter(_charged_with(sub)).values("pk")
+        return rows.filter(Q(**{bound: sub}) | Q(pk__in=charged))
+
+    return staff_scoped(model, staff, for_sub_operator=narrow)
+
+
 def departments_visible_to(staff) -> QuerySet[Department]:
-    """The operator's departments; for sub-operator staff those bound to its sub-operator."""
+    return _bound_or_charged(Department, staff, bound="sub_operator_id")
+
+
+def members_visible_to(staff) -> QuerySet[Member]:
+    return _bound_or_charged(Member, staff, bound="department__sub_operator_id")
+
+
+def vehicles_visible_to(staff) -> QuerySet[Vehicle]:
+    return _bound_or_charged(Vehicle, staff, bound="department__sub_operator_id")
+
+
+def cards_visible_to(staff) -> QuerySet[Card]:
+    return _bound_or_charged(Card, staff, bound="department__sub_operator_id")
+
+
+def departments_to_file_in(staff) -> QuerySet[Department]:
+    """Departments ``staff`` may put a new or edited member, vehicle or card in: the
+    visible ones, but for sub-operator staff only those bound to its sub-operator; a row
+    filed anywhere else would drop out of its own lists."""
     return staff_scoped(
         Department,
         staff,
         for_sub_operator=lambda rows: rows.filter(sub_operator_id=staff.sub_operator_id),
     )
-
-
-def _in_operator_or_departments(model, staff) -> QuerySet:
-    return staff_scoped(
-        model,
-        staff,
-        for_sub_operator=lambda rows: rows.filter(
-            department__in=departments_visible_to(staff).values("pk")
-        ),
-    )
-
-
-def members_visible_to(staff) -> QuerySet[Member]:
-    return _in_operator_or_departments(Member, staff)
-
-
-def vehicles_visible_to(staff) -> QuerySet[Vehicle]:
-    return _in_operator_or_departments(Vehicle, staff)
-
-
-def cards_visible_to(staff) -> QuerySet[Card]:
-    return _in_operator_or_departments(Card, staff)
 
 
 def staff_visible_to(staff) -> QuerySet[Staff]:

@@ -46,6 +46,10 @@ _HISTORY = ("firmwarerecord", "statusevent", "heartbeatsample", "stationoutage",
 # "change fault bill" (faults.admin.FaultCaseAdmin.change_view).
 _REPAIR_DESK = {"faultcase": ("view", "change"), "notification": _VIEW}
 
+# The frame journal (customer service searches it by order number) and the remote-command
+# page, whose commands check "change pile remote control" (protocol.admin.PileConsoleAdmin).
+_PROTOCOL_DESK = {"frame": _VIEW, "pileconsole": ("view", "change")}
+
 # role -> {app_label: {model_name: actions}}. Nobody gets "delete" on records that money or
 # charge records hang on: those are hidden with an audited action instead.
 ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
@@ -83,6 +87,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "ledgerentry": _VIEW,
         },
         "faults": {**_REPAIR_DESK, "faultsettings": _EDIT},
+        "protocol": _PROTOCOL_DESK,
     },
     Role.SUB_OPERATOR_STAFF: {
         "orgs": {
@@ -100,6 +105,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         "billing": {"chargingsession": _VIEW, "metersample": _VIEW, "bill": _VIEW},
         "faults": {"faultcase": _VIEW},
+        # Frames of its stations' piles only (protocol.selectors.frames_visible_to).
+        "protocol": {"frame": _VIEW},
     },
     Role.CUSTOMER_SERVICE: {
         "orgs": {
@@ -125,6 +132,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "ledgerentry": _VIEW,
         },
         "faults": _REPAIR_DESK,
+        "protocol": _PROTOCOL_DESK,
     },
 }
 

@@ -13,28 +13,32 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.shortcuts import get_object_or_404, redirect
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import ChargingSession
-from billing.selectors import sessions_visible_to
-from chargenet.admin import ReadOnlyAdminMixin
+from chargenet.admin import ReadOnlyAdminMixin, ScopedModelAdmin, register_scope
 from chargenet.errors import DomainError
 from faults.admin import register_frame_source
 from stations.selectors import piles_visible_to
 
 from .models import Frame, PileConsole
-from .selectors import frames_of_session
+from .selectors import frames_of_session, frames_visible_to
 from .services import COMMAND_ACTIONS, pile_command_by_staff
+
+register_scope(Frame, frames_visible_to)
 
 
 @admin.register(Frame)
-class FrameAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Search by order number, pile code, action or message id; filter by time."""
+class FrameAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    """Search by order number, pile code, action or message id; filter by time. Rows are
+    `frames_visible_to` (another operator's frame is a 404, like a missing one)."""
 
     list_display = (
         "at",
@@ -53,14 +57,6 @@ class FrameAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     readonly_fields = [f.name for f in Frame._meta.fields]
-
-    def get_queryset(self, request):
-        frames = super().get_queryset(request)
-        if request.user.is_superuser:
-            return frames
-        codes = piles_visible_to(request.user).values("code")
-        orders = sessions_visible_to(request.user).values("order_no")
-        return frames.filter(Q(pile_code__in=codes) | Q(order_no__in=orders))
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -192,6 +188,17 @@ class PileConsoleAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return piles_visible_to(request.user).select_related("station")
 
+    def get_object(self, request, object_id, from_field=None):
+        # "Not yours" and "does not exist" give the same answer: 404.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404(_("Not found."))
+        return obj
+
+    def get_readonly_fields(self, request, obj=None):
+        # "change" here means "may send commands"; the pile itself is edited on its own page.
+        return [field.name for field in self.model._meta.fields]
+
     @admin.display(description=_("remote command"))
     def command_link(self, pile) -> str:
         url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
@@ -210,7 +217,7 @@ class PileConsoleAdmin(admin.ModelAdmin):
     def command_view(self, request, pk: int):
         pile = get_object_or_404(piles_visible_to(request.user), pk=pk)
         if not self.has_change_permission(request, pile):
-            return redirect("admin:index")
+            raise PermissionDenied
         posted = request.POST or None
         sent = request.POST.get("send", "command") if posted else None
         form = PileCommandForm(posted if sent == "command" else None)

@@ -1,12 +1,24 @@
-"""Reads of the protocol journal for the back office."""
+"""Reads of the frame journal, and its visibility rule for staff."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+
+from chargenet.scope import is_active_staff
+from stations.selectors import piles_visible_to
 
 from .models import Frame
+
+
+def frames_visible_to(staff) -> QuerySet[Frame]:
+    """Frames of the piles ``staff`` may see (`piles_visible_to`: the operator's piles, a
+    sub-operator's stations' piles). Frames of unknown piles (refused connections) have no
+    operator: only a superuser sees them."""
+    if is_active_staff(staff) and staff.is_superuser:
+        return Frame.objects.all()
+    return Frame.objects.filter(pile_code__in=piles_visible_to(staff).values("code"))
 
 
 def frames_of_session(*, session, begin: dt.datetime, end: dt.datetime, limit: int) -> list[Frame]:

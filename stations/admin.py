@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -439,7 +440,9 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    timezone.localtime(e.received_at, obj.station.zone).strftime(
+                        "%Y-%m-%d %H:%M:%S"
+                    ),
                     e.connector_number,
                     e.get_status_display(),
                     e.error_code,

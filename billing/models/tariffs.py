@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -82,7 +83,7 @@ class TariffVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan} @ {self.effective_from:%Y-%m-%d %H:%M}"
+        return f"{self.plan} @ {timezone.localtime(self.effective_from):%Y-%m-%d %H:%M}"
 
 
 class TariffPrice(models.Model):
@@ -155,4 +156,5 @@ class StationTariff(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.station} → {self.plan} @ {self.effective_from:%Y-%m-%d %H:%M}"
+        since = timezone.localtime(self.effective_from, self.station.zone)
+        return f"{self.station} → {self.plan} @ {since:%Y-%m-%d %H:%M}"

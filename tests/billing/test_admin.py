@@ -268,3 +268,78 @@ def test_operator_admin_role_adjusts_a_wallet(client, settled):
     done = client.post(url, {"amount": "5.00", "reason": "goodwill"}, follow=True)
     assert "the balance is now 71.98 yuan" in done.content.decode()
     assert LedgerEntry.objects.get(kind="adjustment").actor == staff
+
+
+@pytest.mark.parametrize(
+    "query", ["fault_codes__contains=abc", "fault_codes=abc", "total__gt=abc", "nosuch=1"]
+)
+def test_a_bill_filter_the_database_rejects_redirects_with_a_message(client, settled, query):
+    staff_client(client, settled.operator)
+    url = reverse("admin:billing_bill_changelist")
+    response = client.get(f"{url}?{query}")
+    assert (response.status_code, response.url) == (302, f"{url}?e=1")
+    shown = client.get(response.url)
+    assert shown.status_code == 200
+    assert [str(m) for m in shown.context["messages"]] == [
+        f"The list cannot be filtered by “{query}”; showing the list without it."
+    ]
+    assert [b.pk for b in shown.context["cl"].result_list] == [settled.pk]
+
+
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [
+        (
+            "9999999999.99",
+            "The balance after this adjustment (10000000066.97 yuan) would be beyond what "
+            "a wallet holds (±9999999999.99 yuan).",
+        ),
+        ("99999999999.99", "Ensure that there are no more than 12 digits in total."),
+    ],
+)
+def test_an_adjustment_beyond_the_balance_column_is_a_form_error(client, settled, amount, error):
+    staff_client(client, settled.operator)
+    wallet = settled.member.wallet
+    url = reverse("admin:billing_wallet_adjust", args=[wallet.pk])
+    response = client.post(url, {"amount": amount, "reason": "typo"})
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"amount": [error]}
+    wallet.refresh_from_db()
+    assert wallet.balance == D("66.98")
+    assert not LedgerEntry.objects.filter(kind="adjustment").exists()
+
+
+def test_tariff_editor_script_runs_under_the_csp(client, settled, settings):
+    settings.CSP_ENABLED = True
+    staff_client(client, settled.operator)
+    version = TariffVersion.objects.get()
+    page = client.get(reverse("admin:billing_tariffversion_edit", args=[version.pk]))
+    nonce = page.wsgi_request.csp_nonce
+    assert f"script-src 'self' 'nonce-{nonce}'" in page["Content-Security-Policy"]
+    assert page.content.decode().count(f'<script nonce="{nonce}">') == 1
+
+
+def test_bill_page_names_the_rounding_mode_and_the_list_shows_local_start(client, settled):
+    staff_client(client, settled.operator)
+    page = client.get(
+        reverse("admin:billing_bill_change", args=[settled.pk]),
+        headers={"accept-language": "zh-hans"},
+    )
+    html = page.content.decode()
+    assert '<div class="readonly">舍去分以下尾数</div>' in html
+    assert "ROUND_DOWN" not in html
+    listing = client.get(reverse("admin:billing_bill_changelist"))
+    # Started 2019-09-06 23:26:13 in Shanghai (15:26 UTC).
+    assert '<td class="field-started">09-06 23:26</td>' in listing.content.decode()
+
+
+def test_bill_page_shows_pile_reported_times_in_the_station_zone(client, settled):
+    staff_client(client, settled.operator)
+    type(settled).objects.filter(pk=settled.pk).update(
+        pile_reported={"stopped_at": "2019-09-07T02:40:40+00:00", "meter_stop_wh": 34820}
+    )
+    page = client.get(reverse("admin:billing_bill_change", args=[settled.pk]))
+    assert (
+        "<pre>{\n &quot;stopped_at&quot;: &quot;2019-09-07 10:40:40&quot;,\n"
+        " &quot;meter_stop_wh&quot;: 34820\n}</pre>"
+    ) in page.content.decode()

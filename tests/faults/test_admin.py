@@ -265,7 +265,8 @@ def test_pile_timeline_for_any_period_is_scoped(client, desk):
     page = client.get(url, {"begin": "2019-09-06 23:00", "end": "2019-09-07 12:00"})
     html = page.content.decode()
     assert page.status_code == 200
-    assert 'class="fault-timeline"' in html and "<td>Charging</td><td>#1</td>" in html
+    # Statuses read as words (OCPP "Charging" is "charging", 充电中 in zh-hans).
+    assert 'class="fault-timeline"' in html and "<td>charging</td><td>#1</td>" in html
     assert "StartTransaction received" in html
     too_long = client.get(url, {"begin": "2019-09-01 00:00", "end": "2019-09-30 00:00"})
     assert admin_messages(too_long) == ["A period is at most 7 days, end after start."]

@@ -202,3 +202,25 @@ def test_operator_admin_must_give_new_accounts_an_operator(admin_client):
     assert response.status_code == 200
     assert form_errors(response) == ["This field is required."]
     assert not Staff.objects.filter(username="nobody").exists()
+
+
+def test_csv_export_escapes_cells_a_spreadsheet_would_run(client, operator, admin_user):
+    dept = DepartmentFactory(operator=operator, name="@SUM(A1:A9)")
+    rows = [
+        VehicleFactory(operator=operator, plate="=1+2", vin='=HYPERLINK("h")'),
+        VehicleFactory(operator=operator, plate="+86", vin="-1", department=dept),
+        VehicleFactory(operator=operator, plate="\tT", vin="LSVAA4182E2123456"),
+    ]
+    signed_in(client, admin_user)
+    response = client.post(
+        reverse("admin:orgs_vehicle_changelist"),
+        {"action": "export_csv", "_selected_action": [v.pk for v in rows]},
+    )
+    lines = response.content.decode("utf-8-sig").splitlines()
+    assert sorted(lines[1:]) == sorted(
+        [
+            '\'=1+2,"\'=HYPERLINK(""h"")",',
+            "'+86,'-1,'@SUM(A1:A9)",
+            "'\tT,LSVAA4182E2123456,",
+        ]
+    )

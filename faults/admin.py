@@ -3,8 +3,9 @@
 The queue is scoped by `faults.selectors.fault_cases_visible_to` (billing's session rule),
 with filters by code, state, channel, station, sub-operator, firmware and date, and the
 count per code of what the filters select. The page answers "what happened?" and its
-buttons call services: `billing.services.repair.fault_bill_quote` / `fault_bill_repair`
-and `faults.services.cases.fault_case_dismiss` / `_escalate` / `_reopen`. Every click
+buttons call services: `billing.services.repair.fault_bill_quote`,
+`faults.services.repair.fault_bill_repair` and `faults.services.cases.fault_case_dismiss`
+/ `_escalate` / `_reopen`. Every click
 ends in a success or an error message.
 """
 
@@ -30,7 +31,7 @@ from django.utils.translation import gettext_lazy
 from billing.forms import BillCorrectionsForm
 from billing.models import Bill, Channel
 from billing.selectors import bill_not_priced
-from billing.services.repair import fault_bill_quote, fault_bill_repair
+from billing.services.repair import fault_bill_quote
 from chargenet.admin import (
     ReadOnlyAdminMixin,
     ScopedModelAdmin,
@@ -63,6 +64,7 @@ from .services.cases import (
     fault_case_note_quote,
     fault_case_reopen,
 )
+from .services.repair import fault_bill_repair
 from .timeline import pile_timeline, session_timeline, timeline_svg
 
 register_scope(FaultCase, fault_cases_visible_to)

@@ -1,7 +1,7 @@
 """Open fault bills and move them through their state table (dismiss, escalate, reopen).
 
 Repairing — correcting values, repricing and settling — changes money, so it is a billing
-service (`billing.services.repair.fault_bill_repair`); it records its action here through
+service (`faults.services.repair.fault_bill_repair`); it records its action here through
 `fault_case_record`.
 """
 

@@ -6,7 +6,8 @@ import threading
 from django.db import connection
 from django.utils import translation
 
-from billing.services.repair import BillCorrections, RepairConflict, fault_bill_repair
+from billing.services.repair import BillCorrections, RepairConflict
+from faults.services.repair import fault_bill_repair
 
 
 def repair_at_once(*, session, corrections: BillCorrections, agents) -> dict[str, str]:

@@ -10,9 +10,10 @@ from django.urls import reverse
 
 from billing.models import Bill, LedgerEntry, OrphanStop, PaymentState
 from billing.selectors import bill_samples
-from billing.services.repair import BillCorrections, fault_bill_repair
+from billing.services.repair import BillCorrections
 from billing.services.settlement import bill_settle
 from faults.models import FaultCase
+from faults.services.repair import fault_bill_repair
 from orgs.models import Role, Staff
 from protocol.models import Frame
 from stations.models import HeartbeatSample, StatusEvent

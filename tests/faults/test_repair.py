@@ -6,17 +6,13 @@ from decimal import Decimal as D
 import pytest
 
 from billing.models import Bill, LedgerEntry, PaymentState, SessionTransition
-from billing.services.repair import (
-    BillCorrections,
-    RepairConflict,
-    fault_bill_quote,
-    fault_bill_repair,
-)
+from billing.services.repair import BillCorrections, RepairConflict, fault_bill_quote
 from billing.services.settlement import bill_settle
 from chargenet.errors import DomainError
 from chargenet.models import AuditLog
 from faults.models import FaultCase, Notification
 from faults.services.cases import fault_case_dismiss
+from faults.services.repair import fault_bill_repair
 from faults.services.sweep import lost_bills_sweep
 from faults.tasks import lost_bills_settle_task
 from tests.billing.factories import StaffFactory, stopped_session, tariffed_station

@@ -1,20 +1,19 @@
-"""Fault rules run when a session is settled (the billing hook).
+"""The fault desk's settlement check: the rules a bill must pass before it is charged.
 
-`detect_on_settlements` is what `billing.services.settlement.bills_settle` calls, inside
-its transaction, with the sessions locked (`detect_on_settlement` is the same for one
-session). For each session it runs
+Billing's settlement asks it, inside its transaction, with the sessions locked, through
+the port `billing.services.settlement_check` (registered by `faults.apps`): billing never
+imports the desk. For each session of a batch it runs
 
 - the pricing-error rules in `SETTLEMENT_RULES` (``(session, pricing) -> FaultCode | None``:
   tariff missing, register backwards, stop before start as the engine saw them), and
 - every anomaly rule of `faults.rules` over the session's facts (samples, status history,
   offline records, the gateway's receive times),
 
-records the fault bill (`FaultCase`, with each code's reasons and the pile-vs-platform
-values) when any code is found — keeping the codes of a case the sweep already opened —,
-queues the driver's "session ended" message ("charging finished" with energy and amount,
-or "being checked"), and returns the codes in order. Settlement runs it for a batch
-(`detect_on_settlements`): facts, thresholds and open codes of every session are one query,
-the messages one INSERT, whatever the batch size.
+and answers the codes, those that block payment, and a JSON record (findings, pile vs
+platform values, the proposal for a lost bill) that settlement carries in its
+``bill.settled`` event. Opening the fault bill and telling the driver happen on that
+event (`faults.consumers`), after commit. Facts, thresholds and open codes of a whole
+batch are one query, whatever its size.
 """
 
 from __future__ import annotations
@@ -23,17 +22,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from billing.pricing import (
-    Pricing,
-    PricingError,
     RegisterBackwards,
     TariffMissing,
     TimeReversed,
     TimesImplausible,
     TooManySegments,
 )
+from billing.services.settlement_check import Checked, PricingAttempt, Verdict
 
-from .codes import FaultCode, blocks_payment
-from .facts import session_facts_with_limits
+from .codes import NON_BLOCKING, FaultCode
+from .facts import session_facts_with_limits, sessions_facts_with_limits
 from .rules import (
     Finding,
     Reason,
@@ -45,16 +43,7 @@ from .rules import (
     propose_lost_bill,
     rule_energy_beyond_power,
 )
-
-
-@dataclass(frozen=True)
-class PricingAttempt:
-    """What settlement got from the pricing engine: a result, or the error it raised."""
-
-    result: Pricing | None = None
-    error: PricingError | None = None
-    # Why it was not priced at all, when the rules decided so before pricing.
-    findings: tuple[Finding, ...] = ()
+from .services.cases import case_record
 
 
 def pricing_refused(
@@ -127,64 +116,57 @@ def settlement_findings(
     return [findings[c] for c in sorted(findings)]
 
 
-def detect_on_settlement(*, session, pricing: PricingAttempt) -> list[FaultCode]:
-    facts = session_facts_with_limits(session=session)
-    return detect_on_settlements(
-        checks=[SettlementCheck(session, pricing, *facts)],
-    )[session.pk]
+class FaultDeskCheck:
+    """The desk's implementation of `billing.services.settlement_check.SettlementCheck`."""
+
+    def evidence(self, *, sessions) -> dict[int, Evidence]:
+        return {
+            session_id: Evidence(facts, limits, open_codes)
+            for session_id, (facts, limits, open_codes) in sessions_facts_with_limits(
+                sessions=sessions
+            ).items()
+        }
+
+    def refuse_pricing(self, *, session, evidence: Evidence, start, end) -> PricingAttempt | None:
+        return pricing_refused(evidence.facts, evidence.limits, start=start, end=end)
+
+    def verdicts(self, *, checks: Sequence[Checked]) -> dict[int, Verdict]:
+        out = {}
+        for check in checks:
+            session, evidence = check.session, check.evidence
+            findings = settlement_findings(
+                session=session, pricing=check.pricing, facts=evidence.facts, limits=evidence.limits
+            )
+            # A case the sweep opened stays a fault bill even when the late StopTransaction
+            # makes the facts look normal now: customer service decides, with the late values.
+            codes = sorted({f.code for f in findings} | {FaultCode(c) for c in evidence.open_codes})
+            record = None
+            if findings:
+                lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)
+                proposal = propose_lost_bill(evidence.facts) if lost else None
+                record = case_record(
+                    facts=evidence.facts,
+                    findings=findings,
+                    proposal=proposal,
+                    firmware=session.pile.firmware_version,
+                )
+            out[session.pk] = Verdict(
+                codes=tuple(int(c) for c in codes),
+                blocking=tuple(int(c) for c in codes if c not in NON_BLOCKING),
+                record=record,
+            )
+        return out
 
 
 @dataclass(frozen=True)
-class SettlementCheck:
-    """One session of a settlement batch: its pricing and what `sessions_facts_with_limits`
-    read about it (facts, the operator's thresholds, the codes of an open case)."""
+class Evidence:
+    """What the rules know of one session: its facts (with every meter sample, which
+    settlement prices from), the operator's thresholds, the codes of an open case."""
 
-    session: object
-    pricing: PricingAttempt
     facts: SessionFacts
     limits: Thresholds
     open_codes: list[int]
 
-
-def detect_on_settlements(*, checks: Sequence[SettlementCheck]) -> dict[int, list[FaultCode]]:
-    """`detect_on_settlement` for a batch: the rules run in memory; the fault bills and the
-    drivers' messages are written with a constant number of statements (see
-    `fault_cases_open`, `notifications_enqueue`). Returns {session id: codes in order}."""
-    from .services.cases import CaseOpening, fault_cases_open
-    from .services.notify import SessionEnded, notifications_enqueue
-
-    out: dict[int, list[FaultCode]] = {}
-    openings, messages = [], []
-    for check in checks:
-        findings = settlement_findings(
-            session=check.session, pricing=check.pricing, facts=check.facts, limits=check.limits
-        )
-        # A case the sweep opened stays a fault bill even when the late StopTransaction
-        # makes the facts look normal now: customer service decides, with the late values.
-        codes = sorted({f.code for f in findings} | {FaultCode(c) for c in check.open_codes})
-        out[check.session.pk] = codes
-        if findings:
-            lost = any(c in (FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE) for c in codes)
-            openings.append(
-                CaseOpening(
-                    session=check.session,
-                    facts=check.facts,
-                    findings=findings,
-                    proposal=propose_lost_bill(check.facts) if lost else None,
-                )
-            )
-        result = check.pricing.result
-        if blocks_payment(codes):
-            messages.append(SessionEnded(check.session, being_checked=True))
-        else:
-            messages.append(
-                SessionEnded(
-                    check.session,
-                    being_checked=False,
-                    energy_wh=result.energy_wh if result else None,
-                    amount=result.total if result else None,
-                )
-            )
-    fault_cases_open(openings=openings)
-    notifications_enqueue(messages=messages)
-    return out
+    @property
+    def samples(self):
+        return self.facts.samples

@@ -22,14 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from chargenet.audit import audit_record
 from chargenet.bulk import bulk_insert
 from chargenet.errors import Conflict, DomainError, NotFound
-from faults.codes import NON_BLOCKING, blocks_payment
-from faults.detection import (
-    PricingAttempt,
-    SettlementCheck,
-    detect_on_settlements,
-    pricing_refused,
-)
-from faults.facts import sessions_facts_with_limits
+from chargenet.events import event_publish, events_publish
 
 from ..models import (
     Bill,
@@ -49,6 +42,7 @@ from ..selectors import (
     tariff_specs_from_rows,
 )
 from .sessions.states import session_transition
+from .settlement_check import Checked, PricingAttempt, Verdict, settlement_check
 from .wallet import wallet_debit_bill, wallets_take
 
 logger = logging.getLogger(__name__)
@@ -61,10 +55,12 @@ class SessionNotStopped(Conflict):
     code = "session_not_stopped"
 
 
-def _price(session: ChargingSession, samples, tariff_rows, facts, limits) -> PricingAttempt:
+def _price(session: ChargingSession, samples, tariff_rows, evidence, check) -> PricingAttempt:
     start, end = samples[0][0], samples[-1][0]
     # Implausible times are a fault decided before pricing: never walk the year 2999.
-    refused = pricing_refused(facts, limits, start=min(start, end), end=max(start, end))
+    refused = check.refuse_pricing(
+        session=session, evidence=evidence, start=min(start, end), end=max(start, end)
+    )
     if refused is not None:
         return refused
     try:
@@ -157,22 +153,23 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
     if not sessions:
         return bills
 
-    # Reads: facts (with every meter sample) in one query, tariffs in one.
-    facts = sessions_facts_with_limits(sessions=sessions)
-    points = {s.pk: session_points(s, facts[s.pk][0].samples) for s in sessions}
+    # Reads: the check's evidence (with every meter sample) in one query, tariffs in one.
+    check = settlement_check()
+    evidence = check.evidence(sessions=sessions)
+    points = {s.pk: session_points(s, evidence[s.pk].samples) for s in sessions}
     tariffs = tariff_rows_for_stations(
         station_ids=[s.station_id for s in sessions],
         until=max(max(p[0][0], p[-1][0]) for p in points.values()),
     )
     checks = [
-        SettlementCheck(
+        Checked(
             s,
-            _price(s, points[s.pk], tariffs.get(s.station_id, []), *facts[s.pk][:2]),
-            *facts[s.pk],
+            _price(s, points[s.pk], tariffs.get(s.station_id, []), evidence[s.pk], check),
+            evidence[s.pk],
         )
         for s in sessions
     ]
-    codes = detect_on_settlements(checks=checks)  # fault bills and messages: ≤ 5 statements
+    verdicts = check.verdicts(checks=checks)  # in memory: the fault desk acts on the event
 
     # Who pays: the wallets are taken in session order, as one settlement after another.
     now = timezone.now()
@@ -181,14 +178,15 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
     for check in checks:
         session, pricing = check.session, check.pricing.result
         total = pricing.total if pricing else Decimal(0)
-        if session.refused_as and total != 0 and not blocks_payment(codes[session.pk]):
+        blocked = bool(verdicts[session.pk].blocking)
+        if session.refused_as and total != 0 and not blocked:
             # The pile charged for a start the platform refused: billed, never debited.
             states[session.pk] = PaymentState.UNPAID
-        elif not blocks_payment(codes[session.pk]) and total != 0 and session.member_id:
+        elif not blocked and total != 0 and session.member_id:
             charges.append((session, total))
-        elif not blocks_payment(codes[session.pk]) and total != 0:
+        elif not blocked and total != 0:
             states[session.pk] = PaymentState.UNPAID  # e.g. a partner's, paid by the partner
-        elif not blocks_payment(codes[session.pk]):
+        elif not blocked:
             states[session.pk] = PaymentState.PAID
         else:
             states[session.pk] = PaymentState.FAULT
@@ -196,7 +194,7 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
     for (session, _total), take in zip(charges, taken, strict=True):
         states[session.pk] = PaymentState.PAID if take else PaymentState.OWED
 
-    new_bills = {check.session.pk: _bill(check, codes, states, now) for check in checks}
+    new_bills = {c.session.pk: _bill(c, verdicts[c.session.pk], states, now) for c in checks}
     bulk_insert(
         list(new_bills.values()), unique_field="order_no"
     )  # bulk_create, minus quoting 2,500 values
@@ -219,7 +217,7 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
     )
     transitions = []
     for session in sessions:
-        blocking = [c for c in codes[session.pk] if c not in NON_BLOCKING]
+        blocking = verdicts[session.pk].blocking
         to_state = SessionState.FAULT if blocking else SessionState.SETTLED
         # The reason names the codes as numbers: stored text stays language-neutral.
         reason = "fault codes " + ",".join(map(str, blocking)) if blocking else ""
@@ -231,7 +229,42 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
         session.state, session.updated_at = to_state, now
     SessionTransition.objects.bulk_create(transitions)
     _sessions_move(sessions, now)
+    events_publish(
+        kind=BILL_SETTLED,
+        events=[
+            (bill.pk, bill_settled_payload(bill, verdicts[session_id]))
+            for session_id, bill in new_bills.items()
+        ],
+    )
     return bills | new_bills
+
+
+# Domain events of billing (chargenet.events): what consumers (the fault desk, driver
+# notifications, report rollups, partner pushes) learn about bills.
+BILL_SETTLED = "bill.settled"
+BILL_REPAIRED = "bill.repaired"
+
+
+def bill_settled_payload(bill: Bill, verdict: Verdict) -> dict:
+    """The ``bill.settled`` event: the bill's figures as strings (exact), its fault codes
+    and the fault desk's own record of the verdict."""
+    return {
+        "bill_id": bill.pk,
+        "session_id": bill.session_id,
+        "order_no": bill.order_no,
+        "operator_id": bill.operator_id,
+        "station_id": bill.station_id,
+        "member_id": bill.member_id,
+        "channel": bill.channel,
+        "payment_state": bill.payment_state,
+        "energy_wh": str(bill.energy_wh),
+        "electricity_fee": str(bill.electricity_fee),
+        "service_fee": str(bill.service_fee),
+        "total": str(bill.total),
+        "codes": list(verdict.codes),
+        "blocking": list(verdict.blocking),
+        "record": verdict.record,
+    }
 
 
 def _sessions_move(sessions: list[ChargingSession], now: dt.datetime) -> None:
@@ -255,7 +288,7 @@ def _duration_s(duration: dt.timedelta) -> int:
     return min(max(0, int(duration.total_seconds())), _DURATION_S_MAX)
 
 
-def _bill(check: SettlementCheck, codes: dict, states: dict, now: dt.datetime) -> Bill:
+def _bill(check: Checked, verdict: Verdict, states: dict, now: dt.datetime) -> Bill:
     session, attempt = check.session, check.pricing
     pricing = attempt.result
     ended_at = session.stopped_at or session.last_sample_at or session.started_at
@@ -280,7 +313,7 @@ def _bill(check: SettlementCheck, codes: dict, states: dict, now: dt.datetime) -
         rounding_mode=session.operator.rounding_mode,
         tariff_version_id=pricing.version_ids[0] if pricing and pricing.lines else None,
         payment_state=payment_state,
-        fault_codes=[int(c) for c in codes[session.pk]],
+        fault_codes=list(verdict.codes),
         fault_detail=str(attempt.error) if attempt.error else "",
         pile_reported=session.pile_reported,
         settled_at=now,
@@ -433,5 +466,10 @@ def bill_repair_apply(
         before=before,
         after=_bill_snapshot(bill),
         reason=reason,
+    )
+    event_publish(
+        kind=BILL_REPAIRED,
+        key=bill.pk,
+        payload={**bill_settled_payload(bill, Verdict()), "codes": list(bill.fault_codes)},
     )
     return bill

@@ -74,20 +74,26 @@ def session_scope(session) -> dict:
     }
 
 
+def case_record(
+    *, facts: SessionFacts, findings: list[Finding], proposal: Proposal | None, firmware: str
+) -> dict:
+    """What a fault case records of its detection, as JSON: it travels in settlement's
+    ``bill.settled`` event to `fault_cases_open`."""
+    return {
+        "findings": findings_json(findings),
+        "pile_values": values_json(pile_values(facts)),
+        "platform_values": values_json(platform_values(facts)),
+        "proposal": proposal_json(proposal),
+        "firmware": firmware,
+    }
+
+
 def fault_case_build(
-    *,
-    session_id: int,
-    scope: dict,
-    facts: SessionFacts,
-    findings: list[Finding],
-    source: str,
-    firmware: str,
-    proposal: Proposal | None,
-    now: dt.datetime,
+    *, session_id: int, scope: dict, record: dict, source: str, now: dt.datetime
 ) -> FaultCase:
-    """An unsaved case (the sweep saves thousands at once; settlement saves one).
-    ``scope`` is `session_scope` of the session (the sweep passes its selected row)."""
-    codes = sorted(int(f.code) for f in findings)
+    """An unsaved case (the sweep saves thousands at once). ``scope`` is `session_scope`
+    of the session (the sweep passes its selected row), ``record`` a `case_record`."""
+    codes = sorted(f["code"] for f in record["findings"])
     return FaultCase(
         session_id=session_id,
         operator_id=scope["operator_id"],
@@ -98,75 +104,54 @@ def fault_case_build(
         blocks_payment=blocks_payment(codes),
         state=FaultState.OPEN,
         source=source,
-        findings=findings_json(findings),
-        pile_values=values_json(pile_values(facts)),
-        platform_values=values_json(platform_values(facts)),
-        proposal=proposal_json(proposal),
-        firmware=firmware,
+        findings=record["findings"],
+        pile_values=record["pile_values"],
+        platform_values=record["platform_values"],
+        proposal=record["proposal"],
+        firmware=record["firmware"],
         detected_at=now,
     )
 
 
 @dataclass(frozen=True)
 class CaseOpening:
-    """What `fault_cases_open` records for one session (loaded with its pile)."""
+    """What `fault_cases_open` records for one session: its scope columns
+    (`session_scope`) and its `case_record`."""
 
-    session: object
-    facts: SessionFacts
-    findings: list[Finding]
-    proposal: Proposal | None = None
-
-
-@transaction.atomic
-def fault_case_open(
-    *,
-    session,
-    facts: SessionFacts,
-    findings: list[Finding],
-    source: str = FaultSource.SETTLEMENT,
-    proposal: Proposal | None = None,
-) -> FaultCase:
-    """Record the fault bill of ``session``. Idempotent: a settlement retried after a crash,
-    or settling a session the sweep already recorded, finds the case and only adds the
-    codes it did not carry yet (recorded as a detection action)."""
-    opening = CaseOpening(session=session, facts=facts, findings=findings, proposal=proposal)
-    return fault_cases_open(openings=[opening], source=source)[0]
+    session_id: int
+    scope: dict
+    record: dict
 
 
 def fault_cases_open(
     *, openings: Sequence[CaseOpening], source: str = FaultSource.SETTLEMENT
 ) -> list[FaultCase]:
-    """`fault_case_open` for many sessions in the caller's transaction, in at most four
+    """Record the fault bills of many sessions in the caller's transaction, in at most four
     statements whatever their number (lock the existing cases, insert the new ones, update
-    the ones given new codes, insert the detection actions)."""
+    the ones given new codes, insert the detection actions). Idempotent: a settlement
+    retried after a crash, a repeated event, or a session the sweep already recorded finds
+    the case and only adds the codes it did not carry yet (recorded as a detection action)."""
     if not openings:
         return []
-    if any(not o.findings for o in openings):
+    if any(not o.record["findings"] for o in openings):
         raise DomainError(_("A fault bill needs at least one fault code."), code="fault_no_code")
     existing = {
         case.session_id: case
         for case in FaultCase.objects.select_for_update().filter(
-            session_id__in=[o.session.pk for o in openings]
+            session_id__in=[o.session_id for o in openings]
         )
     }
     now = timezone.now()
     new_cases, changed, actions = [], [], []
     for o in openings:
-        case = existing.get(o.session.pk)
+        case = existing.get(o.session_id)
         if case is None:
             case = fault_case_build(
-                session_id=o.session.pk,
-                scope=session_scope(o.session),
-                facts=o.facts,
-                findings=o.findings,
-                source=source,
-                firmware=o.session.pile.firmware_version,
-                proposal=o.proposal,
-                now=now,
+                session_id=o.session_id, scope=o.scope, record=o.record, source=source, now=now
             )
-            existing[o.session.pk] = case
+            existing[o.session_id] = case
             new_cases.append(case)
-        elif (action := _add_findings(case, o.findings, now)) is not None:
+        elif (action := _add_findings(case, o.record["findings"], now)) is not None:
             changed.append(case)
             actions.append(action)
     FaultCase.objects.bulk_create(new_cases)
@@ -183,19 +168,19 @@ def fault_cases_open(
         for case in new_cases
     ]
     FaultAction.objects.bulk_create(actions)
-    return [existing[o.session.pk] for o in openings]
+    return [existing[o.session_id] for o in openings]
 
 
-def _add_findings(case: FaultCase, findings: list[Finding], now) -> FaultAction | None:
-    """Add the codes ``case`` does not carry yet (unsaved); the detection action, or None
-    when nothing changes."""
-    new = [f for f in findings if int(f.code) not in case.codes]
+def _add_findings(case: FaultCase, findings: list[dict], now) -> FaultAction | None:
+    """Add the codes ``case`` does not carry yet (unsaved; ``findings`` as JSON); the
+    detection action, or None when nothing changes."""
+    new = [f for f in findings if f["code"] not in case.codes]
     if not new or case.state not in (FaultState.OPEN, FaultState.ESCALATED):
         return None
     before = list(case.codes)
-    case.codes = sorted(case.codes + [int(f.code) for f in new])
+    case.codes = sorted(case.codes + [f["code"] for f in new])
     case.blocks_payment = blocks_payment(case.codes)
-    case.findings = sorted(case.findings + findings_json(new), key=lambda f: f["code"])
+    case.findings = sorted(case.findings + new, key=lambda f: f["code"])
     return FaultAction(
         case=case,
         kind=FaultAction.Kind.DETECT,

@@ -32,7 +32,7 @@ from ..codes import FaultCode
 from ..facts import open_sessions_facts
 from ..models import FaultAction, FaultCase, FaultSettings, FaultSource, Notification
 from ..rules import Thresholds, detect, propose_lost_bill
-from .cases import fault_case_build
+from .cases import case_record, fault_case_build
 
 LOST_CODES = frozenset({FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE})
 
@@ -200,11 +200,13 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
         fault_case_build(
             session_id=row["id"],
             scope=row,
-            facts=session_facts,
-            findings=findings,
+            record=case_record(
+                facts=session_facts,
+                findings=findings,
+                proposal=propose_lost_bill(session_facts),
+                firmware=row["firmware_version"],
+            ),
             source=FaultSource.SWEEP,
-            firmware=row["firmware_version"],
-            proposal=propose_lost_bill(session_facts),
             now=now,
         )
         for row, session_facts, findings in decided

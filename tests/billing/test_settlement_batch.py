@@ -30,6 +30,7 @@ from billing.tasks import sessions_settle_pending_task
 from faults.codes import FaultCode
 from faults.models import FaultCase, Notification
 from tests.billing.factories import MemberFactory, StationFactory, stopped_session, tariffed_station
+from tests.events import events_delivered
 
 SH = ZoneInfo("Asia/Shanghai")
 pytestmark = pytest.mark.django_db
@@ -98,6 +99,7 @@ def test_a_batch_bills_each_session_as_settling_it_alone_would():
     asked = [s.pk for s in reversed(sessions)] + [sessions[0].pk]
 
     bills = bills_settle(session_ids=asked)
+    events_delivered()
 
     assert [b.session_id for b in bills] == asked
     by_session = {b.session_id: b for b in bills}
@@ -272,6 +274,7 @@ def test_a_session_stopped_in_2999_is_a_fault_bill_and_the_batch_settles_the_res
 
     with django_assert_max_num_queries(40):
         bills = sessions_settle_pending()
+    events_delivered()
 
     assert [(b.session_id, b.payment_state, b.total) for b in bills] == [
         (before.pk, PaymentState.PAID, D("33.02")),
@@ -311,6 +314,7 @@ def test_any_failure_of_one_session_is_isolated_by_halves(monkeypatch, caplog):
 
     monkeypatch.setattr(settlement, "_bill", bill)
     bills = sessions_settle_pending()
+    events_delivered()
 
     assert [b.session_id for b in bills] == [s.pk for s in sessions if s != poisoned]
     assert [b.total for b in bills] == [D("33.02")] * 4

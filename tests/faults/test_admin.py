@@ -26,6 +26,7 @@ from tests.billing.factories import (
     stopped_session,
     tariffed_station,
 )
+from tests.events import events_delivered
 from tests.faults.worked_example import SAMPLES, at, funded_member
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +58,7 @@ def desk():
         order_no=session.order_no,
     )
     bill_settle(session_id=session.pk)
+    events_delivered()
     case = FaultCase.objects.get(session=session)
     return case, session, member
 
@@ -396,6 +398,7 @@ def test_a_fault_bill_the_platform_could_not_price_shows_the_piles_energy_and_wh
     station = factories.StationFactory()
     session = stopped_session(station=station, samples=SAMPLES[:3] + SAMPLES[4:])
     bill = bill_settle(session_id=session.pk)
+    events_delivered()
     assert (bill.energy_wh, bill.total, bill.fault_codes) == (D("0.000"), D("0.00"), [12])
     client.force_login(staff(station.operator))
     html = client.get(page_url(FaultCase.objects.get(session=session))).content.decode()

@@ -18,6 +18,7 @@ from billing.services.tariffs import station_tariff_assign, tariff_plan_create
 from billing.services.tariffs import tariff_version_create as version_create
 from faults.models import FaultCase, FaultSource, Notification
 from tests.billing.factories import DOMAIN_SCHEDULE, order_no, prices
+from tests.events import events_delivered
 from tests.world import client_as, world_rolled_back
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +58,7 @@ def _settled_session(station, connector, member) -> ChargingSession:
     )
     ChargingSession.objects.filter(pk=session.pk).update(created_at=start)
     bill_settle(session_id=session.pk)
+    events_delivered()
     if not FaultCase.objects.filter(session=session).exists():
         FaultCase.objects.create(
             session=session,

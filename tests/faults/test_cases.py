@@ -8,10 +8,13 @@ from faults.codes import FaultCode
 from faults.facts import session_facts
 from faults.rules import Finding, Reason
 from faults.services.cases import (
+    CaseOpening,
+    case_record,
     fault_case_dismiss,
     fault_case_escalate,
-    fault_case_open,
     fault_case_reopen,
+    fault_cases_open,
+    session_scope,
 )
 from orgs.models import Staff
 
@@ -21,6 +24,12 @@ from .conftest import at
 @pytest.fixture
 def agent(operator):
     return Staff.objects.create_user(username="cs1", operator=operator, role="customer_service")
+
+
+def fault_case_open(*, session, facts, findings):
+    record = case_record(facts=facts, findings=findings, proposal=None, firmware="")
+    opening = CaseOpening(session_id=session.pk, scope=session_scope(session), record=record)
+    return fault_cases_open(openings=[opening])[0]
 
 
 @pytest.fixture

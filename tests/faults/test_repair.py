@@ -9,13 +9,14 @@ from billing.models import Bill, LedgerEntry, PaymentState, SessionTransition
 from billing.services.repair import BillCorrections, RepairConflict, fault_bill_quote
 from billing.services.settlement import bill_settle
 from chargenet.errors import DomainError
-from chargenet.models import AuditLog
+from chargenet.models import AuditLog, OutboxEvent
 from faults.models import FaultCase, Notification
 from faults.services.cases import fault_case_dismiss
 from faults.services.repair import fault_bill_repair
 from faults.services.sweep import lost_bills_sweep
 from faults.tasks import lost_bills_settle_task
 from tests.billing.factories import StaffFactory, stopped_session, tariffed_station
+from tests.events import events_delivered
 from tests.faults.races import repair_at_once
 from tests.faults.worked_example import SAMPLES, at, funded_member
 
@@ -26,6 +27,7 @@ def fault_bill(db):
     member = funded_member(station.operator)
     session = stopped_session(station=station, samples=SAMPLES, member=member)
     bill = bill_settle(session_id=session.pk)
+    events_delivered()
     agent = StaffFactory(operator=station.operator, username="cs1")
     return session, bill, member, agent
 
@@ -94,6 +96,11 @@ def test_repair_settles_and_charges_once_with_audit(fault_bill):
     assert (action.after["total"], action.after["payment_state"]) == ("33.02", "paid")
     # Billing's audit row (the money) and the fault desk's (the case), both by the agent.
     assert AuditLog.objects.filter(action="fault_bill_repair", actor=agent).count() == 1
+    repaired_event = OutboxEvent.objects.get(kind="bill.repaired", key=str(bill.pk))
+    assert (repaired_event.payload["total"], repaired_event.payload["payment_state"]) == (
+        "33.02",
+        "paid",
+    )
     assert AuditLog.objects.filter(action="fault_bill.repair", actor=agent).count() == 1
 
 
@@ -191,6 +198,7 @@ def test_two_agents_apply_at_once_one_wins_one_is_told():
     member = funded_member(station.operator)
     session = stopped_session(station=station, samples=SAMPLES, member=member)
     bill_settle(session_id=session.pk)
+    events_delivered()
     agents = [StaffFactory(operator=station.operator, username=f"agent{i}") for i in (1, 2)]
     outcomes = repair_at_once(
         session=session,
@@ -226,5 +234,6 @@ def test_late_stop_after_the_sweep_keeps_the_fault_bill(db):
         stop_received_at=at(2019, 9, 7, 11, 40),
     )
     bill = bill_settle(session_id=session.pk)
+    events_delivered()
     assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [1])
     assert member.wallet.entries.filter(kind="charge").count() == 0

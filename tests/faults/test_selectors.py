@@ -9,6 +9,7 @@ from faults.selectors import fault_cases_visible_to
 from orgs.models import Staff
 from tests.billing.factories import OperatorFactory, SubOperatorFactory, stopped_session
 from tests.billing.factories import tariffed_station as station_with_tariff
+from tests.events import events_delivered
 from tests.faults.test_repair import SAMPLES
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +29,7 @@ def world():
     ]
     for session in sessions:
         bill_settle(session_id=session.pk)  # each is code 8 (the pile over-reports)
+        events_delivered()
     assert FaultCase.objects.count() == 4
     return first.operator, sub_a, sub_b, sessions
 

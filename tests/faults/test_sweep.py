@@ -11,6 +11,7 @@ from billing.services.settlement import bill_settle
 from faults.models import FaultAction, FaultCase, FaultSettings, Notification
 from faults.services.sweep import lost_bills_sweep
 from stations.models import Pile, PileFault
+from tests.events import events_delivered
 
 from .conftest import at
 
@@ -90,6 +91,7 @@ def test_superseded_session_settles_as_code_1(make_session):
     ChargingSession.objects.filter(pk=first.pk).update(state="stopped", stop_reason="Superseded")
     make_session(connector=first.connector, created=at(40), samples=((41, 1500),))
     bill = bill_settle(session_id=first.pk)
+    events_delivered()
     case = FaultCase.objects.get(session=first)
     assert case.codes == [1, 12]  # no tariff at this test station: 12 as well
     assert bill.fault_codes == [1, 12]

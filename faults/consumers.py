@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from billing.events import BILL_SETTLED
 from billing.models import ChargingSession
-from billing.services.settlement import BILL_SETTLED
 from chargenet.events import consumer
 from chargenet.models import OutboxEvent
 

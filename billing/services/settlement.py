@@ -24,6 +24,7 @@ from chargenet.bulk import bulk_insert
 from chargenet.errors import Conflict, DomainError, NotFound
 from chargenet.events import event_publish, events_publish
 
+from ..events import BILL_REPAIRED, BILL_SETTLED
 from ..models import (
     Bill,
     BillLine,
@@ -237,12 +238,6 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
         ],
     )
     return bills | new_bills
-
-
-# Domain events of billing (chargenet.events): what consumers (the fault desk, driver
-# notifications, report rollups, partner pushes) learn about bills.
-BILL_SETTLED = "bill.settled"
-BILL_REPAIRED = "bill.repaired"
 
 
 def bill_settled_payload(bill: Bill, verdict: Verdict) -> dict:

@@ -19,8 +19,10 @@ from django.utils.translation import gettext_lazy as _
 
 from chargenet.audit import audit_record
 from chargenet.errors import Conflict, DomainError
+from chargenet.events import event_publish
 from chargenet.money import FEN, MoneyError
 
+from ..events import BILL_PAID, PAYMENT_RECEIVED
 from ..models import Bill, EntryKind, LedgerEntry, PaymentState, Wallet
 
 
@@ -109,6 +111,17 @@ def wallet_recharge(*, member, amount: Decimal, reference: str, actor=None) -> L
         return existing
     entry = _post(
         wallet=wallet, kind=EntryKind.RECHARGE, amount=amount, reference=reference, actor=actor
+    )
+    event_publish(
+        kind=PAYMENT_RECEIVED,
+        key=reference,
+        payload={
+            "member_id": wallet.member_id,
+            "entry_id": entry.pk,
+            "reference": reference,
+            "amount": str(amount),
+            "balance_after": str(entry.balance_after),
+        },
     )
     _pay_owed_bills(wallet)
     return entry
@@ -235,9 +248,7 @@ def wallet_debit_bill(*, bill: Bill) -> bool:
         bill.save(update_fields=["payment_state"])
         return False
     wallet_record_charge(wallet_id=taken[0], bill=bill, balance_after=taken[1])
-    bill.payment_state = PaymentState.PAID
-    bill.paid_at = timezone.now()
-    bill.save(update_fields=["payment_state", "paid_at"])
+    _bill_paid(bill)
     return True
 
 
@@ -254,9 +265,19 @@ def _pay_owed_bills(wallet: Wallet) -> None:
                 _post(wallet=wallet, kind=EntryKind.CHARGE, amount=-bill.total, bill=bill)
         except IntegrityError:  # charged by a concurrent path already
             wallet.refresh_from_db(fields=["balance"])
-        bill.payment_state = PaymentState.PAID
-        bill.paid_at = timezone.now()
-        bill.save(update_fields=["payment_state", "paid_at"])
+        _bill_paid(bill)
+
+
+def _bill_paid(bill: Bill) -> None:
+    """A bill charged after its settlement (owed, then covered; or repaired): paid now."""
+    bill.payment_state = PaymentState.PAID
+    bill.paid_at = timezone.now()
+    bill.save(update_fields=["payment_state", "paid_at"])
+    event_publish(
+        kind=BILL_PAID,
+        key=bill.pk,
+        payload={"bill_id": bill.pk, "member_id": bill.member_id, "total": str(bill.total)},
+    )
 
 
 def member_start_allowed(*, member) -> None:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import DomainError
+from chargenet.events import events_publish
 from stations.models import (
     Connector,
     ConnectorStatus,
@@ -35,6 +36,7 @@ from stations.models import (
     StatusEvent,
 )
 
+from ..events import PILE_OFFLINE
 from .credentials import pile_credential_check, pile_credential_is_legacy
 
 # --- Handshake ------------------------------------------------------------------------
@@ -256,6 +258,21 @@ def piles_sweep_offline(*, now: dt.datetime | None = None) -> list[int]:
             ignore_conflicts=True,
         )
         _group_outages(piles=piles, min_piles=min_piles)
+        events_publish(
+            kind=PILE_OFFLINE,
+            events=[
+                (
+                    p.pk,
+                    {
+                        "pile_id": p.pk,
+                        "station_id": p.station_id,
+                        "last_heartbeat_at": p.last_heartbeat_at
+                        and p.last_heartbeat_at.isoformat(),
+                    },
+                )
+                for p in piles
+            ],
+        )
     return [p.pk for p in piles] if faults else []
 
 

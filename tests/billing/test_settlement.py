@@ -19,6 +19,7 @@ from billing.models import (
 from billing.services.settlement import SessionNotStopped, bill_settle
 from billing.services.wallet import ArrearsError, member_start_allowed, wallet_recharge
 from billing.tasks import session_settle
+from chargenet.models import OutboxEvent
 from faults.codes import FaultCode
 from tests.billing.factories import MemberFactory, StationFactory, stopped_session, tariffed_station
 
@@ -152,6 +153,25 @@ def test_short_balance_settles_as_owed_and_blocks_the_next_start_until_recharged
     member.wallet.refresh_from_db()
     assert member.wallet.balance == D("6.98")
     member_start_allowed(member=member)  # no longer raises
+    # What consumers (reports, partner pushes) learn: the recharge, then the bill paid.
+    assert [
+        (e.kind, e.payload)
+        for e in OutboxEvent.objects.filter(kind__in=["payment.received", "bill.paid"])
+        .exclude(key=f"WX{member.pk}")  # the funding recharge
+        .order_by("pk")
+    ] == [
+        (
+            "payment.received",
+            {
+                "member_id": member.pk,
+                "entry_id": member.wallet.entries.get(reference="WX-second").pk,
+                "reference": "WX-second",
+                "amount": "30.00",
+                "balance_after": "40.00",
+            },
+        ),
+        ("bill.paid", {"bill_id": bill.pk, "member_id": member.pk, "total": "33.02"}),
+    ]
 
 
 def test_a_session_not_yet_stopped_is_not_settled():

@@ -8,6 +8,7 @@ import hmac
 
 import pytest
 
+from chargenet.models import OutboxEvent
 from stations.models import FirmwareRecord, HeartbeatSample, Pile, PileFault, StationOutage
 from stations.services import credentials, live
 from tests.protocol import world
@@ -151,6 +152,18 @@ def test_sweep_marks_silent_piles_offline_and_groups_a_station_outage():
     swept = live.piles_sweep_offline(now=now)
     assert sorted(swept) == sorted([a.pk, b.pk, c.pk, lone.pk])
     assert live.piles_sweep_offline(now=now) == []  # nothing twice
+    offline = OutboxEvent.objects.filter(kind="pile.offline").order_by("key")
+    assert sorted(
+        (e.payload["pile_id"], e.payload["last_heartbeat_at"]) for e in offline
+    ) == sorted(
+        (p.pk, t.isoformat())
+        for p, t in [
+            (a, T0),
+            (b, T0 + dt.timedelta(seconds=40)),
+            (c, T0 - dt.timedelta(minutes=2)),
+            (lone, T0),
+        ]
+    )
     outage = StationOutage.objects.get()
     assert (outage.station_id, outage.started_at, outage.pile_count) == (
         station.pk,

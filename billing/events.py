@@ -1,0 +1,9 @@
+"""The domain events billing publishes (`chargenet.events`), one name each.
+
+Payloads are JSON: ids, and money and energy as exact decimal strings.
+"""
+
+BILL_SETTLED = "bill.settled"  # a stopped session became a bill (paid, owed, unpaid or fault)
+BILL_REPAIRED = "bill.repaired"  # customer service repaired a fault bill; it is settled now
+BILL_PAID = "bill.paid"  # a bill charged after its settlement (owed, then covered)
+PAYMENT_RECEIVED = "payment.received"  # a recharge credited to a member's wallet

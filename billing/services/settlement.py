@@ -29,8 +29,6 @@ from ..models import (
     Bill,
     BillLine,
     ChargingSession,
-    EntryKind,
-    LedgerEntry,
     PaymentState,
     SessionState,
     SessionTransition,
@@ -44,7 +42,7 @@ from ..selectors import (
 )
 from .sessions.states import session_transition
 from .settlement_check import Checked, PricingAttempt, Verdict, settlement_check
-from .wallet import wallet_debit_bill, wallets_take
+from .wallet import wallet_charges_record, wallet_debit_bill, wallets_take
 
 logger = logging.getLogger(__name__)
 
@@ -205,16 +203,12 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
         if check.pricing.result
         for line in _lines(new_bills[check.session.pk], check.pricing.result)
     )
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(
-            wallet_id=take[0],
-            kind=EntryKind.CHARGE,
-            amount=-total,
-            balance_after=take[1],
-            bill=new_bills[session.pk],
-        )
-        for (session, total), take in zip(charges, taken, strict=True)
-        if take
+    wallet_charges_record(
+        charges=[
+            (new_bills[session.pk], take)
+            for (session, _total), take in zip(charges, taken, strict=True)
+            if take
+        ]
     )
     transitions = []
     for session in sessions:

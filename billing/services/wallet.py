@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -224,15 +224,21 @@ def wallets_take(*, charges: Sequence[tuple[int, Decimal]]) -> list[tuple[int, D
     return taken
 
 
-def wallet_record_charge(*, wallet_id: int, bill: Bill, balance_after: Decimal) -> LedgerEntry:
-    """The ledger entry of a bill's charge taken by `wallets_take`. The unique constraint
-    on a bill's charge entry makes a second charge of the same bill impossible."""
-    return LedgerEntry.objects.create(
-        wallet_id=wallet_id,
-        kind=EntryKind.CHARGE,
-        amount=-bill.total,
-        balance_after=balance_after,
-        bill=bill,
+def wallet_charges_record(
+    *, charges: Sequence[tuple[Bill, tuple[int, Decimal]]]
+) -> list[LedgerEntry]:
+    """The one writer of bills' charge entries: (bill, (wallet id, balance after)) as
+    `wallets_take` took them, in one INSERT. The unique constraint on a bill's charge
+    entry makes a second charge of the same bill impossible."""
+    return LedgerEntry.objects.bulk_create(
+        LedgerEntry(
+            wallet_id=wallet_id,
+            kind=EntryKind.CHARGE,
+            amount=-bill.total,
+            balance_after=balance_after,
+            bill=bill,
+        )
+        for bill, (wallet_id, balance_after) in charges
     )
 
 
@@ -247,24 +253,27 @@ def wallet_debit_bill(*, bill: Bill) -> bool:
         bill.payment_state = PaymentState.OWED
         bill.save(update_fields=["payment_state"])
         return False
-    wallet_record_charge(wallet_id=taken[0], bill=bill, balance_after=taken[1])
+    wallet_charges_record(charges=[(bill, taken)])
     _bill_paid(bill)
     return True
 
 
 def _pay_owed_bills(wallet: Wallet) -> None:
-    """Pay the member's owed bills, oldest first, while the balance covers them."""
+    """Pay the member's owed bills, oldest first, while the balance covers them (the
+    wallet is locked by the caller; so are the bills, here)."""
     owed = Bill.objects.select_for_update().filter(
         member_id=wallet.member_id, payment_state=PaymentState.OWED
     )
+    payable, balance = [], wallet.balance
     for bill in owed.order_by("settled_at", "pk"):
-        if wallet.balance < bill.total:
+        if balance < bill.total:
             break
-        try:
-            with transaction.atomic():
-                _post(wallet=wallet, kind=EntryKind.CHARGE, amount=-bill.total, bill=bill)
-        except IntegrityError:  # charged by a concurrent path already
-            wallet.refresh_from_db(fields=["balance"])
+        balance -= bill.total
+        payable.append(bill)
+    taken = wallets_take(charges=[(wallet.member_id, bill.total) for bill in payable])
+    wallet_charges_record(charges=list(zip(payable, taken, strict=True)))
+    wallet.balance = balance
+    for bill in payable:
         _bill_paid(bill)
 
 

@@ -8,11 +8,12 @@ service (`faults.services.repair.fault_bill_repair`); it records its action here
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -124,51 +125,91 @@ class CaseOpening:
 
 
 def fault_cases_open(
-    *, openings: Sequence[CaseOpening], source: str = FaultSource.SETTLEMENT
+    *,
+    openings: Sequence[CaseOpening],
+    source: str = FaultSource.SETTLEMENT,
+    now: dt.datetime | None = None,
 ) -> list[FaultCase]:
-    """Record the fault bills of many sessions in the caller's transaction, in at most four
-    statements whatever their number (lock the existing cases, insert the new ones, update
-    the ones given new codes, insert the detection actions). Idempotent: a settlement
-    retried after a crash, a repeated event, or a session the sweep already recorded finds
-    the case and only adds the codes it did not carry yet (recorded as a detection action)."""
+    """The one writer of fault cases: record the fault bills of many sessions in the
+    caller's transaction, with a number of statements that does not grow with them (lock
+    the existing cases; COPY the new ones and INSERT … SELECT their detection actions;
+    update the ones given new codes and add their actions; read them back). Idempotent: a
+    settlement retried after a crash, a repeated event, or a session the sweep already
+    recorded finds the case and only adds the codes it did not carry yet."""
     if not openings:
         return []
     if any(not o.record["findings"] for o in openings):
         raise DomainError(_("A fault bill needs at least one fault code."), code="fault_no_code")
+    session_ids = [o.session_id for o in openings]
     existing = {
         case.session_id: case
-        for case in FaultCase.objects.select_for_update().filter(
-            session_id__in=[o.session_id for o in openings]
-        )
+        for case in FaultCase.objects.select_for_update().filter(session_id__in=session_ids)
     }
-    now = timezone.now()
-    new_cases, changed, actions = [], [], []
+    now = now or timezone.now()
+    new_cases, changed, actions = {}, [], []
     for o in openings:
-        case = existing.get(o.session_id)
+        case = existing.get(o.session_id) or new_cases.get(o.session_id)
         if case is None:
-            case = fault_case_build(
+            new_cases[o.session_id] = fault_case_build(
                 session_id=o.session_id, scope=o.scope, record=o.record, source=source, now=now
             )
-            existing[o.session_id] = case
-            new_cases.append(case)
         elif (action := _add_findings(case, o.record["findings"], now)) is not None:
             changed.append(case)
             actions.append(action)
-    FaultCase.objects.bulk_create(new_cases)
+    _cases_insert(list(new_cases.values()), now=now)
     if changed:
         FaultCase.objects.bulk_update(changed, ["codes", "blocks_payment", "findings"])
-    actions += [
-        FaultAction(
-            case=case,
-            kind=FaultAction.Kind.DETECT,
-            at=now,
-            to_state=case.state,
-            after={"codes": case.codes},
+        FaultAction.objects.bulk_create(actions)
+    cases = {c.session_id: c for c in FaultCase.objects.filter(session_id__in=session_ids)}
+    return [cases[session_id] for session_id in dict.fromkeys(session_ids)]
+
+
+_CASE_COLUMNS = (
+    "session_id",
+    "operator_id",
+    "station_id",
+    "sub_operator_id",
+    "channel",
+    "codes",
+    "blocks_payment",
+    "state",
+    "source",
+    "findings",
+    "pile_values",
+    "platform_values",
+    "proposal",
+    "firmware",
+    "detected_at",
+)
+_JSON_COLUMNS = {"findings", "pile_values", "platform_values", "proposal"}
+
+
+def _cases_insert(cases: list[FaultCase], *, now: dt.datetime) -> None:
+    """New cases by COPY (the sweep may open thousands), then their detection actions by
+    one INSERT … SELECT."""
+    if not cases:
+        return
+    with connection.cursor() as cursor:
+        columns = ", ".join(_CASE_COLUMNS)
+        with cursor.cursor.copy(f"COPY {FaultCase._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for case in cases:
+                copy.write_row(
+                    tuple(
+                        json.dumps(getattr(case, name), ensure_ascii=False)
+                        if name in _JSON_COLUMNS
+                        else getattr(case, name)
+                        for name in _CASE_COLUMNS
+                    )
+                )
+        cursor.execute(
+            f"""
+            INSERT INTO {FaultAction._meta.db_table}
+                (case_id, kind, at, from_state, to_state, after, reason)
+            SELECT id, %s, %s, '', state, jsonb_build_object('codes', codes), ''
+            FROM {FaultCase._meta.db_table} WHERE session_id = ANY(%s)
+            """,
+            [FaultAction.Kind.DETECT, now, [case.session_id for case in cases]],
         )
-        for case in new_cases
-    ]
-    FaultAction.objects.bulk_create(actions)
-    return [existing[o.session_id] for o in openings]
 
 
 def _add_findings(case: FaultCase, findings: list[dict], now) -> FaultAction | None:

@@ -43,55 +43,6 @@ def _queue_send() -> None:
     transaction.on_commit(notifications_send_pending_task.delay)
 
 
-def notification_enqueue(
-    *,
-    session,
-    being_checked: bool,
-    energy_wh: Decimal | None = None,
-    amount: Decimal | None = None,
-) -> Notification | None:
-    """Queue the "session ended" message of ``session``: "charging finished" with energy
-    and amount, or "being checked" for a fault bill. A second call for the same session
-    changes nothing and returns None. Sessions without a member (cards of virtual
-    accounts aside) get no message."""
-    if session.member_id is None:
-        return None
-    kind = Notification.Kind.BEING_CHECKED if being_checked else Notification.Kind.CHARGE_FINISHED
-    payload = _payload(session, energy_wh=energy_wh, amount=None if being_checked else amount)
-    # One statement, no savepoint: settlement calls this for every session.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO faults_notification (session_id, member_id, kind, payload, state,
-                attempts, last_error, sender, external_id, created_at)
-            VALUES (%s, %s, %s, %s, %s, 0, '', '', '', %s)
-            ON CONFLICT DO NOTHING RETURNING id, created_at
-            """,
-            [
-                session.pk,
-                session.member_id,
-                kind,
-                json.dumps(payload, ensure_ascii=False),
-                Notification.State.PENDING,
-                timezone.now(),
-            ],
-        )
-        inserted = cursor.fetchone()
-    if inserted is None:
-        return None
-    notification = Notification(
-        pk=inserted[0],
-        session=session,
-        member_id=session.member_id,
-        kind=kind,
-        payload=payload,
-        state=Notification.State.PENDING,
-        created_at=inserted[1],
-    )
-    _queue_send()
-    return notification
-
-
 @dataclass(frozen=True)
 class SessionEnded:
     """One "session ended" message for `notifications_enqueue` (session with station)."""
@@ -102,9 +53,12 @@ class SessionEnded:
     amount: Decimal | None = None
 
 
-def notifications_enqueue(*, messages: Sequence[SessionEnded]) -> int:
-    """`notification_enqueue` for many sessions in ONE statement (settlement of a batch);
-    sessions notified already are skipped. Returns how many were queued."""
+def notifications_enqueue(*, messages: Sequence[SessionEnded]) -> list[Notification]:
+    """The one writer of driver notifications: queue the "session ended" message of each
+    session ("charging finished" with energy and amount, or "being checked" for a fault
+    bill) in ONE statement, and have them sent after commit. A session notified already
+    is skipped (one message per session: a unique constraint); sessions without a member
+    get none. Returns the messages queued now."""
     rows = []
     now = timezone.now()
     for m in messages:
@@ -117,33 +71,44 @@ def notifications_enqueue(*, messages: Sequence[SessionEnded]) -> int:
         )
         amount = None if m.being_checked else m.amount
         payload = _payload(m.session, energy_wh=m.energy_wh, amount=amount)
-        rows.append(
-            (
-                m.session.pk,
-                m.session.member_id,
-                kind,
-                json.dumps(payload, ensure_ascii=False),
-                Notification.State.PENDING,
-                now,
-            )
-        )
+        rows.append((m.session.pk, m.session.member_id, kind, payload))
+    first = {}
+    for row in rows:  # one message per session: the first asked for
+        first.setdefault(row[0], row)
+    rows = list(first.values())
     if not rows:
-        return 0
+        return []
     values = ", ".join(["(%s, %s, %s, %s, %s, 0, '', '', '', %s)"] * len(rows))
+    params = []
+    for session_id, member_id, kind, payload in rows:
+        params += [session_id, member_id, kind, json.dumps(payload, ensure_ascii=False)]
+        params += [Notification.State.PENDING, now]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO faults_notification (session_id, member_id, kind, payload, state,
-                attempts, last_error, sender, external_id, created_at)
+            INSERT INTO {Notification._meta.db_table} (session_id, member_id, kind, payload,
+                state, attempts, last_error, sender, external_id, created_at)
             VALUES {values}
-            ON CONFLICT DO NOTHING
+            ON CONFLICT DO NOTHING RETURNING id, session_id
             """,
-            [value for row in rows for value in row],
+            params,
         )
-        queued = cursor.rowcount
-    if queued:
+        created = {session_id: pk for pk, session_id in cursor.fetchall()}
+    if created:
         _queue_send()
-    return queued
+    return [
+        Notification(
+            pk=created[session_id],
+            session_id=session_id,
+            member_id=member_id,
+            kind=kind,
+            payload=payload,
+            state=Notification.State.PENDING,
+            created_at=now,
+        )
+        for session_id, member_id, kind, payload in rows
+        if session_id in created
+    ]
 
 
 # How long a worker holds a message it is sending: longer than a send can take (the

@@ -19,7 +19,6 @@ session: the pile was told not to charge, and one that charges anyway makes it l
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -30,9 +29,9 @@ from billing.services.repair import sessions_mark_lost
 
 from ..codes import FaultCode
 from ..facts import open_sessions_facts
-from ..models import FaultAction, FaultCase, FaultSettings, FaultSource, Notification
+from ..models import FaultSettings, FaultSource
 from ..rules import Thresholds, detect, propose_lost_bill
-from .cases import case_record, fault_case_build
+from .cases import CaseOpening, case_record, fault_cases_open
 
 LOST_CODES = frozenset({FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE})
 
@@ -81,82 +80,6 @@ class SweepResult:
     case_ids: list[int] = field(default_factory=list)
 
 
-CASE_COLUMNS = (
-    "session_id",
-    "operator_id",
-    "station_id",
-    "sub_operator_id",
-    "channel",
-    "codes",
-    "blocks_payment",
-    "state",
-    "source",
-    "findings",
-    "pile_values",
-    "platform_values",
-    "proposal",
-    "firmware",
-    "detected_at",
-)
-
-
-def _write_cases(cases: list[FaultCase], *, now: dt.datetime) -> None:
-    """Cases by COPY, then their detection rows and the drivers' "being checked" messages
-    by INSERT … SELECT: four statements for any number of cases."""
-    if not cases:
-        return
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(
-            f"COPY faults_faultcase ({', '.join(CASE_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            for case in cases:
-                copy.write_row(
-                    (
-                        case.session_id,
-                        case.operator_id,
-                        case.station_id,
-                        case.sub_operator_id,
-                        case.channel,
-                        case.codes,
-                        case.blocks_payment,
-                        case.state,
-                        case.source,
-                        json.dumps(case.findings, ensure_ascii=False),
-                        json.dumps(case.pile_values),
-                        json.dumps(case.platform_values),
-                        json.dumps(case.proposal),
-                        case.firmware,
-                        case.detected_at,
-                    )
-                )
-        session_ids = [case.session_id for case in cases]
-        cursor.execute(
-            """
-            INSERT INTO faults_faultaction (case_id, kind, at, from_state, to_state, after, reason)
-            SELECT id, %s, %s, '', state, jsonb_build_object('codes', codes), ''
-            FROM faults_faultcase WHERE session_id = ANY(%s)
-            """,
-            [FaultAction.Kind.DETECT, now, session_ids],
-        )
-        cursor.execute(
-            """
-            INSERT INTO faults_notification (session_id, member_id, kind, payload, state,
-                attempts, last_error, sender, external_id, created_at)
-            SELECT id, member_id, %s, '{}', %s, 0, '', '', '', %s
-            FROM billing_chargingsession WHERE id = ANY(%s) AND member_id IS NOT NULL
-            ON CONFLICT DO NOTHING
-            """,
-            [Notification.Kind.BEING_CHECKED, Notification.State.PENDING, now, session_ids],
-        )
-    transaction.on_commit(_queue_notifications)
-
-
-def _queue_notifications() -> None:
-    from ..tasks import notifications_send_pending_task
-
-    notifications_send_pending_task.delay()
-
-
 @transaction.atomic
 def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> SweepResult:
     """Turn every open session that is evidently over into a fault bill (code 1 or 2, with
@@ -196,8 +119,8 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
         now=now,
     )
     transaction.on_commit(lambda: _queue_settlements(sorted(moved)))
-    cases = [
-        fault_case_build(
+    openings = [
+        CaseOpening(
             session_id=row["id"],
             scope=row,
             record=case_record(
@@ -206,19 +129,14 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
                 proposal=propose_lost_bill(session_facts),
                 firmware=row["firmware_version"],
             ),
-            source=FaultSource.SWEEP,
-            now=now,
         )
         for row, session_facts, findings in decided
         if row["id"] in moved
     ]
-    _write_cases(cases, now=now)
+    # The driver's "being checked" message follows from the settlement queued above.
+    cases = fault_cases_open(openings=openings, source=FaultSource.SWEEP, now=now)
     result.lost = len(cases)
-    result.case_ids = list(
-        FaultCase.objects.filter(session_id__in=[c.session_id for c in cases]).values_list(
-            "pk", flat=True
-        )
-    )
+    result.case_ids = [case.pk for case in cases]
     for case in cases:
         result.by_code.update(case.codes)
     return result

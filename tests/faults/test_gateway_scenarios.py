@@ -36,6 +36,7 @@ from protocol.simulator import (
 from stations.models import Connector, Pile, StatusEvent
 from stations.services.live import piles_sweep_offline
 from tests.billing.factories import StaffFactory, tariffed_station
+from tests.events import events_delivered
 from tests.faults.races import repair_at_once
 from tests.protocol import world
 from tests.protocol.conftest import GatewayProcess, wait_for
@@ -219,6 +220,7 @@ def test_bill_lost_after_reconnect_is_code_1_then_repaired_once(gateway, network
     ] or [r["key"] for r in case.findings[0]["reasons"]] == ["pile_rebooted", "connector_available"]
     assert Decimal(case.proposal["meter_stop_wh"]) == meter
     bill = bill_settle(session_id=session.pk)  # what the queued settlement does
+    events_delivered()  # what the worker does after its commit
     assert (bill.payment_state, bill.fault_codes) == (PaymentState.FAULT, [1])
     assert Notification.objects.get(session=session).kind == "being_checked"
 

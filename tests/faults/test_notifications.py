@@ -10,11 +10,20 @@ from django.utils import timezone
 
 from faults.models import Notification
 from faults.notifications import LogSender, NotificationError, WeChatTemplateSender
-from faults.services.notify import MAX_ATTEMPTS, notification_enqueue, notification_send
+from faults.services.notify import (
+    MAX_ATTEMPTS,
+    SessionEnded,
+    notification_send,
+    notifications_enqueue,
+)
 from integrations.wechat import WeChatClient
 from integrations.wechat.fake import FakeWeChat
 
 from .conftest import at
+
+
+def notification_enqueue(*, session, **message):
+    return notifications_enqueue(messages=[SessionEnded(session, **message)])
 
 
 @pytest.fixture
@@ -104,12 +113,12 @@ def test_charge_finished_is_sent_exactly_once(
     handler, url = wechat
     session = make_session(stopped_at=at(60))
     with django_capture_on_commit_callbacks() as callbacks:
-        first = notification_enqueue(
+        [first] = notification_enqueue(
             session=session, being_checked=False, energy_wh=Decimal(20000), amount=Decimal("23.00")
         )
         again = notification_enqueue(session=session, being_checked=True)
     assert len(callbacks) == 1
-    assert again is None
+    assert again == []
     assert first.payload == {
         "order_no": session.order_no,
         "station": "Torch Park",
@@ -126,7 +135,7 @@ def test_charge_finished_is_sent_exactly_once(
 
 def test_failed_sends_stay_pending_then_fail(make_session):
     session = make_session(member=True)
-    notification = notification_enqueue(session=session, being_checked=True)
+    [notification] = notification_enqueue(session=session, being_checked=True)
 
     class Down(LogSender):
         def send(self, **kwargs):
@@ -140,7 +149,7 @@ def test_failed_sends_stay_pending_then_fail(make_session):
 
 def test_log_sender_delivers(make_session):
     session = make_session()
-    notification = notification_enqueue(session=session, being_checked=True)
+    [notification] = notification_enqueue(session=session, being_checked=True)
     sent = notification_send(notification_id=notification.pk, sender=LogSender())
     assert (sent.state, sent.sender) == ("sent", "log")
 
@@ -168,7 +177,7 @@ def test_the_provider_is_called_with_no_transaction_and_no_lock(make_session):
     """A slow WeChat must not hold a row lock: while the sender runs, no transaction is
     open and another connection can lock the notification at once."""
     session = make_session(member=True)
-    notification = notification_enqueue(session=session, being_checked=True)
+    [notification] = notification_enqueue(session=session, being_checked=True)
     seen = {}
 
     class Probe(LogSender):
@@ -214,7 +223,7 @@ def test_the_provider_is_called_with_no_transaction_and_no_lock(make_session):
 @pytest.mark.django_db
 def test_a_dead_workers_lease_expires_and_the_message_is_sent_again(make_session):
     session = make_session(member=True)
-    notification = notification_enqueue(session=session, being_checked=True)
+    [notification] = notification_enqueue(session=session, being_checked=True)
     # A worker claimed it and died mid-send: its lease is still running.
     Notification.objects.filter(pk=notification.pk).update(
         attempts=1, claimed_until=timezone.now() + timezone.timedelta(seconds=30)

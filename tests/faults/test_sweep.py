@@ -10,6 +10,7 @@ from billing.models import ChargingSession, SessionTransition
 from billing.services.settlement import bill_settle
 from faults.models import FaultAction, FaultCase, FaultSettings, Notification
 from faults.services.sweep import lost_bills_sweep
+from faults.tasks import lost_bills_settle_task
 from stations.models import Pile, PileFault
 from tests.events import events_delivered
 
@@ -46,6 +47,10 @@ def test_silent_session_becomes_code_1_with_a_proposal(make_session, status):
         SessionTransition.objects.filter(session=session).values_list("from_state", "to_state")
     ) == [("charging", "stopped")]
     assert list(case.actions.values_list("kind", "to_state")) == [("detect", "open")]
+    # The settlement the sweep queued makes the fault bill; its event tells the driver.
+    assert not Notification.objects.filter(session=session).exists()
+    assert lost_bills_settle_task([session.pk]) == 1
+    events_delivered()
     notification = Notification.objects.get(session=session)
     assert (notification.kind, notification.state) == ("being_checked", "pending")
 

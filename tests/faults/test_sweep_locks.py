@@ -11,16 +11,15 @@ from chargenet.celery import lock_bounded
 from faults.models import FaultCase
 from faults.services import sweep
 from faults.tasks import lost_bills_sweep_task
-from orgs.models import Member
+from stations.models import Station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def _no_queueing(monkeypatch):
-    # Committed sweeps queue settlement and messages on commit; no broker in these tests.
+    # Committed sweeps queue the lost bills' settlement on commit; no broker in these tests.
     monkeypatch.setattr(sweep, "_queue_settlements", lambda ids: None)
-    monkeypatch.setattr(sweep, "_queue_notifications", lambda: None)
 
 
 def _hold(work, holding: threading.Event, release: threading.Event, outcome: dict):
@@ -62,8 +61,9 @@ def test_a_sweep_gives_up_on_a_row_someone_holds_instead_of_waiting(make_session
     settings.CELERY_JOB_LOCK_TIMEOUT_MS = 200
     session = make_session()
     holding, release, outcome = threading.Event(), threading.Event(), {}
-    member_lock = lambda: Member.objects.select_for_update().get(pk=session.member_id).pk  # noqa: E731
-    thread = _hold(member_lock, holding, release, outcome)
+    # The fault case it writes references the station: a held station row makes it wait.
+    station_lock = lambda: Station.objects.select_for_update().get(pk=session.station_id).pk  # noqa: E731
+    thread = _hold(station_lock, holding, release, outcome)
     try:
         with pytest.raises(OperationalError) as gave_up:
             lost_bills_sweep_task()

@@ -57,9 +57,9 @@ def _invalid(reason) -> PileAnswer:
     return PileAnswer(Outcome.INVALID, reason=str(reason))
 
 
-def _aware(name: str, at: dt.datetime | None) -> PileAnswer | None:
-    if at is not None and at.tzinfo is None:
-        return _invalid(_("%(field)s needs a time zone.") % {"field": name})
+def _naive(*times: dt.datetime | None) -> PileAnswer | None:
+    if any(at is not None and at.tzinfo is None for at in times):
+        return _invalid(_("A time needs its time zone."))
     return None
 
 
@@ -120,7 +120,7 @@ class Ocpp16Adapter:
     def pile_firmware_update(
         self, *, pile, location: str, retrieve_at, retries, retry_interval, timeout
     ):
-        if problem := _aware("retrieve_at", retrieve_at):
+        if problem := _naive(retrieve_at):
             return problem
         payload = {"location": location, "retrieveDate": _wire_time(retrieve_at)}
         payload |= _retries(retries, retry_interval)
@@ -129,7 +129,7 @@ class Ocpp16Adapter:
     def pile_diagnostics_request(
         self, *, pile, location: str, since, until, retries, retry_interval, timeout
     ):
-        if problem := _aware("since", since) or _aware("until", until):
+        if problem := _naive(since, until):
             return problem
         payload = {"location": location} | _retries(retries, retry_interval)
         for key, at in (("startTime", since), ("stopTime", until)):

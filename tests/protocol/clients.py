@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -30,3 +33,21 @@ async def serving(url: str, code: str, password: str, *, pile_class=SimulatedPil
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
+
+
+class MaintainedPile(SimulatedPile):
+    """A pile that takes firmware updates and diagnostics requests, keeping what it got."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requests: list[tuple[str, dict]] = []
+
+    @on(Action.update_firmware)
+    async def on_update_firmware(self, **kwargs):
+        self.requests.append(("UpdateFirmware", kwargs))
+        return call_result.UpdateFirmware()
+
+    @on(Action.get_diagnostics)
+    async def on_get_diagnostics(self, **kwargs):
+        self.requests.append(("GetDiagnostics", kwargs))
+        return call_result.GetDiagnostics(file_name=f"diag-{self.id}.zip")

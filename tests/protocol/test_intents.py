@@ -11,6 +11,8 @@ import zoneinfo
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone, translation
 from websockets.asyncio.client import connect as ws_connect
 
@@ -250,9 +252,7 @@ def test_a_pile_that_does_not_answer_is_a_timeout(gateway):
         ) as ws:
             await ws.send(json.dumps([2, "b", "Heartbeat", {}]))
             await ws.recv()  # connected and registered
-            return await asyncio.to_thread(
-                intents.connector_unlock, connector=gun, timeout=1
-            )
+            return await asyncio.to_thread(intents.connector_unlock, connector=gun, timeout=1)
 
     result = asyncio.run(silent())
     assert (result.outcome, result.message) == (
@@ -395,3 +395,66 @@ def test_a_protocol_without_the_intent_answers_not_supported(monkeypatch):
         f"Pile {pile.code} cannot do this: upload diagnostics to ftp://logs.example.com/. "
         "Piles speaking ykc have no such command.",
     )
+
+
+def test_the_console_page_starts_and_stops_through_the_gateway(gateway):
+    pile = world.pile()
+    gun = pile.connectors.get()
+    member = world.member(pile.station.operator)
+    browser = Client()
+    browser.force_login(staff_user(pile))
+    url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
+
+    def post(form):
+        response = browser.post(url, form, follow=True)
+        return [(m.level_tag, str(m)) for m in response.context["messages"]], response
+
+    async def play():
+        async with connected(gateway.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            started, _page = await asyncio.to_thread(
+                post,
+                {
+                    "send": "start",
+                    "start-connector": gun.pk,
+                    "start-credential_kind": "member_token",
+                    "start-credential_value": member.token,
+                },
+            )
+            connector, id_tag = await sim.remote_starts.get()
+            tx = (await sim.start_tx(connector, id_tag)).transaction_id
+            session = await asyncio.to_thread(ChargingSession.objects.get, pk=tx)
+            stopped, _page = await asyncio.to_thread(
+                post, {"send": "stop", "stop-session": session.pk}
+            )
+            read, page = await asyncio.to_thread(
+                post, {"send": "config_get", "config_get-keys": "HeartbeatInterval, Volume"}
+            )
+            return (
+                started,
+                (connector, id_tag),
+                session,
+                stopped,
+                await sim.remote_stops.get(),
+                read,
+                page,
+            )
+
+    started, asked, session, stopped, queued, read, page = asyncio.run(play())
+    assert started == [
+        (
+            "success",
+            f"Pile {pile.code} accepted: start connector 1 for member token {member.token}.",
+        )
+    ]
+    assert asked == (1, member.token)
+    assert (stopped, queued) == (
+        [("success", f"Pile {pile.code} accepted: stop session {session.order_no}.")],
+        session.pk,
+    )
+    assert read == [
+        ("success", f"Pile {pile.code} accepted: read configuration HeartbeatInterval, Volume.")
+    ]
+    html = page.content.decode()
+    assert "<td>HeartbeatInterval</td><td>60</td>" in html
+    assert '<td>Volume</td><td colspan="2">unknown to the pile</td>' in html

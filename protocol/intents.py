@@ -73,11 +73,10 @@ class IntentResult:
         return self.outcome == Outcome.ACCEPTED
 
 
-def _run(
-    intent: str, target: Pile, *, described, acting_user, arguments: dict, refusal=None, **kwargs
-):
-    """Ask the adapter of ``target``'s protocol for ``intent`` (unless the platform already
-    refuses it: ``refusal`` says why); say and audit the outcome."""
+def _run(intent: str, target: Pile, *, described, acting_user, refusal=None, noted=None, **kwargs):
+    """Ask the adapter of ``target``'s protocol for ``intent`` with ``kwargs`` (unless the
+    platform already refuses it: ``refusal`` says why); say the outcome, and audit it with
+    the intent's arguments (and what else is ``noted``) when a person asked."""
     pile = target
     method = getattr(ADAPTERS.get(pile.protocol), intent, None)
     if refusal is not None:
@@ -101,10 +100,20 @@ def _run(
             actor=acting_user,
             action="pile_intent",
             obj=pile,
-            before={"intent": intent, **arguments},
+            before={"intent": intent, **_arguments(kwargs), **(noted or {})},
             after={"outcome": result.outcome.value, "message": message, **_data(answer)},
         )
     return result
+
+
+def _arguments(kwargs: dict) -> dict:
+    """An intent's arguments for the audit row, rows named as people know them."""
+    plain = {Connector: lambda c: c.number, ChargingSession: lambda s: s.order_no}
+    return {
+        name: plain[type(value)](value) if type(value) in plain else value
+        for name, value in kwargs.items()
+        if name not in ("pile", "timeout")
+    }
 
 
 def _data(answer: PileAnswer) -> dict:
@@ -130,18 +139,12 @@ def connector_start(
         "kind": CredentialKind(credential_kind).label,
         "value": credential_value,
     }
-    arguments = {
-        "connector": connector.number,
-        "credential_kind": credential_kind,
-        "credential_value": credential_value,
-        "channel": channel,
-    }
     return _run(
         "connector_start",
         connector.pile,
         described=what,
         acting_user=acting_user,
-        arguments=arguments,
+        noted={"channel": channel},
         connector=connector,
         credential_value=credential_value,
         credential_kind=credential_kind,
@@ -159,7 +162,6 @@ def session_stop_remote(
         session.pile,
         described=_("stop session %(order_no)s") % {"order_no": session.order_no},
         acting_user=acting_user,
-        arguments={"session": session.order_no},
         refusal=_("The session has already ended.") if ended else None,
         session=session,
         timeout=timeout,
@@ -173,7 +175,6 @@ def pile_reset(*, pile: Pile, hard: bool, acting_user=None, timeout: float = TIM
         pile,
         described=_("hard reset") if hard else _("soft reset"),
         acting_user=acting_user,
-        arguments={"hard": hard},
         pile=pile,
         hard=hard,
         timeout=timeout,
@@ -187,7 +188,6 @@ def connector_unlock(*, connector: Connector, acting_user=None, timeout: float =
         connector.pile,
         described=_("unlock connector %(number)s") % {"number": connector.number},
         acting_user=acting_user,
-        arguments={"connector": connector.number},
         connector=connector,
         timeout=timeout,
     )
@@ -209,7 +209,6 @@ def pile_trigger(
         pile,
         described=asked,
         acting_user=acting_user,
-        arguments={"what": what, "connector": connector.number if connector else None},
         refusal=_not_its_connector(pile, connector),
         pile=pile,
         what=what,
@@ -241,12 +240,6 @@ def pile_firmware_update(
         pile,
         described=_("update firmware from %(location)s") % {"location": location},
         acting_user=acting_user,
-        arguments={
-            "location": location,
-            "retrieve_at": retrieve_at,
-            "retries": retries,
-            "retry_interval": retry_interval,
-        },
         pile=pile,
         location=location,
         retrieve_at=retrieve_at,
@@ -275,13 +268,6 @@ def pile_diagnostics_request(
         pile,
         described=_("upload diagnostics to %(location)s") % {"location": location},
         acting_user=acting_user,
-        arguments={
-            "location": location,
-            "since": since,
-            "until": until,
-            "retries": retries,
-            "retry_interval": retry_interval,
-        },
         pile=pile,
         location=location,
         since=since,
@@ -303,7 +289,6 @@ def pile_configuration_get(
         pile,
         described=_("read configuration %(keys)s") % {"keys": ", ".join(keys) or _("(all)")},
         acting_user=acting_user,
-        arguments={"keys": keys},
         pile=pile,
         keys=keys,
         timeout=timeout,
@@ -319,7 +304,6 @@ def pile_configuration_set(
         pile,
         described=_("set %(key)s to “%(value)s”") % {"key": key, "value": value},
         acting_user=acting_user,
-        arguments={"key": key, "value": value},
         pile=pile,
         key=key,
         value=value,

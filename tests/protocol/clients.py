@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 from ocpp.routing import on
 from ocpp.v16 import call_result
@@ -33,6 +34,19 @@ async def serving(url: str, code: str, password: str, *, pile_class=SimulatedPil
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def silent(url: str, code: str, password: str):
+    """A pile that connects, is registered (one heartbeat answered), then answers nothing."""
+    async with ws_connect(
+        f"{url}/{code}",
+        subprotocols=["ocpp1.6"],
+        additional_headers=basic_auth_header(code, password),
+    ) as ws:
+        await ws.send(json.dumps([2, "b", "Heartbeat", {}]))
+        await ws.recv()
+        yield ws
 
 
 class MaintainedPile(SimulatedPile):

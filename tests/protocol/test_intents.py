@@ -6,25 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import zoneinfo
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone, translation
-from websockets.asyncio.client import connect as ws_connect
+from django.utils import translation
 
 from billing.models import ChargingSession
 from chargenet.models import AuditLog
 from protocol import intents
 from protocol.adapters import CredentialKind, Outcome, Setting, Trigger
 from protocol.models import Frame
-from protocol.simulator import basic_auth_header, connected
+from protocol.simulator import connected
 
 from . import world
-from .clients import MaintainedPile, serving
+from .clients import MaintainedPile, serving, silent
 from .conftest import wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
@@ -155,16 +153,7 @@ def test_stop_a_session_and_a_pile_that_refuses(gateway):
     member = world.member(pile.station.operator)
     staff = staff_user(pile)
     # A session the pile does not know (its transaction is not running there).
-    unknown = ChargingSession.objects.create(
-        order_no="20261129100000000001",
-        operator=pile.station.operator,
-        station=pile.station,
-        pile=pile,
-        connector=second,
-        id_tag="OTHER",
-        started_at=timezone.now(),
-        meter_start_wh=0,
-    )
+    unknown = world.session(pile, connector=second)
 
     async def charge_and_stop():
         async with connected(gateway.url, pile.code, pile.password) as sim:
@@ -184,7 +173,7 @@ def test_stop_a_session_and_a_pile_that_refuses(gateway):
     )
     assert (refused.outcome, refused.message) == (
         Outcome.REJECTED,
-        f"Pile {pile.code} refused: stop session 20261129100000000001.",
+        f"Pile {pile.code} refused: stop session {unknown.order_no}.",
     )
     assert sent(pile, "RemoteStopTransaction") == [
         {"transactionId": session.pk},
@@ -200,21 +189,11 @@ def test_stop_a_session_and_a_pile_that_refuses(gateway):
 
 def test_an_ended_session_is_not_sent_to_the_pile(gateway):
     pile = world.pile()
-    session = ChargingSession.objects.create(
-        order_no="20261129100000000002",
-        operator=pile.station.operator,
-        station=pile.station,
-        pile=pile,
-        connector=pile.connectors.get(),
-        id_tag="T",
-        started_at=timezone.now(),
-        meter_start_wh=0,
-        state="stopped",
-    )
+    session = world.session(pile, state="stopped")
     result = intents.session_stop_remote(session=session, acting_user=staff_user(pile))
     assert (result.outcome, result.message) == (
         Outcome.INVALID,
-        f"Not sent to pile {pile.code}: stop session 20261129100000000002. "
+        f"Not sent to pile {pile.code}: stop session {session.order_no}. "
         "The session has already ended.",
     )
     entry = AuditLog.objects.get(action="pile_intent", object_id=str(pile.pk))
@@ -244,17 +223,11 @@ def test_a_pile_that_does_not_answer_is_a_timeout(gateway):
     pile = world.pile()
     gun = pile.connectors.get()
 
-    async def silent():
-        async with ws_connect(
-            f"{gateway.url}/{pile.code}",
-            subprotocols=["ocpp1.6"],
-            additional_headers=basic_auth_header(pile.code, pile.password),
-        ) as ws:
-            await ws.send(json.dumps([2, "b", "Heartbeat", {}]))
-            await ws.recv()  # connected and registered
+    async def unanswered():
+        async with silent(gateway.url, pile.code, pile.password):
             return await asyncio.to_thread(intents.connector_unlock, connector=gun, timeout=1)
 
-    result = asyncio.run(silent())
+    result = asyncio.run(unanswered())
     assert (result.outcome, result.message) == (
         Outcome.TIMEOUT,
         f"Pile {pile.code} did not answer in time: unlock connector 1.",

@@ -68,10 +68,6 @@ class IntentResult:
     message: str
     answer: PileAnswer
 
-    @property
-    def accepted(self) -> bool:
-        return self.outcome == Outcome.ACCEPTED
-
 
 def _run(intent: str, target: Pile, *, described, acting_user, refusal=None, noted=None, **kwargs):
     """Ask the adapter of ``target``'s protocol for ``intent`` with ``kwargs`` (unless the
@@ -132,8 +128,10 @@ def connector_start(
     channel: str = IntentChannel.BACK_OFFICE,
     timeout: float = TIMEOUT,
 ) -> IntentResult:
-    """Ask the pile to start a charge on ``connector`` for a credential (a member token,
-    a card, …). The session itself opens when the pile reports the start."""
+    """Ask the pile to start a charge on ``connector`` for a credential: a member token, a
+    card number, or a partner order's tag (`billing.services.sessions.identity.partner_id_tag`),
+    which the core recognises again when the pile reports the start and opens the session.
+    ``channel`` says who asked (recorded in the audit row)."""
     what = _("start connector %(number)s for %(kind)s %(value)s") % {
         "number": connector.number,
         "kind": CredentialKind(credential_kind).label,

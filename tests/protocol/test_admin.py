@@ -213,3 +213,16 @@ def test_the_pile_page_shows_the_latest_firmware_and_diagnostics_status(admin_cl
     for html in (page, console):
         assert "installation failed" in html
         assert "uploaded" in html
+
+
+def test_the_console_speaks_chinese_to_the_desk(admin_client):
+    pile = world.pile()
+    admin_client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
+    url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
+    page = admin_client.get(url).content.decode()
+    for title in ("启动充电", "停止充电订单", "重启充电桩", "解锁充电枪", "让充电桩立即上报"):
+        assert f"<h2>{title}</h2>" in page
+    response = admin_client.post(
+        url, {"send": "unlock", "unlock-connector": pile.connectors.get().pk}, follow=True
+    )
+    assert _messages(response) == [("error", f"充电桩 {pile.code} 离线，未发送：解锁 1 号枪。")]

@@ -69,11 +69,10 @@ class IntentResult:
     answer: PileAnswer
 
 
-def _run(intent: str, target: Pile, *, described, acting_user, refusal=None, noted=None, **kwargs):
-    """Ask the adapter of ``target``'s protocol for ``intent`` with ``kwargs`` (unless the
+def _run(intent: str, pile: Pile, /, *, described, acting_user, refusal=None, noted=None, **kwargs):
+    """Ask the adapter of ``pile``'s protocol for ``intent`` with ``kwargs`` (unless the
     platform already refuses it: ``refusal`` says why); say the outcome, and audit it with
     the intent's arguments (and what else is ``noted``) when a person asked."""
-    pile = target
     method = getattr(ADAPTERS.get(pile.protocol), intent, None)
     if refusal is not None:
         answer = PileAnswer(Outcome.INVALID, reason=str(refusal))

@@ -1,17 +1,15 @@
 """Customer service's "log search" over the frame journal, and a remote-command page for
 piles (a proxy model, so the orgs/stations admin stays as it is).
 
-The command page calls `protocol.services.pile_command_by_staff` (`send_command`, audited)
-and shows the pile's answer or the error as an admin message. Other admin pages can reuse
-`PileCommandForm` and `run_pile_command(request, pile, action, payload)`.
+The command page offers the remote intents (`protocol.intents`, forms in `protocol.forms`)
+and shows each outcome as an admin message; piles speaking OCPP 1.6 also get the adapter's
+expert form (`protocol.ocpp16.expert`) for commands no intent covers.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -24,13 +22,15 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import ChargingSession
 from chargenet.admin import ReadOnlyAdminMixin, ScopedModelAdmin, register_scope
-from chargenet.errors import DomainError
 from faults.admin import register_frame_source
+from stations.models import Pile
 from stations.selectors import piles_visible_to
 
+from .adapters import Outcome
+from .forms import INTENT_FORMS
 from .models import Frame, PileConsole
+from .ocpp16.expert import ExpertCommandForm
 from .selectors import frames_of_session, frames_visible_to
-from .services import COMMAND_ACTIONS, pile_command_by_staff
 
 register_scope(Frame, frames_visible_to)
 
@@ -77,97 +77,15 @@ class FrameAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         return text[:120]
 
 
-class PileCommandForm(forms.Form):
-    action = forms.ChoiceField(label=_("command"), choices=[(a, a) for a in COMMAND_ACTIONS])
-    payload = forms.CharField(
-        label=_("payload (JSON)"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        help_text=_('As in OCPP 1.6, e.g. {"type": "Soft"} for Reset.'),
-    )
-    timeout = forms.IntegerField(label=_("timeout (s)"), min_value=1, max_value=120, initial=30)
-
-    def clean_payload(self):
-        text = self.cleaned_data["payload"].strip() or "{}"
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise forms.ValidationError(_("The payload is not valid JSON: %s") % exc) from exc
-        if not isinstance(value, dict):
-            raise forms.ValidationError(_("The payload must be a JSON object {…}."))
-        return value
-
-
-def _wire_time(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class FirmwareUpdateForm(forms.Form):
-    """UpdateFirmware without writing JSON (the URL and times are checked by the service)."""
-
-    action = "UpdateFirmware"
-    location = forms.CharField(
-        label=_("firmware URL"), max_length=512, help_text=_("ftp, ftps, http or https")
-    )
-    retrieve_date = forms.DateTimeField(
-        label=_("download from"), help_text=_("e.g. 2026-12-01 02:00 (local time)")
-    )
-    retries = forms.IntegerField(label=_("retries"), min_value=0, required=False)
-    retry_interval = forms.IntegerField(label=_("retry interval (s)"), min_value=0, required=False)
-
-    def payload(self) -> dict:
-        data = self.cleaned_data
-        payload = {"location": data["location"], "retrieveDate": _wire_time(data["retrieve_date"])}
-        if data["retries"] is not None:
-            payload["retries"] = data["retries"]
-        if data["retry_interval"] is not None:
-            payload["retryInterval"] = data["retry_interval"]
-        return payload
-
-
-class DiagnosticsForm(forms.Form):
-    """GetDiagnostics: where the pile uploads its diagnostics file, optionally a window."""
-
-    action = "GetDiagnostics"
-    location = forms.CharField(
-        label=_("upload URL"), max_length=512, help_text=_("ftp, ftps, http or https")
-    )
-    start_time = forms.DateTimeField(label=_("from"), required=False)
-    stop_time = forms.DateTimeField(label=_("until"), required=False)
-    retries = forms.IntegerField(label=_("retries"), min_value=0, required=False)
-    retry_interval = forms.IntegerField(label=_("retry interval (s)"), min_value=0, required=False)
-
-    def payload(self) -> dict:
-        data = self.cleaned_data
-        payload = {"location": data["location"]}
-        for field, key in (("start_time", "startTime"), ("stop_time", "stopTime")):
-            if data[field] is not None:
-                payload[key] = _wire_time(data[field])
-        for field, key in (("retries", "retries"), ("retry_interval", "retryInterval")):
-            if data[field] is not None:
-                payload[key] = data[field]
-        return payload
-
-
-# The forms of the command page, by the name of their submit button (``send``).
-MAINTENANCE_FORMS = {"firmware": FirmwareUpdateForm, "diagnostics": DiagnosticsForm}
-
-
-def run_pile_command(request, pile, action: str, payload: dict, timeout: int = 30) -> dict | None:
-    """Send a command and report the outcome as an admin message."""
-    try:
-        answer = pile_command_by_staff(
-            pile=pile, action=action, payload=payload, timeout=timeout, actor=request.user
-        )
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return None
-    messages.success(
-        request,
-        _("Pile %(code)s answered %(action)s: %(answer)s")
-        % {"code": pile.code, "action": action, "answer": json.dumps(answer, ensure_ascii=False)},
-    )
-    return answer
+# How the page shows each outcome.
+MESSAGE_LEVELS = {
+    Outcome.ACCEPTED: messages.SUCCESS,
+    Outcome.REJECTED: messages.WARNING,
+    Outcome.NOT_SUPPORTED: messages.WARNING,
+    Outcome.TIMEOUT: messages.WARNING,
+    Outcome.OFFLINE: messages.ERROR,
+    Outcome.INVALID: messages.ERROR,
+}
 
 
 @admin.register(PileConsole)
@@ -202,7 +120,7 @@ class PileConsoleAdmin(admin.ModelAdmin):
     @admin.display(description=_("remote command"))
     def command_link(self, pile) -> str:
         url = reverse("admin:protocol_pileconsole_command", args=[pile.pk])
-        return format_html('<a href="{}">{}</a>', url, _("send a command"))
+        return format_html('<a href="{}">{}</a>', url, _("remote commands"))
 
     def get_urls(self):
         return [
@@ -219,31 +137,30 @@ class PileConsoleAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, pile):
             raise PermissionDenied
         posted = request.POST or None
-        sent = request.POST.get("send", "command") if posted else None
-        form = PileCommandForm(posted if sent == "command" else None)
-        maintenance = {
-            name: form_class(posted if sent == name else None, prefix=name)
-            for name, form_class in MAINTENANCE_FORMS.items()
+        sent = request.POST.get("send") if posted else None
+        page_forms = {
+            name: form_class(posted if sent == name else None, prefix=name, pile=pile)
+            for name, form_class in INTENT_FORMS.items()
         }
-        answer = None
-        if sent == "command" and form.is_valid():
-            answer = run_pile_command(
-                request,
-                pile,
-                form.cleaned_data["action"],
-                form.cleaned_data["payload"],
-                form.cleaned_data["timeout"],
+        if pile.protocol == Pile.Protocol.OCPP16J:
+            page_forms["expert"] = ExpertCommandForm(
+                posted if sent == "expert" else None, prefix="expert", pile=pile
             )
-        elif sent in maintenance and maintenance[sent].is_valid():
-            chosen = maintenance[sent]
-            answer = run_pile_command(request, pile, chosen.action, chosen.payload())
+        result = None
+        chosen = page_forms.get(sent)
+        if chosen is not None and chosen.is_valid():
+            if sent == "expert":
+                took, text = chosen.send(request.user)
+                messages.add_message(request, messages.SUCCESS if took else messages.ERROR, text)
+            else:
+                result = chosen.run(request.user)
+                messages.add_message(request, MESSAGE_LEVELS[result.outcome], result.message)
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Remote command to pile %(code)s") % {"code": pile.code},
+            "title": _("Remote commands to pile %(code)s") % {"code": pile.code},
             "pile": pile,
-            "form": form,
-            "maintenance": maintenance,
-            "answer": json.dumps(answer, ensure_ascii=False, indent=2) if answer else "",
+            "forms": page_forms,
+            "result": result,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/protocol/pile_command.html", context)

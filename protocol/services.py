@@ -1,5 +1,9 @@
 """Protocol services usable from web, worker and shell: remote commands, journal upkeep.
 
+`send_command` is the OCPP 1.6 transport of remote commands: the OCPP adapter
+(`protocol.ocpp16.commands`) and its expert form use it. Everyone else asks for an intent
+in the platform's words (`protocol.intents`) and never builds an OCPP payload.
+
 `send_command` reaches a pile through whichever gateway node holds its connection: it
 looks the node up in Redis, pushes the command onto that node's list and waits for the
 node to push the pile's answer back (see `protocol.routing`).

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -30,3 +34,34 @@ async def serving(url: str, code: str, password: str, *, pile_class=SimulatedPil
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def silent(url: str, code: str, password: str):
+    """A pile that connects, is registered (one heartbeat answered), then answers nothing."""
+    async with ws_connect(
+        f"{url}/{code}",
+        subprotocols=["ocpp1.6"],
+        additional_headers=basic_auth_header(code, password),
+    ) as ws:
+        await ws.send(json.dumps([2, "b", "Heartbeat", {}]))
+        await ws.recv()
+        yield ws
+
+
+class MaintainedPile(SimulatedPile):
+    """A pile that takes firmware updates and diagnostics requests, keeping what it got."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requests: list[tuple[str, dict]] = []
+
+    @on(Action.update_firmware)
+    async def on_update_firmware(self, **kwargs):
+        self.requests.append(("UpdateFirmware", kwargs))
+        return call_result.UpdateFirmware()
+
+    @on(Action.get_diagnostics)
+    async def on_get_diagnostics(self, **kwargs):
+        self.requests.append(("GetDiagnostics", kwargs))
+        return call_result.GetDiagnostics(file_name=f"diag-{self.id}.zip")

@@ -4,10 +4,8 @@ held by another gateway process, routed through Redis."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 
 from billing.models import ChargingSession
 from protocol.models import Frame
@@ -18,10 +16,11 @@ from protocol.services import (
     PileOffline,
     send_command,
 )
-from protocol.simulator import basic_auth_header, connected, scenario_full_then_app_stop
+from protocol.simulator import connected, scenario_full_then_app_stop
 from stations.models import Connector, StatusEvent
 
 from . import world
+from .clients import silent
 from .conftest import wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
@@ -120,21 +119,15 @@ def test_offline_pile_and_invalid_commands_raise_clear_errors(second_gateway):
 def test_a_pile_that_does_not_answer_times_out(second_gateway):
     pile = world.pile()
 
-    async def silent():
-        async with ws_connect(
-            f"{second_gateway.url}/{pile.code}",
-            subprotocols=["ocpp1.6"],
-            additional_headers=basic_auth_header(pile.code, pile.password),
-        ) as ws:
-            await ws.send(json.dumps([2, "b", "Heartbeat", {}]))
-            await ws.recv()  # connected and registered
+    async def unanswered():
+        async with silent(second_gateway.url, pile.code, pile.password):
             with pytest.raises(CommandTimeout) as late:
                 await asyncio.to_thread(
                     send_command, pile=pile, action="ClearCache", payload={}, timeout=1
                 )
             return str(late.value)
 
-    assert asyncio.run(silent()) == f"Pile {pile.code} did not answer ClearCache within 1 s."
+    assert asyncio.run(unanswered()) == f"Pile {pile.code} did not answer ClearCache within 1 s."
 
 
 def test_a_pile_moving_to_another_node_is_taken_over(gateway, second_gateway):

@@ -8,38 +8,17 @@ import asyncio
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import translation
-from ocpp.routing import on
-from ocpp.v16 import call, call_result
-from ocpp.v16.enums import Action
+from ocpp.v16 import call
 
 from chargenet.models import AuditLog
 from protocol.services import CommandInvalid, pile_command_by_staff, send_command
-from protocol.simulator import SimulatedPile
 from stations.models import Pile
 
 from . import world
-from .clients import serving
+from .clients import MaintainedPile, serving
 from .conftest import wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
-
-
-class MaintainedPile(SimulatedPile):
-    """A pile that takes firmware updates and diagnostics requests, keeping what it got."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.requests: list[tuple[str, dict]] = []
-
-    @on(Action.update_firmware)
-    async def on_update_firmware(self, **kwargs):
-        self.requests.append(("UpdateFirmware", kwargs))
-        return call_result.UpdateFirmware()
-
-    @on(Action.get_diagnostics)
-    async def on_get_diagnostics(self, **kwargs):
-        self.requests.append(("GetDiagnostics", kwargs))
-        return call_result.GetDiagnostics(file_name=f"diag-{self.id}.zip")
 
 
 def test_update_firmware_reaches_the_pile_and_its_progress_is_recorded(gateway):

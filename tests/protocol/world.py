@@ -6,7 +6,9 @@ import itertools
 import random
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.utils import timezone
 
+from billing.models import ChargingSession
 from orgs.models import Card, Department, Member, Operator, SubOperator, Vehicle
 from stations.models import Connector, Pile, Station
 from stations.services.credentials import pile_credential_encode
@@ -83,4 +85,20 @@ def vehicle(op: Operator, *, vin: str, dept: Department | None = None, owner=Non
 def card(op: Operator, *, owner: Member, veh: Vehicle | None = None, **kwargs) -> Card:
     return Card.objects.create(
         operator=op, number=f"C{_n()}"[:20], member=owner, vehicle=veh, **kwargs
+    )
+
+
+def session(p: Pile, *, connector: Connector | None = None, **kwargs) -> ChargingSession:
+    """A session row as the gateway would have opened it (no pile needed)."""
+    n = _n()
+    return ChargingSession.objects.create(
+        order_no=kwargs.pop("order_no", f"20261129{n:012d}"[:20]),
+        operator=p.station.operator,
+        station=p.station,
+        pile=p,
+        connector=connector or p.connectors.first(),
+        id_tag=kwargs.pop("id_tag", f"T{n}"[:20]),
+        started_at=kwargs.pop("started_at", timezone.now()),
+        meter_start_wh=0,
+        **kwargs,
     )

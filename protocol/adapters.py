@@ -1,0 +1,75 @@
+"""What a pile adapter answers to a remote intent, in the platform's words.
+
+`protocol.intents` asks the adapter of the pile's protocol (`protocol.intents.ADAPTERS`)
+for an intent by name; the adapter translates it into its wire command, sends it and
+translates the pile's answer back into a `PileAnswer`. Nothing here names a wire word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Outcome(models.TextChoices):
+    ACCEPTED = "accepted", _("accepted")
+    REJECTED = "rejected", _("rejected")
+    OFFLINE = "offline", _("offline")
+    TIMEOUT = "timeout", _("no answer in time")
+    NOT_SUPPORTED = "not_supported", _("not supported")
+    # The request itself was wrong (e.g. a firmware URL the pile cannot reach): not sent.
+    INVALID = "invalid", _("invalid request")
+
+
+class CredentialKind(models.TextChoices):
+    """What a charge may be started for (the core's credential kinds)."""
+
+    MEMBER_TOKEN = "member_token", _("member token")
+    CARD = "card", _("card")
+    VIN = "vin", _("VIN")
+    STATION_PASSWORD = "station_password", _("station password")
+    PARTNER_ORDER = "partner_order", _("partner order")
+    DRIVER_APP = "driver_app", _("driver app")
+
+
+class IntentChannel(models.TextChoices):
+    """Who asked for a remote start."""
+
+    BACK_OFFICE = "back_office", _("back office")
+    DRIVER_APP = "driver_app", _("driver app")
+    PARTNER = "partner", _("partner platform")
+
+
+class Trigger(models.TextChoices):
+    """What a pile can be asked to send again now."""
+
+    BOOT = "boot", _("boot notice")
+    HEARTBEAT = "heartbeat", _("heartbeat")
+    STATUS = "status", _("connector state")
+    METER_VALUES = "meter_values", _("meter values")
+    FIRMWARE_STATUS = "firmware_status", _("firmware update status")
+    DIAGNOSTICS_STATUS = "diagnostics_status", _("diagnostics status")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key of a pile as the pile reported it."""
+
+    key: str
+    value: str | None
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class PileAnswer:
+    """What came back. ``reason`` is an extra sentence a person can read (why it was not
+    sent, what to do next); the other fields are filled by the intents that return data."""
+
+    outcome: Outcome
+    reason: str = ""
+    settings: tuple[Setting, ...] = ()
+    unknown_keys: tuple[str, ...] = ()
+    file_name: str = ""
+    reboot_required: bool = False

@@ -1,0 +1,183 @@
+"""The OCPP 1.6 adapter for remote intents: each intent becomes one OCPP CALL sent with
+`protocol.services.send_command`, and the pile's answer becomes a `PileAnswer`.
+
+The wire words (idTag, RemoteStartTransaction, Unlocked, …) stop here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+from protocol.adapters import CredentialKind, Outcome, PileAnswer, Setting, Trigger
+from protocol.services import (
+    CommandInvalid,
+    CommandRejected,
+    CommandTimeout,
+    PileOffline,
+    send_command,
+)
+
+# OCPP 1.6 CiString limits of the fields the platform fills in.
+ID_TAG_MAX = 20
+CONFIGURATION_KEY_MAX = 50
+CONFIGURATION_VALUE_MAX = 500
+
+# A remote start carries an idTag; these credentials are one (the core reads it back at
+# StartTransaction, see billing.services.sessions.identity).
+START_KINDS = (CredentialKind.MEMBER_TOKEN, CredentialKind.CARD, CredentialKind.PARTNER_ORDER)
+
+TRIGGERS = {
+    Trigger.BOOT: "BootNotification",
+    Trigger.HEARTBEAT: "Heartbeat",
+    Trigger.STATUS: "StatusNotification",
+    Trigger.METER_VALUES: "MeterValues",
+    Trigger.FIRMWARE_STATUS: "FirmwareStatusNotification",
+    Trigger.DIAGNOSTICS_STATUS: "DiagnosticsStatusNotification",
+}
+
+# Statuses (and CALLERROR codes) by which a pile says it cannot do it at all.
+NOT_SUPPORTED = {"NotSupported", "NotImplemented"}
+
+
+def transaction_id(session) -> int:
+    """The OCPP transactionId of a session. Today the session's primary key is the id the
+    platform gave the pile at StartTransaction; the one place to change when sessions
+    carry their own protocol reference."""
+    return session.pk
+
+
+def _wire_time(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _invalid(reason) -> PileAnswer:
+    return PileAnswer(Outcome.INVALID, reason=str(reason))
+
+
+def _naive(*times: dt.datetime | None) -> PileAnswer | None:
+    if any(at is not None and at.tzinfo is None for at in times):
+        return _invalid(_("A time needs its time zone."))
+    return None
+
+
+class Ocpp16Adapter:
+    """Remote intents for piles speaking OCPP 1.6J."""
+
+    def _call(self, pile, action: str, payload: dict, timeout: float) -> tuple[PileAnswer, Any]:
+        """Send one CALL; the outcome in the platform's words and the raw answer payload."""
+        try:
+            answer = send_command(pile=pile, action=action, payload=payload, timeout=timeout)
+        except PileOffline:
+            return PileAnswer(Outcome.OFFLINE), None
+        except CommandTimeout:
+            return PileAnswer(Outcome.TIMEOUT), None
+        except CommandInvalid as exc:
+            return _invalid(exc.message), None
+        except CommandRejected as exc:
+            said = exc.details.get("status") or exc.details.get("error_code")
+            refused = Outcome.NOT_SUPPORTED if said in NOT_SUPPORTED else Outcome.REJECTED
+            return PileAnswer(refused), None
+        return PileAnswer(Outcome.ACCEPTED), answer
+
+    def connector_start(self, *, connector, credential_value: str, credential_kind: str, timeout):
+        if credential_kind not in START_KINDS:
+            return PileAnswer(
+                Outcome.NOT_SUPPORTED,
+                reason=_(
+                    "An OCPP 1.6 pile can be started remotely for a member token, a card or a "
+                    "partner order only."
+                ),
+            )
+        if not credential_value or len(credential_value) > ID_TAG_MAX:
+            return _invalid(
+                _("The credential must be 1 to %(max)s characters for an OCPP 1.6 pile.")
+                % {"max": ID_TAG_MAX}
+            )
+        payload = {"idTag": credential_value, "connectorId": connector.number}
+        return self._call(connector.pile, "RemoteStartTransaction", payload, timeout)[0]
+
+    def session_stop_remote(self, *, session, timeout):
+        payload = {"transactionId": transaction_id(session)}
+        return self._call(session.pile, "RemoteStopTransaction", payload, timeout)[0]
+
+    def pile_reset(self, *, pile, hard: bool, timeout):
+        payload = {"type": "Hard" if hard else "Soft"}
+        return self._call(pile, "Reset", payload, timeout)[0]
+
+    def connector_unlock(self, *, connector, timeout):
+        payload = {"connectorId": connector.number}
+        return self._call(connector.pile, "UnlockConnector", payload, timeout)[0]
+
+    def pile_trigger(self, *, pile, what: str, connector, timeout):
+        payload = {"requestedMessage": TRIGGERS[what]}
+        if connector is not None:
+            payload["connectorId"] = connector.number
+        return self._call(pile, "TriggerMessage", payload, timeout)[0]
+
+    def pile_firmware_update(
+        self, *, pile, location: str, retrieve_at, retries, retry_interval, timeout
+    ):
+        if problem := _naive(retrieve_at):
+            return problem
+        payload = {"location": location, "retrieveDate": _wire_time(retrieve_at)}
+        payload |= _retries(retries, retry_interval)
+        return self._call(pile, "UpdateFirmware", payload, timeout)[0]
+
+    def pile_diagnostics_request(
+        self, *, pile, location: str, since, until, retries, retry_interval, timeout
+    ):
+        if problem := _naive(since, until):
+            return problem
+        payload = {"location": location} | _retries(retries, retry_interval)
+        for key, at in (("startTime", since), ("stopTime", until)):
+            if at is not None:
+                payload[key] = _wire_time(at)
+        answer, result = self._call(pile, "GetDiagnostics", payload, timeout)
+        return PileAnswer(answer.outcome, file_name=(result or {}).get("fileName", ""))
+
+    def pile_configuration_get(self, *, pile, keys: list[str], timeout):
+        if any(not key or len(key) > CONFIGURATION_KEY_MAX for key in keys):
+            return _invalid(
+                _("A configuration key is 1 to %(max)s characters.")
+                % {"max": CONFIGURATION_KEY_MAX}
+            )
+        answer, result = self._call(
+            pile, "GetConfiguration", {"key": keys} if keys else {}, timeout
+        )
+        result = result or {}
+        settings = tuple(
+            Setting(item["key"], item.get("value"), item["readonly"])
+            for item in result.get("configurationKey", [])
+        )
+        return PileAnswer(
+            answer.outcome, settings=settings, unknown_keys=tuple(result.get("unknownKey", []))
+        )
+
+    def pile_configuration_set(self, *, pile, key: str, value: str, timeout):
+        if not key or len(key) > CONFIGURATION_KEY_MAX or len(value) > CONFIGURATION_VALUE_MAX:
+            return _invalid(
+                _("A configuration key is 1 to %(key)s characters, its value at most %(value)s.")
+                % {"key": CONFIGURATION_KEY_MAX, "value": CONFIGURATION_VALUE_MAX}
+            )
+        answer, result = self._call(
+            pile, "ChangeConfiguration", {"key": key, "value": value}, timeout
+        )
+        if (result or {}).get("status") == "RebootRequired":
+            return PileAnswer(
+                answer.outcome,
+                reason=_("It takes effect when the pile restarts."),
+                reboot_required=True,
+            )
+        return answer
+
+
+def _retries(retries: int | None, retry_interval: int | None) -> dict:
+    payload = {}
+    if retries is not None:
+        payload["retries"] = retries
+    if retry_interval is not None:
+        payload["retryInterval"] = retry_interval
+    return payload

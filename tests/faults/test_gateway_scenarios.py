@@ -24,7 +24,7 @@ from billing.services.wallet import wallet_recharge
 from faults.models import FaultCase, Notification
 from faults.services.sweep import lost_bills_sweep
 from orgs.models import MemberStatus
-from protocol.services import send_command
+from protocol.intents import session_stop_remote
 from protocol.simulator import (
     connected,
     iso,
@@ -100,13 +100,9 @@ def test_full_still_plugged_stop_from_phone_then_unplug_is_no_fault(gateway, net
         try:
             session = session_of(pile)
             wait_for(lambda: StatusEvent.objects.filter(pile=pile, status="SuspendedEV").exists())
-            answer = send_command(
-                pile=pile,
-                action="RemoteStopTransaction",
-                payload={"transactionId": session.pk},
-                timeout=10,
-            )
-            assert answer["status"] == "Accepted"
+            # The driver's phone asks the core to stop; the pile's adapter translates.
+            answer = session_stop_remote(session=session, timeout=10)
+            assert answer.outcome == "accepted"
         finally:
             connection.close()
 

@@ -9,11 +9,9 @@ every validation rule (a bad pile code or VIN here fails loudly).
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from orgs.models import (
@@ -38,6 +36,7 @@ from orgs.services import (
     vehicle_create,
 )
 from stations.models import CurrentType, Pile, Station
+from stations.services.credentials import pile_credential_encode
 from stations.services.network import (
     ConnectorData,
     PileData,
@@ -212,10 +211,9 @@ def _demo_codes() -> list[tuple[DemoStation, str, str]]:
 
 
 def _hashes(codes: list[str]) -> dict[str, str]:
-    # Password hashing is deliberately slow; hashlib releases the GIL, so hash in threads.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        hashed = pool.map(lambda code: make_password(pile_password(code)), codes)
-        return dict(zip(codes, hashed, strict=True))
+    # Pile passwords are machine secrets kept as keyed hashes (one HMAC each, as the gateway
+    # checks them), not as the slow web-login hash.
+    return {code: pile_credential_encode(password=pile_password(code)) for code in codes}
 
 
 def _piles(stations: dict[int, Station]) -> int:

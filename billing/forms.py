@@ -10,9 +10,10 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import ChargingSession, LedgerEntry, Period, Wallet
+from .models import ChargingSession, LedgerEntry, Period
 from .services.repair import BillCorrections
 from .services.tariffs import CURRENT_TYPES, PeriodPrices
+from .services.wallet import wallet_balance_problem
 
 SLOT_CHOICES = [(str(p.value), p.label) for p in Period]
 
@@ -117,9 +118,6 @@ class StationTariffForm(forms.Form):
         return [self[name] for name in self.fields]
 
 
-_BALANCE = Wallet._meta.get_field("balance")
-
-
 class WalletAdjustForm(forms.Form):
     amount = forms.DecimalField(
         label=_("amount (yuan)"),
@@ -134,18 +132,11 @@ class WalletAdjustForm(forms.Form):
         self.balance = balance
 
     def clean_amount(self):
-        # The balance column holds max_digits digits: a bigger result would fail in the
-        # database (a 500), so the adjustment is refused here with the limit spelled out.
+        # Told on the form, not as the service's error after submitting.
         amount = self.cleaned_data["amount"]
-        largest = Decimal(10) ** (_BALANCE.max_digits - _BALANCE.decimal_places) - Decimal("0.01")
-        if abs(self.balance + amount) > largest:
-            raise forms.ValidationError(
-                _(
-                    "The balance after this adjustment (%(after)s yuan) would be beyond what "
-                    "a wallet holds (±%(largest)s yuan)."
-                )
-                % {"after": self.balance + amount, "largest": largest}
-            )
+        problem = wallet_balance_problem(balance=self.balance, amount=amount)
+        if problem is not None:
+            raise forms.ValidationError(problem)
         return amount
 
     def plain_fields(self):

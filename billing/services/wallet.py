@@ -56,6 +56,23 @@ def _locked_wallet(member) -> Wallet:
     return Wallet.objects.select_for_update().get(member=member)
 
 
+_BALANCE = Wallet._meta.get_field("balance")
+# The most a wallet's balance column holds (in either direction).
+WALLET_LARGEST = Decimal(10) ** (_BALANCE.max_digits - _BALANCE.decimal_places) - FEN
+
+
+def wallet_balance_problem(*, balance: Decimal, amount: Decimal) -> str | None:
+    """Why ``amount`` cannot move a wallet holding ``balance`` (the result would not fit
+    its column), or None. The one rule behind the service and the back-office form."""
+    after = balance + amount
+    if abs(after) <= WALLET_LARGEST:
+        return None
+    return _(
+        "The balance after this adjustment (%(after)s yuan) would be beyond what a wallet "
+        "holds (±%(largest)s yuan)."
+    ) % {"after": after, "largest": WALLET_LARGEST}
+
+
 def _post(
     *,
     wallet: Wallet,
@@ -67,6 +84,9 @@ def _post(
     actor=None,
 ) -> LedgerEntry:
     """Append an entry to a wallet the caller holds locked, and move the cached balance."""
+    problem = wallet_balance_problem(balance=wallet.balance, amount=amount)
+    if problem is not None:
+        raise WalletError(problem)
     if wallet.balance + amount < 0:
         raise InsufficientBalance(
             _("The balance is %(balance)s yuan; %(amount)s yuan cannot be taken from it.")

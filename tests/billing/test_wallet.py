@@ -95,3 +95,23 @@ def test_the_ledger_refuses_updates_and_deletes():
             change()
     entry.refresh_from_db()
     assert entry.amount == D("10.00")
+
+
+@pytest.mark.parametrize("service", ["adjust", "recharge"])
+def test_a_balance_beyond_its_column_is_refused_by_the_service_and_changes_nothing(service):
+    member = MemberFactory()
+    wallet_recharge(member=member, amount=D("5.00"), reference="WX-base")
+    entries = LedgerEntry.objects.count()
+    with pytest.raises(
+        WalletError,
+        match=r"\(10000000000\.00 yuan\) would be beyond what a wallet holds "
+        r"\(±9999999999\.99 yuan\)",
+    ):
+        if service == "adjust":
+            wallet_adjust(
+                member=member, amount=D("9999999995.00"), reason="typo", actor=StaffFactory()
+            )
+        else:
+            wallet_recharge(member=member, amount=D("9999999995.00"), reference="WX-huge")
+    # The amount fits its column, the balance after would not: nothing was written.
+    assert (wallet_balance(member=member), LedgerEntry.objects.count()) == (D("5.00"), entries)

@@ -282,7 +282,7 @@ def test_a_refused_start_the_pile_obeyed_is_recorded_refused_and_never_a_lost_bi
     session = session_of(pile)
     assert (first.transaction_id, first.id_tag_info) == (session.pk, {"status": "Invalid"})
     assert (replay.transaction_id, replay.id_tag_info) == (session.pk, {"status": "Invalid"})
-    assert (session.state, session.refused_as) == ("refused", "Invalid")
+    assert (session.state, session.refused_as) == ("refused", "invalid")
     assert ChargingSession.objects.filter(pile=pile).count() == 1
     wait_for(lambda: StatusEvent.objects.filter(pile=pile, status="Available").exists())
     # As the beat runs it, long after: connector back to Available, pile silent.

@@ -38,19 +38,14 @@ from stations.services.live import piles_sweep_offline
 from tests.billing.factories import StaffFactory, tariffed_station
 from tests.faults.races import repair_at_once
 from tests.protocol import world
-from tests.protocol.conftest import GatewayProcess, wait_for
+from tests.protocol.conftest import wait_for
 
 pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")
-def gateway(django_db_setup, django_db_blocker):
-    # Settlement runs in the gateway process right after the stop commits, as a worker would.
-    gw = GatewayProcess(
-        node=f"gw-f-{uuid.uuid4().hex[:6]}", env={"CELERY_TASK_ALWAYS_EAGER": "1"}
-    ).start()
-    yield gw
-    gw.stop()
+def gateway(settling_gateway):
+    return settling_gateway
 
 
 @pytest.fixture

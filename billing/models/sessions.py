@@ -148,12 +148,12 @@ class ChargingSession(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["connector"],
-                condition=Q(state__in=["started", "charging"]),
+                condition=Q(state__in=ACTIVE_STATES),
                 name="session_one_active_per_connector",
             ),
             models.UniqueConstraint(
                 fields=["member"],
-                condition=Q(state__in=["started", "charging"]) & Q(member__isnull=False),
+                condition=Q(state__in=ACTIVE_STATES) & Q(member__isnull=False),
                 name="session_one_active_per_member",
             ),
             # Empty only inside the transaction that opens the session and assigns it.

@@ -19,9 +19,6 @@ CONNECTOR_STATES: dict[str, ConnectorState] = {
     ChargePointStatus.unavailable: ConnectorState.UNAVAILABLE,
     ChargePointStatus.faulted: ConnectorState.FAULTED,
 }
-CHARGE_POINT_STATUS: dict[ConnectorState, str] = {
-    state: str(status) for status, state in CONNECTOR_STATES.items()
-}
 
 ID_TAG_STATUS: dict[AuthDecision, str] = {
     AuthDecision.ACCEPTED: AuthorizationStatus.accepted,

@@ -88,6 +88,41 @@ def test_a_session_opens_only_in_a_first_state():
     assert SessionTransition.objects.filter(session_id=start.session_id).count() == 1
 
 
+def test_a_start_older_than_the_live_session_opens_stopped_through_the_table():
+    pile = world.pile()
+    op = pile.station.operator
+    live = _start(pile, world.member(op))
+    late = sessions.session_start(
+        pile=pile,
+        connector_number=1,
+        credential=sessions.Credential(
+            sessions.CredentialKind.MEMBER_TOKEN, world.member(op).token
+        ),
+        meter_start_wh=500,
+        started_at=T0 - dt.timedelta(hours=1),
+    )
+    assert _states(live.session_id, late.session_id) == {
+        live.session_id: "started",
+        late.session_id: "stopped",
+    }
+    assert late.protocol_ref == str(late.session_id)
+    assert list(
+        SessionTransition.objects.filter(session_id=late.session_id).values_list(
+            "from_state", "to_state"
+        )
+    ) == [("", "started"), ("started", "stopped")]
+
+
+def test_a_session_cannot_open_with_a_move_the_table_forbids():
+    pile = world.pile()
+    start = _start(pile, world.member(pile.station.operator))
+    with pytest.raises(sessions.IllegalTransition):
+        sessions.session_opened(
+            start.session_id, "started", then=("settled", "no"), assign_ref=False
+        )
+    assert SessionTransition.objects.filter(session_id=start.session_id).count() == 1
+
+
 def _statements(run) -> int:
     """Statements a command sends, savepoints aside (they only nest the test's transaction)."""
     with CaptureQueriesContext(connection) as ctx:

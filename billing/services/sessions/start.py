@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import Channel, ChargingSession, SessionState, SessionTransition
+from billing.models import Channel, ChargingSession, SessionState
 from billing.models.sessions import ACTIVE_STATES
 from billing.services.sessions.identity import (
     AuthDecision,
@@ -164,11 +164,14 @@ def _session_start(
             status = AuthDecision.ACCEPTED  # its only active session was just superseded
         refused = status != AuthDecision.ACCEPTED
         first = SessionState.REFUSED if refused else SessionState.STARTED
-        state = first
+        then = None
         if late and not refused:
             # Opened straight into its last state: it never was the live one.
-            state = SessionState.STOPPED
-            transition_check(from_state=first, to_state=state)
+            then = (
+                SessionState.STOPPED,
+                "start delivered late while a newer session is active on the connector",
+            )
+            transition_check(from_state=first, to_state=then[0])
         known_vehicle = identity.vehicle is not None or identity.card is not None
         session = ChargingSession.objects.create(
             order_no=new_order_no(),
@@ -188,21 +191,14 @@ def _session_start(
             ),
             partner_id=identity.partner_id,
             vin=identity.vin,
-            state=state,
+            state=then[0] if then else first,
             refused_as=status if refused else "",
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
         if refused:
             reason = f"start refused: {status}; {reason}".rstrip("; ")
-        session_opened(session.pk, first, reason=reason, assign_ref=not protocol_ref)
-        if state != first:
-            SessionTransition.objects.create(
-                session=session,
-                from_state=SessionState.STARTED,
-                to_state=SessionState.STOPPED,
-                reason="start delivered late while a newer session is active on the connector",
-            )
+        session_opened(session.pk, first, reason=reason, then=then, assign_ref=not protocol_ref)
         if superseded:
             _queue_settlement(superseded)
     ref = protocol_ref or str(session.pk)

@@ -80,6 +80,29 @@ def test_a_batch_moves_the_sessions_still_in_an_allowed_state_in_one_statement()
     ) == {"Lost"}
 
 
+def test_a_batch_records_each_session_s_own_reason():
+    pile = world.pile(connectors=2)
+    op = pile.station.operator
+    a, b = _start(pile, world.member(op)), _start(pile, world.member(op), connector=2)
+    ids = [a.session_id, b.session_id]
+    sessions.sessions_transition(
+        session_ids=ids, from_states=["started"], to_state="stopped", reason="stop", now=T0
+    )
+    moved = sessions.sessions_transition(
+        session_ids=ids,
+        from_states=["stopped"],
+        to_state="fault",
+        reason={a.session_id: "fault codes 1", b.session_id: "fault codes 9,10"},
+        now=T0,
+    )
+    assert moved == {a.session_id: "stopped", b.session_id: "stopped"}
+    assert list(
+        SessionTransition.objects.filter(to_state="fault")
+        .order_by("session_id")
+        .values_list("session_id", "reason")
+    ) == [(a.session_id, "fault codes 1"), (b.session_id, "fault codes 9,10")]
+
+
 def test_a_session_opens_only_in_a_first_state():
     pile = world.pile()
     start = _start(pile, world.member(pile.station.operator))

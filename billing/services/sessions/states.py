@@ -115,12 +115,13 @@ def sessions_transition(
     session_ids: Sequence[int],
     from_states: Iterable[str],
     to_state: str,
-    reason: str,
+    reason: str | Mapping[int, str],
     now: dt.datetime,
     values: Mapping[str, Any] | None = None,
 ) -> dict[int, str]:
     """Move the sessions among ``session_ids`` that are in one of ``from_states`` to
-    ``to_state``, recording each move; returns {session id: state it left}.
+    ``to_state``, recording each move with ``reason`` (one for all, or {session id:
+    reason}); returns {session id: state it left}.
 
     One statement whatever the batch: the UPDATE re-checks the state, so a session that
     moved meanwhile is left alone. ``values`` sets other fields (by field name) in the
@@ -144,7 +145,7 @@ def _transition(
     match: Mapping[str, Any],
     from_states: Iterable[str],
     to_state: str,
-    reason: str,
+    reason: str | Mapping[int, str],
     now: dt.datetime,
     values: Mapping[str, Any] | None = None,
     returning: Sequence[str] = (),
@@ -171,14 +172,16 @@ def _transition(
         f"moved ({moved_columns}) AS (UPDATE {table} s SET {assignments} FROM old "
         f"WHERE s.{pk} = old.{pk} RETURNING s.{pk}, old.{state}{extra}), "
         f"recorded AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
-        "SELECT id, from_state, %s, %s, %s FROM moved) "
+        "SELECT m.id, m.from_state, %s, %s, COALESCE(r.reason, %s) FROM moved m "
+        "LEFT JOIN unnest(%s::bigint[], %s::varchar[]) AS r (id, reason) ON r.id = m.id) "
         "SELECT * FROM moved ORDER BY id"
     )
+    each = {} if isinstance(reason, str) else dict(reason)
+    params = [*match.values(), from_states, *sets.values(), to_state, now]
+    params += [reason[:200] if isinstance(reason, str) else "", list(each)]
+    params.append([text[:200] for text in each.values()])
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [*match.values(), from_states, *sets.values(), to_state, now, reason[:200]],
-        )
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 

@@ -43,26 +43,13 @@ from stations.models import Pile
 from ..db import DatabaseUnavailable
 from ..journal import storable
 from ..models import Direction, MessageType
-from ..ocpp16.handlers import Ocpp16Handlers
+from ..ocpp16.handlers import INBOUND_ACTIONS, TRANSACTION_ACTIONS, Ocpp16Handlers
 
 if TYPE_CHECKING:
     from .server import Gateway
 
 logger = logging.getLogger("protocol.gateway")
 
-# Actions a pile may send (OCPP 1.6 core + firmware/diagnostics); the transaction-bearing
-# ones are answered only after their effect and their frames are committed.
-TRANSACTION_ACTIONS = {"StartTransaction", "MeterValues", "StopTransaction"}
-INBOUND_ACTIONS = {
-    "Authorize",
-    "BootNotification",
-    "DataTransfer",
-    "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification",
-    "Heartbeat",
-    "StatusNotification",
-    *TRANSACTION_ACTIONS,
-}
 KNOWN_ACTIONS = {a.value for a in Action}
 _UNIQUE_ID_RE = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
 

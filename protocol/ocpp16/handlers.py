@@ -20,6 +20,20 @@ from ..gateway import bounds
 from . import words
 from .values import parse_pile_time, samples_from_ocpp
 
+# Actions a pile may send (OCPP 1.6 core + firmware/diagnostics); the transaction-bearing
+# ones are answered only after their effect and their frames are committed.
+TRANSACTION_ACTIONS = {"StartTransaction", "MeterValues", "StopTransaction"}
+INBOUND_ACTIONS = {
+    "Authorize",
+    "BootNotification",
+    "DataTransfer",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "StatusNotification",
+    *TRANSACTION_ACTIONS,
+}
+
 
 def _time(value: str | None, field: str) -> dt.datetime:
     parsed = parse_pile_time(value)

@@ -234,7 +234,7 @@ class Pile(Hideable):
 class ConnectorState(models.TextChoices):
     """A connector's state in the core's words, Unknown before the first report.
 
-    Each protocol adapter maps its own words onto these (e.g. `protocol.ocpp16.words`). The
+    Each protocol adapter (in `protocol/`) maps its own words onto these. The
     stored codes are the ones history was written with; a label is what people read."""
 
     UNKNOWN = "Unknown", _("unknown")

@@ -89,7 +89,7 @@ class Ocpp16Handlers:
             pile=self.pile,
             connector_number=connector,
             state=state,
-            error_code=p["errorCode"],
+            error_code=words.connector_error(p["errorCode"]),
             info=p.get("info", ""),
             vendor_error_code=p.get("vendorErrorCode", ""),
             pile_time=parse_pile_time(p.get("timestamp")),

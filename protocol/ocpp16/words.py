@@ -3,7 +3,7 @@ transaction references."""
 
 from __future__ import annotations
 
-from ocpp.v16.enums import AuthorizationStatus, ChargePointStatus
+from ocpp.v16.enums import AuthorizationStatus, ChargePointErrorCode, ChargePointStatus
 
 from billing.services.sessions import AuthDecision, Credential, CredentialKind
 from stations.models import ConnectorState
@@ -32,6 +32,11 @@ ID_TAG_STATUS: dict[AuthDecision, str] = {
 def connector_state(status: str) -> ConnectorState:
     """A ChargePointStatus (the schema let only these through) in the core's words."""
     return CONNECTOR_STATES[status]
+
+
+def connector_error(error_code: str) -> str:
+    """A ChargePointErrorCode as the core keeps it: the pile's code, none for NoError."""
+    return "" if error_code == ChargePointErrorCode.no_error else error_code
 
 
 def id_tag_info(decision: AuthDecision) -> dict:

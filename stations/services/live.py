@@ -331,7 +331,7 @@ def connector_status_record(
     pile: Pile,
     connector_number: int,
     state: ConnectorState,
-    error_code: str = "NoError",
+    error_code: str = "",
     info: str = "",
     vendor_error_code: str = "",
     pile_time: dt.datetime | None = None,
@@ -339,9 +339,9 @@ def connector_status_record(
 ) -> StatusResult:
     """A connector's (or, as connector 0, the pile's) reported state: history row, the
     connector's live state, and pile fault records for error codes (opened on an error,
-    closed on NoError or none)."""
+    closed when the pile reports none: ``error_code`` empty)."""
     now = now or timezone.now()
-    error = "" if error_code in ("", "NoError") else error_code[:32]
+    error = error_code[:32]
     StatusEvent.objects.create(
         pile=pile,
         connector_number=connector_number,

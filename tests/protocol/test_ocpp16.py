@@ -58,6 +58,13 @@ def test_every_charge_point_status_has_its_own_connector_state():
     assert set(states) == set(ConnectorState) - {ConnectorState.UNKNOWN}
 
 
+def test_no_error_is_no_error_code_and_other_codes_are_kept():
+    assert (words.connector_error("NoError"), words.connector_error("OverVoltage")) == (
+        "",
+        "OverVoltage",
+    )
+
+
 @pytest.mark.parametrize(
     "decision, status",
     [

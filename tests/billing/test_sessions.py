@@ -370,3 +370,38 @@ def test_the_refused_state_reads_in_chinese():
             "拒绝启动",
             "拒绝启动的应答",
         )
+
+
+def test_a_reference_the_pile_chose_finds_its_session_on_that_pile_only():
+    """A YKC serial (32 hex digits), a 2.0.1 string id or a partner's 27-character order:
+    the session is found by (pile, reference), and another pile may use the same one."""
+    ref = "0123456789abcdef0123456789abcdef"
+    first, second = world.pile(world.station(password="8642")), world.pile()
+    start = sessions.session_start(
+        pile=first, connector_number=1, credential=presented("8642"), meter_start_wh=1000,
+        started_at=T0, protocol_ref=ref,
+    )  # fmt: skip
+    again = sessions.session_start(
+        pile=first, connector_number=1, credential=presented("8642"), meter_start_wh=1000,
+        started_at=T0, protocol_ref=ref,
+    )  # fmt: skip
+    assert (start.protocol_ref, again.session_id, again.replayed) == (ref, start.session_id, True)
+    sessions.session_meter_record(
+        pile=first, connector_number=1, protocol_ref=ref,
+        samples=[sessions.Sample(at=T0 + dt.timedelta(minutes=5), energy_wh=Decimal(2000))],
+    )  # fmt: skip
+    orphan = sessions.session_stop(
+        pile=second, protocol_ref=ref, meter_stop_wh=5, stopped_at=T0 + dt.timedelta(hours=1)
+    )
+    stop = sessions.session_stop(
+        pile=first, protocol_ref=ref, meter_stop_wh=3000, stopped_at=T0 + dt.timedelta(hours=1)
+    )
+    assert (orphan.session_id, stop.session_id) == (None, start.session_id)
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert (session.protocol_ref, session.state, session.energy_wh) == (ref, "stopped", 2000)
+    assert list(session.transitions.values_list("to_state", flat=True)) == [
+        "started",
+        "charging",
+        "stopped",
+    ]
+    assert list(OrphanStop.objects.values_list("pile_id", "protocol_ref")) == [(second.pk, ref)]

@@ -405,3 +405,30 @@ def test_a_reference_the_pile_chose_finds_its_session_on_that_pile_only():
         "stopped",
     ]
     assert list(OrphanStop.objects.values_list("pile_id", "protocol_ref")) == [(second.pk, ref)]
+
+
+@pytest.mark.parametrize(
+    "kind, names, decision, channel",
+    [
+        ("member_token", "token", "accepted", "scan"),
+        ("driver_app", "token", "accepted", "scan"),
+        ("card", "card", "accepted", "card"),
+        ("station_password", "password", "accepted", "password"),
+        ("vin", "vin", "accepted", "password"),
+        # A credential that says its kind is only that kind: a card number is no token.
+        ("member_token", "card", "invalid", "unknown"),
+        ("card", "password", "invalid", "unknown"),
+    ],
+)
+def test_a_credential_of_a_stated_kind_is_resolved_as_that_kind(kind, names, decision, channel):
+    st = world.station(password="8642")
+    member = world.member(st.operator)
+    values = {
+        "token": member.token,
+        "card": world.card(st.operator, owner=member).number,
+        "password": "8642",
+        "vin": world.vehicle(st.operator, vin="LSVAU2180N2183295").vin,
+    }
+    credential = sessions.Credential(sessions.CredentialKind(kind), values[names])
+    identity = sessions.identify(pile=world.pile(st), credential=credential)
+    assert (identity.status, identity.channel) == (decision, channel)

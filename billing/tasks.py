@@ -20,7 +20,7 @@ from .services.settlement import bill_settle, sessions_settle_pending
     time_limit=90,
 )
 def session_settle(session_id: int) -> str:
-    """Settle a stopped session (queued with transaction.on_commit after StopTransaction).
+    """Settle a stopped session (queued with transaction.on_commit after its stop).
     Returns the bill's order number; a repeat returns the same bill."""
     return bill_settle(session_id=session_id).order_no
 

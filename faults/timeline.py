@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from billing.models import MeterSample
-from stations.models import ConnectorStatus, HeartbeatSample, PileFault, StatusEvent
+from stations.models import ConnectorState, HeartbeatSample, PileFault, StatusEvent
 
 BEFORE = dt.timedelta(minutes=30)
 AFTER = dt.timedelta(minutes=60)
@@ -49,7 +49,7 @@ class Entry:
 
 def _status_entry(at: dt.datetime, status: str, detail: str) -> Entry:
     """A status change, labelled in the reader's language (Charging → 充电中)."""
-    label = str(ConnectorStatus(status).label) if status in ConnectorStatus.values else status
+    label = str(ConnectorState(status).label) if status in ConnectorState.values else status
     return Entry(at, "status", label, detail, status=status)
 
 

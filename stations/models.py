@@ -132,7 +132,7 @@ class CurrentType(models.TextChoices):
 
 
 class FirmwareStatus(models.TextChoices):
-    """OCPP 1.6 FirmwareStatusNotification values: where an UpdateFirmware stands."""
+    """Where a firmware update stands, as the pile reports it."""
 
     IDLE = "Idle", _("idle")
     DOWNLOADING = "Downloading", _("downloading")
@@ -144,7 +144,7 @@ class FirmwareStatus(models.TextChoices):
 
 
 class DiagnosticsStatus(models.TextChoices):
-    """OCPP 1.6 DiagnosticsStatusNotification values: where a GetDiagnostics upload stands."""
+    """Where a diagnostics upload stands, as the pile reports it."""
 
     IDLE = "Idle", _("idle")
     UPLOADING = "Uploading", _("uploading")
@@ -231,8 +231,11 @@ class Pile(Hideable):
         return self.code
 
 
-class ConnectorStatus(models.TextChoices):
-    """OCPP 1.6 ChargePointStatus values, plus Unknown before the first report."""
+class ConnectorState(models.TextChoices):
+    """A connector's state in the core's words, Unknown before the first report.
+
+    Each protocol adapter (in `protocol/`) maps its own words onto these. The
+    stored codes are the ones history was written with; a label is what people read."""
 
     UNKNOWN = "Unknown", _("unknown")
     AVAILABLE = "Available", _("available")
@@ -272,7 +275,7 @@ class Connector(models.Model):
     )
     standard = models.CharField(_("standard"), max_length=16, choices=Standard.choices)
     status = models.CharField(
-        _("state"), max_length=16, choices=ConnectorStatus.choices, default=ConnectorStatus.UNKNOWN
+        _("state"), max_length=16, choices=ConnectorState.choices, default=ConnectorState.UNKNOWN
     )
     error_code = models.CharField(_("error code"), max_length=32, blank=True)
     status_at = models.DateTimeField(_("state since"), null=True, blank=True)
@@ -314,13 +317,13 @@ class FirmwareRecord(models.Model):
 
 
 class StatusEvent(models.Model):
-    """A StatusNotification as the pile sent it (connector 0 = the pile itself)."""
+    """A connector state as the pile reported it (connector 0 = the pile itself)."""
 
     pile = models.ForeignKey(
         Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="status_events"
     )
     connector_number = models.PositiveSmallIntegerField(_("connector number"))
-    status = models.CharField(_("state"), max_length=16, choices=ConnectorStatus.choices)
+    status = models.CharField(_("state"), max_length=16, choices=ConnectorState.choices)
     error_code = models.CharField(_("error code"), max_length=32, blank=True)
     info = models.CharField(_("info"), max_length=100, blank=True)
     vendor_error_code = models.CharField(_("vendor error code"), max_length=64, blank=True)

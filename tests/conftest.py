@@ -28,3 +28,16 @@ def client():
     from django.test import Client
 
     return Client(headers={"accept-language": "en"})
+
+
+@pytest.fixture(scope="module")
+def settling_gateway(django_db_setup, django_db_blocker):
+    """A real gateway process that settles right after a stop commits (Celery eager in
+    that process), as a worker would."""
+    from tests.protocol.conftest import GatewayProcess
+
+    gw = GatewayProcess(
+        node=f"gw-s-{uuid.uuid4().hex[:6]}", env={"CELERY_TASK_ALWAYS_EAGER": "1"}
+    ).start()
+    yield gw
+    gw.stop()

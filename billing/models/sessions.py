@@ -40,7 +40,8 @@ ACTIVE_STATES = [SessionState.STARTED, SessionState.CHARGING]
 
 
 class ChargingSession(models.Model):
-    """One charge on one connector (充电订单). ``id`` is the OCPP transactionId."""
+    """One charge on one connector (充电订单), found by (pile, ``protocol_ref``): the
+    reference the pile's protocol uses for the transaction."""
 
     order_no = models.CharField(_("order number"), max_length=20, unique=True)
     operator = models.ForeignKey(
@@ -61,6 +62,10 @@ class ChargingSession(models.Model):
         on_delete=models.PROTECT,
         related_name="sessions",
     )
+    # Whatever the pile's protocol calls the transaction: a number the platform assigned
+    # (`billing.services.sessions.start`: the session id when the adapter brings none), a
+    # 2.0.1 string id, a YKC serial as 32 hex digits, a partner's 27-character order.
+    protocol_ref = models.CharField(_("protocol transaction reference"), max_length=64)
     channel = models.CharField(
         _("channel"), max_length=16, choices=Channel.choices, default=Channel.UNKNOWN
     )
@@ -114,8 +119,8 @@ class ChargingSession(models.Model):
         related_name="sessions",
     )
     vin = models.CharField(_("VIN reported"), max_length=17, blank=True)
-    # What the pile was answered when the platform refused its start (Invalid, Blocked,
-    # ConcurrentTx); kept after the session leaves ``refused`` (the pile charged anyway),
+    # The decision when the platform refused its start (an `AuthDecision`: invalid, blocked,
+    # expired, concurrent); kept after the session leaves ``refused`` (the pile charged anyway),
     # so replays get the same answer and settlement bills it without debiting a wallet.
     refused_as = models.CharField(_("start refused as"), max_length=16, blank=True)
     state = models.CharField(
@@ -143,15 +148,21 @@ class ChargingSession(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["connector"],
-                condition=Q(state__in=["started", "charging"]),
+                condition=Q(state__in=ACTIVE_STATES),
                 name="session_one_active_per_connector",
             ),
             models.UniqueConstraint(
                 fields=["member"],
-                condition=Q(state__in=["started", "charging"]) & Q(member__isnull=False),
+                condition=Q(state__in=ACTIVE_STATES) & Q(member__isnull=False),
                 name="session_one_active_per_member",
             ),
-            # A StartTransaction the pile replays is the same session, not a second one.
+            # Empty only inside the transaction that opens the session and assigns it.
+            models.UniqueConstraint(
+                fields=["pile", "protocol_ref"],
+                condition=~Q(protocol_ref=""),
+                name="session_protocol_ref_unique",
+            ),
+            # A start the pile replays is the same session, not a second one.
             models.UniqueConstraint(
                 fields=["pile", "connector", "id_tag", "started_at"],
                 name="session_start_idempotent",
@@ -247,7 +258,7 @@ class SessionTransition(models.Model):
 
 
 class OrphanStop(models.Model):
-    """A StopTransaction whose transaction id matched no session of that pile.
+    """A stop whose transaction reference matched no session of that pile.
 
     Never dropped: the fault-bill desk matches it to a lost session or explains it.
     """
@@ -258,7 +269,7 @@ class OrphanStop(models.Model):
         on_delete=models.PROTECT,
         related_name="orphan_stops",
     )
-    transaction_id = models.BigIntegerField(_("transaction id sent"))
+    protocol_ref = models.CharField(_("transaction reference sent"), max_length=64)
     id_tag = models.CharField(_("id tag"), max_length=20, blank=True)
     meter_stop_wh = models.DecimalField(_("meter at stop (Wh)"), max_digits=14, decimal_places=3)
     stopped_at = models.DateTimeField(_("stop (pile)"))
@@ -282,9 +293,9 @@ class OrphanStop(models.Model):
         constraints = [
             # A pile resending the same orphan stop is one record.
             models.UniqueConstraint(
-                fields=["pile", "transaction_id", "stopped_at"], name="orphan_stop_once"
+                fields=["pile", "protocol_ref", "stopped_at"], name="orphan_stop_once"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.pile_id} tx {self.transaction_id} {self.stopped_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.pile_id} tx {self.protocol_ref} {self.stopped_at:%Y-%m-%d %H:%M:%S}"

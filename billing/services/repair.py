@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import Conflict, DomainError
@@ -25,12 +24,13 @@ from ..models import (
 from ..models.sessions import ACTIVE_STATES
 from ..pricing import Pricing, PricingError, price_session
 from ..selectors import corrected_points, tariff_specs_for
+from .sessions.states import sessions_transition
 
 
 def sessions_mark_lost(
     *, session_ids: Sequence[int], reason: str, now: dt.datetime
 ) -> dict[int, str]:
-    """Close still-active sessions whose StopTransaction never came: they move to
+    """Close still-active sessions whose stop never came: they move to
     ``stopped`` (stop reason "Lost", no stop values — like a session superseded by a new
     transaction) and are settled, where the fault rules make them fault bills (code 1/2).
     Returns {session id: previous state} for those actually moved.
@@ -39,34 +39,14 @@ def sessions_mark_lost(
     on commit (`faults.tasks.lost_bills_settle_task`). A session stopped meanwhile (its
     stop raced the sweep) is left alone: the state condition is re-checked in the UPDATE.
     Call inside the caller's transaction."""
-    if not session_ids:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH moved AS (
-                UPDATE billing_chargingsession s
-                   SET state = %s, stop_reason = 'Lost', updated_at = %s
-                FROM billing_chargingsession old
-                WHERE s.id = old.id AND s.id = ANY(%s) AND s.state = ANY(%s)
-                RETURNING s.id, old.state
-            )
-            INSERT INTO billing_sessiontransition (session_id, from_state, to_state, at, reason)
-            SELECT id, state, %s, %s, %s FROM moved
-            RETURNING session_id, from_state
-            """,
-            [
-                SessionState.STOPPED,
-                now,
-                list(session_ids),
-                [str(s) for s in ACTIVE_STATES],
-                SessionState.STOPPED,
-                now,
-                reason[:200],
-            ],
-        )
-        moved = dict(cursor.fetchall())
-    return moved
+    return sessions_transition(
+        session_ids=session_ids,
+        from_states=ACTIVE_STATES,
+        to_state=SessionState.STOPPED,
+        reason=reason,
+        now=now,
+        values={"stop_reason": "Lost"},
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from billing.models import ChargingSession, MeterSample, OrphanStop
 from billing.services.sessions import Sample
 from stations.models import Connector
 
-_BIGINT = 2**63  # transaction ids are session ids (BigAutoField) and OrphanStop's BigInteger
+_BIGINT = 2**63  # the journal keeps transaction ids in a BigInteger column
 
 
 def _decimal_limit(model, name: str) -> Decimal:

@@ -1,4 +1,5 @@
-"""One pile's WebSocket connection: frame checks, dispatch to services, journaling.
+"""One pile's WebSocket connection: frame checks, dispatch to the OCPP 1.6 handlers
+(`protocol.ocpp16.handlers`), journaling.
 
 Built on `ocpp.v16.ChargePoint` (its message classes, JSON-schema validation and error
 types) with our own receive loop, because the gateway needs what the library's loop does
@@ -10,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 import re
 import time
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.utils import timezone
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import (
     FormationViolationError,
@@ -39,47 +38,20 @@ from ocpp.v16 import ChargePoint
 from ocpp.v16.enums import Action
 from websockets.exceptions import ConnectionClosed
 
-from billing.services import sessions
-from chargenet.errors import DomainError
 from stations.models import Pile
-from stations.services import live, maintenance
 
 from ..db import DatabaseUnavailable
 from ..journal import storable
 from ..models import Direction, MessageType
-from . import bounds
+from ..ocpp16.handlers import INBOUND_ACTIONS, TRANSACTION_ACTIONS, Ocpp16Handlers
 
 if TYPE_CHECKING:
     from .server import Gateway
 
 logger = logging.getLogger("protocol.gateway")
 
-# Actions a pile may send (OCPP 1.6 core + firmware/diagnostics); the transaction-bearing
-# ones are answered only after their effect and their frames are committed.
-TRANSACTION_ACTIONS = {"StartTransaction", "MeterValues", "StopTransaction"}
-INBOUND_ACTIONS = {
-    "Authorize",
-    "BootNotification",
-    "DataTransfer",
-    "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification",
-    "Heartbeat",
-    "StatusNotification",
-    *TRANSACTION_ACTIONS,
-}
 KNOWN_ACTIONS = {a.value for a in Action}
 _UNIQUE_ID_RE = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
-_STATE_PRIORITY = [
-    "Faulted",
-    "Charging",
-    "SuspendedEV",
-    "SuspendedEVSE",
-    "Finishing",
-    "Preparing",
-    "Reserved",
-    "Unavailable",
-    "Available",
-]
 
 
 class NoAnswer(Exception):
@@ -106,20 +78,7 @@ def _spec_error(error: OCPPError) -> OCPPError:
     return error
 
 
-def _time(value: str | None, field: str) -> dt.datetime:
-    parsed = sessions.parse_pile_time(value)
-    if parsed is None:
-        raise PropertyConstraintViolationError(
-            details={"cause": f"{field} is not an ISO 8601 date-time: {value!r}"}
-        )
-    return parsed
-
-
-def _now_iso() -> str:
-    return timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class PileConnection(ChargePoint):
+class PileConnection(Ocpp16Handlers, ChargePoint):
     def __init__(self, *, pile: Pile, websocket, gateway: Gateway):
         super().__init__(pile.code, websocket, response_timeout=30)
         self.code = pile.code
@@ -150,13 +109,6 @@ class PileConnection(ChargePoint):
                     break
         except ConnectionClosed:
             pass
-
-    def state_summary(self) -> str:
-        states = set(self.connector_states.values())
-        for state in _STATE_PRIORITY:
-            if state in states:
-                return state
-        return "Unknown"
 
     def _journal(self, direction: str, message_type: int, *, wait: bool = False, **fields):
         return self.gw.journal.add(
@@ -360,136 +312,6 @@ class PileConnection(ChargePoint):
                 logger.warning("%s: %s not journaled, not answered: %s", self.code, action, failed)
                 return
         await self._send_text(json.dumps([3, unique_id, answer], separators=(",", ":")))
-
-    # --- inbound handlers: translate, call a service, translate back --------------------
-
-    async def on_BootNotification(self, p: dict):
-        result = await self.gw.db.run(
-            live.pile_boot,
-            pile_id=self.pile_id,
-            vendor=p["chargePointVendor"],
-            model=p["chargePointModel"],
-            serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber", ""),
-            firmware_version=p.get("firmwareVersion", ""),
-        )
-        answer = {"status": result.status, "currentTime": _now_iso(), "interval": result.interval}
-        return answer, "", None
-
-    async def on_Heartbeat(self, p: dict):
-        self.gw.heartbeat(self.pile_id, self.state_summary())
-        return {"currentTime": _now_iso()}, "", None
-
-    async def on_StatusNotification(self, p: dict):
-        connector = bounds.connector_number(p["connectorId"], pile_itself=True)
-        pile_time = sessions.parse_pile_time(p.get("timestamp"))
-        await self.gw.db.run(
-            live.connector_status_record,
-            pile=self.pile,
-            connector_number=connector,
-            status=p["status"],
-            error_code=p["errorCode"],
-            info=p.get("info", ""),
-            vendor_error_code=p.get("vendorErrorCode", ""),
-            pile_time=pile_time,
-        )
-        if connector > 0:
-            self.connector_states[connector] = p["status"]
-        return {}, "", None
-
-    async def on_Authorize(self, p: dict):
-        status = await self.gw.db.run(sessions.session_authorize, pile=self.pile, id_tag=p["idTag"])
-        return {"idTagInfo": {"status": status}}, "", None
-
-    async def on_StartTransaction(self, p: dict):
-        try:
-            result = await self.gw.db.run(
-                sessions.session_start,
-                pile=self.pile,
-                connector_number=bounds.connector_number(p["connectorId"], pile_itself=False),
-                id_tag=p["idTag"],
-                meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
-                started_at=_time(p["timestamp"], "timestamp"),
-            )
-        except live.UnknownConnector as exc:
-            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from exc
-        self.orders[result.session_id] = result.order_no
-        answer = {"transactionId": result.session_id, "idTagInfo": {"status": result.status}}
-        return answer, result.order_no, result.session_id
-
-    async def on_MeterValues(self, p: dict):
-        transaction_id = bounds.transaction_id(p.get("transactionId"))
-        samples = sessions.samples_from_ocpp(p["meterValue"])
-        result = await self.gw.db.run(
-            sessions.session_meter_record,
-            pile=self.pile,
-            connector_number=bounds.connector_number(p["connectorId"], pile_itself=True),
-            transaction_id=transaction_id,
-            samples=bounds.samples(samples, field="meterValue"),
-        )
-        return {}, result.order_no, result.session_id or transaction_id
-
-    async def on_StopTransaction(self, p: dict):
-        transaction_id = bounds.transaction_id(p["transactionId"])
-        samples = sessions.samples_from_ocpp(p.get("transactionData", []))
-        result = await self.gw.db.run(
-            sessions.session_stop,
-            pile=self.pile,
-            transaction_id=transaction_id,
-            meter_stop_wh=bounds.meter_wh(p["meterStop"], field="meterStop"),
-            stopped_at=_time(p["timestamp"], "timestamp"),
-            reason=p.get("reason", ""),
-            id_tag=p.get("idTag", ""),
-            samples=bounds.samples(samples, field="transactionData"),
-            transaction_data=p.get("transactionData", []),
-        )
-        answer: dict[str, Any] = {}
-        if result.status is not None:
-            answer["idTagInfo"] = {"status": result.status}
-        return answer, result.order_no, transaction_id
-
-    async def on_DataTransfer(self, p: dict):
-        if p.get("messageId", "").upper() != "VIN":
-            return {"status": "UnknownMessageId"}, "", None
-        data = p.get("data", "")
-        connector, transaction_id, vin = 1, None, data
-        try:
-            parsed = json.loads(data)
-        except (ValueError, RecursionError):
-            parsed = None
-        if isinstance(parsed, dict):
-            field = "data.connectorId"
-            number = bounds.integer(parsed.get("connectorId") or 1, field=field)
-            connector = bounds.connector_number(number, field=field, pile_itself=False)
-            if parsed.get("transactionId") is not None:
-                field = "data.transactionId"
-                number = bounds.integer(parsed["transactionId"], field=field)
-                transaction_id = bounds.transaction_id(number, field=field)
-            vin = str(parsed.get("vin", ""))
-        try:
-            session_id = await self.gw.db.run(
-                sessions.session_link_vin,
-                pile=self.pile,
-                connector_number=connector,
-                vin=vin,
-                transaction_id=transaction_id,
-            )
-        except DomainError:
-            return {"status": "Rejected", "data": "invalid VIN"}, "", None
-        if session_id is None:
-            return {"status": "Rejected", "data": "no session"}, "", None
-        return {"status": "Accepted"}, self.orders.get(session_id, ""), session_id
-
-    async def on_FirmwareStatusNotification(self, p: dict):
-        await self.gw.db.run(
-            maintenance.pile_firmware_status_record, pile_id=self.pile_id, status=p["status"]
-        )
-        return {}, "", None
-
-    async def on_DiagnosticsStatusNotification(self, p: dict):
-        await self.gw.db.run(
-            maintenance.pile_diagnostics_status_record, pile_id=self.pile_id, status=p["status"]
-        )
-        return {}, "", None
 
     # --- outbound -------------------------------------------------------------------------
 

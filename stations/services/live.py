@@ -14,6 +14,7 @@ closes the fault, and the outage when its last pile is back.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -26,7 +27,7 @@ from chargenet.errors import DomainError
 from chargenet.events import events_publish
 from stations.models import (
     Connector,
-    ConnectorStatus,
+    ConnectorState,
     CurrentType,
     FirmwareRecord,
     HeartbeatSample,
@@ -87,7 +88,7 @@ class UnknownConnector(DomainError):
 def connector_for(*, pile: Pile, number: int, create: bool = False) -> Connector:
     """The pile's connector ``number``.
 
-    Only a StatusNotification creates one we do not know yet (``create``: the pile reports
+    Only a reported connector state creates one we do not know yet (``create``: the pile reports
     its connectors when it boots, the record must not be lost; staff then fill in its
     rated power). A transaction on a connector the pile does not have raises
     `UnknownConnector` and creates nothing: a pile cannot grow connectors by starting."""
@@ -317,10 +318,28 @@ def _group_outages(*, piles: list[Pile], min_piles: int) -> None:
 
 @dataclass(frozen=True)
 class StatusResult:
-    full_still_plugged: bool  # SuspendedEV/Finishing while a session is open (满电占桩)
+    full_still_plugged: bool  # suspended by the car/finishing while a session is open (满电占桩)
 
 
-_FULL_STATES = {ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING}
+_FULL_STATES = {ConnectorState.SUSPENDED_EV, ConnectorState.FINISHING}
+# The state that tells most about a pile as a whole, first: its heartbeat history shows it.
+_SUMMARY_ORDER = [
+    ConnectorState.FAULTED,
+    ConnectorState.CHARGING,
+    ConnectorState.SUSPENDED_EV,
+    ConnectorState.SUSPENDED_EVSE,
+    ConnectorState.FINISHING,
+    ConnectorState.PREPARING,
+    ConnectorState.RESERVED,
+    ConnectorState.UNAVAILABLE,
+    ConnectorState.AVAILABLE,
+]
+
+
+def pile_state_summary(states: Iterable[str]) -> ConnectorState:
+    """One state for a pile from its connectors' states (Unknown before any report)."""
+    states = set(states)
+    return next((state for state in _SUMMARY_ORDER if state in states), ConnectorState.UNKNOWN)
 
 
 @transaction.atomic
@@ -328,21 +347,22 @@ def connector_status_record(
     *,
     pile: Pile,
     connector_number: int,
-    status: str,
-    error_code: str = "NoError",
+    state: ConnectorState,
+    error_code: str = "",
     info: str = "",
     vendor_error_code: str = "",
     pile_time: dt.datetime | None = None,
     now: dt.datetime | None = None,
 ) -> StatusResult:
-    """A StatusNotification: history row, the connector's live state, and pile fault
-    records for error codes (opened on an error, closed on NoError)."""
+    """A connector's (or, as connector 0, the pile's) reported state: history row, the
+    connector's live state, and pile fault records for error codes (opened on an error,
+    closed when the pile reports none: ``error_code`` empty)."""
     now = now or timezone.now()
-    error = "" if error_code in ("", "NoError") else error_code[:32]
+    error = error_code[:32]
     StatusEvent.objects.create(
         pile=pile,
         connector_number=connector_number,
-        status=status,
+        status=state,
         error_code=error,
         info=info[:100],
         vendor_error_code=vendor_error_code[:64],
@@ -353,9 +373,9 @@ def connector_status_record(
     if connector_number > 0:
         connector = connector_for(pile=pile, number=connector_number, create=True)
         Connector.objects.filter(pk=connector.pk).update(
-            status=status, error_code=error, status_at=now
+            status=state, error_code=error, status_at=now
         )
-        if status in _FULL_STATES:
+        if state in _FULL_STATES:
             full = connector.sessions.filter(state__in=["started", "charging"]).exists()
     open_fault = (
         PileFault.objects.select_for_update()
@@ -399,6 +419,7 @@ __all__ = [
     "pile_boot",
     "pile_connected",
     "pile_login",
+    "pile_state_summary",
     "piles_seen",
     "piles_sweep_offline",
 ]

@@ -1,4 +1,4 @@
-"""Session services as the gateway calls them: authorize, start, meter, stop, state table."""
+"""The core's session commands: authorise, start, meter, stop, state table."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from tests.protocol import world
 pytestmark = pytest.mark.django_db
 
 T0 = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+
+
+def presented(value: str) -> sessions.Credential:
+    return sessions.Credential(sessions.CredentialKind.PRESENTED, value)
 
 
 def test_order_number_is_local_creation_time_and_six_digits():
@@ -39,7 +43,7 @@ def test_order_number_is_local_creation_time_and_six_digits():
 def test_state_table(path, legal):
     pile = world.pile(world.station(password="8642"))
     session = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="8642", meter_start_wh=0, started_at=T0
+        pile=pile, connector_number=1, credential=presented("8642"), meter_start_wh=0, started_at=T0
     )
     obj = ChargingSession.objects.get(pk=session.session_id)
     moved = []
@@ -67,17 +71,25 @@ def test_start_classifies_and_attributes_and_replays():
     pile = world.pile(st, connectors=2)
 
     scan = sessions.session_start(
-        pile=pile, connector_number=1, id_tag=member.token, meter_start_wh=100, started_at=T0
+        pile=pile,
+        connector_number=1,
+        credential=presented(member.token),
+        meter_start_wh=100,
+        started_at=T0,
     )
     again = sessions.session_start(
-        pile=pile, connector_number=1, id_tag=member.token, meter_start_wh=100, started_at=T0
+        pile=pile,
+        connector_number=1,
+        credential=presented(member.token),
+        meter_start_wh=100,
+        started_at=T0,
     )
     assert (again.session_id, again.order_no, again.replayed) == (
         scan.session_id,
         scan.order_no,
         True,
     )
-    assert (scan.status, again.status) == ("Accepted", "Accepted")
+    assert (scan.status, again.status) == ("accepted", "accepted")
     session = ChargingSession.objects.get(pk=scan.session_id)
     # A member without a known vehicle or card: the station's sub-operator.
     assert (session.channel, session.member_id, session.department_id, session.sub_operator_id) == (
@@ -87,21 +99,25 @@ def test_start_classifies_and_attributes_and_replays():
         station_sub.pk,
     )
     second = sessions.session_start(
-        pile=pile, connector_number=2, id_tag=member.token, meter_start_wh=0, started_at=T0
+        pile=pile,
+        connector_number=2,
+        credential=presented(member.token),
+        meter_start_wh=0,
+        started_at=T0,
     )
-    assert second.status == "ConcurrentTx"
+    assert second.status == "concurrent"
     assert ChargingSession.objects.get(pk=second.session_id).member_id is None
 
 
-@pytest.mark.parametrize("enabled, status", [(True, "Accepted"), (False, "Blocked")])
+@pytest.mark.parametrize("enabled, status", [(True, "accepted"), (False, "blocked")])
 def test_partner_start_follows_the_partnership_switch(enabled, status):
     pile = world.pile()
     partner = Partner.objects.create(code=f"didi{enabled}", name="Didi", kind="app")
     PartnerAccess.objects.create(partner=partner, operator=pile.station.operator, enabled=enabled)
-    tag = sessions.partner_id_tag(partner_id=partner.pk, reference="ORDER123456789")
-    assert len(tag) <= 20
+    tag = sessions.partner_credential(partner_id=partner.pk, reference="ORDER123456789")
+    assert len(tag.value) <= 20
     result = sessions.session_start(
-        pile=pile, connector_number=1, id_tag=tag, meter_start_wh=0, started_at=T0
+        pile=pile, connector_number=1, credential=tag, meter_start_wh=0, started_at=T0
     )
     session = ChargingSession.objects.get(pk=result.session_id)
     assert (result.status, session.channel, session.partner_id) == (
@@ -111,28 +127,12 @@ def test_partner_start_follows_the_partnership_switch(enabled, status):
     )
 
 
-def test_meter_samples_are_converted_and_stored_once(django_capture_on_commit_callbacks):
+def test_meter_samples_are_stored_once(django_capture_on_commit_callbacks):
     pile = world.pile()
     start = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="X", meter_start_wh=1000, started_at=T0
+        pile=pile, connector_number=1, credential=presented("X"), meter_start_wh=1000, started_at=T0
     )
-    values = [
-        {
-            "timestamp": "2026-11-27T02:05:00Z",
-            "sampledValue": [
-                {"value": "1.5", "unit": "kWh"},
-                {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
-                {"value": "80", "measurand": "SoC", "unit": "Percent"},
-                {"value": "n/a", "measurand": "Voltage"},
-                # Beyond Decimal's range: skipped like text, not an exception that leaves
-                # the pile's MeterValues unanswered (and retried) forever.
-                {"value": "1e999999999", "measurand": "Current.Import"},
-            ],
-        },
-        {"timestamp": "not a time", "sampledValue": [{"value": "1"}]},
-    ]
-    samples = sessions.samples_from_ocpp(values)
-    assert samples == [
+    samples = [
         sessions.Sample(
             at=T0 + dt.timedelta(minutes=5),
             energy_wh=Decimal("1500.0"),
@@ -142,13 +142,13 @@ def test_meter_samples_are_converted_and_stored_once(django_capture_on_commit_ca
     ]
     for _ in range(2):
         sessions.session_meter_record(
-            pile=pile, connector_number=1, transaction_id=start.session_id, samples=samples
+            pile=pile, connector_number=1, protocol_ref=start.protocol_ref, samples=samples
         )
     # Clock-aligned (no transaction id): the connector's active session.
     aligned = sessions.session_meter_record(
         pile=pile,
         connector_number=1,
-        transaction_id=None,
+        protocol_ref=None,
         samples=[sessions.Sample(at=T0 + dt.timedelta(minutes=1), energy_wh=Decimal(1100))],
     )
     assert aligned.session_id == start.session_id
@@ -165,14 +165,14 @@ def test_stop_is_idempotent_queues_settlement_once_and_keeps_orphans(
 ):
     pile = world.pile()
     start = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="X", meter_start_wh=1000, started_at=T0
+        pile=pile, connector_number=1, credential=presented("X"), meter_start_wh=1000, started_at=T0
     )
     with django_capture_on_commit_callbacks() as callbacks:
         first = sessions.session_stop(
-            pile=pile, transaction_id=start.session_id, meter_stop_wh=9000, stopped_at=T0
+            pile=pile, protocol_ref=start.protocol_ref, meter_stop_wh=9000, stopped_at=T0
         )
         second = sessions.session_stop(
-            pile=pile, transaction_id=start.session_id, meter_stop_wh=9999, stopped_at=T0
+            pile=pile, protocol_ref=start.protocol_ref, meter_stop_wh=9999, stopped_at=T0
         )
     assert (first.settle_queued, second.settle_queued, second.replayed) == (True, False, True)
     assert len(callbacks) == 1
@@ -184,33 +184,33 @@ def test_stop_is_idempotent_queues_settlement_once_and_keeps_orphans(
     )
     other_pile = world.pile()
     orphan = sessions.session_stop(
-        pile=other_pile, transaction_id=start.session_id, meter_stop_wh=5, stopped_at=T0
+        pile=other_pile, protocol_ref=start.protocol_ref, meter_stop_wh=5, stopped_at=T0
     )
     sessions.session_stop(
-        pile=other_pile, transaction_id=start.session_id, meter_stop_wh=5, stopped_at=T0
+        pile=other_pile, protocol_ref=start.protocol_ref, meter_stop_wh=5, stopped_at=T0
     )
     assert orphan.session_id is None
-    assert list(OrphanStop.objects.values_list("pile_id", "transaction_id")) == [
-        (other_pile.pk, start.session_id)
+    assert list(OrphanStop.objects.values_list("pile_id", "protocol_ref")) == [
+        (other_pile.pk, start.protocol_ref)
     ]
 
 
 def test_a_new_start_supersedes_the_lost_one_and_its_late_stop_is_kept():
     pile = world.pile(world.station(password="8642"))
     lost = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="8642", meter_start_wh=0, started_at=T0
+        pile=pile, connector_number=1, credential=presented("8642"), meter_start_wh=0, started_at=T0
     )
     new = sessions.session_start(
         pile=pile,
         connector_number=1,
-        id_tag="8642",
+        credential=presented("8642"),
         meter_start_wh=5000,
         started_at=T0 + dt.timedelta(hours=1),
     )
     assert new.superseded_ids == (lost.session_id,)
     late = sessions.session_stop(
         pile=pile,
-        transaction_id=lost.session_id,
+        protocol_ref=lost.protocol_ref,
         meter_stop_wh=4800,
         stopped_at=T0 + dt.timedelta(minutes=50),
     )
@@ -231,7 +231,7 @@ def test_vin_links_vehicle_and_reattributes():
     )
     pile = world.pile(st)
     start = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="2468", meter_start_wh=0, started_at=T0
+        pile=pile, connector_number=1, credential=presented("2468"), meter_start_wh=0, started_at=T0
     )
     with pytest.raises(sessions.DomainError):
         sessions.session_link_vin(pile=pile, connector_number=1, vin="IIII")
@@ -249,8 +249,8 @@ def test_vin_links_vehicle_and_reattributes():
 
 def _refused_start(pile, *, meter_start_wh=1000, at=T0):
     return sessions.session_start(
-        pile=pile, connector_number=1, id_tag="NOSUCHTAG", meter_start_wh=meter_start_wh,
-        started_at=at,
+        pile=pile, connector_number=1, credential=presented("NOSUCHTAG"),
+        meter_start_wh=meter_start_wh, started_at=at,
     )  # fmt: skip
 
 
@@ -259,23 +259,27 @@ def test_a_refused_start_is_recorded_refused_and_replays_get_the_same_answer():
     first = _refused_start(pile)
     again = _refused_start(pile)
     assert (first.status, again.status, again.session_id, again.replayed) == (
-        "Invalid",
-        "Invalid",
+        "invalid",
+        "invalid",
         first.session_id,
         True,
     )
     session = ChargingSession.objects.get(pk=first.session_id)
-    assert (session.state, session.refused_as) == ("refused", "Invalid")
+    assert (session.state, session.refused_as) == ("refused", "invalid")
     assert list(session.transitions.values_list("from_state", "to_state", "reason")) == [
-        ("", "refused", "start refused: Invalid")
+        ("", "refused", "start refused: invalid")
     ]
     # Not live: the connector takes the next start without superseding anything.
     st_pile = world.pile(world.station(password="8642"))
     _refused_start(st_pile)
     accepted = sessions.session_start(
-        pile=st_pile, connector_number=1, id_tag="8642", meter_start_wh=1000, started_at=T0
+        pile=st_pile,
+        connector_number=1,
+        credential=presented("8642"),
+        meter_start_wh=1000,
+        started_at=T0,
     )
-    assert (accepted.status, accepted.superseded_ids) == ("Accepted", ())
+    assert (accepted.status, accepted.superseded_ids) == ("accepted", ())
 
 
 @pytest.mark.parametrize(
@@ -292,11 +296,11 @@ def test_the_stop_of_a_refused_start_is_settled_only_with_energy(
     start = _refused_start(pile)
     with django_capture_on_commit_callbacks() as callbacks:
         stop = sessions.session_stop(
-            pile=pile, transaction_id=start.session_id, meter_stop_wh=meter_stop, stopped_at=T0,
+            pile=pile, protocol_ref=start.protocol_ref, meter_stop_wh=meter_stop, stopped_at=T0,
             reason="DeAuthorized",
         )  # fmt: skip
         again = sessions.session_stop(
-            pile=pile, transaction_id=start.session_id, meter_stop_wh=9999, stopped_at=T0
+            pile=pile, protocol_ref=start.protocol_ref, meter_stop_wh=9999, stopped_at=T0
         )
     assert (stop.settle_queued, again.settle_queued, again.replayed) == (queued, False, True)
     assert len(callbacks) == int(queued)
@@ -305,16 +309,16 @@ def test_the_stop_of_a_refused_start_is_settled_only_with_energy(
         state,
         Decimal(meter_stop),
         "DeAuthorized",
-        "Invalid",
+        "invalid",
     )
     assert list(session.transitions.values_list("to_state", flat=True)) == moves
 
 
-def _energy(pile, session_id, wh):
+def _energy(pile, start, wh):
     return sessions.session_meter_record(
         pile=pile,
         connector_number=1,
-        transaction_id=session_id,
+        protocol_ref=start.protocol_ref,
         samples=[sessions.Sample(at=T0 + dt.timedelta(minutes=5), energy_wh=Decimal(wh))],
     )
 
@@ -322,13 +326,13 @@ def _energy(pile, session_id, wh):
 def test_energy_on_a_refused_start_makes_it_live():
     pile = world.pile()
     start = _refused_start(pile)
-    _energy(pile, start.session_id, 1000)  # no energy yet: still refused
+    _energy(pile, start, 1000)  # no energy yet: still refused
     assert ChargingSession.objects.get(pk=start.session_id).state == "refused"
-    _energy(pile, start.session_id, 2500)
+    _energy(pile, start, 2500)
     session = ChargingSession.objects.get(pk=start.session_id)
     assert session.state == "charging"
     assert list(session.transitions.values_list("to_state", "reason")) == [
-        ("refused", "start refused: Invalid"),
+        ("refused", "start refused: invalid"),
         ("charging", "energy delivered although the start was refused"),
     ]
 
@@ -339,10 +343,14 @@ def test_energy_on_a_refused_start_while_another_is_live_closes_it_for_settlemen
     pile = world.pile(world.station(password="8642"))
     refused = _refused_start(pile)
     live = sessions.session_start(
-        pile=pile, connector_number=1, id_tag="8642", meter_start_wh=2600, started_at=T0
+        pile=pile,
+        connector_number=1,
+        credential=presented("8642"),
+        meter_start_wh=2600,
+        started_at=T0,
     )
     with django_capture_on_commit_callbacks() as callbacks:
-        _energy(pile, refused.session_id, 2500)  # queued samples of before the new start
+        _energy(pile, refused, 2500)  # queued samples of before the new start
     assert len(callbacks) == 1
     states = dict(
         ChargingSession.objects.filter(pk__in=[refused.session_id, live.session_id]).values_list(
@@ -364,15 +372,63 @@ def test_the_refused_state_reads_in_chinese():
         )
 
 
-def test_a_huge_soc_stays_a_decimal_for_the_bounds_to_refuse():
-    """int() of a million-digit SoC would hold the gateway's event loop; it is left a
-    Decimal, which the gateway's bounds refuse with a CALLERROR."""
-    (sample,) = sessions.samples_from_ocpp(
-        [
-            {
-                "timestamp": "2026-11-27T02:05:00Z",
-                "sampledValue": [{"value": "1e999999", "measurand": "SoC"}, {"value": "5"}],
-            }
-        ]
+def test_a_reference_the_pile_chose_finds_its_session_on_that_pile_only():
+    """A YKC serial (32 hex digits), a 2.0.1 string id or a partner's 27-character order:
+    the session is found by (pile, reference), and another pile may use the same one."""
+    ref = "0123456789abcdef0123456789abcdef"
+    first, second = world.pile(world.station(password="8642")), world.pile()
+    start = sessions.session_start(
+        pile=first, connector_number=1, credential=presented("8642"), meter_start_wh=1000,
+        started_at=T0, protocol_ref=ref,
+    )  # fmt: skip
+    again = sessions.session_start(
+        pile=first, connector_number=1, credential=presented("8642"), meter_start_wh=1000,
+        started_at=T0, protocol_ref=ref,
+    )  # fmt: skip
+    assert (start.protocol_ref, again.session_id, again.replayed) == (ref, start.session_id, True)
+    sessions.session_meter_record(
+        pile=first, connector_number=1, protocol_ref=ref,
+        samples=[sessions.Sample(at=T0 + dt.timedelta(minutes=5), energy_wh=Decimal(2000))],
+    )  # fmt: skip
+    orphan = sessions.session_stop(
+        pile=second, protocol_ref=ref, meter_stop_wh=5, stopped_at=T0 + dt.timedelta(hours=1)
     )
-    assert (sample.soc, sample.energy_wh) == (Decimal("1e999999"), Decimal(5))
+    stop = sessions.session_stop(
+        pile=first, protocol_ref=ref, meter_stop_wh=3000, stopped_at=T0 + dt.timedelta(hours=1)
+    )
+    assert (orphan.session_id, stop.session_id) == (None, start.session_id)
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert (session.protocol_ref, session.state, session.energy_wh) == (ref, "stopped", 2000)
+    assert list(session.transitions.values_list("to_state", flat=True)) == [
+        "started",
+        "charging",
+        "stopped",
+    ]
+    assert list(OrphanStop.objects.values_list("pile_id", "protocol_ref")) == [(second.pk, ref)]
+
+
+@pytest.mark.parametrize(
+    "kind, names, decision, channel",
+    [
+        ("member_token", "token", "accepted", "scan"),
+        ("driver_app", "token", "accepted", "scan"),
+        ("card", "card", "accepted", "card"),
+        ("station_password", "password", "accepted", "password"),
+        ("vin", "vin", "accepted", "password"),
+        # A credential that says its kind is only that kind: a card number is no token.
+        ("member_token", "card", "invalid", "unknown"),
+        ("card", "password", "invalid", "unknown"),
+    ],
+)
+def test_a_credential_of_a_stated_kind_is_resolved_as_that_kind(kind, names, decision, channel):
+    st = world.station(password="8642")
+    member = world.member(st.operator)
+    values = {
+        "token": member.token,
+        "card": world.card(st.operator, owner=member).number,
+        "password": "8642",
+        "vin": world.vehicle(st.operator, vin="LSVAU2180N2183295").vin,
+    }
+    credential = sessions.Credential(sessions.CredentialKind(kind), values[names])
+    identity = sessions.identify(pile=world.pile(st), credential=credential)
+    assert (identity.status, identity.channel) == (decision, channel)

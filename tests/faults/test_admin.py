@@ -160,7 +160,7 @@ def test_unmatched_stop_of_the_pile_is_shown(client, desk):
     case, session, _member = desk
     OrphanStop.objects.create(
         pile=session.pile,
-        transaction_id=999,
+        protocol_ref="999",
         meter_stop_wh=D("44820"),
         stopped_at=at(2019, 9, 7, 10, 40, 40),
         received_at=at(2019, 9, 7, 10, 40, 41),

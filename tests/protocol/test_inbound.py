@@ -293,8 +293,8 @@ def test_stop_of_unknown_transaction_is_kept_as_orphan(gateway):
 
     run(stops())
     orphan = OrphanStop.objects.get(pile=pile)
-    assert (orphan.transaction_id, orphan.meter_stop_wh, orphan.reason, orphan.id_tag) == (
-        987654,
+    assert (orphan.protocol_ref, orphan.meter_stop_wh, orphan.reason, orphan.id_tag) == (
+        "987654",
         Decimal(5000),
         "PowerLoss",
         "X1",

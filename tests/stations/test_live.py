@@ -9,7 +9,14 @@ import hmac
 import pytest
 
 from chargenet.models import OutboxEvent
-from stations.models import FirmwareRecord, HeartbeatSample, Pile, PileFault, StationOutage
+from stations.models import (
+    ConnectorState,
+    FirmwareRecord,
+    HeartbeatSample,
+    Pile,
+    PileFault,
+    StationOutage,
+)
 from stations.services import credentials, live
 from tests.protocol import world
 
@@ -190,13 +197,24 @@ def test_sweep_marks_silent_piles_offline_and_groups_a_station_outage():
 def test_status_error_opens_and_no_error_closes_a_fault_and_full_still_plugged():
     pile = world.pile()
     faulted = live.connector_status_record(
-        pile=pile, connector_number=1, status="Faulted", error_code="OverVoltage", now=T0
+        pile=pile,
+        connector_number=1,
+        state=ConnectorState.FAULTED,
+        error_code="OverVoltage",
+        now=T0,
     )
     other = live.connector_status_record(
-        pile=pile, connector_number=1, status="Faulted", error_code="HighTemperature", now=T0
+        pile=pile,
+        connector_number=1,
+        state=ConnectorState.FAULTED,
+        error_code="HighTemperature",
+        now=T0,
     )
     clear = live.connector_status_record(
-        pile=pile, connector_number=1, status="SuspendedEV", now=T0 + dt.timedelta(minutes=1)
+        pile=pile,
+        connector_number=1,
+        state=ConnectorState.SUSPENDED_EV,
+        now=T0 + dt.timedelta(minutes=1),
     )
     assert (faulted.full_still_plugged, other.full_still_plugged) == (False, False)
     assert clear.full_still_plugged is False  # no open session on the connector

@@ -1,4 +1,4 @@
-"""StartTransaction: open the session (or return the one a replay opened) and attribute it.
+"""A start: open the session (or return the one a replay opened) and attribute it.
 
 Attribution (DOMAIN.md): a known vehicle or card is attributed through its department's
 sub-operator *before* the station's sub-operator; a station with several authorised
@@ -16,11 +16,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import Channel, ChargingSession, SessionState, SessionTransition
+from billing.models import Channel, ChargingSession, SessionState
 from billing.models.sessions import ACTIVE_STATES
-from billing.services.sessions.identity import AuthStatus, _member_by_token, identify
+from billing.services.sessions.identity import (
+    AuthDecision,
+    Credential,
+    _member_by_token,
+    identify,
+)
 from billing.services.sessions.settlement_queue import _queue_settlement
-from billing.services.sessions.states import session_transition
+from billing.services.sessions.states import (
+    session_opened,
+    session_transition,
+    transition_check,
+)
 from chargenet.errors import DomainError
 from orgs.models import Department, SubOperator
 from stations.models import Pile
@@ -31,7 +40,8 @@ from stations.services.live import connector_for
 class StartResult:
     session_id: int
     order_no: str
-    status: str  # the idTagInfo status answered to the pile
+    status: AuthDecision
+    protocol_ref: str  # the transaction reference the pile is answered with
     replayed: bool = False
     superseded_ids: tuple[int, ...] = ()
 
@@ -46,44 +56,49 @@ def session_start(
     *,
     pile: Pile,
     connector_number: int,
-    id_tag: str,
+    credential: Credential,
     meter_start_wh: int | Decimal,
     started_at: dt.datetime,
-    reservation_id: int | None = None,
+    protocol_ref: str = "",
 ) -> StartResult:
-    """Open the session for a StartTransaction, or return the one a replay already opened.
+    """Open the session of a start, or return the one a replay already opened.
 
-    A refused idTag (any answer but Accepted) is recorded as a ``refused`` session: the
-    pile still needs its transaction id, and may charge anyway (then its meter values or
-    stop make the session a bill, see `states`); a pile that obeys leaves nothing to bill
-    and nothing for the lost-bill sweep. A replay gets the same id and the same answer.
-    An older session still active on the connector is closed as superseded (its stop never
-    came), which the settlement's fault rules see as a lost bill.
+    ``protocol_ref`` is the pile protocol's reference for the transaction when the pile
+    chose it; where the platform numbers the transactions, the adapter passes none and the
+    session's id becomes its reference — the numbering every session before references
+    existed had, so stops still queued in piles find theirs, and no second counter exists.
+
+    A refused credential (any decision but accepted) is recorded as a ``refused`` session:
+    the pile still needs its transaction reference, and may charge anyway (then its meter
+    values or stop make the session a bill, see `states`); a pile that obeys leaves nothing
+    to bill and nothing for the lost-bill sweep. A replay gets the same reference and the
+    same answer. An older session still active on the connector is closed as superseded
+    (its stop never came), which the settlement's fault rules see as a lost bill.
     """
+    args = {
+        "pile": pile,
+        "connector_number": connector_number,
+        "credential": credential,
+        "meter_start_wh": Decimal(meter_start_wh),
+        "started_at": started_at,
+        "protocol_ref": protocol_ref[:64],
+    }
     try:
-        fast = _session_start_member(
-            pile=pile,
-            connector_number=connector_number,
-            id_tag=id_tag,
-            meter_start_wh=Decimal(meter_start_wh),
-            started_at=started_at,
-        )
+        fast = _session_start_member(**args)
     except IntegrityError:
         fast = None  # a replay or a busy connector: the general path knows what to do
     if fast is not None:
         return fast
     for _attempt in range(5):
         try:
-            return _session_start(
-                pile=pile,
-                connector_number=connector_number,
-                id_tag=id_tag,
-                meter_start_wh=Decimal(meter_start_wh),
-                started_at=started_at,
-            )
+            return _session_start(**args)
         except IntegrityError as exc:
             constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "")
-            if constraint in ("session_start_idempotent", "billing_chargingsession_order_no_key"):
+            if constraint in (
+                "session_start_idempotent",
+                "session_protocol_ref_unique",
+                "billing_chargingsession_order_no_key",
+            ):
                 continue  # a concurrent replay won, or an order number collided: look again
             if constraint == "session_one_active_per_connector":
                 continue  # a concurrent start on the connector: supersede it next time
@@ -95,24 +110,30 @@ def _session_start(
     *,
     pile: Pile,
     connector_number: int,
-    id_tag: str,
+    credential: Credential,
     meter_start_wh: Decimal,
     started_at: dt.datetime,
+    protocol_ref: str,
 ) -> StartResult:
+    id_tag = credential.value[:20]
     with transaction.atomic():
         connector = connector_for(pile=pile, number=connector_number)
         existing = ChargingSession.objects.filter(
             pile=pile, connector=connector, id_tag=id_tag, started_at=started_at
         ).first()
+        if existing is None and protocol_ref:
+            existing = ChargingSession.objects.filter(pile=pile, protocol_ref=protocol_ref).first()
         if existing is not None:
+            ref = existing.protocol_ref
             if existing.refused_as:
-                return StartResult(existing.pk, existing.order_no, existing.refused_as, True)
-            status = identify(pile=pile, id_tag=id_tag).status
-            if status == AuthStatus.CONCURRENT_TX and existing.state in ACTIVE_STATES:
-                status = AuthStatus.ACCEPTED  # the active session is this very one
-            return StartResult(existing.pk, existing.order_no, status, replayed=True)
+                decision = AuthDecision(existing.refused_as)
+                return StartResult(existing.pk, existing.order_no, decision, ref, True)
+            status = identify(pile=pile, credential=credential).status
+            if status == AuthDecision.CONCURRENT and existing.state in ACTIVE_STATES:
+                status = AuthDecision.ACCEPTED  # the active session is this very one
+            return StartResult(existing.pk, existing.order_no, status, ref, replayed=True)
 
-        identity = identify(pile=pile, id_tag=id_tag)
+        identity = identify(pile=pile, credential=credential)
         superseded: list[int] = []
         late = False
         active = (
@@ -134,18 +155,23 @@ def _session_start(
                 late = True  # an offline-queued start older than the live session
         member = identity.member
         reason = ""
-        if identity.status == AuthStatus.CONCURRENT_TX and (
+        if identity.status == AuthDecision.CONCURRENT and (
             identity.active_session_id not in superseded
         ):
             member, reason = None, "member already charging: recorded without the member"
         status = identity.status
-        if status == AuthStatus.CONCURRENT_TX and member is not None:
-            status = AuthStatus.ACCEPTED  # its only active session was just superseded
-        refused = status != AuthStatus.ACCEPTED
-        if refused:
-            state = SessionState.REFUSED
-        else:
-            state = SessionState.STOPPED if late else SessionState.STARTED
+        if status == AuthDecision.CONCURRENT and member is not None:
+            status = AuthDecision.ACCEPTED  # its only active session was just superseded
+        refused = status != AuthDecision.ACCEPTED
+        first = SessionState.REFUSED if refused else SessionState.STARTED
+        then = None
+        if late and not refused:
+            # Opened straight into its last state: it never was the live one.
+            then = (
+                SessionState.STOPPED,
+                "start delivered late while a newer session is active on the connector",
+            )
+            transition_check(from_state=first, to_state=then[0])
         known_vehicle = identity.vehicle is not None or identity.card is not None
         session = ChargingSession.objects.create(
             order_no=new_order_no(),
@@ -153,6 +179,7 @@ def _session_start(
             station_id=pile.station_id,
             pile=pile,
             connector=connector,
+            protocol_ref=protocol_ref,
             channel=identity.channel,
             id_tag=id_tag,
             member=member,
@@ -164,27 +191,18 @@ def _session_start(
             ),
             partner_id=identity.partner_id,
             vin=identity.vin,
-            state=state,
+            state=then[0] if then else first,
             refused_as=status if refused else "",
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
-        first = SessionState.REFUSED if refused else SessionState.STARTED
         if refused:
             reason = f"start refused: {status}; {reason}".rstrip("; ")
-        SessionTransition.objects.create(
-            session=session, from_state="", to_state=first, reason=reason
-        )
-        if late and not refused:
-            SessionTransition.objects.create(
-                session=session,
-                from_state=SessionState.STARTED,
-                to_state=SessionState.STOPPED,
-                reason="start delivered late while a newer session is active on the connector",
-            )
+        session_opened(session.pk, first, reason=reason, then=then, assign_ref=not protocol_ref)
         if superseded:
             _queue_settlement(superseded)
-    return StartResult(session.pk, session.order_no, status, superseded_ids=tuple(superseded))
+    ref = protocol_ref or str(session.pk)
+    return StartResult(session.pk, session.order_no, status, ref, superseded_ids=tuple(superseded))
 
 
 # The gateway's hot path for member-token starts (see `identity._member_by_token`).
@@ -192,16 +210,17 @@ def _session_start_member(
     *,
     pile: Pile,
     connector_number: int,
-    id_tag: str,
+    credential: Credential,
     meter_start_wh: Decimal,
     started_at: dt.datetime,
+    protocol_ref: str,
 ) -> StartResult | None:
     """The common start (an accepted member, a known and free connector, no replay) in
     three statements; None when the general path must decide. A conflict with a replay or
     a live session on the connector raises IntegrityError, which sends it there too."""
     with transaction.atomic():
-        row = _member_by_token(pile=pile, id_tag=id_tag, connector_number=connector_number)
-        if row is None or row.status != AuthStatus.ACCEPTED or row.connector_id is None:
+        row = _member_by_token(pile=pile, credential=credential, connector_number=connector_number)
+        if row is None or row.status != AuthDecision.ACCEPTED or row.connector_id is None:
             return None
         session = ChargingSession.objects.create(
             order_no=new_order_no(),
@@ -209,8 +228,9 @@ def _session_start_member(
             station_id=pile.station_id,
             pile_id=pile.pk,
             connector_id=row.connector_id,
+            protocol_ref=protocol_ref,
             channel=Channel.SCAN,
-            id_tag=id_tag,
+            id_tag=credential.value,
             member_id=row.member_id,
             department_id=row.department_id,
             sub_operator_id=row.station_sub_operator_id,
@@ -218,10 +238,9 @@ def _session_start_member(
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
-        SessionTransition.objects.create(
-            session_id=session.pk, from_state="", to_state=SessionState.STARTED
-        )
-    return StartResult(session.pk, session.order_no, AuthStatus.ACCEPTED)
+        session_opened(session.pk, SessionState.STARTED, assign_ref=not protocol_ref)
+    ref = protocol_ref or str(session.pk)
+    return StartResult(session.pk, session.order_no, AuthDecision.ACCEPTED, ref)
 
 
 def _attribution(*, station, department: Department | None, known_vehicle: bool):

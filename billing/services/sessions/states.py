@@ -1,7 +1,15 @@
-"""The session state table and the one function that moves a session through it."""
+"""The session state table and the two ways through it: one session (`session_transition`,
+ORM, on a locked row) or a batch (`sessions_transition`, one SQL statement). Every write
+of a session's state goes through one of them, so no fast path makes a move the table
+forbids; opening a session checks its first moves with `transition_check`."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import ChargingSession, SessionState, SessionTransition
@@ -12,7 +20,7 @@ class IllegalTransition(DomainError):
     code = "session_illegal_transition"
 
 
-# The explicit state table: from → allowed destinations. `session_transition` enforces it.
+# The explicit state table: from → allowed destinations.
 TRANSITIONS: dict[str, frozenset[str]] = {
     SessionState.STARTED: frozenset({SessionState.CHARGING, SessionState.STOPPED}),
     # A refused start the pile charged for anyway: energy in its meter values makes it
@@ -24,6 +32,57 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     SessionState.REPAIRED: frozenset({SessionState.SETTLED}),
     SessionState.SETTLED: frozenset(),
 }
+
+
+# The states a session is opened in (`session_opened`).
+INITIAL_STATES = frozenset({SessionState.STARTED, SessionState.REFUSED})
+
+
+def transition_check(*, from_state: str, to_state: str) -> None:
+    """Raise `IllegalTransition` unless the table allows ``from_state`` → ``to_state``."""
+    if to_state not in TRANSITIONS.get(from_state, frozenset()):
+        raise IllegalTransition(
+            _("A session cannot move from “%(from)s” to “%(to)s”.")
+            % {"from": from_state, "to": to_state},
+            details={"from": from_state, "to": to_state},
+        )
+
+
+def session_opened(
+    session_id: int,
+    state: str,
+    *,
+    reason: str = "",
+    then: tuple[str, str] | None = None,
+    assign_ref: bool,
+) -> None:
+    """Record the first state of a session just inserted (and ``then``, (state, reason),
+    a move it made at once, inserted in that state) and, when the adapter brought no
+    transaction reference, make its id the reference: one statement, so a start costs
+    what it did before references existed."""
+    if state not in INITIAL_STATES:
+        raise IllegalTransition(
+            _("A session cannot open as “%(to)s”.") % {"to": state}, details={"to": state}
+        )
+    moves = [("", state, reason)]
+    if then is not None:
+        transition_check(from_state=state, to_state=then[0])
+        moves.append((state, *then))
+    meta = ChargingSession._meta
+    assign, params = "", []
+    if assign_ref:
+        ref, pk = _column(meta, "protocol_ref"), _column(meta, "id")
+        assign = f"WITH ref AS (UPDATE {meta.db_table} SET {ref} = {pk}::text WHERE {pk} = %s) "
+        params.append(session_id)
+    for from_state, to_state, why in moves:
+        params += [session_id, from_state, to_state, why[:200]]
+    rows = ", ".join("(%s, %s, %s, now(), %s)" for _move in moves)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{assign}INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
+            f"VALUES {rows}",
+            params,
+        )
 
 
 def session_transition(
@@ -38,13 +97,7 @@ def session_transition(
 
     Call inside a transaction holding the session row (``select_for_update``);
     ``also_save`` names other fields changed with the move, saved in the same UPDATE."""
-    allowed = TRANSITIONS.get(session.state, frozenset())
-    if to_state not in allowed:
-        raise IllegalTransition(
-            _("A session cannot move from “%(from)s” to “%(to)s”.")
-            % {"from": session.state, "to": to_state},
-            details={"from": session.state, "to": to_state},
-        )
+    transition_check(from_state=session.state, to_state=to_state)
     SessionTransition.objects.create(
         session=session,
         from_state=session.state,
@@ -55,3 +108,88 @@ def session_transition(
     session.state = to_state
     session.save(update_fields=["state", "updated_at", *also_save])
     return session
+
+
+def sessions_transition(
+    *,
+    session_ids: Sequence[int],
+    from_states: Iterable[str],
+    to_state: str,
+    reason: str | Mapping[int, str],
+    now: dt.datetime,
+    values: Mapping[str, Any] | None = None,
+) -> dict[int, str]:
+    """Move the sessions among ``session_ids`` that are in one of ``from_states`` to
+    ``to_state``, recording each move with ``reason`` (one for all, or {session id:
+    reason}); returns {session id: state it left}.
+
+    One statement whatever the batch: the UPDATE re-checks the state, so a session that
+    moved meanwhile is left alone. ``values`` sets other fields (by field name) in the
+    same UPDATE. A from-state the table does not allow to reach ``to_state`` raises
+    `IllegalTransition` before anything is touched."""
+    if not session_ids:
+        return {}
+    rows = _transition(
+        match={"id": list(session_ids)},
+        from_states=from_states,
+        to_state=to_state,
+        reason=reason,
+        now=now,
+        values=values,
+    )
+    return {session_id: from_state for session_id, from_state, *_rest in rows}
+
+
+def _transition(
+    *,
+    match: Mapping[str, Any],
+    from_states: Iterable[str],
+    to_state: str,
+    reason: str | Mapping[int, str],
+    now: dt.datetime,
+    values: Mapping[str, Any] | None = None,
+    returning: Sequence[str] = (),
+) -> list[tuple]:
+    """`sessions_transition` for the gateway's fast paths, which find the session by
+    another key (``match``: field name → value, a list meaning any of them) and read some
+    of its fields back (``returning``, by field name): rows of (id, state left, *returning)."""
+    from_states = [str(state) for state in from_states]
+    for from_state in from_states:
+        transition_check(from_state=from_state, to_state=to_state)
+    meta = ChargingSession._meta
+    table, pk, state = meta.db_table, _column(meta, "id"), _column(meta, "state")
+    where = " AND ".join(
+        f"s.{_column(meta, name)} = {'ANY(%s)' if isinstance(value, list) else '%s'}"
+        for name, value in match.items()
+    )
+    sets = {"state": to_state, "updated_at": now, **(values or {})}
+    assignments = ", ".join(f"{_column(meta, name)} = %s" for name in sets)
+    extra = "".join(f", s.{_column(meta, name)}" for name in returning)
+    moved_columns = "id, from_state" + "".join(f", r{i}" for i in range(len(returning)))
+    sql = (
+        f"WITH old AS (SELECT s.{pk}, s.{state} FROM {table} s WHERE {where} "
+        f"AND s.{state} = ANY(%s) FOR UPDATE), "
+        f"moved ({moved_columns}) AS (UPDATE {table} s SET {assignments} FROM old "
+        f"WHERE s.{pk} = old.{pk} RETURNING s.{pk}, old.{state}{extra}), "
+        f"recorded AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
+        "SELECT m.id, m.from_state, %s, %s, COALESCE(r.reason, %s) FROM moved m "
+        "LEFT JOIN unnest(%s::bigint[], %s::varchar[]) AS r (id, reason) ON r.id = m.id) "
+        "SELECT * FROM moved ORDER BY id"
+    )
+    each = {} if isinstance(reason, str) else dict(reason)
+    params = [*match.values(), from_states, *sets.values(), to_state, now]
+    params += [reason[:200] if isinstance(reason, str) else "", list(each)]
+    params.append([text[:200] for text in each.values()])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _column(meta, name: str) -> str:
+    return connection.ops.quote_name(meta.get_field(name).column)
+
+
+_TRANSITION_COLUMNS = ", ".join(
+    _column(SessionTransition._meta, name)
+    for name in ("session", "from_state", "to_state", "at", "reason")
+)

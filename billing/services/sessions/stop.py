@@ -1,4 +1,4 @@
-"""StopTransaction: close the session and queue its settlement; an unknown one is an orphan."""
+"""A stop: close the session and queue its settlement; an unknown one is an orphan."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.models import ChargingSession, OrphanStop, SessionState, SessionTransition
+from billing.models import ChargingSession, OrphanStop, SessionState
 from billing.models.sessions import ACTIVE_STATES
-from billing.services.sessions.identity import AuthStatus, _identify, _member_by_token
+from billing.services.sessions.identity import (
+    AuthDecision,
+    Credential,
+    _identify,
+    _member_by_token,
+)
 from billing.services.sessions.meter import Sample, _insert_samples, _store_samples
 from billing.services.sessions.settlement_queue import _queue_settlement
-from billing.services.sessions.states import session_transition
+from billing.services.sessions.states import _transition, session_transition
 from stations.models import Pile
 
 
@@ -25,7 +30,7 @@ class StopResult:
     orphan_id: int | None = None
     replayed: bool = False
     settle_queued: bool = False
-    status: str | None = None  # idTagInfo status when the pile sent an idTag
+    status: AuthDecision | None = None  # when the stop carried a credential
     samples_stored: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -33,43 +38,46 @@ class StopResult:
 def session_stop(
     *,
     pile: Pile,
-    transaction_id: int,
+    protocol_ref: str,
     meter_stop_wh: int | Decimal,
     stopped_at: dt.datetime,
     reason: str = "",
-    id_tag: str = "",
+    credential: Credential | None = None,
     samples: list[Sample] | None = None,
     transaction_data: list | None = None,
 ) -> StopResult:
-    """Close the session of a StopTransaction and queue its settlement on commit.
+    """Close the session the pile calls ``protocol_ref`` and queue its settlement on commit.
 
     Idempotent: a repeated stop changes nothing. A stop for a session already closed as
     superseded fills in the values the pile finally sent and queues settlement again
     (settlement is idempotent). The stop of a refused start is settled only if the pile
-    charged (`_refused_stop`). An unknown transaction id becomes an `OrphanStop`."""
+    charged (`_refused_stop`). An unknown reference becomes an `OrphanStop`, keeping the
+    pile's own record of the samples (``transaction_data``) as it sent them."""
     samples = samples or []
     fast = _session_stop_active(
         pile=pile,
-        transaction_id=transaction_id,
+        protocol_ref=protocol_ref,
         meter_stop_wh=meter_stop_wh,
         stopped_at=stopped_at,
         reason=reason,
-        id_tag=id_tag,
+        credential=credential,
         samples=samples,
     )
     if fast is not None:
         return fast
     with transaction.atomic():
         session = (
-            ChargingSession.objects.select_for_update().filter(pk=transaction_id, pile=pile).first()
+            ChargingSession.objects.select_for_update()
+            .filter(pile=pile, protocol_ref=protocol_ref)
+            .first()
         )
         if session is None:
             orphan, _created = OrphanStop.objects.get_or_create(
                 pile=pile,
-                transaction_id=transaction_id,
+                protocol_ref=protocol_ref[:64],
                 stopped_at=stopped_at,
                 defaults={
-                    "id_tag": id_tag,
+                    "id_tag": credential.value[:20] if credential else "",
                     "meter_stop_wh": Decimal(meter_stop_wh),
                     "reason": reason[:32],
                     "transaction_data": transaction_data or [],
@@ -78,10 +86,12 @@ def session_stop(
             )
             return StopResult(None, orphan_id=orphan.pk, replayed=not _created)
         stored = _store_samples(session=session, samples=samples)
-        # The tag's own state (its active session is this one: no ConcurrentTx check).
+        # The credential's own state (its active session is this one: no concurrency check).
         operator_id = pile.station.operator_id
         status = (
-            _identify(pile=pile, id_tag=id_tag, operator_id=operator_id).status if id_tag else None
+            _identify(pile=pile, credential=credential, operator_id=operator_id).status
+            if credential
+            else None
         )
         if session.state in ACTIVE_STATES:
             session.meter_stop_wh = Decimal(meter_stop_wh)
@@ -162,46 +172,47 @@ def _refused_stop(
 def _session_stop_active(
     *,
     pile: Pile,
-    transaction_id: int,
+    protocol_ref: str,
     meter_stop_wh,
     stopped_at: dt.datetime,
     reason: str,
-    id_tag: str,
+    credential: Credential | None,
     samples: list[Sample],
 ) -> StopResult | None:
-    """The common stop (an active session of this pile) as one UPDATE that also reads the
-    state it leaves; None (nothing changed) for replays, orphans and late stops."""
-    table = ChargingSession._meta.db_table
+    """The common stop (an active session of this pile) as one statement that moves it
+    through the state table and records the move; None (nothing changed) for replays,
+    orphans and late stops."""
+    now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH old AS (SELECT id, state FROM {table} WHERE id = %s AND pile_id = %s "
-            "AND state IN ('started', 'charging') FOR UPDATE) "
-            f"UPDATE {table} AS s SET meter_stop_wh = %s, stopped_at = %s, stop_reason = %s, "
-            "stop_received_at = now(), state = 'stopped', updated_at = now() "
-            "FROM old WHERE s.id = old.id RETURNING s.order_no, old.state",
-            [transaction_id, pile.pk, Decimal(meter_stop_wh), stopped_at, (reason or "Local")[:32]],
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        order_no, from_state = row
-        stored = _insert_samples(cursor, session_id=transaction_id, samples=samples)
-        SessionTransition.objects.create(
-            session_id=transaction_id,
-            from_state=from_state,
+        rows = _transition(
+            match={"pile": pile.pk, "protocol_ref": protocol_ref},
+            from_states=ACTIVE_STATES,
             to_state=SessionState.STOPPED,
             reason="stop",
+            now=now,
+            values={
+                "meter_stop_wh": Decimal(meter_stop_wh),
+                "stopped_at": stopped_at,
+                "stop_reason": (reason or "Local")[:32],
+                "stop_received_at": now,
+            },
+            returning=("order_no",),
         )
+        if not rows:
+            return None
+        [(session_id, _from_state, order_no)] = rows
+        stored = _insert_samples(cursor, session_id=session_id, samples=samples)
         status = None
-        if id_tag:
-            member = _member_by_token(pile=pile, id_tag=id_tag)
+        if credential is not None:
+            member = _member_by_token(pile=pile, credential=credential)
             if member is not None:
-                busy = member.status == AuthStatus.CONCURRENT_TX
-                status = AuthStatus.ACCEPTED if busy else member.status
+                busy = member.status == AuthDecision.CONCURRENT
+                status = AuthDecision.ACCEPTED if busy else member.status
             else:
                 operator_id = pile.station.operator_id
-                status = _identify(pile=pile, id_tag=id_tag, operator_id=operator_id).status
-        _queue_settlement([transaction_id])
+                identity = _identify(pile=pile, credential=credential, operator_id=operator_id)
+                status = identity.status
+        _queue_settlement([session_id])
     return StopResult(
-        transaction_id, order_no, settle_queued=True, status=status, samples_stored=stored
+        session_id, order_no, settle_queued=True, status=status, samples_stored=stored
     )

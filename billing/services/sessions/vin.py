@@ -1,4 +1,4 @@
-"""The VIN a pile reports during a session (DataTransfer): link the vehicle and its department."""
+"""The VIN a pile reports during a session: link the vehicle and its department."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from stations.models import Pile
 
 
 def session_link_vin(
-    *, pile: Pile, connector_number: int, vin: str, transaction_id: int | None = None
+    *, pile: Pile, connector_number: int, vin: str, protocol_ref: str | None = None
 ) -> int | None:
-    """Link the VIN a pile reported (DataTransfer) to its session: the vehicle, its
+    """Link the VIN a pile reported to its session: the vehicle, its
     department and, through it, the attributed sub-operator. Returns the session id.
     Piles send VINs with stray spaces or in lower case: they are read as written on the car."""
     vin = (vin or "").strip().upper()
@@ -27,8 +27,8 @@ def session_link_vin(
         )
     with transaction.atomic():
         qs = ChargingSession.objects.select_for_update().filter(pile=pile)
-        if transaction_id is not None:
-            session = qs.filter(pk=transaction_id).first()
+        if protocol_ref is not None:
+            session = qs.filter(protocol_ref=protocol_ref).first()
         else:
             session = qs.filter(connector__number=connector_number, state__in=ACTIVE_STATES).first()
         if session is None:

@@ -1,0 +1,197 @@
+"""Inbound OCPP 1.6 CALLs: translate the payload into a core command, run it, translate
+the result back. Each handler returns (answer payload, order number, transactionId) for
+the journal; `protocol.gateway.connection` validates, journals and answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from django.utils import timezone
+from ocpp.exceptions import PropertyConstraintViolationError
+
+from billing.services import sessions
+from chargenet.errors import DomainError
+from stations.models import Pile
+from stations.services import live, maintenance
+
+from ..gateway import bounds
+from . import words
+from .values import parse_pile_time, samples_from_ocpp
+
+# Actions a pile may send (OCPP 1.6 core + firmware/diagnostics); the transaction-bearing
+# ones are answered only after their effect and their frames are committed.
+TRANSACTION_ACTIONS = {"StartTransaction", "MeterValues", "StopTransaction"}
+INBOUND_ACTIONS = {
+    "Authorize",
+    "BootNotification",
+    "DataTransfer",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "StatusNotification",
+    *TRANSACTION_ACTIONS,
+}
+
+
+def _time(value: str | None, field: str) -> dt.datetime:
+    parsed = parse_pile_time(value)
+    if parsed is None:
+        raise PropertyConstraintViolationError(
+            details={"cause": f"{field} is not an ISO 8601 date-time: {value!r}"}
+        )
+    return parsed
+
+
+def _now_iso() -> str:
+    return timezone.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _credential(id_tag: str) -> sessions.Credential | None:
+    return words.credential(id_tag) if id_tag else None
+
+
+class Ocpp16Handlers:
+    """The ``on_<Action>`` handlers of a pile connection (mixed into `PileConnection`,
+    which provides ``gw``, ``pile``, ``pile_id``, ``connector_states`` and ``orders``)."""
+
+    gw: Any
+    pile: Pile
+    pile_id: int
+    connector_states: dict[int, str]
+    orders: dict[int, str]
+
+    def state_summary(self) -> str:
+        return live.pile_state_summary(self.connector_states.values())
+
+    async def on_BootNotification(self, p: dict):
+        result = await self.gw.db.run(
+            live.pile_boot,
+            pile_id=self.pile_id,
+            vendor=p["chargePointVendor"],
+            model=p["chargePointModel"],
+            serial_number=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber", ""),
+            firmware_version=p.get("firmwareVersion", ""),
+        )
+        answer = {"status": result.status, "currentTime": _now_iso(), "interval": result.interval}
+        return answer, "", None
+
+    async def on_Heartbeat(self, p: dict):
+        self.gw.heartbeat(self.pile_id, self.state_summary())
+        return {"currentTime": _now_iso()}, "", None
+
+    async def on_StatusNotification(self, p: dict):
+        connector = bounds.connector_number(p["connectorId"], pile_itself=True)
+        state = words.connector_state(p["status"])
+        await self.gw.db.run(
+            live.connector_status_record,
+            pile=self.pile,
+            connector_number=connector,
+            state=state,
+            error_code=words.connector_error(p["errorCode"]),
+            info=p.get("info", ""),
+            vendor_error_code=p.get("vendorErrorCode", ""),
+            pile_time=parse_pile_time(p.get("timestamp")),
+        )
+        if connector > 0:
+            self.connector_states[connector] = state
+        return {}, "", None
+
+    async def on_Authorize(self, p: dict):
+        decision = await self.gw.db.run(
+            sessions.session_authorize, pile=self.pile, credential=words.credential(p["idTag"])
+        )
+        return {"idTagInfo": words.id_tag_info(decision)}, "", None
+
+    async def on_StartTransaction(self, p: dict):
+        try:
+            result = await self.gw.db.run(
+                sessions.session_start,
+                pile=self.pile,
+                connector_number=bounds.connector_number(p["connectorId"], pile_itself=False),
+                credential=words.credential(p["idTag"]),
+                meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
+                started_at=_time(p["timestamp"], "timestamp"),
+            )
+        except live.UnknownConnector as exc:
+            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from exc
+        self.orders[result.session_id] = result.order_no
+        transaction_id = words.transaction_id(result.protocol_ref)
+        answer = {"transactionId": transaction_id, "idTagInfo": words.id_tag_info(result.status)}
+        return answer, result.order_no, transaction_id
+
+    async def on_MeterValues(self, p: dict):
+        transaction_id = bounds.transaction_id(p.get("transactionId"))
+        samples = samples_from_ocpp(p["meterValue"])
+        result = await self.gw.db.run(
+            sessions.session_meter_record,
+            pile=self.pile,
+            connector_number=bounds.connector_number(p["connectorId"], pile_itself=True),
+            protocol_ref=words.protocol_ref(transaction_id),
+            samples=bounds.samples(samples, field="meterValue"),
+        )
+        return {}, result.order_no, result.session_id or transaction_id
+
+    async def on_StopTransaction(self, p: dict):
+        transaction_id = bounds.transaction_id(p["transactionId"])
+        samples = samples_from_ocpp(p.get("transactionData", []))
+        result = await self.gw.db.run(
+            sessions.session_stop,
+            pile=self.pile,
+            protocol_ref=words.protocol_ref(transaction_id),
+            meter_stop_wh=bounds.meter_wh(p["meterStop"], field="meterStop"),
+            stopped_at=_time(p["timestamp"], "timestamp"),
+            reason=p.get("reason", ""),
+            credential=_credential(p.get("idTag", "")),
+            samples=bounds.samples(samples, field="transactionData"),
+            transaction_data=p.get("transactionData", []),
+        )
+        answer: dict[str, Any] = {}
+        if result.status is not None:
+            answer["idTagInfo"] = words.id_tag_info(result.status)
+        return answer, result.order_no, transaction_id
+
+    async def on_DataTransfer(self, p: dict):
+        if p.get("messageId", "").upper() != "VIN":
+            return {"status": "UnknownMessageId"}, "", None
+        data = p.get("data", "")
+        connector, transaction_id, vin = 1, None, data
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError):
+            parsed = None
+        if isinstance(parsed, dict):
+            field = "data.connectorId"
+            number = bounds.integer(parsed.get("connectorId") or 1, field=field)
+            connector = bounds.connector_number(number, field=field, pile_itself=False)
+            if parsed.get("transactionId") is not None:
+                field = "data.transactionId"
+                number = bounds.integer(parsed["transactionId"], field=field)
+                transaction_id = bounds.transaction_id(number, field=field)
+            vin = str(parsed.get("vin", ""))
+        try:
+            session_id = await self.gw.db.run(
+                sessions.session_link_vin,
+                pile=self.pile,
+                connector_number=connector,
+                vin=vin,
+                protocol_ref=words.protocol_ref(transaction_id),
+            )
+        except DomainError:
+            return {"status": "Rejected", "data": "invalid VIN"}, "", None
+        if session_id is None:
+            return {"status": "Rejected", "data": "no session"}, "", None
+        return {"status": "Accepted"}, self.orders.get(session_id, ""), session_id
+
+    async def on_FirmwareStatusNotification(self, p: dict):
+        await self.gw.db.run(
+            maintenance.pile_firmware_status_record, pile_id=self.pile_id, status=p["status"]
+        )
+        return {}, "", None
+
+    async def on_DiagnosticsStatusNotification(self, p: dict):
+        await self.gw.db.run(
+            maintenance.pile_diagnostics_status_record, pile_id=self.pile_id, status=p["status"]
+        )
+        return {}, "", None

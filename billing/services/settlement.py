@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -31,7 +31,6 @@ from ..models import (
     ChargingSession,
     PaymentState,
     SessionState,
-    SessionTransition,
 )
 from ..pricing import Pricing, PricingError, price_session
 from ..selectors import (
@@ -40,7 +39,7 @@ from ..selectors import (
     tariff_specs_for,
     tariff_specs_from_rows,
 )
-from .sessions.states import session_transition
+from .sessions.states import session_transition, sessions_transition
 from .settlement_check import Checked, PricingAttempt, Verdict, settlement_check
 from .wallet import wallet_charges_record, wallet_debit_bill, wallets_take
 
@@ -210,20 +209,25 @@ def _settle_locked(session_ids: list[int]) -> dict[int, Bill]:
             if take
         ]
     )
-    transitions = []
-    for session in sessions:
-        blocking = verdicts[session.pk].blocking
-        to_state = SessionState.FAULT if blocking else SessionState.SETTLED
-        # The reason names the codes as numbers: stored text stays language-neutral.
-        reason = "fault codes " + ",".join(map(str, blocking)) if blocking else ""
-        transitions.append(
-            SessionTransition(
-                session=session, from_state=session.state, to_state=to_state, reason=reason
-            )
+    # Through the one state table: one statement per destination (fault, settled).
+    faulty = {s.pk: verdicts[s.pk].blocking for s in sessions if verdicts[s.pk].blocking}
+    for to_state, ids in (
+        (SessionState.FAULT, [s.pk for s in sessions if s.pk in faulty]),
+        (SessionState.SETTLED, [s.pk for s in sessions if s.pk not in faulty]),
+    ):
+        sessions_transition(
+            session_ids=ids,
+            from_states=SETTLEABLE,
+            to_state=to_state,
+            # The reason names the codes as numbers: stored text stays language-neutral.
+            reason={pk: "fault codes " + ",".join(map(str, faulty[pk])) for pk in ids}
+            if to_state == SessionState.FAULT
+            else "",
+            now=now,
         )
-        session.state, session.updated_at = to_state, now
-    SessionTransition.objects.bulk_create(transitions)
-    _sessions_move(sessions, now)
+    for session in sessions:
+        session.state = SessionState.FAULT if session.pk in faulty else SessionState.SETTLED
+        session.updated_at = now
     events_publish(
         kind=BILL_SETTLED,
         events=[
@@ -254,18 +258,6 @@ def bill_settled_payload(bill: Bill, verdict: Verdict) -> dict:
         "blocking": list(verdict.blocking),
         "record": verdict.record,
     }
-
-
-def _sessions_move(sessions: list[ChargingSession], now: dt.datetime) -> None:
-    """Store the sessions' new states in one UPDATE (Django's bulk_update builds a CASE
-    expression per row: most of a batch's CPU)."""
-    table = ChargingSession._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{table}" AS s SET "state" = v.state, "updated_at" = %s '
-            "FROM unnest(%s::bigint[], %s::varchar[]) AS v(id, state) WHERE s.id = v.id",
-            [now, [s.pk for s in sessions], [str(s.state) for s in sessions]],
-        )
 
 
 # The bill's duration column is a PostgreSQL integer (68 years): a pile clock in the year

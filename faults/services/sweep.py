@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.models import ChargingSession
+from billing.models.sessions import ACTIVE_STATES
 from billing.services.repair import sessions_mark_lost
+from stations.models import Connector, ConnectorState, Pile, Station, StatusEvent
 
 from ..codes import FaultCode
 from ..facts import open_sessions_facts
@@ -35,25 +38,25 @@ from .cases import CaseOpening, case_record, fault_cases_open
 
 LOST_CODES = frozenset({FaultCode.BILL_LOST, FaultCode.BILL_LOST_OFFLINE})
 
-CANDIDATES_SQL = """
+CANDIDATES_SQL = f"""
 SELECT s.id, s.pile_id, s.connector_id, c.number AS connector_number, s.created_at,
        s.started_at, s.meter_start_wh, s.operator_id, s.member_id, s.station_id,
        s.sub_operator_id, s.channel, p.last_boot_at,
        p.firmware_version, st.time_zone, NULL::timestamptz AS next_start
-FROM billing_chargingsession s
-JOIN stations_connector c ON c.id = s.connector_id
-JOIN stations_pile p ON p.id = s.pile_id
-JOIN stations_station st ON st.id = s.station_id
-LEFT JOIN faults_faultsettings fs ON fs.operator_id = s.operator_id
-WHERE s.state IN ('started', 'charging')
+FROM {ChargingSession._meta.db_table} s
+JOIN {Connector._meta.db_table} c ON c.id = s.connector_id
+JOIN {Pile._meta.db_table} p ON p.id = s.pile_id
+JOIN {Station._meta.db_table} st ON st.id = s.station_id
+LEFT JOIN {FaultSettings._meta.db_table} fs ON fs.operator_id = s.operator_id
+WHERE s.state = ANY(%(active)s)
   AND (
     COALESCE(s.last_sample_at, s.created_at)
         < %(now)s - make_interval(mins => COALESCE(fs.max_silence_minutes, %(silence)s))
     OR p.last_boot_at > s.created_at
     OR EXISTS (
-        SELECT 1 FROM stations_statusevent e
+        SELECT 1 FROM {StatusEvent._meta.db_table} e
         WHERE e.pile_id = s.pile_id AND e.connector_number = c.number
-          AND e.status = 'Available' AND e.received_at > s.created_at
+          AND e.status = %(available)s AND e.received_at > s.created_at
     )
   )
 ORDER BY s.id
@@ -94,7 +97,13 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             CANDIDATES_SQL,
-            {"now": now, "silence": int(default.max_silence.total_seconds() // 60), "limit": limit},
+            {
+                "now": now,
+                "silence": int(default.max_silence.total_seconds() // 60),
+                "limit": limit,
+                "active": [str(state) for state in ACTIVE_STATES],
+                "available": ConnectorState.AVAILABLE,
+            },
         )
         columns = [c.name for c in cursor.description]
         rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]

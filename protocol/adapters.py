@@ -23,17 +23,6 @@ class Outcome(models.TextChoices):
     INVALID = "invalid", _("invalid request")
 
 
-class CredentialKind(models.TextChoices):
-    """What a charge may be started for (the core's credential kinds)."""
-
-    MEMBER_TOKEN = "member_token", _("member token")
-    CARD = "card", _("card")
-    VIN = "vin", _("VIN")
-    STATION_PASSWORD = "station_password", _("station password")
-    PARTNER_ORDER = "partner_order", _("partner order")
-    DRIVER_APP = "driver_app", _("driver app")
-
-
 class IntentChannel(models.TextChoices):
     """Who asked for a remote start."""
 

@@ -9,9 +9,10 @@ from django.utils.translation import pgettext_lazy
 
 from billing.models import ChargingSession
 from billing.models.sessions import ACTIVE_STATES
+from billing.services.sessions import CredentialKind
 
 from . import intents
-from .adapters import CredentialKind, Trigger
+from .adapters import Trigger
 
 # Credentials staff can start a charge for from the back office.
 STAFF_START_KINDS = [(k.value, k.label) for k in (CredentialKind.MEMBER_TOKEN, CredentialKind.CARD)]

@@ -19,10 +19,11 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import ChargingSession
 from billing.models.sessions import ACTIVE_STATES
+from billing.services.sessions import CredentialKind
 from chargenet.audit import audit_record
 from stations.models import Connector, Pile
 
-from .adapters import CredentialKind, IntentChannel, Outcome, PileAnswer, Trigger
+from .adapters import IntentChannel, Outcome, PileAnswer, Trigger
 from .ocpp16.commands import Ocpp16Adapter
 
 __all__ = [

@@ -11,7 +11,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from protocol.adapters import CredentialKind, Outcome, PileAnswer, Setting, Trigger
+from billing.services.sessions import CredentialKind
+from protocol.adapters import Outcome, PileAnswer, Setting, Trigger
 from protocol.services import (
     CommandInvalid,
     CommandRejected,

@@ -15,9 +15,10 @@ from django.urls import reverse
 from django.utils import translation
 
 from billing.models import ChargingSession
+from billing.services.sessions import CredentialKind
 from chargenet.models import AuditLog
 from protocol import intents
-from protocol.adapters import CredentialKind, Outcome, Setting, Trigger
+from protocol.adapters import Outcome, Setting, Trigger
 from protocol.models import Frame
 from protocol.simulator import connected
 

@@ -23,7 +23,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, models
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import Bill, Channel, ChargingSession, PaymentState
 from billing.models.sessions import ACTIVE_STATES
@@ -34,14 +35,18 @@ from stations.models import Connector, Pile, Station
 PARTNER_TAG_RE = re.compile(r"^P(\d{1,8})-(.+)$")
 
 
-class CredentialKind(enum.StrEnum):
-    MEMBER_TOKEN = "member_token"
-    CARD = "card"
-    VIN = "vin"
-    STATION_PASSWORD = "station_password"
-    PARTNER_ORDER = "partner_order"
-    DRIVER_APP = "driver_app"  # the member's token, sent by the drivers' app
-    PRESENTED = "presented"  # a token presented at a pile that does not say its kind
+class CredentialKind(models.TextChoices):
+    """What a charge is started, authorised or stopped for: the core's credential kinds
+    (every channel and protocol adapter speaks these)."""
+
+    MEMBER_TOKEN = "member_token", _("member token")
+    CARD = "card", _("card")
+    VIN = "vin", _("VIN")
+    STATION_PASSWORD = "station_password", _("station password")
+    PARTNER_ORDER = "partner_order", _("partner order")
+    DRIVER_APP = "driver_app", _("driver app")  # the member's token, sent by the drivers' app
+    # A token presented at a pile that does not say its kind (an OCPP idTag).
+    PRESENTED = "presented", _("token presented at the pile")
 
 
 @dataclass(frozen=True)

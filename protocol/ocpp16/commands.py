@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.services.sessions import CredentialKind
 from protocol.adapters import Outcome, PileAnswer, Setting, Trigger
+from protocol.ocpp16 import words
 from protocol.services import (
     CommandInvalid,
     CommandRejected,
@@ -41,13 +42,6 @@ TRIGGERS = {
 
 # Statuses (and CALLERROR codes) by which a pile says it cannot do it at all.
 NOT_SUPPORTED = {"NotSupported", "NotImplemented"}
-
-
-def transaction_id(session) -> int:
-    """The OCPP transactionId of a session. Today the session's primary key is the id the
-    platform gave the pile at StartTransaction; the one place to change when sessions
-    carry their own protocol reference."""
-    return session.pk
 
 
 def _wire_time(at: dt.datetime) -> str:
@@ -101,7 +95,7 @@ class Ocpp16Adapter:
         return self._call(connector.pile, "RemoteStartTransaction", payload, timeout)[0]
 
     def session_stop_remote(self, *, session, timeout):
-        payload = {"transactionId": transaction_id(session)}
+        payload = {"transactionId": words.transaction_id(session.protocol_ref)}
         return self._call(session.pile, "RemoteStopTransaction", payload, timeout)[0]
 
     def pile_reset(self, *, pile, hard: bool, timeout):

@@ -91,7 +91,7 @@ def card(op: Operator, *, owner: Member, veh: Vehicle | None = None, **kwargs) -
 def session(p: Pile, *, connector: Connector | None = None, **kwargs) -> ChargingSession:
     """A session row as the gateway would have opened it (no pile needed)."""
     n = _n()
-    return ChargingSession.objects.create(
+    session = ChargingSession.objects.create(
         order_no=kwargs.pop("order_no", f"20261129{n:012d}"[:20]),
         operator=p.station.operator,
         station=p.station,
@@ -102,3 +102,7 @@ def session(p: Pile, *, connector: Connector | None = None, **kwargs) -> Chargin
         meter_start_wh=0,
         **kwargs,
     )
+    if not session.protocol_ref:  # as the core numbers an OCPP 1.6 start: its own id
+        session.protocol_ref = str(session.pk)
+        session.save(update_fields=["protocol_ref"])
+    return session

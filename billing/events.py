@@ -7,3 +7,5 @@ BILL_SETTLED = "bill.settled"  # a stopped session became a bill (paid, owed, un
 BILL_REPAIRED = "bill.repaired"  # customer service repaired a fault bill; it is settled now
 BILL_PAID = "bill.paid"  # a bill charged after its settlement (owed, then covered)
 PAYMENT_RECEIVED = "payment.received"  # a recharge credited to a member's wallet
+SESSION_STARTED = "session.started"  # a pile (or channel) opened a session: live, or refused
+SESSION_STOPPED = "session.stopped"  # a session closed (stop, superseded, lost): to settle

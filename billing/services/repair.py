@@ -17,7 +17,9 @@ from decimal import Decimal
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import Conflict, DomainError
+from chargenet.events import events_publish
 
+from ..events import SESSION_STOPPED
 from ..models import (
     SessionState,
 )
@@ -39,7 +41,7 @@ def sessions_mark_lost(
     on commit (`faults.tasks.lost_bills_settle_task`). A session stopped meanwhile (its
     stop raced the sweep) is left alone: the state condition is re-checked in the UPDATE.
     Call inside the caller's transaction."""
-    return sessions_transition(
+    moved = sessions_transition(
         session_ids=session_ids,
         from_states=ACTIVE_STATES,
         to_state=SessionState.STOPPED,
@@ -47,6 +49,11 @@ def sessions_mark_lost(
         now=now,
         values={"stop_reason": "Lost"},
     )
+    events_publish(
+        kind=SESSION_STOPPED,
+        events=[(session_id, {"session_id": session_id, "lost": True}) for session_id in moved],
+    )
+    return moved
 
 
 @dataclass(frozen=True)

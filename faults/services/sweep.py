@@ -68,7 +68,7 @@ FOR UPDATE OF s SKIP LOCKED
 SETTLE_CHUNK = 500
 
 
-def _queue_settlements(ids: list[int]) -> None:
+def _sessions_stoppeds(ids: list[int]) -> None:
     from ..tasks import lost_bills_settle_task
 
     for i in range(0, len(ids), SETTLE_CHUNK):
@@ -127,7 +127,7 @@ def lost_bills_sweep(*, now: dt.datetime | None = None, limit: int = 50_000) -> 
         reason="bill lost: found by the sweep",
         now=now,
     )
-    transaction.on_commit(lambda: _queue_settlements(sorted(moved)))
+    transaction.on_commit(lambda: _sessions_stoppeds(sorted(moved)))
     openings = [
         CaseOpening(
             session_id=row["id"],

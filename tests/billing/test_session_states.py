@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from billing.models import ChargingSession, SessionTransition
 from billing.services import sessions
 from billing.services.repair import sessions_mark_lost
+from chargenet.models import OutboxEvent
 from tests.protocol import world
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def test_a_batch_moves_the_sessions_still_in_an_allowed_state_in_one_statement()
         moved = sessions_mark_lost(
             session_ids=[a.session_id, b.session_id, c.session_id], reason="lost", now=T0
         )
-    assert len(statements) == 1
+    assert len(statements) == 2  # the move, then its session.stopped events in one INSERT
     assert moved == {a.session_id: "started", b.session_id: "charging"}
     assert _states(a.session_id, b.session_id, c.session_id) == dict.fromkeys(
         (a.session_id, b.session_id, c.session_id), "stopped"
@@ -155,11 +156,12 @@ def _statements(run) -> int:
 
 def test_the_gateway_commands_cost_no_more_statements_than_before_references():
     """Before protocol references: start 3, meter 2 (+3 when energy first flows), stop 3
-    with samples. Now: start 3, meter 2 (+1), stop 2."""
+    with samples. Now: start 3, meter 2 (+1), stop 2 — plus one INSERT of the domain event
+    (session.started, session.stopped) in the start's and the stop's transaction."""
     pile = world.pile()
     member = world.member(pile.station.operator)
     starts = []
-    assert _statements(lambda: starts.append(_start(pile, member))) == 3
+    assert _statements(lambda: starts.append(_start(pile, member))) == 3 + 1
     (start,) = starts
     assert start.protocol_ref == str(start.session_id)
     sample = sessions.Sample(at=T0 + dt.timedelta(minutes=5), energy_wh=Decimal(1000))
@@ -170,8 +172,17 @@ def test_the_gateway_commands_cost_no_more_statements_than_before_references():
     last = sessions.Sample(at=T0 + dt.timedelta(minutes=15), energy_wh=Decimal(3000))
     stop = {"pile": pile, "protocol_ref": start.protocol_ref, "stopped_at": last.at}
     assert (
-        _statements(lambda: sessions.session_stop(**stop, meter_stop_wh=3000, samples=[last])) == 2
+        _statements(lambda: sessions.session_stop(**stop, meter_stop_wh=3000, samples=[last]))
+        == 2 + 1
     )
+    assert list(
+        OutboxEvent.objects.filter(key=str(start.session_id))
+        .order_by("pk")
+        .values_list("kind", "payload")
+    ) == [
+        ("session.started", {"session_id": start.session_id, "state": "started"}),
+        ("session.stopped", {"session_id": start.session_id}),
+    ]
     assert list(
         SessionTransition.objects.filter(session_id=start.session_id).values_list(
             "from_state", "to_state"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _no_queueing(monkeypatch):
     # Committed sweeps queue the lost bills' settlement on commit; no broker in these tests.
-    monkeypatch.setattr(sweep, "_queue_settlements", lambda ids: None)
+    monkeypatch.setattr(sweep, "_sessions_stoppeds", lambda ids: None)
 
 
 def _hold(work, holding: threading.Event, release: threading.Event, outcome: dict):

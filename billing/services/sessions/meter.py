@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.models import ChargingSession, MeterSample, SessionState
 from billing.models.sessions import ACTIVE_STATES
-from billing.services.sessions.settlement_queue import _queue_settlement
+from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import sessions_transition
 from stations.models import Connector, Pile
 
@@ -128,7 +128,7 @@ def _session_charging(session_id: int, state: str) -> str:
             to_state=SessionState.STOPPED,
             reason="energy delivered after a refused start; another session is live now",
         )
-        _queue_settlement([session_id])
+        _sessions_stopped([session_id])
         return SessionState.STOPPED
 
 

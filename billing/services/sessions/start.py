@@ -24,7 +24,7 @@ from billing.services.sessions.identity import (
     _member_by_token,
     identify,
 )
-from billing.services.sessions.settlement_queue import _queue_settlement
+from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import (
     session_opened,
     session_transition,
@@ -200,7 +200,7 @@ def _session_start(
             reason = f"start refused: {status}; {reason}".rstrip("; ")
         session_opened(session.pk, first, reason=reason, then=then, assign_ref=not protocol_ref)
         if superseded:
-            _queue_settlement(superseded)
+            _sessions_stopped(superseded)
     ref = protocol_ref or str(session.pk)
     return StartResult(session.pk, session.order_no, status, ref, superseded_ids=tuple(superseded))
 

@@ -12,8 +12,10 @@ from typing import Any
 from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
+from billing.events import SESSION_STARTED
 from billing.models import ChargingSession, SessionState, SessionTransition
 from chargenet.errors import DomainError
+from chargenet.events import event_publish
 
 
 class IllegalTransition(DomainError):
@@ -83,6 +85,11 @@ def session_opened(
             f"VALUES {rows}",
             params,
         )
+    event_publish(
+        kind=SESSION_STARTED,
+        key=session_id,
+        payload={"session_id": session_id, "state": then[0] if then else state},
+    )
 
 
 def session_transition(

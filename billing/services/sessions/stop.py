@@ -18,7 +18,7 @@ from billing.services.sessions.identity import (
     _member_by_token,
 )
 from billing.services.sessions.meter import Sample, _insert_samples, _store_samples
-from billing.services.sessions.settlement_queue import _queue_settlement
+from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import _transition, session_transition
 from stations.models import Pile
 
@@ -104,7 +104,7 @@ def session_stop(
                 reason="stop",
                 also_save=("meter_stop_wh", "stopped_at", "stop_reason", "stop_received_at"),
             )
-            _queue_settlement([session.pk])
+            _sessions_stopped([session.pk])
             return StopResult(
                 session.pk, session.order_no, settle_queued=True, status=status,
                 samples_stored=stored,
@@ -123,7 +123,7 @@ def session_stop(
                 session.stop_reason = (reason or "Local")[:32]
                 fields = ["meter_stop_wh", "stopped_at", "stop_received_at", "stop_reason"]
                 session.save(update_fields=[*fields, "updated_at"])
-                _queue_settlement([session.pk])
+                _sessions_stopped([session.pk])
                 return StopResult(
                     session.pk, session.order_no, settle_queued=True, status=status,
                     samples_stored=stored,
@@ -163,7 +163,7 @@ def _refused_stop(
         reason="stop with energy after a refused start",
         also_save=fields,
     )
-    _queue_settlement([session.pk])
+    _sessions_stopped([session.pk])
     return StopResult(
         session.pk, session.order_no, settle_queued=True, status=status, samples_stored=stored
     )
@@ -212,7 +212,7 @@ def _session_stop_active(
                 operator_id = pile.station.operator_id
                 identity = _identify(pile=pile, credential=credential, operator_id=operator_id)
                 status = identity.status
-        _queue_settlement([session_id])
+        _sessions_stopped([session_id])
     return StopResult(
         session_id, order_no, settle_queued=True, status=status, samples_stored=stored
     )

@@ -1,3 +1,4 @@
 """The domain events stations publishes (`chargenet.events`), one name each."""
 
 PILE_OFFLINE = "pile.offline"  # a pile went silent past its heartbeat allowance
+PILE_STATUS_CHANGED = "pile.status_changed"  # a connector (or the pile, as 0) reported a state

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.errors import DomainError
-from chargenet.events import events_publish
+from chargenet.events import event_publish, events_publish
 from stations.models import (
     Connector,
     ConnectorState,
@@ -37,7 +37,7 @@ from stations.models import (
     StatusEvent,
 )
 
-from ..events import PILE_OFFLINE
+from ..events import PILE_OFFLINE, PILE_STATUS_CHANGED
 from .credentials import pile_credential_check, pile_credential_is_legacy
 
 # --- Handshake ------------------------------------------------------------------------
@@ -368,6 +368,18 @@ def connector_status_record(
         vendor_error_code=vendor_error_code[:64],
         pile_time=pile_time,
         received_at=now,
+    )
+    event_publish(
+        kind=PILE_STATUS_CHANGED,
+        key=pile.pk,
+        payload={
+            "pile_id": pile.pk,
+            "station_id": pile.station_id,
+            "connector_number": connector_number,
+            "state": str(state),
+            "error_code": error,
+            "at": now.isoformat(),
+        },
     )
     full = False
     if connector_number > 0:

@@ -222,3 +222,12 @@ def test_status_error_opens_and_no_error_closes_a_fault_and_full_still_plugged()
         ("OverVoltage", T0),
         ("HighTemperature", T0 + dt.timedelta(minutes=1)),
     ]
+    changes = OutboxEvent.objects.filter(kind="pile.status_changed").order_by("pk")
+    assert [
+        (e.payload["connector_number"], e.payload["state"], e.payload["error_code"], e.key)
+        for e in changes
+    ] == [
+        (1, "Faulted", "OverVoltage", str(pile.pk)),
+        (1, "Faulted", "HighTemperature", str(pile.pk)),
+        (1, "SuspendedEV", "", str(pile.pk)),
+    ]

@@ -72,6 +72,8 @@ class Gateway:
         self.journal: JournalWriter | None = None
         self.redis: aioredis.Redis | None = None
         self.connections: dict[str, PileConnection] = {}
+        # Pile code → the stored credential it was last admitted with (see process_request).
+        self.known_credentials: dict[str, str] = {}
         self.stopping = False
         self._seen: dict[int, object] = {}
         self._last_sample: dict[int, float] = {}
@@ -93,14 +95,19 @@ class Gateway:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Use /ocpp/<pile code>\n")
         code = match.group(1)
         peer = throttle.peer_address(connection, request)
+        credentials = _basic_credentials(request)
+        password = credentials[1] if credentials else None
         # Throttled before any database work: a guessing peer costs one Redis round trip.
-        if await throttle.login_throttled(self.redis, code=code, peer=peer):
+        # A pile this node has admitted before, presenting that same credential, still
+        # gets in (one HMAC, no database): strangers guessing at its code or sharing its
+        # address (NAT, an APN) cannot lock it out.
+        if await throttle.login_throttled(
+            self.redis, code=code, peer=peer
+        ) and not self._known_credential(code, password):
             logger.warning("throttled pile %r from %s", code, peer)
             response = connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Try again later\n")
             response.headers["Retry-After"] = str(settings.GATEWAY_LOGIN_FAILURE_WINDOW)
             return response
-        credentials = _basic_credentials(request)
-        password = credentials[1] if credentials else None
         try:
             if credentials is not None and credentials[0] != code:
                 login = live.PileLogin(None, "user name is not the pile code")
@@ -113,8 +120,20 @@ class Gateway:
         if login.pile is None:
             await throttle.login_failed(self.redis, code=code, peer=peer)
             return self._refuse(connection, code, login.reason)
+        self.known_credentials[code] = login.pile.credential_hash
         connection.pile = login.pile
         return None
+
+    def _known_credential(self, code: str, password: str | None) -> bool:
+        """Whether ``password`` is the credential this node last admitted ``code`` with."""
+        stored = self.known_credentials.get(code)
+        if stored is None:
+            return False
+        if not stored:
+            return password is None  # a pile without a credential
+        return password is not None and pile_credentials.pile_credential_check(
+            password=password, encoded=stored
+        )
 
     async def _login_legacy(self, pile, password: str) -> live.PileLogin:
         """A legacy Django password hash: checked once in a thread that is not one of the
@@ -132,6 +151,7 @@ class Gateway:
             legacy=legacy,
             password=password,
         )
+        pile.credential_hash = pile_credentials.pile_credential_encode(password=password)
         return live.PileLogin(pile)
 
     def _refuse(self, connection: ServerConnection, code: str, reason: str) -> Response:

@@ -63,7 +63,8 @@ def test_failures_from_one_address_throttle_it_but_not_the_pile(strict_gateway):
     attacker, owner = "127.0.2.1", "127.0.2.2"
     refusals = [attempt(strict_gateway, pile.code, f"guess-{n}", source=attacker) for n in range(3)]
     assert refusals == [401, 401, 401]
-    # Past the limit the address is refused before any check, even with the right password.
+    # Past the limit the address is refused before any database work, the right password
+    # of a pile this node never admitted included.
     assert attempt(strict_gateway, pile.code, "secret-pw", source=attacker) == 429
     assert attempt(strict_gateway, pile.code, "secret-pw", source=owner) == "Accepted"
     # Throttled attempts are not looked up, so not journaled as refusals either (the
@@ -94,3 +95,23 @@ def test_a_legacy_hash_is_verified_once_and_upgraded(strict_gateway):
     assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.4.2") == "Accepted"
     refused = wait_for(lambda: Frame.objects.filter(pile_code=pile.code, action="refused").first())
     assert refused.raw.startswith("wrong password")
+
+
+def test_strangers_cannot_lock_out_a_pile_the_gateway_knows(strict_gateway):
+    """Guessing from the pile's own address (a shared NAT) and at its code from many
+    addresses throttles the guessers, not the pile: a node lets a pile it admitted before
+    back in with that same credential."""
+    pile = world.pile()
+    assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.5.1") == "Accepted"
+    guesses = [
+        attempt(strict_gateway, pile.code, "guess", source=f"127.0.5.{n}")
+        for n in (1, 1, 1, 2, 3, 4)
+    ]
+    assert guesses == [401] * PER_CODE + [429]
+    assert attempt(strict_gateway, pile.code, "guess", source="127.0.5.1") == 429
+    # Its own address and a new one: throttled for guessers, open to the pile.
+    assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.5.1") == "Accepted"
+    assert attempt(strict_gateway, pile.code, "secret-pw", source="127.0.5.9") == "Accepted"
+    # A pile the node never admitted is not let through on the throttled address.
+    stranger = world.pile()
+    assert attempt(strict_gateway, stranger.code, "secret-pw", source="127.0.5.1") == 429

@@ -97,3 +97,38 @@ def samples(values: list[Sample], *, field: str) -> list[Sample]:
         if sample.soc is not None and not 0 <= sample.soc <= SOC_MAX:
             raise _out_of_range(f"{field} SoC", sample.soc, f"0..{SOC_MAX} %")
     return values
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor a lone surrogate (which JSON can spell)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text(payload, *, field: str = "payload") -> None:
+    """Every text of a CALL's payload (keys included) can be stored: a NUL in an idTag,
+    a vendor name or an error code would fail the write after the schema accepted it,
+    and leave a transaction-bearing message unanswered for ever."""
+    pending = [(field, payload)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _storable(key):
+                    raise _unstorable(path)
+                pending.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{n}]", item) for n, item in enumerate(value))
+        elif isinstance(value, str) and not _storable(value):
+            raise _unstorable(path)
+
+
+def _unstorable(path: str) -> PropertyConstraintViolationError:
+    return PropertyConstraintViolationError(
+        details={"cause": f"{path[:80]} holds a NUL or an unpaired surrogate: not text"}
+    )

@@ -44,6 +44,7 @@ from ..db import DatabaseUnavailable
 from ..journal import storable
 from ..models import Direction, MessageType
 from ..ocpp16.handlers import INBOUND_ACTIONS, TRANSACTION_ACTIONS, Ocpp16Handlers
+from . import bounds
 
 if TYPE_CHECKING:
     from .server import Gateway
@@ -272,6 +273,7 @@ class PileConnection(Ocpp16Handlers, ChargePoint):
                 _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
             except OCPPError as error:
                 raise _spec_error(error) from error
+            bounds.text(payload)
             handler = getattr(self, f"on_{action}")
             answer, order_no, transaction_id = await handler(payload)
         except OCPPError as error:

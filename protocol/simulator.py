@@ -39,9 +39,17 @@ def iso(at: dt.datetime) -> str:
 class SimulatedPile(ChargePoint):
     """A pile: sends what a pile sends and answers what a pile answers."""
 
-    def __init__(self, code: str, connection, *, skew: dt.timedelta = dt.timedelta(0)):
+    def __init__(
+        self,
+        code: str,
+        connection,
+        *,
+        skew: dt.timedelta = dt.timedelta(0),
+        power_w: int = 7000,
+    ):
         super().__init__(code, connection, response_timeout=30)
         self.skew = skew
+        self.power_w = power_w  # what the demo charges at most: the pile's rated power
         self.meter_wh = random.randint(100_000, 900_000)
         self.config = {"HeartbeatInterval": "60", "MeterValueSampleInterval": "60"}
         self.remote_starts: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
@@ -339,7 +347,8 @@ async def _demo_charge(pile: SimulatedPile, connector: int, id_tag: str) -> None
         await pile.status(connector, "Available")
         return
     await pile.status(connector, "Charging")
-    power_w = random.choice([7000, 7000, 60000, 120000])
+    # Within the pile's power, as a car draws it: more would be code 13 (energy implausible).
+    power_w = int(pile.power_w * random.uniform(0.6, 0.95))
     soc = random.randint(15, 45)
     for _ in range(random.randint(4, 12)):
         with contextlib.suppress(TimeoutError):

@@ -62,7 +62,11 @@ class Command(BaseCommand):
             tokens = members[operator_id]
             # One member per pile where possible: a member has one active session at a time.
             id_tag = tokens[i % len(tokens)] if tokens else (pile.station.password or "DEMO")
-            plan.append((pile.code, password, id_tag))
+            # The demo charges within the power of connector 1 (the one it charges on).
+            rated = pile.connectors.filter(number=1).values_list("rated_power_kw", flat=True)
+            kw = [p for p in (pile.max_power_kw, *rated) if p]
+            power_w = int(min(kw) * 1000) if kw else 7000
+            plan.append((pile.code, password, id_tag, power_w))
         self.stdout.write(f"simulating {len(plan)} piles, scenario {scenario}")
         asyncio.run(self._run(url, plan, scenario, forever))
 
@@ -73,9 +77,9 @@ class Command(BaseCommand):
             loop.add_signal_handler(sig, stop.set)
         play = SCENARIOS[scenario]
 
-        async def one(code, password, id_tag):
+        async def one(code, password, id_tag, power_w):
             while True:
-                kwargs = {"forever": True} if scenario == "demo" else {}
+                kwargs = {"forever": True, "power_w": power_w} if scenario == "demo" else {}
                 try:
                     await play(url, code, password, id_tag, **kwargs)
                 except Exception as exc:

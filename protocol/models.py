@@ -7,6 +7,7 @@ after ``GATEWAY_JOURNAL_RETENTION_DAYS`` by `protocol.services.journal_prune`.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from stations.models import Pile
@@ -53,7 +54,9 @@ class Frame(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.pile_code} {self.direction} {self.action}"
+        at = timezone.localtime(self.at)  # the back office's zone, like the time field beside it
+        direction = self.get_direction_display()
+        return f"{at:%Y-%m-%d %H:%M:%S} {self.pile_code} {direction} {self.action}"
 
 
 class PileConsole(Pile):

@@ -95,7 +95,8 @@ class PileConnection(Ocpp16Handlers, ChargePoint):
         self.orders: dict[int, str] = {}  # transaction id → order number, for the journal
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._outbound_lock = asyncio.Lock()
-        self._frames: deque[float] = deque()
+        # Per pile on this node, not per connection: reconnecting does not reset the count.
+        self._frames: deque[float] = gateway.frame_window(pile.code)
         self.aborted = False
 
     # --- receive loop -----------------------------------------------------------------

@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import uuid
+from collections import deque
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -72,6 +73,8 @@ class Gateway:
         self.journal: JournalWriter | None = None
         self.redis: aioredis.Redis | None = None
         self.connections: dict[str, PileConnection] = {}
+        # Pile code → arrival times of its frames in the last minute (the flood limit).
+        self._frame_windows: dict[str, deque[float]] = {}
         # Pile code → the stored credential it was last admitted with (see process_request).
         self.known_credentials: dict[str, str] = {}
         self.stopping = False
@@ -123,6 +126,11 @@ class Gateway:
         self.known_credentials[code] = login.pile.credential_hash
         connection.pile = login.pile
         return None
+
+    def frame_window(self, code: str) -> deque[float]:
+        """The flood limit's window of a pile, kept across its connections to this node:
+        a pile that floods, is closed and reconnects carries on where it was."""
+        return self._frame_windows.setdefault(code, deque())
 
     def _known_credential(self, code: str, password: str | None) -> bool:
         """Whether ``password`` is the credential this node last admitted ``code`` with."""

@@ -295,6 +295,29 @@ def test_every_frame_counts_toward_the_flood_limit_and_unsolicited_answers_are_c
     }
 
 
+def test_reconnecting_does_not_reset_the_flood_limit(gateway):
+    """A pile closed for flooding that reconnects and floods again is closed at once: the
+    journal holds one window's worth of its frames, not one per connection."""
+    pile = world.pile()
+    blob = json.dumps([3, "nobody-asked", {"blob": "x" * 7900}])
+
+    async def under_the_limit():
+        async with pile_socket(gateway.url, pile.code, pile.password) as ws:
+            for _ in range(200):
+                await ws.send(blob)
+            await ws.send(json.dumps([2, "still-ok", "Heartbeat", {}]))
+            return json.loads(await asyncio.wait_for(ws.recv(), 5))[:2]
+
+    assert asyncio.run(under_the_limit()) == [3, "still-ok"]
+    closes = [flood_with(gateway, pile, blob, 200) for _ in range(3)]
+    assert closes == [1008, 1008, 1008]
+    frames = Frame.objects.filter(pile_code=pile.code, direction="in").exclude(
+        action__in=["connected", "disconnected"]
+    )
+    rows = wait_for(lambda: frames.count() >= 303 and frames)
+    assert Counter(f.error_code for f in rows) == {"Unsolicited": 299, "": 1, "Flood": 3}
+
+
 def test_refused_handshakes_are_journaled_at_most_n_per_code_and_address(own_gateway):
     gw = own_gateway(GATEWAY_REFUSED_JOURNAL_PER_MINUTE="3")
     known = world.pile()

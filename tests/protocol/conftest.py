@@ -115,6 +115,15 @@ def _gateway_test_database(django_db_setup, django_db_blocker):
             created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
         assert connection.settings_dict["NAME"].startswith("test_")
         yield
+        # Connections left in helper threads (asyncio.to_thread) would keep the test
+        # database from being dropped. Only here, at the end of the session: done when a
+        # module ends, it would cut the connections of gateways other modules still use
+        # (xdist interleaves modules on a worker).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         if created is not None:
             connection.close()
             teardown_databases(created, verbosity=0)
@@ -132,13 +141,6 @@ def live_db(_gateway_test_database, django_db_blocker):
     with django_db_blocker.unblock():
         yield
         call_command("flush", interactive=False, verbosity=0)
-        # Connections left in helper threads (asyncio.to_thread) would keep the test
-        # database from being dropped at the end of the session.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,16 @@ from chargenet.scope import staff_scoped
 from orgs.selectors import members_visible_to
 from stations.selectors import stations_visible_to
 
-from .models import Bill, ChargingSession, SessionState, StationTariff, TariffPlan, Wallet
+from .models import (
+    Bill,
+    ChargingSession,
+    SessionState,
+    StationTariff,
+    TariffPlan,
+    TariffPrice,
+    TariffVersion,
+    Wallet,
+)
 from .pricing import PeriodPrice, TariffSpec, schedule_from_text
 
 
@@ -124,12 +133,12 @@ def bill_not_priced(bill: Bill) -> NotPriced | None:
     return NotPriced(reason=bill.fault_detail, pile_energy_wh=energy)
 
 
-TARIFF_ROWS_SQL = """
+TARIFF_ROWS_SQL = f"""
 SELECT a.station_id, a.effective_from, v.id, v.effective_from, v.schedule,
        p.current_type, p.period, p.electricity, p.service
-FROM billing_stationtariff a
-LEFT JOIN billing_tariffversion v ON v.plan_id = a.plan_id
-LEFT JOIN billing_tariffprice p ON p.version_id = v.id
+FROM {StationTariff._meta.db_table} a
+LEFT JOIN {TariffVersion._meta.db_table} v ON v.plan_id = a.plan_id
+LEFT JOIN {TariffPrice._meta.db_table} p ON p.version_id = v.id
 WHERE a.station_id = ANY(%s) AND a.effective_from <= %s
 ORDER BY a.station_id, a.effective_from, v.effective_from
 """

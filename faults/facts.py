@@ -15,10 +15,11 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
-from billing.models import ChargingSession
+from billing.models import ChargingSession, MeterSample
 from billing.models.sessions import ACTIVE_STATES
-from stations.models import PileFault
+from stations.models import Connector, PileFault, StatusEvent
 
+from .models import UNRESOLVED_STATES, FaultCase, FaultSettings
 from .rules import Period, Sample, SessionFacts, StatusChange, Thresholds
 
 # Status history looked at before the start: enough to see the car being plugged in.
@@ -38,14 +39,16 @@ def _watts(kw) -> Decimal | None:
     return Decimal(kw) * 1000 if kw is not None else None
 
 
-FACTS_SQL = """
+_UNRESOLVED = "(" + ", ".join(f"'{state}'" for state in UNRESOLVED_STATES) + ")"
+
+FACTS_SQL = f"""
 SELECT
     p.session_id, ev.at, ev.status, ev.pile_time, ms.at, ms.energy_wh, ms.power_w,
     off.started_at, off.ended_at,
-    (SELECT min(n.created_at) FROM billing_chargingsession n
+    (SELECT min(n.created_at) FROM {ChargingSession._meta.db_table} n
      WHERE n.connector_id = p.connector_id AND n.created_at > p.begin_at),
-    (SELECT fc.codes FROM faults_faultcase fc
-     WHERE fc.session_id = p.session_id AND fc.state IN ('open', 'escalated')),
+    (SELECT fc.codes FROM {FaultCase._meta.db_table} fc
+     WHERE fc.session_id = p.session_id AND fc.state IN {_UNRESOLVED}),
     fs.id, fs.max_silence_minutes, fs.clock_skew_minutes, fs.max_duration_hours,
     fs.energy_tolerance_wh, fs.energy_tolerance_percent, fs.charging_time_tolerance_minutes,
     fs.occupancy_tolerance_minutes, fs.min_charging_for_energy_minutes,
@@ -53,18 +56,18 @@ SELECT
 FROM unnest(%(session)s::bigint[], %(pile)s::bigint[], %(connector)s::bigint[],
             %(operator)s::bigint[], %(begin)s::timestamptz[], %(end)s::timestamptz[])
      AS p(session_id, pile_id, connector_id, operator_id, begin_at, end_at)
-LEFT JOIN stations_connector c ON c.id = p.connector_id
+LEFT JOIN {Connector._meta.db_table} c ON c.id = p.connector_id
 LEFT JOIN LATERAL (
     SELECT array_agg(e.received_at ORDER BY e.received_at) AS at,
            array_agg(e.status ORDER BY e.received_at) AS status,
            array_agg(e.pile_time ORDER BY e.received_at) AS pile_time
     FROM (
-        (SELECT e.received_at, e.status, e.pile_time FROM stations_statusevent e
+        (SELECT e.received_at, e.status, e.pile_time FROM {StatusEvent._meta.db_table} e
          WHERE e.pile_id = p.pile_id AND e.connector_number = c.number
            AND e.received_at <= p.begin_at AND e.received_at >= p.begin_at - %(window)s
          ORDER BY e.received_at DESC LIMIT 2)
         UNION ALL
-        (SELECT e.received_at, e.status, e.pile_time FROM stations_statusevent e
+        (SELECT e.received_at, e.status, e.pile_time FROM {StatusEvent._meta.db_table} e
          WHERE e.pile_id = p.pile_id AND e.connector_number = c.number
            AND e.received_at > p.begin_at AND e.received_at <= p.end_at
          ORDER BY e.received_at LIMIT 500)
@@ -74,16 +77,16 @@ LEFT JOIN LATERAL (
     SELECT array_agg((extract(epoch FROM m.at) * 1000000)::bigint ORDER BY m.at) AS at,
            array_agg(m.energy_wh ORDER BY m.at) AS energy_wh,
            array_agg(m.power_w ORDER BY m.at) AS power_w
-    FROM billing_metersample m WHERE m.session_id = p.session_id
+    FROM {MeterSample._meta.db_table} m WHERE m.session_id = p.session_id
 ) ms ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(f.started_at ORDER BY f.started_at) AS started_at,
            array_agg(f.ended_at ORDER BY f.started_at) AS ended_at
-    FROM stations_pilefault f
-    WHERE f.pile_id = p.pile_id AND f.kind = 'offline' AND f.started_at <= p.end_at
+    FROM {PileFault._meta.db_table} f
+    WHERE f.pile_id = p.pile_id AND f.kind = '{PileFault.Kind.OFFLINE}' AND f.started_at <= p.end_at
       AND (f.ended_at IS NULL OR f.ended_at >= p.begin_at - %(window)s)
 ) off ON true
-LEFT JOIN faults_faultsettings fs ON fs.operator_id = p.operator_id
+LEFT JOIN {FaultSettings._meta.db_table} fs ON fs.operator_id = p.operator_id
 """
 
 SETTINGS_COLUMNS = (
@@ -115,8 +118,6 @@ def sessions_facts_with_limits(
     """`session_facts_with_limits` of many sessions (with station and pile loaded) in ONE
     query whatever their number: settlement runs this for every batch, its statement
     count matters. The facts carry every meter sample, so pricing reads them from here."""
-    from .models import FaultSettings
-
     if not sessions:
         return {}
     now = now or timezone.now()
@@ -203,11 +204,12 @@ def open_sessions_facts(
     ids = [r["id"] for r in rows]
     samples: dict[int, list[Sample]] = defaultdict(list)
     for session_id, at, energy, power in _fetch(
-        """
+        f"""
         SELECT session_id, at, energy_wh, power_w FROM (
             SELECT session_id, at, energy_wh, power_w,
                    row_number() OVER (PARTITION BY session_id ORDER BY at DESC) AS n
-            FROM billing_metersample WHERE session_id = ANY(%s) AND energy_wh IS NOT NULL
+            FROM {MeterSample._meta.db_table}
+            WHERE session_id = ANY(%s) AND energy_wh IS NOT NULL
         ) last WHERE n <= %s ORDER BY session_id, at
         """,
         [ids, last_samples],
@@ -215,11 +217,11 @@ def open_sessions_facts(
         samples[session_id].append(Sample(at=at, energy_wh=energy, power_w=power))
     statuses: dict[int, list[StatusChange]] = defaultdict(list)
     for session_id, received_at, status, pile_time in _fetch(
-        """
+        f"""
         SELECT s.id, e.received_at, e.status, e.pile_time
-        FROM billing_chargingsession s
-        JOIN stations_connector c ON c.id = s.connector_id
-        JOIN stations_statusevent e
+        FROM {ChargingSession._meta.db_table} s
+        JOIN {Connector._meta.db_table} c ON c.id = s.connector_id
+        JOIN {StatusEvent._meta.db_table} e
           ON e.pile_id = s.pile_id AND e.connector_number = c.number
          AND e.received_at > s.created_at - %s AND e.received_at <= %s
         WHERE s.id = ANY(%s)

@@ -208,7 +208,7 @@ def piles_seen(
             ids = list(seen)
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "UPDATE stations_pile AS p SET last_heartbeat_at = "
+                    f"UPDATE {Pile._meta.db_table} AS p SET last_heartbeat_at = "
                     "GREATEST(p.last_heartbeat_at, v.at) "
                     "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) WHERE p.id = v.id",
                     [ids, [seen[i] for i in ids]],

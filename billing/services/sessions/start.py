@@ -97,7 +97,7 @@ def session_start(
             if constraint in (
                 "session_start_idempotent",
                 "session_protocol_ref_unique",
-                "billing_chargingsession_order_no_key",
+                f"{ChargingSession._meta.db_table}_order_no_key",  # Django's name for unique=True
             ):
                 continue  # a concurrent replay won, or an order number collided: look again
             if constraint == "session_one_active_per_connector":

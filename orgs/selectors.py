@@ -118,8 +118,12 @@ def audit_entries_visible_to(staff) -> QuerySet[AuditLog]:
     return staff_scoped(AuditLog, staff)
 
 
-def partner_enabled(*, partner_code: str, operator_id: int) -> bool:
-    """Whether a partnership is switched on for an operator (read at every partner call)."""
-    return PartnerAccess.objects.filter(
-        partner__code=partner_code, operator_id=operator_id, enabled=True
-    ).exists()
+def partner_enabled(
+    *, operator_id: int, partner_id: int | None = None, partner_code: str | None = None
+) -> bool:
+    """Whether a partnership (the partner by id or by code) is switched on for an operator:
+    read at every partner start and call, so switching it off takes effect at once."""
+    partner = (
+        {"partner_id": partner_id} if partner_id is not None else {"partner__code": partner_code}
+    )
+    return PartnerAccess.objects.filter(**partner, operator_id=operator_id, enabled=True).exists()

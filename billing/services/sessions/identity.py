@@ -28,7 +28,8 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import Bill, Channel, ChargingSession, PaymentState
 from billing.models.sessions import ACTIVE_STATES
-from orgs.models import Card, CardStatus, Department, Member, MemberStatus, PartnerAccess, Vehicle
+from orgs.models import Card, CardStatus, Department, Member, MemberStatus, Vehicle
+from orgs.selectors import partner_enabled
 from orgs.validators import VIN_RE
 from stations.models import Connector, Pile, Station
 
@@ -178,9 +179,7 @@ def _by_partner_order(*, pile: Pile, value: str, operator_id: int) -> Identity |
     if match is None:
         return None
     partner_id = int(match.group(1))
-    enabled = PartnerAccess.objects.filter(
-        partner_id=partner_id, operator_id=operator_id, enabled=True
-    ).exists()
+    enabled = partner_enabled(partner_id=partner_id, operator_id=operator_id)
     return Identity(
         status=AuthDecision.ACCEPTED if enabled else AuthDecision.BLOCKED,
         channel=Channel.PARTNER,

@@ -115,7 +115,9 @@ class Ocpp16Handlers:
                 started_at=_time(p["timestamp"], "timestamp"),
             )
         except live.UnknownConnector as exc:
-            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from exc
+            # Said to the pile in the protocol's language, whatever the platform's is.
+            cause = f"connectorId {p['connectorId']} is not a connector of this pile"
+            raise PropertyConstraintViolationError(details={"cause": cause}) from exc
         self.orders[result.session_id] = result.order_no
         transaction_id = words.transaction_id(result.protocol_ref)
         answer = {"transactionId": transaction_id, "idTagInfo": words.id_tag_info(result.status)}

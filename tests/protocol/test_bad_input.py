@@ -343,3 +343,14 @@ def test_refused_handshakes_are_journaled_at_most_n_per_code_and_address(own_gat
         )
     )
     assert sorted(f.pile_code for f in journaled) == sorted(made_up[:3] + [known.code] * 3)
+
+
+def test_call_errors_speak_to_the_pile_in_english_whatever_the_platform_language(gateway):
+    """The gateway runs in the back office's zh-hans; what it tells a pile is protocol
+    text, in English."""
+    answer = asyncio.run(exchange(gateway, world.pile(), start(connectorId=2)))
+    assert answer[2:] == [
+        "PropertyConstraintViolation",
+        answer[3],
+        {"cause": "connectorId 2 is not a connector of this pile"},
+    ]

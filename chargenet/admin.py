@@ -390,11 +390,16 @@ def csv_cell(value):
 
 
 def _dotted(obj, path: str):
-    for part in path.split("."):
+    """The value at ``path`` as people read it: a field with choices gives its label (in
+    the staff member's language), not its stored code."""
+    *parents, last = path.split(".")
+    for part in parents:
         obj = getattr(obj, part, None)
         if obj is None:
             return ""
-    return obj
+    display = getattr(obj, f"get_{last}_display", None)
+    value = display() if callable(display) else getattr(obj, last, None)
+    return "" if value is None else value
 
 
 class ScopedModelAdmin(ScopedAdminMixin, admin.ModelAdmin):

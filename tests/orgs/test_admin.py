@@ -10,6 +10,7 @@ from orgs.models import Department, Member, PartnerAccess, Role, Staff, Vehicle
 from tests.admin_forms import admin_messages, form_errors, page_data, signed_in
 from tests.factories import (
     DepartmentFactory,
+    MemberFactory,
     OperatorFactory,
     PartnerAccessFactory,
     StaffFactory,
@@ -224,3 +225,16 @@ def test_csv_export_escapes_cells_a_spreadsheet_would_run(client, operator, admi
             "'\tT,LSVAA4182E2123456,",
         ]
     )
+
+
+@pytest.mark.parametrize(("language", "status"), [("zh-hans", "有效"), ("en", "active")])
+def test_csv_export_shows_a_choice_by_its_label(client, operator, admin_user, language, status):
+    member = MemberFactory(operator=operator, nickname="driver csv")
+    signed_in(client, admin_user)
+    response = client.post(
+        reverse("admin:orgs_member_changelist"),
+        {"action": "export_csv", "_selected_action": [member.pk]},
+        headers={"accept-language": language},
+    )
+    (row,) = response.content.decode("utf-8-sig").splitlines()[1:]
+    assert row == f"driver csv,{member.phone},{member.wechat_openid},{status},"

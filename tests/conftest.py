@@ -41,3 +41,27 @@ def settling_gateway(django_db_setup, django_db_blocker):
     ).start()
     yield gw
     gw.stop()
+
+
+@pytest.fixture
+def gateway_quiet_after():
+    """For transactional tests against a gateway process: before the test's flush
+    (TRUNCATE), wait until no other connection is working in the test database. The
+    gateway keeps writing for a moment after a test's last frame (journal, last-seen
+    batches, settlement and event consumers): a TRUNCATE meeting those writes can
+    deadlock."""
+    import time
+
+    from django.db import connection
+
+    yield
+    quiet_polls, deadline = 0, time.monotonic() + 15
+    while quiet_polls < 3 and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state NOT IN ('idle')"
+            )
+            busy = cursor.fetchone()[0]
+        quiet_polls = quiet_polls + 1 if busy == 0 else 0
+        time.sleep(0.1)

@@ -26,7 +26,11 @@ from tests.billing.factories import tariffed_station
 from tests.protocol import world
 from tests.protocol.conftest import wait_for
 
-pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.gateway,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("gateway_quiet_after"),
+]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,11 @@ from tests.faults.races import repair_at_once
 from tests.protocol import world
 from tests.protocol.conftest import wait_for
 
-pytestmark = [pytest.mark.gateway, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.gateway,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("gateway_quiet_after"),
+]
 
 
 @pytest.fixture(scope="module")

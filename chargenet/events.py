@@ -70,26 +70,16 @@ def autodiscover_consumers() -> None:
 
 def event_publish(*, kind: str, key: object = "", payload: dict | None = None) -> OutboxEvent:
     """Write one event in the caller's transaction and deliver it after commit."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("event_publish belongs inside the transaction of the change")
-    due = bool(consumers_of(kind))
-    event = OutboxEvent.objects.create(
-        kind=kind,
-        key=str(key)[:64],
-        payload=payload or {},
-        delivered_at=None if due else timezone.now(),  # nobody listens: nothing is due
-    )
-    if due:
-        transaction.on_commit(lambda: _queue_deliveries([event.pk]))
-    return event
+    return events_publish(kind=kind, events=[(key, payload or {})])[0]
 
 
 def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[OutboxEvent]:
-    """`event_publish` for a batch (one INSERT): ``events`` are (key, payload) pairs."""
+    """Write events of ``kind`` ((key, payload) pairs) in the caller's transaction, in one
+    INSERT, and deliver them after commit. An event nobody consumes is delivered at once."""
     if not events:
         return []
     if not connection.in_atomic_block:
-        raise RuntimeError("events_publish belongs inside the transaction of the change")
+        raise RuntimeError("domain events belong inside the transaction of the change")
     due = bool(consumers_of(kind))
     delivered_at = None if due else timezone.now()
     rows = OutboxEvent.objects.bulk_create(

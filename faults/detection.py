@@ -31,7 +31,7 @@ from billing.pricing import (
 from billing.services.settlement_check import Checked, PricingAttempt, Verdict
 
 from .codes import NON_BLOCKING, FaultCode
-from .facts import session_facts_with_limits, sessions_facts_with_limits
+from .facts import sessions_facts_with_limits
 from .rules import (
     Finding,
     Reason,
@@ -96,12 +96,10 @@ SETTLEMENT_RULES: list[Callable[..., FaultCode | None]] = [
 
 
 def settlement_findings(
-    *, session, pricing: PricingAttempt, facts=None, limits=None
+    *, session, pricing: PricingAttempt, facts: SessionFacts, limits: Thresholds
 ) -> list[Finding]:
     """Every finding for a stopped session: the anomaly rules over its facts, plus the
     pricing-error rules (their reason is the engine's own message)."""
-    if facts is None:
-        facts, limits, _open = session_facts_with_limits(session=session)
     findings = {f.code: f for f in detect(facts, limits)}
     for refusal in pricing.findings:  # not priced: the rule's reasons, then why not priced
         found = findings.get(refusal.code)

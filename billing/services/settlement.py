@@ -46,7 +46,6 @@ from .wallet import wallet_charges_record, wallet_debit_bill, wallets_take
 logger = logging.getLogger(__name__)
 
 SETTLEABLE = {SessionState.STOPPED}
-SETTLED_STATES = {SessionState.SETTLED, SessionState.FAULT, SessionState.REPAIRED}
 
 
 class SessionNotStopped(Conflict):

@@ -1,15 +1,12 @@
-"""The WeChat official-account API client, shared by driver notifications, driver login
-(OAuth) and, with WeChat Pay's own library beside it, payments.
+"""The WeChat official-account API client: driver notifications now; driver login (OAuth)
+and, with WeChat Pay's own library beside it, payments add their calls here.
 
 Wire format (公众号 server API, JSON over HTTPS):
 - ``GET /cgi-bin/token?grant_type=client_credential&appid=..&secret=..`` →
   ``{"access_token": "...", "expires_in": 7200}`` or ``{"errcode": 40013, "errmsg": ...}``;
 - ``POST /cgi-bin/message/template/send?access_token=..`` with
   ``{"touser": openid, "template_id": ..., "data": {"first": {"value": ...}, ...}}`` →
-  ``{"errcode": 0, "errmsg": "ok", "msgid": 200228332}``;
-- ``GET /sns/oauth2/access_token?appid=..&secret=..&code=..&grant_type=authorization_code``
-  (web-page OAuth: the code WeChat gave the driver's browser) →
-  ``{"access_token": ..., "openid": ..., "unionid": ... (when bound), "scope": ...}``.
+  ``{"errcode": 0, "errmsg": "ok", "msgid": 200228332}``.
 
 Never call it inside a database transaction: a slow WeChat would hold row locks.
 """
@@ -20,7 +17,6 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -35,12 +31,6 @@ class WeChatError(Exception):
     def __init__(self, message: str, *, code: int | None = None):
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class OAuthIdentity:
-    openid: str
-    unionid: str = ""
 
 
 class WeChatClient:
@@ -126,24 +116,6 @@ class WeChatClient:
             if code not in TOKEN_ERRORS:
                 break
         raise WeChatError(f"WeChat send error {code}: {answer.get('errmsg')}", code=code)
-
-    def oauth_identity(self, *, code: str) -> OAuthIdentity:
-        """Exchange a web-page OAuth code for the driver's openid (and unionid)."""
-        answer = self._call(
-            "/sns/oauth2/access_token",
-            query={
-                "appid": self.app_id,
-                "secret": self.app_secret,
-                "code": code,
-                "grant_type": "authorization_code",
-            },
-        )
-        if not answer.get("openid"):
-            raise WeChatError(
-                f"WeChat OAuth error {answer.get('errcode')}: {answer.get('errmsg')}",
-                code=answer.get("errcode"),
-            )
-        return OAuthIdentity(openid=answer["openid"], unionid=answer.get("unionid", ""))
 
 
 def configured_client() -> WeChatClient:

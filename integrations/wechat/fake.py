@@ -1,9 +1,8 @@
 """A local WeChat API server speaking the wire format `WeChatClient` uses, for tests and
-development: token, template messages and web-page OAuth, with the errors WeChat gives.
+development: token and template messages, with the errors WeChat gives.
 
     with FakeWeChat(secret="s3cret") as wechat:   # listens on 127.0.0.1, a free port
         client = WeChatClient(app_id="wx", app_secret="s3cret", base_url=wechat.url)
-        wechat.oauth_codes["CODE"] = ("openid-1", "unionid-1")
         wechat.fail_next_send_with.append(40001)
 """
 
@@ -21,7 +20,6 @@ class FakeWeChat:
         self.calls: list[tuple[str, str, dict, dict | None]] = []
         self.tokens: list[str] = []  # handed out, newest last (the only valid one)
         self.fail_next_send_with: list[int] = []  # errcodes for the next sends
-        self.oauth_codes: dict[str, tuple[str, str]] = {}  # code → (openid, unionid)
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -53,13 +51,6 @@ class FakeWeChat:
                 fake.calls.append(("GET", url.path, query, None))
                 if query.get("secret") != [fake.secret]:
                     return self._answer({"errcode": 40125, "errmsg": "invalid appsecret"})
-                if url.path == "/sns/oauth2/access_token":
-                    found = fake.oauth_codes.pop((query.get("code") or [""])[0], None)
-                    if found is None:
-                        return self._answer({"errcode": 40029, "errmsg": "invalid code"})
-                    openid, unionid = found
-                    body = {"access_token": "OAUTH", "expires_in": 7200, "openid": openid}
-                    return self._answer({**body, **({"unionid": unionid} if unionid else {})})
                 token = f"TOKEN{len(fake.tokens) + 1}"
                 fake.tokens.append(token)
                 return self._answer({"access_token": token, "expires_in": 7200})

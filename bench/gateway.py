@@ -1,10 +1,13 @@
 """Closed-loop gateway benchmark: `python -m bench.gateway [--piles 200] [--seconds 20]`.
 
-Starts `manage.py rungateway` on a free port against the configured DATABASE_URL (use a
-scratch database: it creates a "bench" operator with N piles and members), then runs N
-piles in this process, each repeating Authorize, StartTransaction, 3×MeterValues,
-StopTransaction, Heartbeat as fast as the answers come, everything persisted. Prints
-calls/s and p50/p99 latency. Not part of the test suite.
+In one run, on one machine: first the store-nothing OCPP server (`bench.baseline`, same
+`ocpp` library, answers everything at once), then `manage.py rungateway` against the
+configured DATABASE_URL (use a scratch database: it creates a "bench" operator with N
+piles and members). Each gets the same closed loop: N piles on the `ocpp` library's
+ChargePoint client (in ``--clients`` processes), each repeating Authorize,
+StartTransaction, 3×MeterValues, StopTransaction, Heartbeat as fast as the answers come.
+Prints calls/s and p50/p99 latency of both and the ratio gateway/store-nothing, which
+tolerates a busy machine better than absolute numbers. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import logging
+import multiprocessing
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import django
@@ -28,10 +35,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chargenet.settings")
 django.setup()
 
+from ocpp.v16 import ChargePoint, call  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from orgs.models import Member, Operator  # noqa: E402
 from stations.models import Connector, Pile, Station  # noqa: E402
+
+logging.getLogger("ocpp").setLevel(logging.WARNING)  # it logs every frame at INFO
 
 
 def network(piles: int) -> list[tuple[str, str]]:
@@ -185,50 +195,61 @@ class Pile_:
                 raise RuntimeError(msg)
 
 
-async def one_pile(url, code, token, stop_at, latencies, meter, heartbeats_only=False):
+class BenchPile(ChargePoint):
+    """A pile of the closed loop on the `ocpp` library's client (as real piles' stacks do:
+    it validates what it sends and what it is answered against the OCPP 1.6 schemas)."""
+
+    def __init__(self, code, connection, latencies: list[float]):
+        super().__init__(code, connection, response_timeout=60)
+        self.latencies = latencies
+
+    async def timed(self, payload):
+        t = time.perf_counter()
+        answer = await self.call(payload, suppress=False)
+        self.latencies.append(time.perf_counter() - t)
+        return answer
+
+
+async def closed_loop_pile(url, code, token, stop_at, latencies, meter, heartbeats_only):
     async with connect(f"{url}/{code}", subprotocols=["ocpp1.6"], ping_interval=None) as ws:
-        pile = Pile_(ws, latencies)
-        while heartbeats_only and time.monotonic() < stop_at:
-            await pile.call("Heartbeat", {})
-        while time.monotonic() < stop_at:
-            await pile.call("Authorize", {"idTag": token})
-            now = dt.datetime.now(dt.UTC)
-            start = await pile.call(
-                "StartTransaction",
-                {"connectorId": 1, "idTag": token, "meterStart": meter[0], "timestamp": iso(now)},
-            )
-            tx = start["transactionId"]
-            for i in range(3):
-                meter[0] += 500
-                at = now + dt.timedelta(seconds=i + 1)
-                await pile.call(
-                    "MeterValues",
-                    {
-                        "connectorId": 1,
-                        "transactionId": tx,
-                        "meterValue": [
-                            {"timestamp": iso(at), "sampledValue": [{"value": str(meter[0])}]}
-                        ],
-                    },
+        pile = BenchPile(code, ws, latencies)
+        receiver = asyncio.create_task(pile.start())
+        try:
+            while heartbeats_only and time.monotonic() < stop_at:
+                await pile.timed(call.Heartbeat())
+            while time.monotonic() < stop_at:
+                await pile.timed(call.Authorize(id_tag=token))
+                now = dt.datetime.now(dt.UTC)
+                start = await pile.timed(
+                    call.StartTransaction(
+                        connector_id=1, id_tag=token, meter_start=meter, timestamp=iso(now)
+                    )
                 )
-            await pile.call(
-                "StopTransaction",
-                {
-                    "transactionId": tx,
-                    "meterStop": meter[0],
-                    "timestamp": iso(now + dt.timedelta(seconds=5)),
-                },
-            )
-            await pile.call("Heartbeat", {})
+                tx = start.transaction_id
+                for i in range(3):
+                    meter += 500
+                    at = now + dt.timedelta(seconds=i + 1)
+                    value = {"timestamp": iso(at), "sampledValue": [{"value": str(meter)}]}
+                    await pile.timed(
+                        call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[value])
+                    )
+                stopped = iso(now + dt.timedelta(seconds=5))
+                await pile.timed(
+                    call.StopTransaction(meter_stop=meter, timestamp=stopped, transaction_id=tx)
+                )
+                await pile.timed(call.Heartbeat())
+        finally:
+            receiver.cancel()
 
 
-async def load(url, pairs, seconds, warmup, heartbeats_only=False):
+async def _client(url, pairs, first, seconds, warmup, heartbeats_only):
     latencies: list[float] = []
-    begin = time.monotonic()
-    stop_at = begin + warmup + seconds
+    stop_at = time.monotonic() + warmup + seconds
     tasks = [
         asyncio.create_task(
-            one_pile(url, code, token, stop_at, latencies, [i * 10_000_000], heartbeats_only)
+            closed_loop_pile(
+                url, code, token, stop_at, latencies, (first + i) * 10_000_000, heartbeats_only
+            )
         )
         for i, (code, token) in enumerate(pairs)
     ]
@@ -237,8 +258,89 @@ async def load(url, pairs, seconds, warmup, heartbeats_only=False):
     measured_from = time.monotonic()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = time.monotonic() - measured_from
-    errors = [r for r in results if isinstance(r, Exception)]
+    errors = [repr(r) for r in results if isinstance(r, BaseException)]
     return latencies, elapsed, errors
+
+
+def _client_process(queue, url, pairs, first, seconds, warmup, heartbeats_only) -> None:
+    queue.put(asyncio.run(_client(url, pairs, first, seconds, warmup, heartbeats_only)))
+
+
+@dataclass
+class Measured:
+    calls: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds if self.seconds else 0.0
+
+    def line(self, name: str) -> str:
+        return (
+            f"{name}: calls/s {self.rate:.0f}  p50 {self.p50_ms:.1f} ms  "
+            f"p99 {self.p99_ms:.1f} ms  calls {self.calls}  errors {len(self.errors)}"
+        )
+
+
+def closed_loop(url, pairs, *, seconds, warmup, clients, heartbeats_only=False) -> Measured:
+    """Run the closed loop against ``url`` from ``clients`` processes (the load
+    generator is Python too: one process would be the bottleneck, not the server)."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    share = -(-len(pairs) // clients)
+    procs = [
+        context.Process(
+            target=_client_process,
+            args=(queue, url, pairs[i : i + share], i, seconds, warmup, heartbeats_only),
+        )
+        for i in range(0, len(pairs), share)
+    ]
+    for proc in procs:
+        proc.start()
+    latencies: list[float] = []
+    elapsed, errors = 0.0, []
+    for _proc in procs:
+        part, took, failed = queue.get()
+        latencies += part
+        elapsed = max(elapsed, took)
+        errors += failed
+    for proc in procs:
+        proc.join()
+    latencies.sort()
+    n = len(latencies)
+    if not n:
+        return Measured(0, elapsed, 0.0, 0.0, errors)
+    return Measured(
+        n, elapsed, latencies[n // 2] * 1000, latencies[min(n - 1, int(n * 0.99))] * 1000, errors
+    )
+
+
+def start_server(command: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a server that prints "… listening on ('127.0.0.1', PORT)" once ready."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    port = re.search(r"(\d+)\)", line)
+    if "listening" not in line or port is None:
+        proc.kill()
+        raise RuntimeError(f"server did not start: {line!r}")
+    return proc, f"ws://127.0.0.1:{port.group(1)}/ocpp"
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def gateway_command(port: int, workers: int) -> list[str]:
+    return [sys.executable, str(ROOT / "manage.py"), "rungateway", "--port", str(port),
+            "--workers", str(workers)]  # fmt: skip
 
 
 def main() -> None:
@@ -246,69 +348,65 @@ def main() -> None:
     parser.add_argument("--piles", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--url", help="use a running gateway (ws://HOST:PORT/ocpp)")
-    parser.add_argument(
-        "--heartbeats-only", action="store_true", help="baseline: no database in the loop"
-    )
+    parser.add_argument("--clients", type=int, default=2, help="load generator processes")
+    parser.add_argument("--url", help="only measure a running gateway (ws://HOST:PORT/ocpp)")
+    parser.add_argument("--heartbeats-only", action="store_true", help="no database in the loop")
     parser.add_argument(
         "--open-loop", type=int, metavar="N", help="N piles heartbeating, 10%% charging"
     )
     parser.add_argument("--interval", type=float, default=60)
     parser.add_argument("--workers", type=int, default=1, help="gateway node processes")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the store-nothing server")
     args = parser.parse_args()
 
     pairs = many_piles(args.open_loop) if args.open_loop else network(args.piles)
     from django.db import connection
 
     connection.close()
-    proc = None
-    url = args.url
-    if url is None:
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "manage.py"),
-                "rungateway",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            env={**os.environ, "LOG_LEVEL": "WARNING", "GATEWAY_MAX_CALLS_PER_MINUTE": "100000"},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        proc.stdout.readline()
-        url = f"ws://127.0.0.1:{port}/ocpp"
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "GATEWAY_MAX_CALLS_PER_MINUTE": "100000"}
     if args.open_loop:
+        proc, url = start_server(gateway_command(free_port(), args.workers), env)
         try:
-            asyncio.run(
-                open_loop(url, pairs, args.seconds, args.interval, proc.pid if proc else None)
-            )
+            asyncio.run(open_loop(url, pairs, args.seconds, args.interval, proc.pid))
         finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(60)
+            stop_server(proc)
         return
+    loop = {
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "clients": args.clients,
+        "heartbeats_only": args.heartbeats_only,
+    }
+    if args.url:
+        print(closed_loop(args.url, pairs, **loop).line("gateway"))
+        return
+    load = os.getloadavg()[0]
+    print(
+        f"closed loop: {len(pairs)} piles, {args.clients} client processes, "
+        f"{args.seconds:.0f} s each; load average before: {load:.1f}",
+        flush=True,
+    )
+    baseline = None
+    if not args.no_baseline:
+        proc, url = start_server([sys.executable, "-m", "bench.baseline"])
+        try:
+            baseline = closed_loop(url, pairs, **loop)
+        finally:
+            stop_server(proc)
+        print(baseline.line("store-nothing"), flush=True)
+    proc, url = start_server(gateway_command(free_port(), args.workers), env)
     try:
-        latencies, elapsed, errors = asyncio.run(
-            load(url, pairs, args.seconds, args.warmup, args.heartbeats_only)
-        )
+        ours = closed_loop(url, pairs, **loop)
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(15)
-    latencies.sort()
-    n = len(latencies)
-    print(f"piles: {len(pairs)}  calls: {n}  seconds: {elapsed:.1f}  errors: {len(errors)}")
-    if errors:
-        print(f"first error: {errors[0]!r}")
-    if n:
-        print(
-            f"calls/s: {n / elapsed:.0f}  p50: {latencies[n // 2] * 1000:.1f} ms  "
-            f"p99: {latencies[int(n * 0.99)] * 1000:.1f} ms"
-        )
+        stop_server(proc)
+    print(ours.line(f"gateway (--workers {args.workers})"))
+    for measured in (baseline, ours):
+        if measured is not None and measured.errors:
+            print(f"first error: {measured.errors[0]}")
+    if baseline is not None and baseline.rate:
+        print(f"ratio gateway/store-nothing: {ours.rate / baseline.rate:.2f}  "
+              f"(p99 {ours.p99_ms:.0f} ms vs {baseline.p99_ms:.0f} ms; "
+              f"load after: {os.getloadavg()[0]:.1f})")  # fmt: skip
 
 
 if __name__ == "__main__":

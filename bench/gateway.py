@@ -268,20 +268,29 @@ def _client_process(queue, url, pairs, first, seconds, warmup, heartbeats_only) 
 
 @dataclass
 class Measured:
-    calls: int
+    latencies: list[float]
     seconds: float
-    p50_ms: float
-    p99_ms: float
     errors: list[str]
+
+    def __add__(self, other: Measured) -> Measured:
+        return Measured(
+            self.latencies + other.latencies, self.seconds + other.seconds,
+            self.errors + other.errors,
+        )  # fmt: skip
 
     @property
     def rate(self) -> float:
-        return self.calls / self.seconds if self.seconds else 0.0
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else 0.0
 
     def line(self, name: str) -> str:
         return (
-            f"{name}: calls/s {self.rate:.0f}  p50 {self.p50_ms:.1f} ms  "
-            f"p99 {self.p99_ms:.1f} ms  calls {self.calls}  errors {len(self.errors)}"
+            f"{name}: calls/s {self.rate:.0f}  p50 {self.percentile_ms(0.5):.1f} ms  "
+            f"p99 {self.percentile_ms(0.99):.1f} ms  calls {len(self.latencies)}  "
+            f"errors {len(self.errors)}"
         )
 
 
@@ -309,13 +318,7 @@ def closed_loop(url, pairs, *, seconds, warmup, clients, heartbeats_only=False) 
         errors += failed
     for proc in procs:
         proc.join()
-    latencies.sort()
-    n = len(latencies)
-    if not n:
-        return Measured(0, elapsed, 0.0, 0.0, errors)
-    return Measured(
-        n, elapsed, latencies[n // 2] * 1000, latencies[min(n - 1, int(n * 0.99))] * 1000, errors
-    )
+    return Measured(latencies, elapsed, errors)
 
 
 def start_server(command: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
@@ -346,7 +349,8 @@ def gateway_command(port: int, workers: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--piles", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=20, help="per server, all rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of each server")
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
     parser.add_argument("--url", help="only measure a running gateway (ws://HOST:PORT/ocpp)")
@@ -382,31 +386,37 @@ def main() -> None:
         return
     load = os.getloadavg()[0]
     print(
-        f"closed loop: {len(pairs)} piles, {args.clients} client processes, "
-        f"{args.seconds:.0f} s each; load average before: {load:.1f}",
+        f"closed loop: {len(pairs)} piles, {args.clients} client processes, {args.seconds:.0f} s "
+        f"per server in {args.rounds} turns; load average before: {load:.1f}",
         flush=True,
     )
-    baseline = None
+    # Both servers run side by side, measured in turns: a load that comes and goes on a
+    # shared machine then weighs on both alike.
+    servers = [("gateway", *start_server(gateway_command(free_port(), args.workers), env))]
     if not args.no_baseline:
-        proc, url = start_server([sys.executable, "-m", "bench.baseline"])
-        try:
-            baseline = closed_loop(url, pairs, **loop)
-        finally:
-            stop_server(proc)
-        print(baseline.line("store-nothing"), flush=True)
-    proc, url = start_server(gateway_command(free_port(), args.workers), env)
+        baseline = start_server([sys.executable, "-m", "bench.baseline"])
+        servers.insert(0, ("store-nothing", *baseline))
+    rounds = {name: Measured([], 0.0, []) for name, _proc, _url in servers}
+    loop["seconds"] = args.seconds / args.rounds
     try:
-        ours = closed_loop(url, pairs, **loop)
+        for _round in range(args.rounds):
+            for name, _proc, url in servers:
+                rounds[name] += closed_loop(url, pairs, **loop)
     finally:
-        stop_server(proc)
-    print(ours.line(f"gateway (--workers {args.workers})"))
-    for measured in (baseline, ours):
-        if measured is not None and measured.errors:
-            print(f"first error: {measured.errors[0]}")
+        for _name, proc, _url in servers:
+            stop_server(proc)
+    ours = rounds["gateway"]
+    for name, measured in rounds.items():
+        print(measured.line(name if name != "gateway" else f"gateway (--workers {args.workers})"))
+        if measured.errors:
+            print(f"  first error: {measured.errors[0]}")
+    baseline = rounds.get("store-nothing")
     if baseline is not None and baseline.rate:
-        print(f"ratio gateway/store-nothing: {ours.rate / baseline.rate:.2f}  "
-              f"(p99 {ours.p99_ms:.0f} ms vs {baseline.p99_ms:.0f} ms; "
-              f"load after: {os.getloadavg()[0]:.1f})")  # fmt: skip
+        print(
+            f"ratio gateway/store-nothing: {ours.rate / baseline.rate:.2f}  "
+            f"(p99 {ours.percentile_ms(0.99):.0f} ms vs {baseline.percentile_ms(0.99):.0f} ms; "
+            f"load average after: {os.getloadavg()[0]:.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from django.db import OperationalError
 
 from chargenet.celery import lock_bounded
 
+from .services.sessions.meter import meter_samples_prune
 from .services.settlement import bill_settle, sessions_settle_pending
 
 
@@ -41,3 +42,9 @@ def sessions_settle_pending_task() -> int:
     settled."""
     with lock_bounded():
         return len(sessions_settle_pending())
+
+
+@shared_task(name="billing.meter_samples_prune", acks_late=True)
+def meter_samples_prune_task() -> int:
+    """Drop the weeks of meter samples past retention (daily, CELERY_BEAT_SCHEDULE)."""
+    return meter_samples_prune()

@@ -360,3 +360,15 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# Time-partitioned tables (chargenet/partitions.py): the frame journal by day, meter
+# samples by week; beat creates partitions ahead, retention drops whole partitions.
+METER_SAMPLE_RETENTION_DAYS = env_int("METER_SAMPLE_RETENTION_DAYS", 1095)
+CELERY_BEAT_SCHEDULE["partitions-ahead"] = {
+    "task": "protocol.partitions_ahead",
+    "schedule": crontab(minute=20),
+}
+CELERY_BEAT_SCHEDULE["meter-samples-prune"] = {
+    "task": "billing.meter_samples_prune",
+    "schedule": crontab(hour=3, minute=25),
+}

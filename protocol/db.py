@@ -1,10 +1,21 @@
-"""Running Django ORM services from the asyncio gateway.
+"""Running Django ORM services from the asyncio gateway, with group commit.
 
 Services are synchronous and transactional; the gateway runs them in a small pool of
 threads, each with its own database connection. A connection error closes that thread's
 connection (the next call reconnects) and surfaces as `DatabaseUnavailable`, on which a
 handler does not answer: the pile retries, and the gateway serves again once the
 database is back.
+
+Group commit: calls that arrive while ``groups`` batches are already running wait and
+then run together, many piles' messages in one transaction, each in a savepoint of its
+own, and each caller gets its answer once that transaction has committed. Under load a
+commit (and its WAL flush) is shared by a whole batch instead of paid per message; when
+idle a call runs at once, alone. A call that fails (a domain error, a constraint, a
+statement the database refused) rolls back its savepoint only: the other calls of the
+batch commit as if it had not been there. One that lost to a deadlock or a lock timeout
+is run again alone after the batch. Only a lost connection fails the whole batch
+(`DatabaseUnavailable` for each: nothing was committed, or the commit's fate is unknown
+and every service is idempotent, so the piles' retries are safe).
 """
 
 from __future__ import annotations
@@ -19,7 +30,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +73,122 @@ def _call(fn: Callable, kwargs: dict) -> Any:
     raise AssertionError("unreachable")
 
 
+def _broken() -> bool:
+    raw = connection.connection
+    return raw is None or raw.closed or getattr(raw, "broken", False)
+
+
+_RETRY_ALONE = object()
+
+
+class _Redo(Exception):
+    """The batch's fast pass met a failure: roll it all back and run it with savepoints."""
+
+
+def _group(calls: list[tuple[Callable, dict]]) -> list[tuple[bool, Any]]:
+    """Run ``calls`` in one transaction; return (ok, result or exception) per call, after
+    the commit.
+
+    First without savepoints (each costs two round trips, per call and per nested
+    ``atomic`` of the services): nearly every batch succeeds whole. If any call fails, or
+    leaves the transaction marked for rollback, the whole transaction is rolled back and
+    the batch runs again with a savepoint per call, so a failing call takes back only its
+    own work. A call that lost a lock (deadlock, lock or statement timeout) is run again
+    alone once the others have committed."""
+    try:
+        return _group_pass(calls, savepoints=False)
+    except _Redo:
+        return _group_pass(calls, savepoints=True)
+
+
+def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list:
+    results: list[tuple[bool, Any]] = []
+    features = connection.features
+    features.uses_savepoints = savepoints  # this thread's connection only
+    try:
+        with transaction.atomic():
+            for fn, kwargs in calls:
+                try:
+                    with transaction.atomic():
+                        value = fn(**kwargs)
+                    if connection.needs_rollback:  # a service swallowed a failure
+                        raise _Redo
+                    results.append((True, value))
+                except _Redo:
+                    raise
+                except (OperationalError, InterfaceError) as exc:
+                    if _broken():
+                        raise
+                    if not savepoints:
+                        raise _Redo from exc
+                    results.append((False, _RETRY_ALONE))
+                    logger.info("%s lost a lock in a batch, run alone: %s", fn.__name__, exc)
+                except Exception as exc:
+                    if not savepoints:
+                        raise _Redo from exc
+                    results.append((False, exc))
+    finally:
+        features.uses_savepoints = True
+    for i, (_ok, value) in enumerate(results):
+        if value is _RETRY_ALONE:
+            fn, kwargs = calls[i]
+            try:
+                results[i] = (True, _call(fn, kwargs))
+            except Exception as exc:
+                results[i] = (False, exc)
+    return results
+
+
 class DbRunner:
-    def __init__(self, threads: int = 8):
+    def __init__(self, threads: int = 8, *, groups: int | None = None, max_group: int = 500):
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="gw-db")
+        # Batches running at once; the other threads stay free for `run_alone`.
+        self.groups = groups or max(1, threads // 2)
+        self.max_group = max_group
+        self._waiting: list[tuple[Callable, dict, asyncio.Future]] = []
+        self._running = 0
 
     async def run(self, fn: Callable, /, **kwargs) -> Any:
+        """Run ``fn(**kwargs)`` in the next group commit; its result (or exception) once
+        the group's transaction has committed."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((fn, kwargs, future))
+        self._dispatch()
+        return await future
+
+    async def run_alone(self, fn: Callable, /, **kwargs) -> Any:
+        """Run ``fn(**kwargs)`` in a transaction of its own (long or lock-heavy work that
+        should not hold a batch back)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(_call, fn, kwargs))
+
+    def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting and self._running < self.groups:
+            batch = self._waiting[: self.max_group]
+            del self._waiting[: self.max_group]
+            self._running += 1
+            calls = [(fn, kwargs) for fn, kwargs, _future in batch]
+            done = loop.run_in_executor(
+                self.executor, functools.partial(_call, _group, {"calls": calls})
+            )
+            done.add_done_callback(functools.partial(self._finished, batch))
+
+    def _finished(self, batch: list, done: asyncio.Future) -> None:
+        self._running -= 1
+        error = done.exception() if not done.cancelled() else DatabaseUnavailable("cancelled")
+        for i, (_fn, _kwargs, future) in enumerate(batch):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+                continue
+            ok, value = done.result()[i]
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        self._dispatch()
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

@@ -26,10 +26,11 @@ from ocpp.messages import Call, _validate_payload
 
 from chargenet.audit import audit_record
 from chargenet.errors import DomainError
+from chargenet.partitions import partitions_drop_before
 from stations.models import Pile
 
 from . import routing
-from .models import Frame
+from .models import FRAME_PARTITIONS
 
 COMMAND_ACTIONS = (
     "RemoteStartTransaction",
@@ -207,11 +208,8 @@ def pile_command_by_staff(
 
 
 def journal_prune(*, now: dt.datetime | None = None) -> int:
-    """Delete journal frames older than ``GATEWAY_JOURNAL_RETENTION_DAYS``."""
+    """Drop the journal's days older than ``GATEWAY_JOURNAL_RETENTION_DAYS`` (whole
+    partitions: no DELETE, no vacuum) and the stray older frames of the default partition.
+    Returns the frames removed (see `partitions_drop_before`)."""
     cutoff = (now or timezone.now()) - dt.timedelta(days=settings.GATEWAY_JOURNAL_RETENTION_DAYS)
-    deleted = 0
-    while True:  # in chunks: a big first prune must not hold one huge transaction
-        ids = list(Frame.objects.filter(at__lt=cutoff).values_list("pk", flat=True)[:10000])
-        if not ids:
-            return deleted
-        deleted += Frame.objects.filter(pk__in=ids).delete()[0]
+    return partitions_drop_before(spec=FRAME_PARTITIONS, before=cutoff)

@@ -12,6 +12,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from chargenet.partitions import TimePartitions
+
 
 class Channel(models.TextChoices):
     """How the charge was started (启动方式)."""
@@ -222,6 +224,11 @@ class MeterSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id} {self.at:%Y-%m-%d %H:%M:%S} {self.energy_wh} Wh"
+
+
+# Partitioned by week (migration 0012; in the database the primary key is (id, at)):
+# beat creates weeks ahead, `meter_samples_prune` drops the weeks past retention.
+METER_SAMPLE_PARTITIONS = TimePartitions(MeterSample._meta.db_table, "at", days=7)
 
 
 class SessionTransition(models.Model):

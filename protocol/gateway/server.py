@@ -287,7 +287,7 @@ class Gateway:
                 self._last_sample[pile_id] = now
                 samples.append((pile_id, at, state))
         try:
-            await self.db.run(live.piles_seen, seen=seen, samples=samples)
+            await self.db.run_alone(live.piles_seen, seen=seen, samples=samples)
         except Exception as exc:
             logger.warning("last-seen batch not written: %s", exc)
             for pile_id, at in seen.items():
@@ -300,7 +300,7 @@ class Gateway:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.db.run(live.piles_sweep_offline)
+                await self.db.run_alone(live.piles_sweep_offline)
             except Exception as exc:
                 logger.warning("offline sweep failed: %s", exc)
 

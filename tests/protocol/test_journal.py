@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from protocol.journal import _insert
+from protocol.journal import _copy, _insert
 from protocol.models import Frame
 
 pytestmark = pytest.mark.django_db
@@ -56,3 +56,23 @@ def test_a_frame_that_cannot_be_stored_even_cleaned_leaves_a_minimal_row():
     _insert(rows)
     stored = list(Frame.objects.order_by("pk").values_list("unique_id", "error_code", "payload"))
     assert stored == [("u1", "", {}), ("", "Unstorable", None)]
+
+
+def test_copy_stores_a_batch_and_stores_a_refused_one_row_safely():
+    good = {"pile_code": "P1", "direction": "in", "message_type": 2, "action": "Heartbeat"}
+    _copy([{**good, "at": timezone.now(), "unique_id": f"c{n}", "payload": {"n": n}}
+           for n in range(3)])  # fmt: skip
+    rows = [{**good, "at": timezone.now(), "unique_id": f"r{n}", "payload": {}} for n in range(3)]
+    rows[1]["payload"] = {"k": "nul\x00here"}  # COPY refuses the whole batch
+    _copy(rows)
+    stored = list(
+        Frame.objects.order_by("pk").values_list("unique_id", "payload", "raw", "transaction_id")
+    )
+    assert stored == [
+        ("c0", {"n": 0}, "", None),
+        ("c1", {"n": 1}, "", None),
+        ("c2", {"n": 2}, "", None),
+        ("r0", {}, "", None),
+        ("r1", {"k": "nul\\u0000here"}, "", None),
+        ("r2", {}, "", None),
+    ]

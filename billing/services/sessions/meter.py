@@ -7,13 +7,15 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.models import ChargingSession, MeterSample, SessionState
-from billing.models.sessions import ACTIVE_STATES
+from billing.models.sessions import ACTIVE_STATES, METER_SAMPLE_PARTITIONS
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import sessions_transition
+from chargenet.partitions import partitions_drop_before
 from stations.models import Connector, Pile
 
 
@@ -177,3 +179,12 @@ def _store_samples(*, session: ChargingSession, samples: list[Sample]) -> int:
     if session.state in _UNTIL_ENERGY and _energy_seen(session.meter_start_wh, samples):
         session.state = _session_charging(session.pk, session.state)
     return len(created)
+
+
+def meter_samples_prune(*, now: dt.datetime | None = None) -> int:
+    """Drop the meter samples' weeks older than ``METER_SAMPLE_RETENTION_DAYS`` (whole
+    partitions) and older stray samples; returns the samples removed."""
+    days = settings.METER_SAMPLE_RETENTION_DAYS
+    return partitions_drop_before(
+        spec=METER_SAMPLE_PARTITIONS, before=(now or timezone.now()) - dt.timedelta(days=days)
+    )

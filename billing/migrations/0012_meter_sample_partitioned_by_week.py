@@ -1,7 +1,9 @@
 """Meter samples become a table partitioned by week (`chargenet.partitions`): rows, ids,
-indexes and constraints are kept; retention then drops whole weeks."""
+indexes and constraints are kept; retention then drops whole weeks. First the session's
+own index goes: the (session, at) unique constraint serves every lookup by session."""
 
-from django.db import migrations
+import django.db.models.deletion
+from django.db import migrations, models
 
 from chargenet.partitions import TimePartitions, table_partition
 
@@ -17,4 +19,17 @@ def partition(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("billing", "0011_protocol_ref_constraints")]
 
-    operations = [migrations.RunPython(partition, migrations.RunPython.noop, elidable=False)]
+    operations = [
+        migrations.AlterField(
+            model_name="metersample",
+            name="session",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="samples",
+                to="billing.chargingsession",
+                verbose_name="charging session",
+            ),
+        ),
+        migrations.RunPython(partition, migrations.RunPython.noop, elidable=False),
+    ]

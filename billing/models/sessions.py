@@ -197,6 +197,7 @@ class MeterSample(models.Model):
         verbose_name=_("charging session"),
         on_delete=models.CASCADE,
         related_name="samples",
+        db_index=False,  # meter_sample_once_per_time (session, at) serves it
     )
     at = models.DateTimeField(_("time"))
     energy_wh = models.DecimalField(

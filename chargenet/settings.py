@@ -372,3 +372,5 @@ CELERY_BEAT_SCHEDULE["meter-samples-prune"] = {
     "task": "billing.meter_samples_prune",
     "schedule": crontab(hour=3, minute=25),
 }
+# The queue tasks go to and workers read (a test's own processes keep theirs apart).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")

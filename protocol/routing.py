@@ -1,7 +1,9 @@
 """Where a pile is connected, and how a command reaches it: Redis keys shared by every
 gateway node and every caller of `protocol.services.send_command`.
 
-- ``pile:<code>``        → "<node>|<connection token>" of the connection holding the pile
+- ``pile:<code>``        → "<node>|<connection token>" of the connection holding the pile;
+                           it expires (PILE_TTL, refreshed by the node's alive loop while
+                           it holds the pile), so a dead node's entries go away
 - ``node:<node>:alive``  → set with a short TTL while the node runs (refreshed)
 - ``node:<node>:cmd``    → list of commands for the node (BLPOP by its listener);
                            also carries "kick" messages: another node took over a pile.
@@ -19,6 +21,7 @@ ALIVE_TTL = 15  # seconds; a node refreshes every ALIVE_TTL / 3
 # found unread once the node's liveness has expired (see `Gateway._check_kick_read`).
 COMMAND_TTL = 2 * ALIVE_TTL
 REPLY_TTL = 120
+PILE_TTL = 2 * ALIVE_TTL
 
 
 def pile_key(code: str) -> str:

@@ -197,7 +197,10 @@ class Gateway:
             logger.info("%s: replaced by a new connection", conn.code)
             self._spawn(old._connection.close(1000, "replaced by a new connection"))
         previous = await self.redis.set(
-            routing.pile_key(conn.code), routing.owner_value(self.node, conn.token), get=True
+            routing.pile_key(conn.code),
+            routing.owner_value(self.node, conn.token),
+            get=True,
+            ex=routing.PILE_TTL,
         )
         owner = routing.parse_owner(previous)
         if owner is not None and owner[0] != self.node:
@@ -312,6 +315,9 @@ class Gateway:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.set(routing.alive_key(self.node), "1", ex=routing.ALIVE_TTL)
                     pipe.expire(routing.command_key(self.node), routing.COMMAND_TTL)
+                    # The registry entries of the piles held here live as long as the node.
+                    for code in list(self.connections):
+                        pipe.expire(routing.pile_key(code), routing.PILE_TTL)
                     await pipe.execute()
             except Exception as exc:
                 logger.warning("Redis unavailable: %s", exc)

@@ -7,7 +7,6 @@ node's registry entries expire."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import itertools
 import os
@@ -30,6 +29,7 @@ from protocol.simulator import connected, iso
 
 from . import world
 from .conftest import ROOT, GatewayProcess, database_url, free_port, wait_for
+from .test_never_lose import TcpProxy
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
 PILES = 4
@@ -61,18 +61,10 @@ class Balancer:
                     continue
                 upstream.settimeout(None)
                 for a, b in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                    threading.Thread(target=TcpProxy._pipe, args=(a, b), daemon=True).start()
                 break
             else:
                 client.close()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._server.close()

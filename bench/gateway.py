@@ -211,7 +211,10 @@ class BenchPile(ChargePoint):
 
 
 async def closed_loop_pile(url, code, token, stop_at, latencies, meter, heartbeats_only):
-    async with connect(f"{url}/{code}", subprotocols=["ocpp1.6"], ping_interval=None) as ws:
+    # A busy machine can take seconds per handshake: wait, as a pile would retry.
+    async with connect(
+        f"{url}/{code}", subprotocols=["ocpp1.6"], ping_interval=None, open_timeout=60
+    ) as ws:
         pile = BenchPile(code, ws, latencies)
         receiver = asyncio.create_task(pile.start())
         try:

@@ -25,6 +25,7 @@ from stations.models import Connector, Pile
 
 from .adapters import IntentChannel, Outcome, PileAnswer, Trigger
 from .ocpp16.commands import Ocpp16Adapter
+from .ykc.commands import YkcAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 # The adapter of each pile protocol (`Pile.protocol`).
-ADAPTERS = {Pile.Protocol.OCPP16J: Ocpp16Adapter()}
+ADAPTERS = {Pile.Protocol.OCPP16J: Ocpp16Adapter(), Pile.Protocol.YKC: YkcAdapter()}
 
 TIMEOUT = 30.0  # seconds a person waits for the pile's answer
 

@@ -643,12 +643,15 @@ class StreamDecoder:
 
     A frame whose CRC does not match is dropped (a line glitch) and the stream picks up
     again at the next 0x68 after its start byte: a corrupt length cannot swallow the good
-    frames behind it. Bytes before a start byte are dropped as garbage. A length too short
-    to hold a header is dropped the same way. Nothing here closes a connection."""
+    frames behind it (the bytes skipped on the way belong to the frame dropped, which is
+    reported whole, so they are not reported again). Other bytes before a start byte are
+    dropped as garbage. A length too short to hold a header is dropped like a bad CRC.
+    Nothing here closes a connection."""
 
     def __init__(self, *, max_garbage: int = 256):
         self._buffer = bytearray()
         self.max_garbage = max_garbage
+        self._resyncing = False
 
     def feed(self, data: bytes) -> list[Envelope | Dropped]:
         self._buffer += data
@@ -658,8 +661,10 @@ class StreamDecoder:
             start = buf.find(START)
             if start != 0:
                 cut = len(buf) if start < 0 else start
-                out.append(Dropped("Garbage", bytes(buf[: min(cut, self.max_garbage)])))
+                if not self._resyncing:
+                    out.append(Dropped("Garbage", bytes(buf[: min(cut, self.max_garbage)])))
                 del buf[:cut]
+                self._resyncing = self._resyncing and start < 0
                 continue
             if len(buf) < 2:
                 break
@@ -667,6 +672,7 @@ class StreamDecoder:
             if length < HEADER:
                 out.append(Dropped("BadLength", bytes(buf[:2])))
                 del buf[:1]
+                self._resyncing = True
                 continue
             total = 2 + length + 2
             if len(buf) < total:
@@ -675,7 +681,9 @@ class StreamDecoder:
             if crc16(inner) != int.from_bytes(buf[2 + length : total], "little"):
                 out.append(Dropped("BadCRC", bytes(buf[:total])))
                 del buf[:1]
+                self._resyncing = True
                 continue
+            self._resyncing = False
             out.append(
                 Envelope(
                     serial=int.from_bytes(inner[:2], "little"),

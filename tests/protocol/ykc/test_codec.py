@@ -209,11 +209,10 @@ def test_bad_crc_is_dropped_and_the_stream_resynchronises_on_the_next_start_byte
     out = StreamDecoder().feed(good1 + bytes(bad) + good2)
     assert [e.code if isinstance(e, Dropped) else e.serial for e in out] == [
         1,
-        "BadCRC",
-        "Garbage",  # the rest of the bad frame, up to the next start byte
+        "BadCRC",  # its bytes up to the next start byte are skipped with it
         3,
     ]
-    assert out[1].raw == bytes(bad) and out[2].raw == bytes(bad[1:])
+    assert out[1].raw == bytes(bad)
 
 
 def test_a_corrupt_length_does_not_swallow_the_frames_behind_it():
@@ -227,7 +226,14 @@ def test_a_corrupt_length_does_not_swallow_the_frames_behind_it():
 
 def test_length_below_the_header_is_dropped():
     out = StreamDecoder().feed(b"\x68\x02" + codec.encode(HEARTBEAT, serial=9))
-    assert [getattr(e, "code", None) or e.serial for e in out] == ["BadLength", "Garbage", 9]
+    assert [getattr(e, "code", None) or e.serial for e in out] == ["BadLength", 9]
+
+
+def test_garbage_between_good_frames_is_reported_once():
+    frame = codec.encode(HEARTBEAT, serial=1)
+    out = StreamDecoder().feed(frame + b"AT+CSQ\r\n" + frame)
+    assert [e.code if isinstance(e, Dropped) else e.serial for e in out] == [1, "Garbage", 1]
+    assert out[1].raw == b"AT+CSQ\r\n"
 
 
 def test_a_partial_frame_waits_for_its_rest():

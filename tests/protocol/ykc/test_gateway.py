@@ -13,7 +13,7 @@ from billing.models import ChargingSession, SessionState
 from protocol import intents
 from protocol.adapters import Outcome
 from protocol.models import Frame
-from protocol.ykc import simulator
+from protocol.ykc import codec, simulator
 from protocol.ykc.simulator import YkcPile, parse_url
 from stations.models import Pile
 
@@ -151,3 +151,31 @@ def test_remote_intents_reach_the_ykc_pile(ykc):
     assert (session.state, session.stop_reason, session.meter_stop_wh) == (
         SessionState.STOPPED, "Remote", Decimal(2000),
     )  # fmt: skip
+
+
+def test_a_tariff_push_sets_the_billing_model_of_the_stations_ykc_piles(ykc):
+    pile = ykc_pile()
+    ocpp_pile = Pile.objects.create(
+        station=pile.station, code=f"4420{pile.code}00", current_type="DC"
+    )
+
+    async def play():
+        async with simulator.connected(*parse_url(ykc.url), pile.code) as yp:
+            yp.model = None  # as if the pile had lost it
+            results = await asyncio.to_thread(
+                intents.station_tariff_push, station=pile.station, timeout=10
+            )
+            return yp, results
+
+    yp, results = run(play())
+    assert {r.answer.outcome for r in results} == {Outcome.ACCEPTED, Outcome.NOT_SUPPORTED}
+    assert [(r.outcome, r.message) for r in results if r.outcome != Outcome.ACCEPTED] == [
+        (
+            Outcome.NOT_SUPPORTED,
+            f"Pile {ocpp_pile.code} cannot do this: take the station's tariff in force. "
+            "Piles speaking OCPP 1.6J have no such command.",
+        )
+    ]
+    assert isinstance(yp.model, codec.SetBillingModel)
+    assert yp.model.slots == codec.SetBillingModel.decode(yp.model.encode()).slots
+    assert yp.model.prices()[1] == (Decimal("1.05000"), Decimal("0.80000"))

@@ -22,6 +22,8 @@ BENCHES: dict[str, list[str]] = {
     "faults_sweep": ["bench.faults_sweep"],
     # 10,000 piles with passwords cold-boot (BENCH_AUTH_PILES for a smaller run).
     "gateway_pile_auth": ["bench.pile_auth"],
+    # 10,000 YKC piles: heartbeats every 10 s, 10% charging (real-time data every 15 s).
+    "gateway_ykc": ["bench.ykc", "--piles", "10000", "--seconds", "60"],
 }
 
 

@@ -88,21 +88,23 @@ class Counters:
 
 
 async def one_pile(host, port, code, card, counters, semaphore, booted, steady, stop):
+    """One pile: log in, heartbeat every 10 s from then on (a silent pile is dropped after
+    3 missed heartbeats, storm or not); a pile with a card starts charging once the storm
+    is over, sends real-time data every 15 s and its record when the run stops."""
     pile = simulator.YkcPile(code)
     async with semaphore:
         await pile.open(host, port)
         await pile.login()
     booted.append(code)
+    charging, next_real_time = False, None
     try:
-        await steady.wait()
         await asyncio.sleep(random.uniform(0, HEARTBEAT_SECONDS))
-        charging = False
-        if card:
-            answer = await counters.timed(pile.start_by_card(1, card))
-            charging = answer.accepted == 1
-        next_real_time = time.monotonic() + random.uniform(0, REAL_TIME_SECONDS)
         while not stop.is_set():
             await counters.timed(pile.heartbeat(1))
+            if card and steady.is_set() and next_real_time is None:
+                answer = await counters.timed(pile.start_by_card(1, card))
+                charging = answer.accepted == 1
+                next_real_time = time.monotonic() + random.uniform(0, REAL_TIME_SECONDS)
             if charging and time.monotonic() >= next_real_time:
                 await pile.meter(1, add_kwh=Decimal("0.1"))
                 counters.sent()

@@ -8,15 +8,14 @@ The wire words stop here and in `protocol.ykc.connection`, which builds the fram
 
 from __future__ import annotations
 
-import json
-import uuid
-
-import redis
-from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from billing.services.sessions import CredentialKind
+from billing.services.sessions import (
+    AuthDecision,
+    Credential,
+    CredentialKind,
+    session_authorize,
+)
 from protocol import routing
 from protocol.adapters import Outcome, PileAnswer
 
@@ -29,46 +28,24 @@ START_KINDS = (
     CredentialKind.DRIVER_APP,
 )
 REBOOT_NOW, REBOOT_WHEN_IDLE = 1, 2
-
-
-def ykc_command_send(*, code: str, action: str, payload: dict, timeout: float) -> dict:
-    """Hand a command to the gateway node holding pile ``code`` (`protocol.routing`) and wait
-    for its reply: {"outcome": "result" | "error" | "offline" | "timeout", ...}."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
-    try:
-        owner = routing.parse_owner(client.get(routing.pile_key(code)))
-        if owner is None or not client.exists(routing.alive_key(owner[0])):
-            return {"outcome": "offline"}
-        request_id = uuid.uuid4().hex
-        command = {
-            "kind": "call",
-            "id": request_id,
-            "pile": code,
-            "action": action,
-            "payload": payload,
-            "expires": timezone.now().timestamp() + timeout,
-        }
-        with client.pipeline(transaction=False) as pipe:
-            routing.command_push(pipe, owner[0], json.dumps(command))
-            pipe.execute()
-        answer = client.blpop([routing.reply_key(request_id)], timeout=timeout + 2)
-    finally:
-        client.close()
-    return json.loads(answer[1]) if answer is not None else {"outcome": "timeout"}
+# Why a gateway node did not send a command, in the reader's words.
+NOT_SENT = {"NoTariff": _("The station has no tariff in force.")}
 
 
 class YkcAdapter:
     """Remote intents for piles speaking YKC 1.6."""
 
     def _call(self, pile, action: str, payload: dict, timeout: float) -> tuple[PileAnswer, dict]:
-        reply = ykc_command_send(code=pile.code, action=action, payload=payload, timeout=timeout)
-        outcome = reply.get("outcome")
+        reply = routing.command_request(
+            code=pile.code, action=action, payload=payload, timeout=timeout
+        )
+        outcome = (reply or {"outcome": "offline"}).get("outcome")
         if outcome == "offline":
             return PileAnswer(Outcome.OFFLINE), {}
         if outcome == "timeout":
             return PileAnswer(Outcome.TIMEOUT), {}
-        if outcome == "error":
-            return PileAnswer(Outcome.REJECTED, reason=reply.get("description", "")), {}
+        if outcome == "error":  # the node did not send it (`YkcConnection.call_pile`)
+            return PileAnswer(Outcome.INVALID, reason=NOT_SENT.get(reply.get("error_code"), "")), {}
         result = reply.get("payload") or {}
         accepted = result.get("result") == 1
         return PileAnswer(Outcome.ACCEPTED if accepted else Outcome.REJECTED), result
@@ -81,6 +58,12 @@ class YkcAdapter:
                     "A YKC pile can be started remotely for a member, a card or a partner "
                     "order only."
                 ),
+            )
+        credential = Credential(CredentialKind(credential_kind), credential_value)
+        decision = session_authorize(pile=connector.pile, credential=credential)
+        if decision != AuthDecision.ACCEPTED:  # a YKC pile starts on 0x34 without asking again
+            return PileAnswer(
+                Outcome.INVALID, reason=_("The platform does not accept this credential.")
             )
         payload = {"gun": connector.number, "kind": credential_kind, "value": credential_value}
         return self._call(connector.pile, "RemoteStart", payload, timeout)[0]

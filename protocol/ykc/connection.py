@@ -234,24 +234,22 @@ class YkcConnection(YkcHandlers):
                 Direction.IN, MessageType.CALL, **seen, payload=fields, error_code="InternalError"
             )
             return
-        wait = envelope.type in TRANSACTION_TYPES
+        wait = envelope.type in TRANSACTION_TYPES and answer is not None
         f_in = self._journal(
             Direction.IN, MessageType.CALL, wait=wait, **seen, payload=fields, order_no=order_no
         )
-        f_out = None
-        if answer is not None:
-            f_out = self._journal(
-                Direction.OUT,
-                MessageType.CALL_RESULT,
-                wait=wait,
-                action=action_name(answer.TYPE),
-                unique_id=str(envelope.serial),
-                payload=answer.fields(),
-                raw=self._hex(codec.encode(answer, serial=envelope.serial)),
-                order_no=order_no,
-            )
         if answer is None:
             return
+        f_out = self._journal(
+            Direction.OUT,
+            MessageType.CALL_RESULT,
+            wait=wait,
+            action=action_name(answer.TYPE),
+            unique_id=str(envelope.serial),
+            payload=answer.fields(),
+            raw=self._hex(codec.encode(answer, serial=envelope.serial)),
+            order_no=order_no,
+        )
         if wait:
             results = await asyncio.gather(f_in, f_out, return_exceptions=True)
             if any(r is not True for r in results):  # committed, not journaled: pile retries

@@ -24,8 +24,8 @@ from ..gateway import bounds
 from . import codec, words
 
 # Answered only after their effect and their frames are committed: a start that opens a
-# session (0x31) and the transaction record (0x3B); 0x13 writes samples (never answered).
-TRANSACTION_TYPES = {codec.StartRequest.TYPE, codec.TransactionRecord.TYPE, codec.RealTimeData.TYPE}
+# session (0x31) and the transaction record (0x3B).
+TRANSACTION_TYPES = {codec.StartRequest.TYPE, codec.TransactionRecord.TYPE}
 
 BALANCE_MAX = Decimal("42949672.95")  # 4 BIN bytes of fen
 

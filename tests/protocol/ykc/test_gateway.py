@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from billing.models import ChargingSession, SessionState
+from orgs.models import Card, CardStatus
 from protocol import intents
 from protocol.adapters import Outcome
 from protocol.models import Frame
@@ -179,3 +180,28 @@ def test_a_tariff_push_sets_the_billing_model_of_the_stations_ykc_piles(ykc):
     assert isinstance(yp.model, codec.SetBillingModel)
     assert yp.model.slots == codec.SetBillingModel.decode(yp.model.encode()).slots
     assert yp.model.prices()[1] == (Decimal("1.05000"), Decimal("0.80000"))
+
+
+def test_a_remote_start_for_a_refused_credential_is_not_sent(ykc):
+    pile = ykc_pile()
+    blocked = card(pile)
+    Card.objects.filter(pk=blocked.pk).update(status=CardStatus.BLOCKED)
+    connector = pile.connectors.get()
+
+    async def play():
+        async with simulator.connected(*parse_url(ykc.url), pile.code) as yp:
+            result = await asyncio.to_thread(
+                intents.connector_start, connector=connector, timeout=10,
+                credential_value=blocked.number, credential_kind="card",
+            )  # fmt: skip
+            return yp, result
+
+    yp, result = run(play())
+    assert result.outcome == Outcome.INVALID
+    assert result.message == (
+        f"Not sent to pile {pile.code}: start connector 1 for card {blocked.number}. "
+        "The platform does not accept this credential."
+    )
+    assert yp.remote_starts.empty()
+    assert not ChargingSession.objects.filter(pile=pile).exists()
+    assert not Frame.objects.filter(pile_code=pile.code, action="0x34 RemoteStart").exists()

@@ -87,14 +87,19 @@ class Counters:
             self.frames_in += 1
 
 
-async def one_pile(host, port, code, card, counters, semaphore, booted, steady, stop):
+async def one_pile(host, port, code, card, counters, semaphore, booted, steady, stop, failed):
     """One pile: log in, heartbeat every 10 s from then on (a silent pile is dropped after
     3 missed heartbeats, storm or not); a pile with a card starts charging once the storm
     is over, sends real-time data every 15 s and its record when the run stops."""
     pile = simulator.YkcPile(code)
-    async with semaphore:
-        await pile.open(host, port)
-        await pile.login()
+    try:
+        async with semaphore:
+            await pile.open(host, port)
+            if await pile.login() != 0:
+                raise ConnectionRefusedError(code)
+    except BaseException:
+        failed.append(code)
+        raise
     booted.append(code)
     charging, next_real_time = False, None
     try:
@@ -113,28 +118,36 @@ async def one_pile(host, port, code, card, counters, semaphore, booted, steady, 
                 await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
         if charging:
             await pile.stop(1)
+    except BaseException:
+        failed.append(code)  # dropped (e.g. its heartbeats missed under load)
+        raise
     finally:
         await pile.close()
 
 
 async def run(host, port, pairs, seconds, gateway_pid) -> None:
     """Log every pile in (the storm), then measure ``seconds`` of steady state."""
-    counters, booted = Counters(), []
+    counters, booted, failed = Counters(), [], []
     steady, stop = asyncio.Event(), asyncio.Event()
     semaphore = asyncio.Semaphore(500)  # the load generator's own connect concurrency
     started = time.monotonic()
     tasks = [
         asyncio.create_task(
-            one_pile(host, port, code, card, counters, semaphore, booted, steady, stop)
+            one_pile(host, port, code, card, counters, semaphore, booted, steady, stop, failed)
         )
         for code, card in pairs
     ]
     peak = 0.0
-    while len(booted) < len(pairs) and not all(t.done() for t in tasks):
+    while len(set(booted) | set(failed)) < len(pairs):
         await asyncio.sleep(1)
         peak = max(peak, rss_mb(gateway_pid))
     storm = time.monotonic() - started
-    print(f"login storm: {len(booted)} piles logged in in {storm:.1f} s", flush=True)
+    print(
+        f"login storm: {len(booted)} piles logged in in {storm:.1f} s, "
+        f"{len(failed)} failed or dropped meanwhile",
+        flush=True,
+    )
+    dropped_before = len(failed)
     counters.measuring = True
     steady.set()
     measured_from = time.monotonic()
@@ -149,7 +162,10 @@ async def run(host, port, pairs, seconds, gateway_pid) -> None:
     latencies = sorted(counters.latencies)
     n = len(latencies)
     charging = sum(1 for _code, card in pairs if card)
-    print(f"piles: {len(pairs)} (charging: {charging})  errors: {len(errors)}")
+    print(
+        f"piles: {len(pairs)} (charging: {charging})  errors: {len(errors)} "
+        f"({len(failed) - dropped_before} dropped after the storm)"
+    )
     if errors:
         print(f"first error: {errors[0]!r}")
     print(f"steady state: {counters.frames_in / elapsed:.0f} frames/s in over {elapsed:.0f} s")

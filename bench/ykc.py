@@ -37,6 +37,7 @@ from stations.models import Connector, Pile, Station  # noqa: E402
 
 HEARTBEAT_SECONDS = 10.0
 REAL_TIME_SECONDS = 15.0
+ANSWER_TIMEOUT = 120.0  # a slow answer is measured, not dropped
 
 
 def ykc_piles(count: int) -> list[tuple[str, str]]:
@@ -95,7 +96,7 @@ async def one_pile(host, port, code, card, counters, semaphore, booted, steady, 
     try:
         async with semaphore:
             await pile.open(host, port)
-            if await pile.login() != 0:
+            if await pile.login(timeout=ANSWER_TIMEOUT) != 0:
                 raise ConnectionRefusedError(code)
     except BaseException:
         failed.append(code)
@@ -105,7 +106,7 @@ async def one_pile(host, port, code, card, counters, semaphore, booted, steady, 
     try:
         await asyncio.sleep(random.uniform(0, HEARTBEAT_SECONDS))
         while not stop.is_set():
-            await counters.timed(pile.heartbeat(1))
+            await counters.timed(pile.heartbeat(1, timeout=ANSWER_TIMEOUT))
             if card and steady.is_set() and next_real_time is None:
                 answer = await counters.timed(pile.start_by_card(1, card))
                 charging = answer.accepted == 1

@@ -162,13 +162,14 @@ class YkcPile:
 
     # --- what a pile sends --------------------------------------------------------------
 
-    async def login(self) -> int:
+    async def login(self, *, timeout: float = 10.0) -> int:
         answer = await self.request(
             codec.Login(
                 pile_code=self.code, pile_type=int(self.ac), gun_count=self.guns,
                 protocol_version=16, program_version="SIM1.6", network=1, sim="0" * 20, carrier=4,
             ),
             codec.LoginAnswer,
+            timeout=timeout,
         )  # fmt: skip
         return answer.result
 
@@ -185,9 +186,9 @@ class YkcPile:
             )
         return self.model
 
-    async def heartbeat(self, gun: int = 1) -> codec.HeartbeatAnswer:
+    async def heartbeat(self, gun: int = 1, *, timeout: float = 10.0) -> codec.HeartbeatAnswer:
         body = codec.Heartbeat(pile_code=self.code, gun=gun, gun_state=0)
-        return await self.request(body, codec.HeartbeatAnswer)
+        return await self.request(body, codec.HeartbeatAnswer, timeout=timeout)
 
     async def start_by_card(self, gun: int, card: str) -> codec.StartAnswer:
         return await self._start(gun, kind=words.START_BY_CARD, card=words.card_bytes(card))

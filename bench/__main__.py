@@ -24,6 +24,8 @@ BENCHES: dict[str, list[str]] = {
     "gateway_pile_auth": ["bench.pile_auth"],
     # The journal and meter samples partitioned: insert cost, bytes, search, retention.
     "gateway_partitions": ["bench.partitions"],
+    # 10,000 YKC piles: heartbeats every 10 s, 10% charging (real-time data every 15 s).
+    "gateway_ykc": ["bench.ykc", "--piles", "10000", "--seconds", "60"],
 }
 
 

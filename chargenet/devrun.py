@@ -19,6 +19,7 @@ PY = sys.executable
 WEB_PORT = os.environ.get("WEB_PORT", "8000")
 GATEWAY_PORT = os.environ.get("GATEWAY_PORT", "9000")
 DEMO_PILES = os.environ.get("DEMO_PILES", "12")
+YKC_PORT = os.environ.get("YKC_PORT", "27600")
 LOGS = ROOT / "var" / "log"
 
 
@@ -36,6 +37,11 @@ PROCESSES: dict[str, list[str]] = {
     ],
     "piles": manage(
         "simulate_piles", "--url", f"ws://127.0.0.1:{GATEWAY_PORT}/ocpp",
+        "--count", DEMO_PILES, "--scenario", "demo", "--forever",
+    ),
+    "ykc": manage("runykc", "--host", "127.0.0.1", "--port", YKC_PORT),
+    "ykc-piles": manage(
+        "simulate_piles", "--protocol", "ykc", "--url", f"tcp://127.0.0.1:{YKC_PORT}",
         "--count", DEMO_PILES, "--scenario", "demo", "--forever",
     ),
 }  # fmt: skip
@@ -68,6 +74,7 @@ def main() -> int:
         "  login       : admin / chargenet  (operator admin; also 'subop' and 'service')\n"
         f"  API docs    : http://127.0.0.1:{WEB_PORT}/api/docs/\n"
         f"  OCPP        : ws://127.0.0.1:{GATEWAY_PORT}/ocpp/<pile code>\n"
+        f"  YKC 1.6     : tcp://127.0.0.1:{YKC_PORT}\n"
         f"  logs        : {LOGS}/\n"
         "Press Ctrl-C to stop.\n",
         flush=True,

@@ -21,10 +21,11 @@ from billing.models import ChargingSession
 from billing.models.sessions import ACTIVE_STATES
 from billing.services.sessions import CredentialKind
 from chargenet.audit import audit_record
-from stations.models import Connector, Pile
+from stations.models import Connector, Pile, Station
 
 from .adapters import IntentChannel, Outcome, PileAnswer, Trigger
 from .ocpp16.commands import Ocpp16Adapter
+from .ykc.commands import YkcAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -42,10 +43,11 @@ __all__ = [
     "pile_reset",
     "pile_trigger",
     "session_stop_remote",
+    "station_tariff_push",
 ]
 
 # The adapter of each pile protocol (`Pile.protocol`).
-ADAPTERS = {Pile.Protocol.OCPP16J: Ocpp16Adapter()}
+ADAPTERS = {Pile.Protocol.OCPP16J: Ocpp16Adapter(), Pile.Protocol.YKC: YkcAdapter()}
 
 TIMEOUT = 30.0  # seconds a person waits for the pile's answer
 
@@ -307,3 +309,22 @@ def pile_configuration_set(
         value=value,
         timeout=timeout,
     )
+
+
+def station_tariff_push(
+    *, station: Station, acting_user=None, timeout: float = TIMEOUT
+) -> list[IntentResult]:
+    """Send the station's tariff in force to each of its piles that keeps one (a YKC pile's
+    billing model), e.g. after the station's tariff changed; piles that price nothing
+    themselves answer *not supported*."""
+    return [
+        _run(
+            "pile_tariff_push",
+            pile,
+            described=_("take the station's tariff in force"),
+            acting_user=acting_user,
+            pile=pile,
+            timeout=timeout,
+        )
+        for pile in Pile.objects.visible().filter(station=station).order_by("code")
+    ]

@@ -14,7 +14,12 @@ gateway node and every caller of `protocol.services.send_command`.
 
 from __future__ import annotations
 
+import json
+import uuid
+
+import redis
 from django.conf import settings
+from django.utils import timezone
 
 ALIVE_TTL = 15  # seconds; a node refreshes every ALIVE_TTL / 3
 # Longer than ALIVE_TTL: a kick pushed to a node that just died is still there to be
@@ -59,3 +64,31 @@ def parse_owner(value: bytes | str | None) -> tuple[str, str] | None:
     text = value.decode() if isinstance(value, bytes) else value
     node, _sep, token = text.partition("|")
     return node, token
+
+
+def command_request(*, code: str, action: str, payload: dict, timeout: float) -> dict | None:
+    """Push a command for pile ``code`` to the node holding it and wait for the node's
+    reply: ``{"outcome": "result" | "error" | "offline" | "timeout", ...}`` (whatever the
+    protocol), or None when no live node holds the pile. Works from web, worker and shell
+    (blocking Redis)."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
+    try:
+        owner = parse_owner(client.get(pile_key(code)))
+        if owner is None or not client.exists(alive_key(owner[0])):
+            return None
+        request_id = uuid.uuid4().hex
+        command = {
+            "kind": "call",
+            "id": request_id,
+            "pile": code,
+            "action": action,
+            "payload": payload,
+            "expires": timezone.now().timestamp() + timeout,
+        }
+        with client.pipeline(transaction=False) as pipe:
+            command_push(pipe, owner[0], json.dumps(command))
+            pipe.execute()
+        answer = client.blpop([reply_key(request_id)], timeout=timeout + 2)
+    finally:
+        client.close()
+    return json.loads(answer[1]) if answer is not None else {"outcome": "timeout"}

@@ -12,12 +12,9 @@ node to push the pile's answer back (see `protocol.routing`).
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -71,10 +68,6 @@ class CommandInvalid(CommandError):
     code = "pile_command_invalid"
 
 
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
-
-
 def send_command(
     *, pile: Pile | str, action: str, payload: dict | None = None, timeout: float = 30.0
 ) -> dict[str, Any]:
@@ -96,29 +89,11 @@ def send_command(
             % {"action": action, "cause": exc.details.get("cause", exc.description)}
         ) from exc
     _check_maintenance(action, payload)
-    client = _client()
-    try:
-        owner = routing.parse_owner(client.get(routing.pile_key(code)))
-        if owner is None or not client.exists(routing.alive_key(owner[0])):
-            raise PileOffline(
-                _("Pile %(code)s is offline: it is not connected to any gateway.") % {"code": code}
-            )
-        request_id = uuid.uuid4().hex
-        command = {
-            "kind": "call",
-            "id": request_id,
-            "pile": code,
-            "action": action,
-            "payload": payload,
-            "expires": timezone.now().timestamp() + timeout,
-        }
-        with client.pipeline(transaction=False) as pipe:
-            routing.command_push(pipe, owner[0], json.dumps(command))
-            pipe.execute()
-        answer = client.blpop([routing.reply_key(request_id)], timeout=timeout + 2)
-    finally:
-        client.close()
-    reply = json.loads(answer[1]) if answer is not None else {"outcome": "timeout"}
+    reply = routing.command_request(code=code, action=action, payload=payload, timeout=timeout)
+    if reply is None:
+        raise PileOffline(
+            _("Pile %(code)s is offline: it is not connected to any gateway.") % {"code": code}
+        )
     outcome = reply.get("outcome")
     if outcome == "offline":
         raise PileOffline(_("Pile %(code)s is offline: its connection closed.") % {"code": code})

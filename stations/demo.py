@@ -118,6 +118,16 @@ def pile_code(station_number: int, serial: int) -> str:
     return f"{REGION}{station_number:04d}0001{serial:06d}"
 
 
+# YKC (云快充) piles beside the OCPP ones: (station, kind) — AC, and DC dual-gun.
+YKC_PILES = [(2, "AC7"), (4, "DC2"), (6, "AC7"), (8, "DC2")]
+YKC_FIRMWARE = "YKC1.6-V4.1.50"
+
+
+def ykc_pile_code(station_number: int, serial: int) -> str:
+    """14 digits, as YKC's 7-byte BCD pile code holds: 4420, station, serial."""
+    return f"{REGION[:4]}{station_number:04d}{serial:06d}"
+
+
 def pile_password(code: str) -> str:
     return f"demo-{code[-4:]}"
 
@@ -253,6 +263,35 @@ def _piles(stations: dict[int, Station]) -> int:
     return created
 
 
+def _ykc_piles(stations: dict[int, Station]) -> int:
+    """The YKC piles (no password: YKC piles log in by their code)."""
+    created = 0
+    for serial, (number, kind) in enumerate(YKC_PILES, start=1):
+        code = ykc_pile_code(number, serial)
+        if Pile.objects.filter(code=code).exists():
+            continue
+        current, power, connectors = _connectors(kind)
+        is_dc = current == CurrentType.DC
+        pile_create(
+            station=stations[number],
+            data=PileData(
+                code=code,
+                current_type=current,
+                max_power_kw=power,
+                vendor="星星充电" if is_dc else "特来电",
+                model=f"YKC-{'DC' if is_dc else 'AC'}-{power:.0f}kW"
+                + ("-2G" if kind == "DC2" else ""),
+                serial_number=f"SN{code[-8:]}",
+                firmware_version=YKC_FIRMWARE,
+                protocol=Pile.Protocol.YKC,
+            ),
+            connectors=connectors,
+            publish=True,
+        )
+        created += 1
+    return created
+
+
 def _fleet(operator: Operator, department: Department) -> None:
     for n, plate in enumerate(BUS_PLATES, start=1):
         vehicle = Vehicle.objects.filter(operator=operator, plate=plate).first()
@@ -304,6 +343,7 @@ class DemoResult:
     operator: Operator
     piles_created: int
     staff_created: list[str]
+    ykc_piles_created: int = 0
 
 
 @transaction.atomic
@@ -315,11 +355,17 @@ def load_demo() -> DemoResult:
     departments = _departments(operator, subs)
     stations = _stations(operator, subs, departments)
     piles_created = _piles(stations)
+    ykc_piles_created = _ykc_piles(stations)
     _fleet(operator, departments["bus"])
     _members(operator)
     _partners(operator)
     staff_created = _staff(operator, subs)
-    return DemoResult(operator=operator, piles_created=piles_created, staff_created=staff_created)
+    return DemoResult(
+        operator=operator,
+        piles_created=piles_created,
+        staff_created=staff_created,
+        ykc_piles_created=ykc_piles_created,
+    )
 
 
 def demo_pile_credentials() -> list[tuple[str, str]]:
@@ -327,6 +373,7 @@ def demo_pile_credentials() -> list[tuple[str, str]]:
     pile simulator logs in with."""
     codes = (
         Pile.objects.filter(station__operator__code=OPERATOR_CODE)
+        .exclude(protocol=Pile.Protocol.YKC)  # YKC piles have no password
         .order_by("code")
         .values_list("code", flat=True)
     )

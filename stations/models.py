@@ -153,10 +153,12 @@ class DiagnosticsStatus(models.TextChoices):
 
 
 class Pile(Hideable):
-    """A charging pile (充电桩). Its code is an identifier: a string of 16 or 20 digits."""
+    """A charging pile (充电桩). Its code is an identifier: a string of 14 (YKC), 16 or
+    20 digits."""
 
     class Protocol(models.TextChoices):
         OCPP16J = "ocpp1.6j", "OCPP 1.6J"
+        YKC = "ykc1.6", "YKC 1.6"
 
     station = models.ForeignKey(
         Station, verbose_name=_("station"), on_delete=models.PROTECT, related_name="piles"
@@ -215,7 +217,8 @@ class Pile(Hideable):
         ordering = ["station", "code"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(code__regex=r"^([0-9]{16}|[0-9]{20})$"), name="pile_code_digits"
+                condition=Q(code__regex=r"^([0-9]{14}|[0-9]{16}|[0-9]{20})$"),
+                name="pile_code_digits",
             ),
             models.CheckConstraint(
                 condition=Q(max_power_kw__isnull=True) | Q(max_power_kw__gt=0),

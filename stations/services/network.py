@@ -253,6 +253,7 @@ class PileData:
     serial_number: str = ""
     firmware_version: str = ""
     credential_hash: str = ""
+    protocol: str = Pile.Protocol.OCPP16J
 
 
 PILE_FIELDS = [f for f in PileData.__dataclass_fields__]

@@ -200,7 +200,11 @@ def test_removing_a_connector_on_the_pile_page_is_audited(admin_client, pile):
 @pytest.mark.parametrize(
     ("field", "value", "error"),
     [
-        ("code", "4420010001", "A pile code is 16 or 20 digits, e.g. 44200100020001000012; got"),
+        (
+            "code",
+            "4420010001",
+            "A pile code is 14 (YKC), 16 or 20 digits, e.g. 44200100020001000012; got",
+        ),
         ("max_power_kw", "0", "Power must be greater than 0 kW; got 0."),
         ("connectors-0-rated_power_kw", "-1", "Power must be greater than 0 kW; got -1."),
     ],

@@ -62,8 +62,8 @@ EXPECTED = {
     "departments": 2,
     "stations": 8,
     "opening_windows": 1,
-    "piles": 40,
-    "connectors": 41,
+    "piles": 44,  # 40 OCPP, 4 YKC
+    "connectors": 47,
     "vehicles": 6,
     "cards": 6,
     "members": 26,
@@ -87,7 +87,15 @@ def test_load_demo_twice_builds_the_network_once(capsys):
 def test_demo_network_shape(loaded):
     operator = Operator.objects.get(code="zs-charge")
     assert operator.name == "中山充电运营"
-    piles = Pile.objects.all()
+    ykc = Pile.objects.filter(protocol=Pile.Protocol.YKC)
+    assert sorted((p.code, p.current_type, p.connectors.count()) for p in ykc) == [
+        ("44200002000001", "AC", 1),
+        ("44200004000002", "DC", 2),
+        ("44200006000003", "AC", 1),
+        ("44200008000004", "DC", 2),
+    ]
+    assert all(p.is_published and not p.credential_hash for p in ykc)
+    piles = Pile.objects.filter(protocol=Pile.Protocol.OCPP16J)
     assert Counter(p.current_type for p in piles) == {"AC": 18, "DC": 22}
     assert Counter(p.max_power_kw for p in piles) == {
         Decimal(7): 18,
@@ -157,7 +165,9 @@ def test_demo_staff_log_in_and_see_their_scope(loaded, client, username, station
 def test_bad_demo_input_is_refused_and_nothing_saved(monkeypatch):
     before = _counts()
     monkeypatch.setattr(demo, "pile_code", lambda station, serial: f"44200{station}{serial}")
-    with pytest.raises(CommandError, match="pile code: A pile code is 16 or 20 digits"):
+    with pytest.raises(
+        CommandError, match="pile code: A pile code is 14 \\(YKC\\), 16 or 20 digits"
+    ):
         call_command("load_demo")
     assert _counts() == before
 

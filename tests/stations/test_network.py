@@ -55,14 +55,15 @@ def test_bad_pile_code_is_refused_and_nothing_saved(code):
     with pytest.raises(DomainError) as exc:
         pile_create(station=station, data=_pile_data(code=code))
     assert str(exc.value).startswith("pile code: ")
-    assert f"A pile code is 16 or 20 digits, e.g. 44200100020001000012; got “{code}”." in str(
-        exc.value
+    assert (
+        f"A pile code is 14 (YKC), 16 or 20 digits, e.g. 44200100020001000012; got “{code}”."
+        in str(exc.value)
     )
     assert Pile.objects.count() == 0
 
 
-@pytest.mark.parametrize("code", ["4420010001000100", "44200100010001000001"])
-def test_pile_code_of_16_or_20_digits_is_kept_as_a_string(code):
+@pytest.mark.parametrize("code", ["44200100010001", "4420010001000100", "44200100010001000001"])
+def test_pile_code_of_14_16_or_20_digits_is_kept_as_a_string(code):
     pile = pile_create(station=StationFactory(), data=_pile_data(code=code))
     pile.refresh_from_db()
     assert pile.code == code

@@ -45,6 +45,7 @@ def session_stop(
     credential: Credential | None = None,
     samples: list[Sample] | None = None,
     transaction_data: list | None = None,
+    pile_reported: dict | None = None,
 ) -> StopResult:
     """Close the session the pile calls ``protocol_ref`` and queue its settlement on commit.
 
@@ -52,17 +53,23 @@ def session_stop(
     superseded fills in the values the pile finally sent and queues settlement again
     (settlement is idempotent). The stop of a refused start is settled only if the pile
     charged (`_refused_stop`). An unknown reference becomes an `OrphanStop`, keeping the
-    pile's own record of the samples (``transaction_data``) as it sent them."""
+    pile's own record of the samples (``transaction_data``) as it sent them.
+
+    ``pile_reported``: what the pile says of the charge in its own record (per-period
+    energy and amounts, its charging time: see `faults.facts`), kept on the session beside
+    the platform's figures with the stop, once: a repeated stop does not change them."""
     samples = samples or []
-    fast = _session_stop_active(
-        pile=pile,
-        protocol_ref=protocol_ref,
-        meter_stop_wh=meter_stop_wh,
-        stopped_at=stopped_at,
-        reason=reason,
-        credential=credential,
-        samples=samples,
-    )
+    fast = None
+    if not pile_reported:  # the pile's own figures are written on the general path below
+        fast = _session_stop_active(
+            pile=pile,
+            protocol_ref=protocol_ref,
+            meter_stop_wh=meter_stop_wh,
+            stopped_at=stopped_at,
+            reason=reason,
+            credential=credential,
+            samples=samples,
+        )
     if fast is not None:
         return fast
     with transaction.atomic():
@@ -86,6 +93,9 @@ def session_stop(
             )
             return StopResult(None, orphan_id=orphan.pk, replayed=not _created)
         stored = _store_samples(session=session, samples=samples)
+        if pile_reported and session.stop_received_at is None:
+            session.pile_reported = {**session.pile_reported, **pile_reported}
+            session.save(update_fields=["pile_reported", "updated_at"])
         # The credential's own state (its active session is this one: no concurrency check).
         operator_id = pile.station.operator_id
         status = (

@@ -1,0 +1,103 @@
+"""The YKC gateway process: a TCP server of YKC piles on the OCPP gateway's machinery.
+
+`YkcGateway` is a `protocol.gateway.server.Gateway` with another transport: the pile
+registry in Redis (so remote intents reach the node holding the pile, and a pile that
+reconnects to another node replaces its old connection there), the command listener,
+last-seen batches, the offline sweep and the frame journal are the same code; only the
+server (plain TCP instead of WebSocket) and the connection (`YkcConnection`) differ.
+YKC piles log in with a frame (0x01), not at a handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import uuid
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from .. import routing
+from ..db import DatabaseUnavailable
+from ..gateway.server import Gateway
+from ..journal import JournalWriter
+from .connection import YkcConnection
+
+logger = logging.getLogger("protocol.ykc")
+
+PORT = 27600
+HEARTBEAT_SECONDS = 10  # piles heartbeat every 10 s (spec §6.3)
+MISSED_HEARTBEATS = 3  # three missed: the link is down, the pile must log in again
+
+
+class YkcGateway(Gateway):
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = PORT,
+        node: str | None = None,
+        reuse_port: bool = False,
+        idle_timeout: float = HEARTBEAT_SECONDS * MISSED_HEARTBEATS,
+    ):
+        node = node or f"ykc-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        super().__init__(host=host, port=port, node=node, reuse_port=reuse_port)
+        self.idle_timeout = idle_timeout
+
+    async def handle_pile(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        conn = YkcConnection(reader=reader, writer=writer, gateway=self)
+        try:
+            await conn.start()
+        except DatabaseUnavailable:
+            conn.close("database unavailable")
+        finally:
+            conn.close(conn._connection.close_code or "closed")
+            if conn.registered:
+                await self._unregister(conn)
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        sys.setswitchinterval(settings.GATEWAY_SWITCH_INTERVAL)
+        loop = asyncio.get_running_loop()
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=32, timeout=None
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self.journal = JournalWriter(self.db, node=self.node)
+        self.journal.start()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self._tasks = [
+            asyncio.create_task(self._alive_loop()),
+            asyncio.create_task(self._command_loop()),
+            asyncio.create_task(self._flush_seen_loop()),
+            asyncio.create_task(self._sweep_loop()),
+        ]
+        server = await asyncio.start_server(
+            self.handle_pile, self.host, self.port, reuse_port=self.reuse_port or None, backlog=4096
+        )
+        async with server:
+            sockets = ", ".join(str(s.getsockname()) for s in server.sockets)
+            logger.info("YKC gateway %s listening on %s", self.node, sockets)
+            print(f"ykc gateway {self.node} listening on {sockets}", flush=True)
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            self.stopping = True
+            logger.info("YKC gateway %s stopping", self.node)
+            for conn in list(self.connections.values()):
+                conn.close("gateway stopping")
+        for task in self._tasks:
+            task.cancel()
+        await self.flush_seen()
+        await self.journal.close()
+        with contextlib.suppress(Exception):
+            await self.redis.delete(routing.alive_key(self.node))
+        self.db.shutdown()

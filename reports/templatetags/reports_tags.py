@@ -1,0 +1,35 @@
+"""Template filters of the report pages: a cell shown by its column's kind."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django import template
+from django.utils import formats, timezone
+
+register = template.Library()
+
+
+@register.filter
+def cell(value, kind: str) -> str:
+    """``value`` of a column of ``kind`` as the page shows it (the export keeps the value)."""
+    if value is None or value == "":
+        return "—" if kind not in ("text",) else ""
+    if kind == "percent":
+        return f"{Decimal(value) * 100:.2f}%"
+    if kind == "kwh":
+        return f"{Decimal(value):,.3f}"
+    if kind == "yuan":
+        return f"{Decimal(value):,.2f}"
+    if kind == "int" and isinstance(value, int):
+        return f"{value:,}"
+    if kind == "datetime" and isinstance(value, dt.datetime):
+        return formats.date_format(timezone.localtime(value), "Y-m-d H:i:s")
+    return str(value)
+
+
+@register.filter
+def cells(row, columns):
+    """(shown value, kind) pairs of a row."""
+    return [(cell(v, c.kind), c.kind) for v, c in zip(row, columns, strict=True)]

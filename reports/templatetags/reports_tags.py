@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django import template
+from django.urls import reverse
 from django.utils import formats, timezone
 
 register = template.Library()
@@ -33,3 +34,19 @@ def cell(value, kind: str) -> str:
 def cells(row, columns):
     """(shown value, kind) pairs of a row."""
     return [(cell(v, c.kind), c.kind) for v, c in zip(row, columns, strict=True)]
+
+
+@register.inclusion_tag("admin/reports/dashboard_panel.html", takes_context=True)
+def dashboard(context):
+    """The home page's figures for the signed-in staff member (nothing for those who may
+    not view bills)."""
+    from reports.admin import may_view_reports
+    from reports.dashboard import dashboard_for
+
+    user = context["request"].user
+    if not may_view_reports(user):
+        return {"board": None}
+    return {
+        "board": dashboard_for(user),
+        "reports_url": reverse("admin:reports_billday_changelist"),
+    }

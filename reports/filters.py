@@ -53,7 +53,10 @@ class Filters:
         return rows
 
     def used(self) -> list[tuple[str, str]]:
-        shown = [(str(_("from")), str(self.first_day)), (str(_("to")), str(self.last_day))]
+        shown = [
+            (str(_("date from")), str(self.first_day)),
+            (str(_("date to")), str(self.last_day)),
+        ]
         for label, value in (
             (_("station"), self.station),
             (_("sub-operator"), self.sub_operator),
@@ -66,8 +69,8 @@ class Filters:
 
 
 class ReportFilterForm(forms.Form):
-    date_from = forms.DateField(label=_("from"), required=False)
-    date_to = forms.DateField(label=_("to"), required=False)
+    date_from = forms.DateField(label=_("date from"), required=False)
+    date_to = forms.DateField(label=_("date to"), required=False)
     station = forms.ModelChoiceField(queryset=None, label=_("station"), required=False)
     sub_operator = forms.ModelChoiceField(queryset=None, label=_("sub-operator"), required=False)
     department = forms.ModelChoiceField(queryset=None, label=_("department"), required=False)

@@ -12,13 +12,17 @@ from django.db.models import Case, CharField, Count, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from billing.models import EntryKind, LedgerEntry
 from billing.selectors import wallets_visible_to
 
 from .base import Column, Report, yuan
 
-CHANNELS = {"payment": _("online payment"), "staff": _("back office")}
+CHANNELS = {
+    "payment": _("online payment"),
+    "staff": pgettext_lazy("recharge channel", "back office"),
+}
 
 
 class Recharges(Report):

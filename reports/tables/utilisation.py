@@ -52,9 +52,9 @@ class PileUtilisation(Report):
         Column("sessions", _("sessions"), "int"),
         Column("charging_hours", _("charging hours"), "text"),
         Column("utilisation", _("utilisation (charging / 24 h)"), "percent"),
-        Column("online", _("online"), "percent"),
+        Column("online", _("online (%)"), "percent"),
         Column("offline_episodes", _("offline episodes"), "int"),
-        Column("outages", _("network outages"), "int"),
+        Column("outages", _("network outages (count)"), "int"),
     ]
 
     def _piles(self):

@@ -74,3 +74,14 @@ def test_filter_choices_outside_the_scope_are_refused(client, world, user, field
     assert response.status_code == 200
     assert response.context["report"] is None
     assert field in response.context["form"].errors
+
+
+def test_report_pages_speak_chinese(client, world):
+    signed = client_as(client, world, "admin_a")
+    signed.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-hans"
+    response = signed.get(reverse("admin:reports_report", args=["daily"]), OCTOBER)
+    page = response.content.decode()
+    assert "整车充电消费日报表" in page
+    assert "服务费（元）" in page and "导出 Excel" in page
+    home = signed.get(reverse("admin:index")).content.decode()
+    assert "今日" in home and "近30天电量与营收" in home

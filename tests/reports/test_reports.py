@@ -292,7 +292,7 @@ def test_export_links_hand_the_same_table_to_the_exports(client, world, monkeypa
     [tabular] = received
     assert (tabular.slug, tabular.filters_used()) == (
         "daily",
-        [("from", "2019-10-01"), ("to", "2019-10-31")],
+        [("date from", "2019-10-01"), ("date to", "2019-10-31")],
     )
     text = response.content.decode()
     assert text.splitlines()[-1].startswith("total,,,,2,21.000,")

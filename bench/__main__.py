@@ -22,6 +22,8 @@ BENCHES: dict[str, list[str]] = {
     "faults_sweep": ["bench.faults_sweep"],
     # 10,000 piles with passwords cold-boot (BENCH_AUTH_PILES for a smaller run).
     "gateway_pile_auth": ["bench.pile_auth"],
+    # Dashboard and a month of the daily report on 10,000,000 bills (BENCH_REPORT_BILLS).
+    "reports": ["bench.reports"],
 }
 
 

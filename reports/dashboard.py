@@ -17,7 +17,7 @@ from billing.selectors import sessions_visible_to
 from faults.codes import FaultCode
 from faults.models import UNRESOLVED_STATES
 from faults.selectors import fault_cases_visible_to, fault_code_counts
-from stations.models import ConnectorState
+from stations.models import ConnectorState, Station
 from stations.selectors import piles_visible_to
 
 from .selectors import bill_days_visible_to, hour_loads_visible_to, pile_days_visible_to
@@ -83,12 +83,7 @@ def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUs
         .annotate(s=Sum("charging_s"))
         .values_list("station_id", "s")
     )
-    names = dict(
-        piles_visible_to(staff)
-        .filter(station_id__in=list(piles))
-        .values_list("station_id", "station__name")
-        .distinct()
-    )
+    names = dict(Station.objects.filter(pk__in=list(piles)).values_list("pk", "name"))
     seconds = ((last_day - first_day).days + 1) * 86400
     uses = [
         StationUse(names[sid], ratio(charged.get(sid, 0), n * seconds)) for sid, n in piles.items()

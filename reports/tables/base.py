@@ -14,7 +14,7 @@ from ..filters import Filters
 
 KINDS = ("text", "int", "yuan", "kwh", "percent", "date", "datetime")
 # Rows a report page shows; the export carries them all.
-PAGE_ROWS = 500
+PAGE_ROWS = 200
 
 
 @dataclass(frozen=True)

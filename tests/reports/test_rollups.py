@@ -7,6 +7,7 @@ from decimal import Decimal as D
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from billing.models import Bill
 from billing.services.repair import BillCorrections
@@ -17,6 +18,7 @@ from chargenet.models import EventDelivery, OutboxEvent
 from faults.services.repair import fault_bill_repair
 from reports.models import BillDay, FaultDay, HourLoad, PileDay
 from reports.services.rollups import rollups_rebuild
+from reports.tasks import rollups_rebuild_recent_task
 from reports.verify import rollups_verify
 from tests.billing.factories import MemberFactory, StaffFactory, stopped_session, tariffed_station
 from tests.events import events_delivered
@@ -146,3 +148,14 @@ def test_rebuild_restores_lost_rollups_and_verify_names_what_differs(station, ca
     assert day_figures(station, dt.date(2019, 9, 6))[0][4] == D("8.05")
     assert rollups_rebuild(first_day=dt.date(2019, 9, 7), last_day=dt.date(2019, 9, 8)) == (0, 0)
     assert Bill.objects.count() == 1
+
+
+def test_the_nightly_task_recounts_the_last_days(station):
+    start = timezone.now() - dt.timedelta(hours=3)
+    session = stopped_session(
+        station=station, samples=[(start, "0"), (start + dt.timedelta(hours=1), "7000")]
+    )
+    bill_settle(session_id=session.pk)  # its event not delivered: no rollup yet
+    assert not BillDay.objects.exists()
+    assert rollups_rebuild_recent_task() == {"daily_rows": 1, "fault_rows": 0}
+    assert BillDay.objects.get().sessions == 1

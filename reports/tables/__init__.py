@@ -25,4 +25,15 @@ REPORTS: dict[str, type[Report]] = {
     )
 }
 
-__all__ = ["REPORTS", "Column", "Report"]
+__all__ = [
+    "REPORTS",
+    "ChargingDetail",
+    "Column",
+    "DailyConsumption",
+    "FaultStatistics",
+    "MonthlyStatement",
+    "OneCardOneCar",
+    "PileUtilisation",
+    "Recharges",
+    "Report",
+]

@@ -4,6 +4,7 @@ rebuild writes the same rows the events did."""
 
 import datetime as dt
 from decimal import Decimal as D
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import transaction
@@ -15,8 +16,11 @@ from billing.services.repair import BillCorrections
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge, wallet_refund
 from faults.services.repair import fault_bill_repair
+from reports.filters import Filters
 from reports.models import BillDay, FaultDay, HourLoad, PileDay
 from reports.services.rollups import rollups_rebuild
+from reports.tables import DailyConsumption
+from reports.tables.base import kwh
 from reports.verify import rollups_verify
 from tests.billing.factories import (
     MemberFactory,
@@ -62,12 +66,52 @@ SNAPSHOT = {
 }  # fmt: skip
 
 
+OCTOBER = (dt.date(2019, 9, 30), dt.date(2019, 10, 4))
+
+
+def report_filters(stations, sub_operator):
+    first, last = OCTOBER
+    yield Filters(first_day=first, last_day=last)
+    yield Filters(first_day=dt.date(2019, 10, 2), last_day=dt.date(2019, 10, 2))
+    for station in stations:
+        yield Filters(first_day=first, last_day=last, station=station, channel="unknown")
+    yield Filters(first_day=first, last_day=last, sub_operator=sub_operator)
+
+
+def daily_totals(staff, filters):
+    """The daily report's totals row: sessions, energy, fees, total, paid, owed."""
+    totals = DailyConsumption(staff=staff, filters=filters).totals()
+    return (totals[4], totals[5], *totals[10:])
+
+
+def bill_totals(filters):
+    """The same figures summed from the bills of the filters' local days (station zone)."""
+    n, wh, fees = 0, D(0), [D(0)] * 5
+    for bill in Bill.objects.select_related("station"):
+        day = bill.started_at.astimezone(ZoneInfo(bill.station.time_zone)).date()
+        if not filters.first_day <= day <= filters.last_day:
+            continue
+        if filters.station is not None and bill.station_id != filters.station.pk:
+            continue
+        if filters.sub_operator is not None and bill.sub_operator_id != filters.sub_operator.pk:
+            continue
+        if filters.channel and bill.channel != filters.channel:
+            continue
+        n, wh = n + 1, wh + bill.energy_wh
+        paid = bill.total if bill.payment_state == PaymentState.PAID else 0
+        owed = bill.total if bill.payment_state == PaymentState.OWED else 0
+        figures = (bill.electricity_fee, bill.service_fee, bill.total, paid, owed)
+        fees = [a + b for a, b in zip(fees, figures, strict=True)]
+    return (n, kwh(wh), *fees)
+
+
 @pytest.fixture
 def network(db):
     stations = [tariffed_station(), tariffed_station(zone="Asia/Urumqi")]
     sub_operator = SubOperatorFactory(operator=stations[0].operator)
     agent = StaffFactory(operator=stations[0].operator)
-    return stations, sub_operator, agent
+    superuser = StaffFactory(operator=None, is_superuser=True)
+    return stations, sub_operator, agent, superuser
 
 
 @settings(
@@ -78,7 +122,7 @@ def network(db):
 )
 @given(plans=session_plans)
 def test_rollups_always_equal_the_bills(network, plans):
-    stations, sub_operator, agent = network
+    stations, sub_operator, agent, superuser = network
     with transaction.atomic():
         for n, plan in enumerate(plans):
             station = stations[plan["station"]]
@@ -118,8 +162,10 @@ def test_rollups_always_equal_the_bills(network, plans):
                 wallet_refund(member=member, amount=D("1.00"), reference=f"RF-{n}", reason="x")
             events_delivered()
         assert [str(d) for d in rollups_verify()] == []
+        for filters in report_filters(stations, sub_operator):
+            assert daily_totals(superuser, filters) == bill_totals(filters)
         assert Bill.objects.count() == len(plans)
         by_events = {model: rows(model, fields) for model, fields in SNAPSHOT.items()}
-        rollups_rebuild(first_day=dt.date(2019, 9, 30), last_day=dt.date(2019, 10, 4))
+        rollups_rebuild(first_day=OCTOBER[0], last_day=OCTOBER[1])
         assert {model: rows(model, fields) for model, fields in SNAPSHOT.items()} == by_events
         transaction.set_rollback(True)

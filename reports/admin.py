@@ -30,6 +30,7 @@ from .services.shares import fee_share_set
 from .tables import REPORTS
 from .tables.base import PAGE_ROWS
 from .tables.faults import DEFAULT_GROUPS, DIMENSIONS
+from .templatetags.reports_tags import numeric, shown_cells
 
 register_scope(ServiceFeeShare, fee_shares_visible_to)
 
@@ -112,6 +113,8 @@ class ReportsAdmin(admin.ModelAdmin):
                     more = True
                     break
                 rows.append(row)
+        columns = report.columns if report else []
+        totals = report.totals() if report else None
         query = request.GET.copy()
         query.pop("export", None)
         context.update(
@@ -119,11 +122,13 @@ class ReportsAdmin(admin.ModelAdmin):
             title=report_class.title,
             opts=self.model._meta,
             rows=rows,
+            cells=[shown_cells(row, columns) for row in rows],
             more=more,
             page_rows=PAGE_ROWS,
-            totals=report.totals() if report else None,
+            totals=totals,
+            total_cells=shown_cells(totals, columns) if totals else None,
             chart=report.chart() if report else None,
-            columns=report.columns if report else [],
+            columns=[(c, numeric(c.kind)) for c in columns],
             query=query.urlencode(),
             dimensions=[(g, DIMENSIONS[g][1].title) for g in DEFAULT_GROUPS],
             october_2019=_october_2019(),

@@ -58,7 +58,7 @@ class DailyConsumption(Report):
             .annotate(**{f"s_{n}": Sum(n) for n in self.FIGURES})
             .order_by("day", "station__name", "sub_operator__name", "department__name")
         )
-        for row in grouped:
+        for row in grouped.iterator(chunk_size=2000):
             yield (
                 row["day"],
                 row["station__name"],

@@ -30,10 +30,14 @@ def cell(value, kind: str) -> str:
     return str(value)
 
 
-@register.filter
-def cells(row, columns):
-    """(shown value, kind) pairs of a row."""
-    return [(cell(v, c.kind), c.kind) for v, c in zip(row, columns, strict=True)]
+def numeric(kind: str) -> bool:
+    """Columns of these kinds are right-aligned."""
+    return kind not in ("text", "date", "datetime")
+
+
+def shown_cells(row, columns) -> list[tuple[str, bool]]:
+    """(shown value, right-aligned) of each cell of a row (the page renders them as is)."""
+    return [(cell(v, c.kind), numeric(c.kind)) for v, c in zip(row, columns, strict=True)]
 
 
 @register.inclusion_tag("admin/reports/dashboard_panel.html", takes_context=True)

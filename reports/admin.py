@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chargenet.admin import ScopedModelAdmin, register_scope
@@ -44,7 +45,12 @@ def may_view_reports(user) -> bool:
 def report_page_context(request, report_class) -> dict:
     """The report for ``request.user`` under the query string's filters (or the form's
     errors), for the page and the export alike."""
-    form = ReportFilterForm(request.GET, staff=request.user)
+    data = request.GET.copy()
+    if not data.get("date_from") and not data.get("date_to"):
+        # The page shows the days it covers: this month so far by default.
+        today = timezone.localdate()
+        data["date_from"], data["date_to"] = str(today.replace(day=1)), str(today)
+    form = ReportFilterForm(data, staff=request.user)
     extra = {}
     if report_class.slug == "faults":
         extra["group_by"] = [g for g in request.GET.getlist("group_by") if g in DIMENSIONS]

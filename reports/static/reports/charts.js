@@ -16,7 +16,7 @@
       xAxis: { type: "category", data: spec.x },
       yAxis: yAxis,
       series: spec.series.map(function (s) {
-        return { name: s.name, type: s.type || "bar", data: s.data, yAxisIndex: s.axis || 0, smooth: s.type === "line" };
+        return { name: s.name, type: s.type || "bar", data: s.data, yAxisIndex: s.axis || 0 };
       })
     });
     window.addEventListener("resize", function () { chart.resize(); });

@@ -20,7 +20,7 @@ from faults.selectors import fault_cases_visible_to, fault_code_counts
 from stations.models import ConnectorState, Station
 from stations.selectors import piles_visible_to
 
-from .selectors import bill_days_visible_to, hour_loads_visible_to, pile_days_visible_to
+from .selectors import hour_loads_visible_to, station_bill_days_visible_to
 from .tables.base import kwh, ratio, yuan
 
 TREND_DAYS = 30
@@ -77,7 +77,7 @@ def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUs
         .values_list("station_id", "n")
     )
     charged = dict(
-        pile_days_visible_to(staff)
+        station_bill_days_visible_to(staff)
         .filter(day__gte=first_day, day__lte=last_day, station_id__in=list(piles))
         .values("station_id")
         .annotate(s=Sum("charging_s"))
@@ -94,7 +94,7 @@ def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUs
 def dashboard_for(staff, *, today: dt.date | None = None) -> Dashboard:
     today = today or timezone.localdate()
     zone = timezone.get_current_timezone()
-    rows = bill_days_visible_to(staff)
+    rows = station_bill_days_visible_to(staff)
     first = today - dt.timedelta(days=TREND_DAYS - 1)
     trend = {
         r["day"]: r

@@ -49,7 +49,7 @@ class _Scoped(_StationDay):
         abstract = True
 
 
-class _Attributed(_Scoped):
+class _Departmental(_Scoped):
     department = models.ForeignKey(
         "orgs.Department",
         verbose_name=_("department"),
@@ -57,6 +57,12 @@ class _Attributed(_Scoped):
         on_delete=models.CASCADE,
         related_name="+",
     )
+
+    class Meta:
+        abstract = True
+
+
+class _Attributed(_Departmental):
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     # The pile's firmware when the charge started (its firmware history), else its current one.
     firmware = models.CharField(_("firmware"), max_length=64)
@@ -73,8 +79,8 @@ def _yuan(name):
     return models.DecimalField(name, max_digits=16, decimal_places=2, default=0)
 
 
-class BillDay(_Attributed):
-    """Bills of one station-day × sub-operator × department × channel × firmware."""
+class _BillFigures(models.Model):
+    """The sums of a group of bills."""
 
     sessions = models.PositiveIntegerField(_("sessions"), default=0)
     energy_wh = _wh(_("energy (Wh)"))
@@ -95,12 +101,33 @@ class BillDay(_Attributed):
     charging_s = models.BigIntegerField(_("charging time (s)"), default=0)
 
     class Meta:
+        abstract = True
+
+
+class BillDay(_Attributed, _BillFigures):
+    """Bills of one station-day × sub-operator × department × channel × firmware."""
+
+    class Meta:
         verbose_name = _("daily bill rollup")
         verbose_name_plural = _("daily bill rollups")
         indexes = [
             models.Index(fields=["operator", "day"], name="billday_operator_day"),
             models.Index(fields=["station", "day"], name="billday_station_day"),
             models.Index(fields=["sub_operator", "day"], name="billday_subop_day"),
+        ]
+
+
+class StationBillDay(_Departmental, _BillFigures):
+    """The same sums without channel and firmware (a few rows per station-day): what the
+    dashboard and the daily report read unless a channel is asked for."""
+
+    class Meta:
+        verbose_name = _("daily station rollup")
+        verbose_name_plural = _("daily station rollups")
+        indexes = [
+            models.Index(fields=["operator", "day"], name="stationday_operator_day"),
+            models.Index(fields=["station", "day"], name="stationday_station_day"),
+            models.Index(fields=["sub_operator", "day"], name="stationday_subop_day"),
         ]
 
 

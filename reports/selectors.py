@@ -12,7 +12,7 @@ from django.db.models import Model, Q, QuerySet
 from chargenet.scope import staff_scoped
 from stations.selectors import stations_visible_to
 
-from .models import BillDay, FaultDay, HourLoad, PileDay, ServiceFeeShare
+from .models import BillDay, FaultDay, HourLoad, PileDay, ServiceFeeShare, StationBillDay
 
 
 def _as_bills_are(model: type[Model], staff) -> QuerySet:
@@ -28,6 +28,10 @@ def _as_bills_are(model: type[Model], staff) -> QuerySet:
 
 def bill_days_visible_to(staff) -> QuerySet[BillDay]:
     return _as_bills_are(BillDay, staff)
+
+
+def station_bill_days_visible_to(staff) -> QuerySet[StationBillDay]:
+    return _as_bills_are(StationBillDay, staff)
 
 
 def fault_days_visible_to(staff) -> QuerySet[FaultDay]:

@@ -20,9 +20,10 @@ from django.db.models.functions import TruncDate
 
 from billing.models import Bill, PaymentState, SessionState, SessionTransition
 
-from .models import BillDay, FaultDay
+from .models import BillDay, FaultDay, StationBillDay
 
 KEY = ("day", "station_id", "sub_operator_id", "department_id", "channel")
+STATION_KEY = KEY[:-1]
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,9 @@ class Difference:
     bills: object
 
     def __str__(self) -> str:
-        day, station, sub_operator, department, channel, *code = self.group
-        where = (
-            f"{day} station={station} sub_operator={sub_operator} "
-            f"department={department} channel={channel}"
-        )
-        if code:
-            where += f" code={code[0]}"
+        names = (*KEY, "code")
+        where = " ".join(f"{name.removesuffix('_id')}={value}" for name, value in
+                         zip(names, self.group, strict=False))  # fmt: skip
         return f"{where}: {self.figure} rollup={self.rollup} bills={self.bills}"
 
 
@@ -98,15 +95,38 @@ def _in_range(rows, first_day, last_day):
     return rows
 
 
+def _figures_differ(model, keys, first_day, last_day) -> list[Difference]:
+    """The figures of ``model``'s groups (by ``keys``) that differ from their bills'."""
+    expected = {}
+    for bills in _bills(first_day, last_day):
+        for row in bills.order_by().values(*keys).annotate(**_prefixed(_FIGURES)):
+            expected[tuple(row[k] for k in keys)] = row
+    found = {
+        tuple(row[k] for k in keys): row
+        for row in _in_range(model.objects.all(), first_day, last_day)
+        .order_by()
+        .values(*keys)
+        .annotate(**_prefixed({name: Sum(name) for name in _FIGURES}))
+    }
+    differences = []
+    for group in sorted(expected.keys() | found.keys(), key=str):
+        want, have = expected.get(group, {}), found.get(group, {})
+        for figure in _FIGURES:
+            a, b = _zero(have.get(f"x_{figure}")), _zero(want.get(f"x_{figure}"))
+            if a != b:
+                differences.append(Difference(group, f"{model._meta.model_name}.{figure}", a, b))
+    return differences
+
+
 def rollups_verify(
     *, first_day: dt.date | None = None, last_day: dt.date | None = None
 ) -> list[Difference]:
     """Every rollup figure that differs from the sum of its bills (empty: all agree)."""
-    expected: dict[tuple, dict] = {}
+    differences = []
+    for model, keys in ((BillDay, KEY), (StationBillDay, STATION_KEY)):
+        differences += _figures_differ(model, keys, first_day, last_day)
     codes_expected: Counter = Counter()
     for bills in _bills(first_day, last_day):
-        for row in bills.order_by().values(*KEY).annotate(**_prefixed(_FIGURES)):
-            expected[tuple(row[k] for k in KEY)] = row
         faulty = bills.exclude(fault_codes=[]).values_list(
             *KEY, "fault_codes", "payment_state", "was_repaired", "total"
         )
@@ -117,20 +137,6 @@ def rollups_verify(
                 codes_expected[(group, "waiting")] += state == PaymentState.FAULT
                 codes_expected[(group, "repaired")] += repaired
                 codes_expected[(group, "recovered")] += total if repaired else Decimal(0)
-    found = {
-        tuple(row[k] for k in KEY): row
-        for row in _in_range(BillDay.objects.all(), first_day, last_day)
-        .order_by()
-        .values(*KEY)
-        .annotate(**_prefixed({name: Sum(name) for name in _FIGURES}))
-    }
-    differences = []
-    for group in sorted(expected.keys() | found.keys(), key=str):
-        want, have = expected.get(group, {}), found.get(group, {})
-        for figure in _FIGURES:
-            a, b = _zero(have.get(f"x_{figure}")), _zero(want.get(f"x_{figure}"))
-            if a != b:
-                differences.append(Difference(group, figure, a, b))
     codes_found: Counter = Counter()
     fault_figures = ("fault_bills", "waiting", "repaired", "recovered")
     for row in (

@@ -21,7 +21,7 @@ from billing.models import Bill, BillLine, ChargingSession, PaymentState, Period
 from billing.models import SessionTransition as Transition
 from stations.models import FirmwareRecord, Pile, Station
 
-from ..models import BillDay, FaultDay, HourLoad, PileDay
+from ..models import BillDay, FaultDay, HourLoad, PileDay, StationBillDay
 
 # A bill whose charging time is longer than this is counted in its first hour only (a
 # fault bill may claim years); the load curve is a picture, the day's totals are exact.
@@ -73,17 +73,22 @@ def _facts_sql(where: str) -> str:
 _ATTRIBUTED = "day, operator_id, station_id, sub_operator_id, department_id, channel, firmware"
 
 
-def _insert_sql() -> str:
+_DEPARTMENTAL = "day, operator_id, station_id, sub_operator_id, department_id"
+
+
+def _bill_figures(name: str, model, keys: str) -> str:
+    """A CTE inserting the bills' sums (`_BillFigures`) into ``model``, grouped by ``keys``."""
+
     def paid(state: str) -> str:
         return f"COALESCE(sum(f.total) FILTER (WHERE f.payment_state = '{state}'), 0)"
 
     return f"""
-    bill_days AS (
-        INSERT INTO {_t(BillDay)} ({_ATTRIBUTED}, sessions, energy_wh, energy_sharp_wh,
+    {name} AS (
+        INSERT INTO {_t(model)} ({keys}, sessions, energy_wh, energy_sharp_wh,
             energy_peak_wh, energy_flat_wh, energy_valley_wh, electricity_fee, service_fee,
             total, paid, owed, unpaid, fault_waiting, fault_bills, repaired, recovered,
             charging_s)
-        SELECT {_ATTRIBUTED}, count(*), sum(f.energy_wh),
+        SELECT {keys}, count(*), sum(f.energy_wh),
                COALESCE(sum(l.e{Period.SHARP.value}), 0), COALESCE(sum(l.e{Period.PEAK.value}), 0),
                COALESCE(sum(l.e{Period.FLAT.value}), 0), COALESCE(sum(l.e{Period.VALLEY.value}), 0),
                sum(f.electricity_fee), sum(f.service_fee), sum(f.total),
@@ -94,9 +99,16 @@ def _insert_sql() -> str:
                COALESCE(sum(f.total) FILTER (WHERE f.repaired), 0),
                sum(f.duration_s)
           FROM facts f LEFT JOIN lines l ON l.bill_id = f.id
-         GROUP BY {_ATTRIBUTED}
+         GROUP BY {keys}
         RETURNING 1
-    ),
+    ),"""
+
+
+def _insert_sql() -> str:
+    return (
+        _bill_figures("bill_days", BillDay, _ATTRIBUTED)
+        + _bill_figures("station_days", StationBillDay, _DEPARTMENTAL)
+        + f"""
     fault_days AS (
         INSERT INTO {_t(FaultDay)} ({_ATTRIBUTED}, code, fault_bills, waiting, repaired,
             recovered)
@@ -135,9 +147,10 @@ def _insert_sql() -> str:
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM bill_days), (SELECT count(*) FROM fault_days)"""
+    )
 
 
-ROLLUPS = (BillDay, FaultDay, PileDay, HourLoad)
+ROLLUPS = (BillDay, StationBillDay, FaultDay, PileDay, HourLoad)
 
 
 def _lock(station_id: int, day: dt.date) -> None:

@@ -11,7 +11,11 @@ from django.utils.translation import gettext_lazy as _
 
 from chargenet.money import to_fen
 
-from ..selectors import bill_days_visible_to, fee_shares_visible_to
+from ..selectors import (
+    bill_days_visible_to,
+    fee_shares_visible_to,
+    station_bill_days_visible_to,
+)
 from .base import Column, Report, kwh, sums, yuan
 
 ENERGY = ("energy_wh", "energy_sharp_wh", "energy_peak_wh", "energy_flat_wh", "energy_valley_wh")
@@ -41,7 +45,10 @@ class DailyConsumption(Report):
     FIGURES = ("sessions", *ENERGY, *MONEY)
 
     def _rows(self):
-        return self.filters.apply(bill_days_visible_to(self.staff))
+        # Per channel only when a channel is asked for: the station rollup is far smaller.
+        if self.filters.channel:
+            return self.filters.apply(bill_days_visible_to(self.staff))
+        return self.filters.apply(station_bill_days_visible_to(self.staff))
 
     @staticmethod
     def _figures(row: dict) -> tuple:
@@ -107,7 +114,7 @@ class MonthlyStatement(Report):
 
     def _statement(self) -> list[tuple]:
         days = (
-            self.filters.apply(bill_days_visible_to(self.staff))
+            self.filters.apply(station_bill_days_visible_to(self.staff))
             .filter(sub_operator__isnull=False)
             .values("sub_operator_id", "sub_operator__name", "day")
             .annotate(

@@ -17,7 +17,7 @@ from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge, wallet_refund
 from faults.services.repair import fault_bill_repair
 from reports.filters import Filters
-from reports.models import BillDay, FaultDay, HourLoad, PileDay
+from reports.models import BillDay, FaultDay, HourLoad, PileDay, StationBillDay
 from reports.services.rollups import rollups_rebuild
 from reports.tables import DailyConsumption
 from reports.tables.base import kwh
@@ -60,6 +60,8 @@ SNAPSHOT = {
     BillDay: ("day", "station_id", "sub_operator_id", "channel", "firmware", "sessions",
               "energy_wh", "energy_valley_wh", "total", "paid", "owed", "fault_bills",
               "repaired", "recovered"),
+    StationBillDay: ("day", "station_id", "sub_operator_id", "department_id", "sessions",
+                     "energy_wh", "total", "paid", "owed", "fault_bills", "charging_s"),
     FaultDay: ("day", "station_id", "code", "fault_bills", "waiting", "repaired", "recovered"),
     PileDay: ("day", "pile_id", "sessions", "charging_s"),
     HourLoad: ("day", "station_id", "hour", "energy_wh"),

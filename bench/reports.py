@@ -100,10 +100,11 @@ UPDATE billing_bill SET fault_codes = ARRAY[(ARRAY[1,2,3,5,8,9,10,11,12,13,1,2,8
 
 # Rollup rows at the density N bills a year would give (--rollups-of N), for the days the
 # timed pages read: 200 stations × 4 channels × 5 firmware versions × (no sub-operator, X,
-# Y) per day, 5,000 piles per day, 24 hours × 3 per station-day. Replaces those days' rows.
+# Y) per day, their station-day sums, 24 hours × 3 per station-day. Replaces those days'
+# rows.
 SYNTHETIC_SQL = """
 DELETE FROM reports_billday WHERE day BETWEEN %(first)s AND %(last)s;
-DELETE FROM reports_pileday WHERE day BETWEEN %(first)s AND %(last)s;
+DELETE FROM reports_stationbillday WHERE day BETWEEN %(first)s AND %(last)s;
 DELETE FROM reports_hourload WHERE day BETWEEN %(first)s AND %(last)s;
 INSERT INTO reports_billday (day, operator_id, station_id, sub_operator_id, department_id,
     channel, firmware, sessions, energy_wh, energy_sharp_wh, energy_peak_wh, energy_flat_wh,
@@ -117,16 +118,23 @@ FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d,
      unnest(ARRAY['10002','10722','11534','11536','2090100']) fw,
      (VALUES (NULL::bigint), (1), (2)) v(sub),
      (SELECT %(per_row)s::int AS k) kk;
-INSERT INTO reports_pileday (day, operator_id, station_id, pile_id, sessions, charging_s)
-SELECT d::date, 1, 1 + (p - 1) %% 200, p, 5, 5 * 3000
-FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d,
-     generate_series(1, 5000) p;
+INSERT INTO reports_stationbillday (day, operator_id, station_id, sub_operator_id,
+    department_id, sessions, energy_wh, energy_sharp_wh, energy_peak_wh, energy_flat_wh,
+    energy_valley_wh, electricity_fee, service_fee, total, paid, owed, unpaid, fault_waiting,
+    fault_bills, repaired, recovered, charging_s)
+SELECT day, operator_id, station_id, sub_operator_id, department_id, sum(sessions),
+       sum(energy_wh), sum(energy_sharp_wh), sum(energy_peak_wh), sum(energy_flat_wh),
+       sum(energy_valley_wh), sum(electricity_fee), sum(service_fee), sum(total), sum(paid),
+       sum(owed), sum(unpaid), sum(fault_waiting), sum(fault_bills), sum(repaired),
+       sum(recovered), sum(charging_s)
+FROM reports_billday WHERE day BETWEEN %(first)s AND %(last)s
+GROUP BY day, operator_id, station_id, sub_operator_id, department_id;
 INSERT INTO reports_hourload (day, operator_id, station_id, sub_operator_id, hour, energy_wh)
 SELECT d::date, 1, st, sub, d + make_interval(hours => h), 10000
 FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d,
      generate_series(1, 200) st, generate_series(0, 23) h,
      (VALUES (NULL::bigint), (1), (2)) v(sub);
-ANALYZE reports_billday; ANALYZE reports_pileday; ANALYZE reports_hourload;
+ANALYZE reports_billday; ANALYZE reports_stationbillday; ANALYZE reports_hourload;
 """
 
 

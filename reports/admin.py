@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from chargenet.admin import ScopedModelAdmin, register_scope
+from chargenet.admin import ReadOnlyAdminMixin, ScopedModelAdmin, register_scope
 from chargenet.errors import DomainError
 from faults.codes import FaultCode
 from orgs.models import Role
@@ -26,7 +26,7 @@ from orgs.selectors import sub_operators_visible_to
 
 from .filters import ReportFilterForm
 from .models import BillDay, ServiceFeeShare
-from .selectors import fee_shares_visible_to
+from .selectors import bill_days_visible_to, fee_shares_visible_to
 from .services.shares import fee_share_set
 from .tables import REPORTS
 from .tables.base import PAGE_ROWS
@@ -34,6 +34,7 @@ from .tables.faults import DEFAULT_GROUPS, DIMENSIONS
 from .templatetags.reports_tags import numeric, shown_cells
 
 register_scope(ServiceFeeShare, fee_shares_visible_to)
+register_scope(BillDay, bill_days_visible_to)
 
 EXPORT_FORMATS = ("xlsx", "csv")
 
@@ -62,23 +63,23 @@ def report_page_context(request, report_class) -> dict:
     return {"form": form, "report": report, "extra": extra}
 
 
-class ReportsAdmin(admin.ModelAdmin):
-    """报表: the list of reports, and each report's page."""
+class ReportsAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    """报表: the list of reports above the daily rollup rows they sum (read-only, scoped),
+    and each report's page."""
+
+    change_list_template = "admin/reports/billday_change_list.html"
+    list_display = ("day", "station", "sub_operator", "department", "channel", "firmware",
+                    "sessions", "energy_wh", "total")  # fmt: skip
+    list_select_related = ("station", "sub_operator", "department")
+    list_filter = ("channel",)
+    date_hierarchy = "day"
+    ordering = ("-day", "station")
 
     def has_module_permission(self, request):
         return may_view_reports(request.user)
 
     def has_view_permission(self, request, obj=None):
         return may_view_reports(request.user)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         report = path(
@@ -87,18 +88,10 @@ class ReportsAdmin(admin.ModelAdmin):
         return [report, *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
-        if not may_view_reports(request.user):
-            raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Reports"),
-            "reports": [
-                (r.title, reverse("admin:reports_report", args=[slug]))
-                for slug, r in REPORTS.items()
-            ],
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/reports/index.html", context)
+        reports = [
+            (r.title, reverse("admin:reports_report", args=[slug])) for slug, r in REPORTS.items()
+        ]
+        return super().changelist_view(request, {**(extra_context or {}), "reports": reports})
 
     def report_view(self, request, slug: str):
         if not may_view_reports(request.user):

@@ -14,7 +14,7 @@ from .services.rollups import rollups_rebuild
 REBUILD_RECENT_DAYS = 2
 
 
-@shared_task(name="reports.rollups_rebuild_recent", soft_time_limit=1800, time_limit=2000)
+@shared_task(name="reports.rollups_rebuild_recent", soft_time_limit=480, time_limit=540)
 def rollups_rebuild_recent_task() -> dict:
     """Beat runs it nightly: the last days recounted from the bills, whatever an event
     consumer may have missed (e.g. a firmware record that arrived after the bills)."""

@@ -26,6 +26,8 @@ BENCHES: dict[str, list[str]] = {
     "gateway_partitions": ["bench.partitions"],
     # 10,000 YKC piles: heartbeats every 10 s, 10% charging (real-time data every 15 s).
     "gateway_ykc": ["bench.ykc", "--piles", "10000", "--seconds", "60"],
+    # Dashboard and a month of the daily report on 10,000,000 bills (BENCH_REPORT_BILLS).
+    "reports": ["bench.reports"],
 }
 
 

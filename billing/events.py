@@ -5,6 +5,7 @@ Payloads are JSON: ids, and money and energy as exact decimal strings.
 
 BILL_SETTLED = "bill.settled"  # a stopped session became a bill (paid, owed, unpaid or fault)
 BILL_REPAIRED = "bill.repaired"  # customer service repaired a fault bill; it is settled now
+# (its payload adds previous_started_at: the start before the corrections)
 BILL_PAID = "bill.paid"  # a bill charged after its settlement (owed, then covered)
 PAYMENT_RECEIVED = "payment.received"  # a recharge credited to a member's wallet
 SESSION_STARTED = "session.started"  # a pile (or channel) opened a session: live, or refused

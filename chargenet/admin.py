@@ -40,6 +40,8 @@ admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_header = _("chargenet")
 admin.site.site_title = _("chargenet")
 admin.site.index_title = _("Back office")
+# The home page is the dashboard (reports/templates/admin/dashboard.html).
+admin.site.index_template = "admin/dashboard.html"
 
 Selector = Callable[[object], QuerySet]
 SCOPES: dict[type[Model], Selector] = {}

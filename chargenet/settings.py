@@ -238,6 +238,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "protocol.heartbeat_history_prune",
         "schedule": crontab(hour=3, minute=40),
     },
+    # The reports' rollups of the last days recounted from the bills (reports.tasks).
+    "reports-rollups-rebuild-recent": {
+        "task": "reports.rollups_rebuild_recent",
+        "schedule": crontab(hour=2, minute=20),
+    },
 }
 
 REST_FRAMEWORK = {

@@ -420,6 +420,7 @@ def bill_repair_apply(
         rounding=session.operator.rounding_mode,
     )  # a PricingError here propagates: bad corrections change nothing
     before = _bill_snapshot(bill)
+    previous_started_at = bill.started_at
     bill.lines.all().delete()
     BillLine.objects.bulk_create(_lines(bill, pricing))
     bill.started_at, bill.ended_at = samples[0][0], samples[-1][0]
@@ -450,6 +451,11 @@ def bill_repair_apply(
     event_publish(
         kind=BILL_REPAIRED,
         key=bill.pk,
-        payload={**bill_settled_payload(bill, Verdict()), "codes": list(bill.fault_codes)},
+        payload={
+            **bill_settled_payload(bill, Verdict()),
+            "codes": list(bill.fault_codes),
+            # A correction may move the start to another day: reports recount both days.
+            "previous_started_at": previous_started_at.isoformat(),
+        },
     )
     return bill

@@ -1,0 +1,164 @@
+"""The back office's home page (the admin index): today's and this month's figures, what
+is live now, and the trends, for the staff member's own scope. Money and energy come from
+the rollups (`reports.selectors`); live counts from the sessions, piles and fault desk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from billing.models.sessions import ACTIVE_STATES
+from billing.selectors import sessions_visible_to
+from faults.codes import FaultCode
+from faults.models import UNRESOLVED_STATES
+from faults.selectors import fault_cases_visible_to, fault_code_counts
+from stations.models import ConnectorState, Station
+from stations.selectors import piles_visible_to
+
+from .selectors import hour_loads_visible_to, station_bill_days_visible_to
+from .tables.base import kwh, ratio, yuan
+
+TREND_DAYS = 30
+RANKED_STATIONS = 5
+
+
+@dataclass(frozen=True)
+class Figures:
+    sessions: int
+    energy_kwh: Decimal
+    electricity_fee: Decimal
+    service_fee: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class StationUse:
+    name: str
+    utilisation: Decimal | None  # charging time / (piles × 24 h × days)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    today: Figures
+    month: Figures
+    in_progress: int
+    piles_online: int
+    piles_offline: int
+    piles_faulted: int
+    faults_waiting: list[tuple[FaultCode, int]]
+    trend: dict  # chart spec: 30 days of energy (kWh) and revenue (yuan)
+    load: dict  # chart spec: today's energy per hour (kWh)
+    top: list[StationUse]
+    bottom: list[StationUse]
+
+
+def _figures(rows) -> Figures:
+    s = rows.aggregate(
+        n=Sum("sessions"),
+        e=Sum("energy_wh"),
+        fe=Sum("electricity_fee"),
+        fs=Sum("service_fee"),
+        t=Sum("total"),
+    )
+    return Figures(s["n"] or 0, kwh(s["e"]), yuan(s["fe"]), yuan(s["fs"]), yuan(s["t"]))
+
+
+def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUse]:
+    piles = dict(
+        piles_visible_to(staff)
+        .visible()
+        .values("station_id")
+        .annotate(n=Count("pk"))
+        .values_list("station_id", "n")
+    )
+    charged = dict(
+        station_bill_days_visible_to(staff)
+        .filter(day__gte=first_day, day__lte=last_day, station_id__in=list(piles))
+        .values("station_id")
+        .annotate(s=Sum("charging_s"))
+        .values_list("station_id", "s")
+    )
+    names = dict(Station.objects.filter(pk__in=list(piles)).values_list("pk", "name"))
+    seconds = ((last_day - first_day).days + 1) * 86400
+    uses = [
+        StationUse(names[sid], ratio(charged.get(sid, 0), n * seconds)) for sid, n in piles.items()
+    ]
+    return sorted(uses, key=lambda u: (-(u.utilisation or 0), u.name))
+
+
+def dashboard_for(staff, *, today: dt.date | None = None) -> Dashboard:
+    today = today or timezone.localdate()
+    zone = timezone.get_current_timezone()
+    rows = station_bill_days_visible_to(staff)
+    first = today - dt.timedelta(days=TREND_DAYS - 1)
+    trend = {
+        r["day"]: r
+        for r in rows.filter(day__gte=first, day__lte=today)
+        .values("day")
+        .annotate(e=Sum("energy_wh"), t=Sum("total"))
+    }
+    days = [first + dt.timedelta(days=i) for i in range(TREND_DAYS)]
+    start = dt.datetime.combine(today, dt.time(), tzinfo=zone)
+    load = {
+        timezone.localtime(r["hour"], zone).hour: r["e"]
+        for r in hour_loads_visible_to(staff)
+        .filter(hour__gte=start, hour__lt=start + dt.timedelta(days=1))
+        .values("hour")
+        .annotate(e=Sum("energy_wh"))
+    }
+    piles = (
+        piles_visible_to(staff)
+        .visible()
+        .aggregate(
+            online=Count("pk", filter=Q(is_online=True)),
+            offline=Count("pk", filter=Q(is_online=False)),
+            faulted=Count("pk", filter=Q(connectors__status=ConnectorState.FAULTED), distinct=True),
+        )
+    )
+    uses = _station_use(staff, first, today)
+    return Dashboard(
+        today=_figures(rows.filter(day=today)),
+        month=_figures(rows.filter(day__gte=today.replace(day=1), day__lte=today)),
+        in_progress=sessions_visible_to(staff).filter(state__in=ACTIVE_STATES).count(),
+        piles_online=piles["online"],
+        piles_offline=piles["offline"],
+        piles_faulted=piles["faulted"],
+        faults_waiting=fault_code_counts(
+            fault_cases_visible_to(staff).filter(state__in=UNRESOLVED_STATES)
+        ),
+        trend={
+            "x": [d.strftime("%m-%d") for d in days],
+            "series": [
+                {
+                    "name": str(_("energy (kWh)")),
+                    "type": "bar",
+                    "axis": 0,
+                    "data": [float(kwh(trend[d]["e"])) if d in trend else 0 for d in days],
+                },
+                {
+                    "name": str(_("revenue (yuan)")),
+                    "type": "line",
+                    "axis": 1,
+                    "data": [float(trend[d]["t"]) if d in trend else 0 for d in days],
+                },
+            ],
+        },
+        load={
+            "x": [f"{h:02d}:00" for h in range(24)],
+            "series": [
+                {
+                    "name": str(_("energy (kWh)")),
+                    "type": "line",
+                    "axis": 0,
+                    "data": [float(kwh(load.get(h, 0))) for h in range(24)],
+                },
+            ],
+        },
+        top=uses[:RANKED_STATIONS],
+        bottom=list(reversed(uses[-RANKED_STATIONS:])) if len(uses) > RANKED_STATIONS else [],
+    )

@@ -1,0 +1,108 @@
+"""The filters every report takes (date range, station, sub-operator, department, channel),
+with choices from the staff member's own scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from billing.models import Channel
+from orgs.selectors import departments_visible_to, sub_operators_visible_to
+from stations.selectors import stations_visible_to
+
+# A report reads at most this many days at once (a year and a day for leap years).
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Filters:
+    first_day: dt.date
+    last_day: dt.date
+    station: object = None
+    sub_operator: object = None
+    department: object = None
+    channel: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def window(self, zone: dt.tzinfo | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """The filters' days as instants in ``zone`` (the back office's by default): from the
+        first day's midnight to the midnight after the last."""
+        zone = zone or timezone.get_current_timezone()
+        start = dt.datetime.combine(self.first_day, dt.time(), tzinfo=zone)
+        return start, dt.datetime.combine(
+            self.last_day + dt.timedelta(days=1), dt.time(), tzinfo=zone
+        )
+
+    def days(self, rows: QuerySet, day: str = "day") -> QuerySet:
+        return rows.filter(**{f"{day}__gte": self.first_day, f"{day}__lte": self.last_day})
+
+    def apply(self, rows: QuerySet, *, prefix: str = "", day: str = "day") -> QuerySet:
+        """``rows`` (rollups, or bills with ``prefix``/``day`` naming the lookups) narrowed."""
+        rows = self.days(rows, day)
+        for name in ("station", "sub_operator", "department"):
+            if (value := getattr(self, name)) is not None:
+                rows = rows.filter(**{f"{prefix}{name}": value})
+        if self.channel:
+            rows = rows.filter(**{f"{prefix}channel": self.channel})
+        return rows
+
+    def used(self) -> list[tuple[str, str]]:
+        shown = [
+            (str(_("date from")), str(self.first_day)),
+            (str(_("date to")), str(self.last_day)),
+        ]
+        for label, value in (
+            (_("station"), self.station),
+            (_("sub-operator"), self.sub_operator),
+            (_("department"), self.department),
+            (_("channel"), Channel(self.channel).label if self.channel else None),
+        ):
+            if value:
+                shown.append((str(label), str(value)))
+        return shown
+
+
+class ReportFilterForm(forms.Form):
+    date_from = forms.DateField(label=_("date from"), required=False)
+    date_to = forms.DateField(label=_("date to"), required=False)
+    station = forms.ModelChoiceField(queryset=None, label=_("station"), required=False)
+    sub_operator = forms.ModelChoiceField(queryset=None, label=_("sub-operator"), required=False)
+    department = forms.ModelChoiceField(queryset=None, label=_("department"), required=False)
+    channel = forms.ChoiceField(
+        label=_("channel"), required=False, choices=[("", "---------"), *Channel.choices]
+    )
+
+    def __init__(self, *args, staff, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["station"].queryset = stations_visible_to(staff).order_by("code")
+        self.fields["sub_operator"].queryset = sub_operators_visible_to(staff).order_by("code")
+        self.fields["department"].queryset = departments_visible_to(staff).order_by("name")
+
+    def clean(self):
+        data = super().clean()
+        today = timezone.localdate()
+        data["date_to"] = data.get("date_to") or today
+        data["date_from"] = data.get("date_from") or data["date_to"].replace(day=1)
+        if data["date_to"] < data["date_from"]:
+            raise ValidationError(_("The end date is before the start date."))
+        if (data["date_to"] - data["date_from"]).days >= MAX_DAYS:
+            raise ValidationError(_("A report covers at most %(days)s days.") % {"days": MAX_DAYS})
+        return data
+
+    def filters(self, **extra) -> Filters:
+        data = self.cleaned_data
+        return Filters(
+            first_day=data["date_from"],
+            last_day=data["date_to"],
+            station=data.get("station"),
+            sub_operator=data.get("sub_operator"),
+            department=data.get("department"),
+            channel=data.get("channel") or "",
+            extra=extra,
+        )

@@ -1,0 +1,70 @@
+"""What every report table has: columns of a kind, rows in column order, a totals row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
+
+from chargenet.money import FEN, KWH_QUANTUM, WH_PER_KWH
+
+from ..filters import Filters
+
+KINDS = ("text", "int", "yuan", "kwh", "percent", "date", "datetime")
+# Rows a report page shows; the export carries them all.
+PAGE_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: the exports' `Column` shape (key, translated title, kind)."""
+
+    key: str
+    title: str
+    kind: str  # one of KINDS
+
+
+def kwh(wh) -> Decimal:
+    return (Decimal(wh or 0) / WH_PER_KWH).quantize(KWH_QUANTUM)
+
+
+def yuan(value) -> Decimal:
+    return Decimal(value or 0).quantize(FEN)  # sums of fen amounts: exact
+
+
+def ratio(part, whole) -> Decimal | None:
+    """part / whole as a fraction to 4 places (the page shows 23.69 %), None for 0 / 0."""
+    return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001")) if whole else None
+
+
+def sums(rows: QuerySet, names) -> dict:
+    """Sums of ``names`` over ``rows``, as ``s_<name>`` (apart from the field names)."""
+    return rows.aggregate(**{f"s_{n}": Sum(n) for n in names})
+
+
+class Report:
+    """A report for ``staff`` under ``filters``; subclasses give slug, title, columns,
+    rows() and totals(), and may give chart() for the page."""
+
+    slug: str
+    title: str
+    columns: list[Column]
+
+    def __init__(self, *, staff, filters: Filters):
+        self.staff = staff
+        self.filters = filters
+
+    def rows(self) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def totals(self) -> tuple | None:
+        return None
+
+    def filters_used(self) -> list[tuple[str, str]]:
+        return self.filters.used()
+
+    def chart(self) -> dict | None:
+        """{"x": [...], "series": [{"name", "type", "data", "axis"}]} for the page, or None."""
+        return None

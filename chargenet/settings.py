@@ -360,3 +360,22 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# Exports (reports.exports): the machinery as an app of its own; files written by the
+# worker live outside MEDIA_ROOT (never public) and download through an ownership check.
+INSTALLED_APPS += ["reports.exports"]
+EXPORTS_ROOT = Path(env("EXPORTS_ROOT", str(BASE_DIR / "var" / "exports")))
+# Up to this many rows download at once; more become a Celery job ("My exports").
+EXPORTS_INLINE_MAX_ROWS = env_int("EXPORTS_INLINE_MAX_ROWS", 5000)
+# A running export whose progress stopped this long ago lost its worker: queued again.
+EXPORTS_STALE_AFTER_S = env_int("EXPORTS_STALE_AFTER_S", 600)
+EXPORTS_RETENTION_DAYS = env_int("EXPORTS_RETENTION_DAYS", 7)
+CELERY_BEAT_SCHEDULE["exports-resume-stale"] = {
+    "task": "reports.export_jobs_resume_stale",
+    "schedule": 300.0,
+    "options": {"expires": 300.0},
+}
+CELERY_BEAT_SCHEDULE["exports-prune"] = {
+    "task": "reports.export_jobs_prune",
+    "schedule": crontab(hour=4, minute=40),
+}

@@ -12,5 +12,8 @@ class ExportsConfig(AppConfig):
     verbose_name = _("exports")
 
     def ready(self):
-        # The list exports (the bills) and the kernel's export buttons meet here.
+        # Register the tabulars a worker builds again: the list exports (the bills, which
+        # also answer the kernel's export buttons) and the live-sessions screen.
+        from reports import live  # noqa: F401
+
         from . import changelists  # noqa: F401

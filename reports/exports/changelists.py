@@ -29,7 +29,7 @@ from chargenet.money import wh_to_kwh
 
 from .admin import export_response
 from .registry import tabular_register
-from .tabular import Column
+from .tabular import Column, hms
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,6 @@ def _local(at, zone_name):
     return None if at is None else at.astimezone(_zone(zone_name))
 
 
-def _duration(seconds: int) -> str:
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-
-
 CHANNELS = dict(Channel.choices)
 PAYMENT_STATES = dict(PaymentState.choices)
 
@@ -138,7 +133,7 @@ class BillsTabular(ChangelistTabular):
             _local,
         ),
         Field(Column("ended_at", _("end"), "datetime"), ("ended_at", "station__time_zone"), _local),
-        Field(Column("duration", _("duration"), "text"), ("duration_s",), _duration),
+        Field(Column("duration", _("duration"), "text"), ("duration_s",), hms),
         Field(Column("energy", _("energy (kWh)"), "kwh"), ("energy_wh",), wh_to_kwh),
         Field(Column("electricity_fee", _("electricity fee (yuan)"), "yuan"), ("electricity_fee",)),
         Field(Column("service_fee", _("service fee (yuan)"), "yuan"), ("service_fee",)),

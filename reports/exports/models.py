@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ExportJob(models.Model):
@@ -14,8 +15,8 @@ class ExportJob(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued", _("queued")
         RUNNING = "running", _("running")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
+        DONE = "done", pgettext_lazy("export state", "done")
+        FAILED = "failed", pgettext_lazy("export state", "failed")
 
     class Format(models.TextChoices):
         XLSX = "xlsx", _("Excel (.xlsx)")

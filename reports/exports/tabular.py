@@ -58,3 +58,9 @@ def cell_text(value, kind: str) -> str:
     if kind == "date" and isinstance(value, dt.date):
         return value.strftime("%Y-%m-%d")
     return str(value)
+
+
+def hms(seconds: int) -> str:
+    """A duration as h:mm:ss (the bills list's way)."""
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"

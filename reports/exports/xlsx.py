@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
@@ -139,7 +140,7 @@ def _totals_cells(sheet, tabular: Tabular, totals: tuple, bold: Font) -> list:
 
 
 def _filters_sheet(book: Workbook, tabular: Tabular, written: int, at: dt.datetime) -> None:
-    sheet = book.create_sheet(sheet_name(_("Filters")))
+    sheet = book.create_sheet(sheet_name(pgettext("export sheet", "Filters")))
     sheet.column_dimensions["A"].width = 20
     sheet.column_dimensions["B"].width = 40
     bold = Font(bold=True)

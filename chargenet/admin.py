@@ -411,6 +411,44 @@ class ChangelistExportMixin:
         return _CHANGELIST_EXPORT[0](request, model_admin=self, slug=self.export_slug, fmt=fmt)
 
 
+# Back-office pages that are no model's list (the live-sessions screen): a section of their
+# own on the index and in the sidebar, for staff holding the page's permission.
+_PAGES: list[dict] = []
+
+
+def admin_page_register(*, title, url_name: str, permission: str) -> None:
+    """Show the page ``url_name`` (an admin view) on the back office's index."""
+    _PAGES[:] = [p for p in _PAGES if p["url_name"] != url_name]
+    _PAGES.append({"title": title, "url_name": url_name, "permission": permission})
+
+
+_model_app_list = admin.site.get_app_list
+
+
+def _app_list_with_pages(request, app_label=None):
+    app_list = _model_app_list(request, app_label)
+    pages = [p for p in _PAGES if request.user.has_perm(p["permission"])]
+    if app_label is None and pages:
+        models = [
+            {
+                "name": page["title"],
+                "object_name": page["url_name"],
+                "admin_url": reverse(page["url_name"]),
+                "add_url": None,
+                "view_only": True,
+                "perms": {"view": True},
+            }
+            for page in pages
+        ]
+        first = models[0]["admin_url"]
+        section = {"name": _("monitoring"), "app_label": "pages", "app_url": first}
+        app_list.insert(0, {**section, "has_module_perms": True, "models": models})
+    return app_list
+
+
+admin.site.get_app_list = _app_list_with_pages
+
+
 # A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...)).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -580,6 +618,7 @@ __all__ = [
     "ScopedAdminMixin",
     "ScopedModelAdmin",
     "ValueFilter",
+    "admin_page_register",
     "changelist_export_register",
     "distinct_choices",
     "filtered_list_link",

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from billing.models import Channel
+from chargenet.admin import admin_page_register
 from reports.exports.admin import export_response
 from reports.exports.tabular import cell_text
 from reports.live import (
@@ -142,6 +143,8 @@ def live_sessions_export(request, fmt: str):
     tabular = LiveSessionsTabular(staff=request.user, filters=LiveFilters.from_query(request.GET))
     return export_response(request, tabular, fmt=fmt)
 
+
+admin_page_register(title=_("Live sessions"), url_name="live_sessions", permission=VIEW_PERMISSION)
 
 urlpatterns = [
     path("sessions/", admin.site.admin_view(live_sessions_view), name="live_sessions"),

@@ -20,6 +20,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpRequest, HttpResponseRedirect, QueryDict
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -107,7 +108,16 @@ PAYMENT_STATES = dict(PaymentState.choices)
 
 
 def _label(choices: dict) -> Callable:
-    return lambda value: str(choices.get(value, value))
+    """A stored code as its label, in the language of the export (looked up once)."""
+    labels: dict[tuple[str, str], str] = {}
+
+    def label(value):
+        key = (get_language(), value)
+        if key not in labels:
+            labels[key] = str(choices.get(value, value))
+        return labels[key]
+
+    return label
 
 
 class BillsTabular(ChangelistTabular):

@@ -232,3 +232,16 @@ def test_the_live_screen_exports_what_it_shows(client, world):
     assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(
         [world["live1"].order_no, world["live2x"].order_no]
     )
+
+
+def test_the_back_office_index_links_the_screen_for_staff_who_may_see_it(client, world):
+    from django.contrib.auth.models import Permission
+
+    signed_in(client, world["admin_b"])
+    index = client.get(reverse("admin:index"))
+    assert reverse("live_sessions").encode() in index.content
+    staff = world["admin_b"]
+    staff.groups.clear()
+    staff.user_permissions.set(Permission.objects.filter(codename="view_bill"))
+    index = client.get(reverse("admin:index"))
+    assert reverse("live_sessions").encode() not in index.content

@@ -27,7 +27,7 @@ from chargenet.admin import ReadOnlyAdminMixin
 from .models import ExportJob
 from .registry import tabular_is_registered
 from .selectors import export_jobs_visible_to
-from .services import export_job_create, export_path, export_recorded, export_write
+from .services import export_job_create, export_path, export_record, export_write
 from .tabular import Tabular
 
 CONTENT_TYPES = {
@@ -63,7 +63,7 @@ def export_response(request, tabular: Tabular, *, fmt: str = "xlsx"):
     if len(head) <= limit:
         out = io.BytesIO()
         written = export_write(tabular, out, fmt=fmt, rows=head)
-        export_recorded(staff=request.user, tabular=tabular, fmt=fmt, rows=written, filters=filters)
+        export_record(staff=request.user, tabular=tabular, fmt=fmt, rows=written, filters=filters)
         out.seek(0)
         return FileResponse(
             out,

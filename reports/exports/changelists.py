@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import PAGE_VAR
 from django.db.models import Count, QuerySet, Sum
 from django.http import HttpRequest, HttpResponseRedirect, QueryDict
 from django.urls import reverse
@@ -186,7 +187,10 @@ MODELS = {"bills": Bill}
 
 
 def changelist_export(request, *, model_admin, slug: str, fmt: str):
-    """The export button of a list (`chargenet.admin.ChangelistExportMixin`)."""
+    """The export button of a list (`chargenet.admin.ChangelistExportMixin`): all the
+    list's pages, so the page the staff member was on is not a filter."""
+    request.GET = request.GET.copy()
+    request.GET.pop(PAGE_VAR, None)
     try:
         tabular = TABULARS[slug](model_admin=model_admin, request=request)
     except IncorrectLookupParameters:
@@ -206,7 +210,7 @@ def _rebuilt(slug: str) -> Callable:
         for name, values in filters.items():
             request.GET.setlist(name, values if isinstance(values, list) else [values])
         request.user = staff
-        model_admin = admin.site._registry[MODELS[slug]]
+        model_admin = admin.site.get_model_admin(MODELS[slug])
         return TABULARS[slug](model_admin=model_admin, request=request)
 
     return build

@@ -41,7 +41,7 @@ def export_write(tabular: Tabular, out, *, fmt: str, rows=None, progress=None) -
     return xlsx_write(tabular, out, rows=rows, progress=progress)
 
 
-def export_recorded(*, staff, tabular: Tabular, fmt: str, rows: int, filters: dict) -> None:
+def export_record(*, staff, tabular: Tabular, fmt: str, rows: int, filters: dict) -> None:
     """An export downloaded at once leaves the same trace as a queued one."""
     audit_record(
         actor=staff,

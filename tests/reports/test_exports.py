@@ -220,7 +220,8 @@ def test_the_bills_export_holds_exactly_the_bills_the_list_shows(client, bills, 
     signed_in(client, world[user])
     listed = client.get(reverse("admin:billing_bill_changelist"))
     assert [b.order_no for b in listed.context["cl"].result_list] == orders
-    rows = _csv_rows(_export(client, user))
+    # From any page of the list: the export is all of its pages.
+    rows = _csv_rows(_export(client, user, p="7"))
     assert [r[0] for r in rows[1:-1]] == orders
     assert rows[-1][0] == f"Total: {len(orders)} bills"
 
@@ -326,6 +327,9 @@ def test_a_large_export_becomes_a_job_only_its_author_downloads(client, bills, s
         "20261120000000000001",
         "Total: 2 bills",
     ]
+    # The job's page says what was exported, for whom, and links the file.
+    page = client.get(reverse("admin:exports_exportjob_change", args=[job.pk])).content.decode()
+    assert "<li>payment state: paid</li>" in page and f'href="{download}"' in page
     # A repeat (a redelivered task) leaves the finished job alone.
     assert export_job_run(job_id=job.pk).file_name == job.file_name
     progress = client.get(reverse("admin:exports_exportjob_progress"), {"id": job.pk}).json()

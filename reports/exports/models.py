@@ -33,6 +33,8 @@ class ExportJob(models.Model):
     fmt = models.CharField(_("format"), max_length=8, choices=Format.choices)
     filters = models.JSONField(_("filters"), default=dict, blank=True)
     filters_shown = models.JSONField(_("filters used"), default=list, blank=True)
+    # The staff member's language when asking: the worker writes headers in it.
+    language = models.CharField(_("language"), max_length=16, blank=True)
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED)
     rows_done = models.PositiveIntegerField(_("rows written"), default=0)
     rows_total = models.PositiveIntegerField(_("rows in all"), null=True, blank=True)

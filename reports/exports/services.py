@@ -4,14 +4,14 @@ old files. Staff read jobs through `selectors.export_jobs_visible_to` (their own
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import io
 import os
 import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from chargenet.audit import audit_record
 
@@ -21,8 +21,6 @@ from .registry import tabular_build
 from .tabular import Tabular
 from .xlsx import xlsx_write
 
-logger = logging.getLogger(__name__)
-
 
 def export_path(job: ExportJob) -> Path:
     return Path(settings.EXPORTS_ROOT) / job.file_name
@@ -31,8 +29,6 @@ def export_path(job: ExportJob) -> Path:
 def export_write(tabular: Tabular, out, *, fmt: str, rows=None, progress=None) -> int:
     """Write ``tabular`` as ``fmt`` to the binary file ``out``; returns the rows written."""
     if fmt == ExportJob.Format.CSV:
-        import io
-
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
         try:
             return csv_write(tabular, text, rows=rows, progress=progress)
@@ -54,8 +50,9 @@ def export_record(*, staff, tabular: Tabular, fmt: str, rows: int, filters: dict
 @transaction.atomic
 def export_job_create(*, staff, tabular: Tabular, fmt: str, filters: dict) -> ExportJob:
     """Queue the export of ``tabular`` (registered under its slug) for ``staff``; the
-    worker builds it again from the slug, ``staff`` and ``filters``."""
-    from reports.tasks import export_job_run_task
+    worker builds it again from the slug, ``staff`` and ``filters``, in the staff
+    member's language of the moment (headers, labels)."""
+    from reports.tasks import export_job_run_task  # the task module imports this one
 
     count = getattr(tabular, "count", None)
     job = ExportJob.objects.create(
@@ -66,6 +63,7 @@ def export_job_create(*, staff, tabular: Tabular, fmt: str, filters: dict) -> Ex
         filters=filters,
         filters_shown=[[str(label), str(value)] for label, value in tabular.filters_used()],
         rows_total=count() if callable(count) else None,
+        language=translation.get_language() or "",
     )
     audit_record(
         actor=staff,
@@ -101,9 +99,10 @@ def export_job_run(*, job_id: int) -> ExportJob:
         ExportJob.objects.filter(pk=job.pk).update(rows_done=rows, heartbeat_at=timezone.now())
 
     try:
-        tabular = tabular_build(job.slug, staff=job.staff, filters=job.filters)
-        with open(partial, "wb") as out:
-            written = export_write(tabular, out, fmt=job.fmt, progress=progress)
+        with translation.override(job.language or settings.LANGUAGE_CODE):
+            tabular = tabular_build(job.slug, staff=job.staff, filters=job.filters)
+            with open(partial, "wb") as out:
+                written = export_write(tabular, out, fmt=job.fmt, progress=progress)
         os.replace(partial, root / name)
     except BaseException as error:  # a time limit too: the job says it failed
         partial.unlink(missing_ok=True)
@@ -127,7 +126,7 @@ def export_job_run(*, job_id: int) -> ExportJob:
 def export_jobs_resume_stale(*, now: dt.datetime | None = None) -> list[int]:
     """Queue again the jobs whose worker died (running, no progress for
     ``EXPORTS_STALE_AFTER_S``) or whose task was lost (queued that long)."""
-    from reports.tasks import export_job_run_task
+    from reports.tasks import export_job_run_task  # the task module imports this one
 
     now = now or timezone.now()
     before = now - dt.timedelta(seconds=settings.EXPORTS_STALE_AFTER_S)

@@ -365,8 +365,9 @@ if PRODUCTION:
 # worker live outside MEDIA_ROOT (never public) and download through an ownership check.
 INSTALLED_APPS += ["reports.exports"]
 EXPORTS_ROOT = Path(env("EXPORTS_ROOT", str(BASE_DIR / "var" / "exports")))
-# Up to this many rows download at once; more become a Celery job ("My exports").
-EXPORTS_INLINE_MAX_ROWS = env_int("EXPORTS_INLINE_MAX_ROWS", 5000)
+# Up to this many rows download at once (about a second of Excel writing); more become a
+# Celery job ("My exports").
+EXPORTS_INLINE_MAX_ROWS = env_int("EXPORTS_INLINE_MAX_ROWS", 2000)
 # A running export whose progress stopped this long ago lost its worker: queued again.
 EXPORTS_STALE_AFTER_S = env_int("EXPORTS_STALE_AFTER_S", 600)
 EXPORTS_RETENTION_DAYS = env_int("EXPORTS_RETENTION_DAYS", 7)

@@ -38,8 +38,8 @@ CONTENT_TYPES = {
 EXPORT_PARAMETERS = {"fmt", "export", "_changelist_filters"}
 
 
-def _filename(tabular: Tabular, fmt: str, at=None) -> str:
-    stamp = timezone.localtime(at).strftime("%Y%m%d-%H%M")
+def _filename(tabular: Tabular, fmt: str) -> str:
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return f"{tabular.title}-{stamp}.{fmt}"
 
 

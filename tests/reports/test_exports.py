@@ -374,3 +374,17 @@ def test_a_job_whose_worker_died_is_queued_again(bills, settings, tmp_path, monk
     assert queued == [stale.pk]
     assert ExportJob.objects.get(pk=stale.pk).state == "queued"
     assert ExportJob.objects.get(pk=fresh.pk).state == "running"
+
+
+def test_a_csv_job_writes_the_same_rows_as_the_list(bills, settings, tmp_path):
+    world, _rows = bills
+    settings.EXPORTS_ROOT = tmp_path
+    job = ExportJob.objects.create(
+        staff=world["subop_x"], slug="bills", title="Bills", fmt="csv", language="en"
+    )
+    job = export_job_run(job_id=job.pk)
+    text = (tmp_path / job.file_name).read_text(encoding="utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text[1:])))
+    assert [r[0] for r in rows] == ["order number", "20261120000000000001", "Total: 1 bills"]
+    assert list(tmp_path.iterdir()) == [tmp_path / job.file_name]  # no partial file left

@@ -28,17 +28,19 @@ BENCHES: dict[str, list[str]] = {
     "gateway_ykc": ["bench.ykc", "--piles", "10000", "--seconds", "60"],
     # Dashboard and a month of the daily report on 10,000,000 bills (BENCH_REPORT_BILLS).
     "reports": ["bench.reports"],
+    # A 1,000,000-row bills export to Excel and CSV as the worker runs it (RSS, rows/s).
+    "exports": ["bench.exports"],
 }
 
 
-def _scratch_database_url() -> str:
-    """DATABASE_URL with its database renamed `<name>_bench_gw`, created if missing (the
-    gateway benchmark writes into the database it is given)."""
+def _scratch_database_url(suffix: str = "_bench_gw") -> str:
+    """DATABASE_URL with its database renamed `<name><suffix>` (`_bench_gw` by default),
+    created anew (the gateway benchmark writes into the database it is given)."""
     import psycopg
 
     url = os.environ["DATABASE_URL"]
     parts = urlsplit(url)
-    name = parts.path.lstrip("/") + "_bench_gw"
+    name = parts.path.lstrip("/") + suffix
     server = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from chargenet.admin import ScopedModelAdmin, register_scope
+from chargenet.admin import ChangelistExportMixin, ScopedModelAdmin, register_scope
 from chargenet.errors import DomainError
 from chargenet.money import kwh_shown
 from chargenet.templatetags.local_time import local_json
@@ -456,8 +456,10 @@ class StationTariffAdmin(BillingAdmin):
 
 
 @admin.register(Bill)
-class BillAdmin(BillingAdmin):
+class BillAdmin(ChangelistExportMixin, BillingAdmin):
     change_form_template = "admin/billing/bill/change_form.html"
+    # "Export Excel / CSV" of every bill the list shows (its filters, scope): reports.exports.
+    export_slug = "bills"
     # What the desk looks for first (total, payment state, fault codes) stays on a 1366 px
     # screen; the channel is a filter, the member is on the bill page.
     list_display = (

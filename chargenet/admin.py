@@ -25,7 +25,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import DataError, transaction
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -377,6 +377,80 @@ class ExportCsvMixin:
         return response
 
 
+# Excel / CSV exports of whole changelists. The exports app (`reports.exports`, above the
+# kernel) registers the handler that writes them; the kernel only offers the buttons.
+ChangelistExport = Callable[..., HttpResponse]
+_CHANGELIST_EXPORT: list[ChangelistExport] = []
+
+
+def changelist_export_register(handler: ChangelistExport) -> None:
+    """``handler(request, *, model_admin, slug, fmt)`` answers a list's export button."""
+    _CHANGELIST_EXPORT[:] = [handler]
+
+
+class ChangelistExportMixin:
+    """ "Export Excel" / "Export CSV" buttons on a changelist: every row the list shows
+    with its current filters, search and date drill-down — its own scoped queryset, all
+    pages — written by the handler registered for ``export_slug``."""
+
+    export_slug: str
+    change_list_template = "admin/change_list_export.html"
+
+    def get_urls(self):
+        info = (self.model._meta.app_label, self.model._meta.model_name)
+        return [
+            path(
+                "export/<str:fmt>/",
+                self.admin_site.admin_view(self.export_view),
+                name="{}_{}_export".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request, fmt: str):
+        if not self.has_view_permission(request) or not _CHANGELIST_EXPORT:
+            raise Http404(_("Not found."))
+        return _CHANGELIST_EXPORT[0](request, model_admin=self, slug=self.export_slug, fmt=fmt)
+
+
+# Back-office pages that are no model's list (the live-sessions screen): a section of their
+# own on the index and in the sidebar, for staff holding the page's permission.
+_PAGES: list[dict] = []
+
+
+def admin_page_register(*, title, url_name: str, permission: str) -> None:
+    """Show the page ``url_name`` (an admin view) on the back office's index."""
+    _PAGES[:] = [p for p in _PAGES if p["url_name"] != url_name]
+    _PAGES.append({"title": title, "url_name": url_name, "permission": permission})
+
+
+_model_app_list = admin.site.get_app_list
+
+
+def _app_list_with_pages(request, app_label=None):
+    app_list = _model_app_list(request, app_label)
+    pages = [p for p in _PAGES if request.user.has_perm(p["permission"])]
+    if app_label is None and pages:
+        models = [
+            {
+                "name": page["title"],
+                "object_name": page["url_name"],
+                "admin_url": reverse(page["url_name"]),
+                "add_url": None,
+                "view_only": True,
+                "perms": {"view": True},
+            }
+            for page in pages
+        ]
+        first = models[0]["admin_url"]
+        section = {"name": _("monitoring"), "app_label": "pages", "app_url": first}
+        app_list.insert(0, {**section, "has_module_perms": True, "models": models})
+    return app_list
+
+
+admin.site.get_app_list = _app_list_with_pages
+
+
 # A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...)).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -536,6 +610,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 __all__ = [
+    "ChangelistExportMixin",
     "ExportCsvMixin",
     "Hideable",
     "HideableAdminMixin",
@@ -545,6 +620,8 @@ __all__ = [
     "ScopedAdminMixin",
     "ScopedModelAdmin",
     "ValueFilter",
+    "admin_page_register",
+    "changelist_export_register",
     "distinct_choices",
     "filtered_list_link",
     "register_scope",

@@ -379,3 +379,22 @@ CELERY_BEAT_SCHEDULE["meter-samples-prune"] = {
 }
 # The queue tasks go to and workers read (a test's own processes keep theirs apart).
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Exports (reports.exports): the machinery as an app of its own; files written by the
+# worker live outside MEDIA_ROOT (never public) and download through an ownership check.
+INSTALLED_APPS += ["reports.exports"]
+EXPORTS_ROOT = Path(env("EXPORTS_ROOT", str(BASE_DIR / "var" / "exports")))
+# Up to this many rows download at once (about a second of Excel writing); more become a
+# Celery job ("My exports").
+EXPORTS_INLINE_MAX_ROWS = env_int("EXPORTS_INLINE_MAX_ROWS", 2000)
+# A running export whose progress stopped this long ago lost its worker: queued again.
+EXPORTS_STALE_AFTER_S = env_int("EXPORTS_STALE_AFTER_S", 600)
+EXPORTS_RETENTION_DAYS = env_int("EXPORTS_RETENTION_DAYS", 7)
+CELERY_BEAT_SCHEDULE["exports-resume-stale"] = {
+    "task": "reports.export_jobs_resume_stale",
+    "schedule": 300.0,
+    "options": {"expires": 300.0},
+}
+CELERY_BEAT_SCHEDULE["exports-prune"] = {
+    "task": "reports.export_jobs_prune",
+    "schedule": crontab(hour=4, minute=40),
+}

@@ -6,6 +6,9 @@ from chargenet.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # The live-sessions screen (protocol.live: it stops sessions on their piles); before
+    # the admin's own URLs, whose catch-all would take admin/live/ for a missing page.
+    path("admin/live/", include("protocol.live")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI from our static files (drf-spectacular-sidecar) and its set-up script as a

@@ -329,6 +329,45 @@ if FAULTS_NOTIFICATION_SENDER == "wechat":
                 f"{_name} must be set when FAULTS_NOTIFICATION_SENDER=wechat"
             )
 
+# WeChat Pay API v3 (integrations.wechat.pay), direct merchant, JSAPI in the official
+# account: merchant number, the merchant API key (PEM) and its certificate serial number,
+# the APIv3 key, and the WeChat Pay platform public key with its id. Notifications reach
+# WECHATPAY_NOTIFY_BASE (this site's public https address) + /api/v1/pay/wechat/notify.
+WECHATPAY_MCHID = env("WECHATPAY_MCHID", "")
+WECHATPAY_APPID = env("WECHATPAY_APPID", WECHAT_APP_ID)
+WECHATPAY_PRIVATE_KEY = env("WECHATPAY_PRIVATE_KEY", "")
+WECHATPAY_CERT_SERIAL_NO = env("WECHATPAY_CERT_SERIAL_NO", "")
+WECHATPAY_APIV3_KEY = env("WECHATPAY_APIV3_KEY", "")
+WECHATPAY_PUBLIC_KEY = env("WECHATPAY_PUBLIC_KEY", "")
+WECHATPAY_PUBLIC_KEY_ID = env("WECHATPAY_PUBLIC_KEY_ID", "")
+WECHATPAY_API_BASE = env("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
+WECHATPAY_NOTIFY_BASE = env("WECHATPAY_NOTIFY_BASE", "http://127.0.0.1:8000")
+# Recharges: the amounts a driver may pay in, how long an order may be paid, and after how
+# many minutes without a notification the beat job asks WeChat about it.
+RECHARGE_MIN_YUAN = env("RECHARGE_MIN_YUAN", "1.00")
+RECHARGE_MAX_YUAN = env("RECHARGE_MAX_YUAN", "5000.00")
+RECHARGE_EXPIRE_MINUTES = env_int("RECHARGE_EXPIRE_MINUTES", 30)
+RECHARGE_QUERY_AFTER_MINUTES = env_int("RECHARGE_QUERY_AFTER_MINUTES", 5)
+# A driver's invoice download link works this many seconds.
+INVOICE_LINK_SECONDS = env_int("INVOICE_LINK_SECONDS", 600)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Recharges still pending after RECHARGE_QUERY_AFTER_MINUTES: ask WeChat, credit
+        # or close them (the notification may never come).
+        "recharges-reconcile": {
+            "task": "billing.recharges_reconcile_pending",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
+        # Approved balance refunds not yet accepted by WeChat, or still processing there.
+        "refunds-reconcile": {
+            "task": "billing.refunds_reconcile_pending",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
+        },
+    }
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -360,3 +360,22 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# Driver API (/api/v1/, the driverapi package; issue 12). Every DRF view is for a logged-in
+# driver unless it says otherwise: ``Authorization: Bearer <token>`` (orgs.authentication).
+INSTALLED_APPS += ["driverapi"]
+REST_FRAMEWORK |= {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.authentication.DriverTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.authentication.IsDriver"],
+    "DEFAULT_PAGINATION_CLASS": "chargenet.api.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "chargenet.api.PrincipalRateThrottle",
+        "chargenet.api.AddressRateThrottle",
+    ],
+}
+SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
+# Requests per authenticated principal and per client address ("" switches one off).
+API_THROTTLE_USER = env("API_THROTTLE_USER", "120/min")
+API_THROTTLE_IP = env("API_THROTTLE_IP", "600/min")
+# How long a driver's API token (one WeChat login) stays valid.
+DRIVER_TOKEN_DAYS = env_int("DRIVER_TOKEN_DAYS", 30)

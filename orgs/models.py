@@ -326,3 +326,23 @@ class PartnerAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner} @ {self.operator}"
+
+
+class DriverToken(models.Model):
+    """An API token a driver's phone holds (WeChat H5 pages). Only its SHA-256 is stored:
+    a database dump gives nobody a driver's session. Expired tokens are refused."""
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="driver_tokens"
+    )
+    key_hash = models.CharField(_("token hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("driver token")
+        verbose_name_plural = _("driver tokens")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.member} · {self.expires_at:%Y-%m-%d}"

@@ -399,3 +399,51 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# Driver API (/api/v1/, the driverapi package; issue 12). Every DRF view is for a logged-in
+# driver unless it says otherwise: ``Authorization: Bearer <token>`` (orgs.authentication).
+INSTALLED_APPS += ["driverapi"]
+REST_FRAMEWORK |= {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.authentication.DriverTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.authentication.IsDriver"],
+    "DEFAULT_PAGINATION_CLASS": "chargenet.api.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "chargenet.api.PrincipalRateThrottle",
+        "chargenet.api.AddressRateThrottle",
+    ],
+}
+SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
+# Requests per authenticated principal and per client address ("" switches one off).
+API_THROTTLE_USER = env("API_THROTTLE_USER", "120/min")
+API_THROTTLE_IP = env("API_THROTTLE_IP", "600/min")
+# How long a driver's API token (one WeChat login) stays valid.
+DRIVER_TOKEN_DAYS = env_int("DRIVER_TOKEN_DAYS", 30)
+# Driver login: the operator whose official account the H5 pages belong to (empty: the only
+# operator), WeChat's OAuth page (a local fake in development), and phone binding by SMS.
+DRIVER_OPERATOR_CODE = env("DRIVER_OPERATOR_CODE", "")
+WECHAT_OAUTH_AUTHORIZE_URL = env(
+    "WECHAT_OAUTH_AUTHORIZE_URL", "https://open.weixin.qq.com/connect/oauth2/authorize"
+)
+SMS_SENDER = env("SMS_SENDER", "log")
+if SMS_SENDER not in {"log", "aliyun"}:
+    raise ImproperlyConfigured('SMS_SENDER must be "log" or "aliyun"')
+ALIYUN_SMS_ACCESS_KEY_ID = env("ALIYUN_SMS_ACCESS_KEY_ID", "")
+ALIYUN_SMS_ACCESS_KEY_SECRET = env("ALIYUN_SMS_ACCESS_KEY_SECRET", "")
+ALIYUN_SMS_SIGN_NAME = env("ALIYUN_SMS_SIGN_NAME", "")
+ALIYUN_SMS_TEMPLATE_CODE = env("ALIYUN_SMS_TEMPLATE_CODE", "")
+ALIYUN_SMS_ENDPOINT = env("ALIYUN_SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com")
+if SMS_SENDER == "aliyun":
+    for _name in (
+        "ALIYUN_SMS_ACCESS_KEY_ID",
+        "ALIYUN_SMS_ACCESS_KEY_SECRET",
+        "ALIYUN_SMS_SIGN_NAME",
+        "ALIYUN_SMS_TEMPLATE_CODE",
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} must be set when SMS_SENDER=aliyun")
+SMS_CODE_MINUTES = env_int("SMS_CODE_MINUTES", 5)
+SMS_CODE_ATTEMPTS = env_int("SMS_CODE_ATTEMPTS", 5)
+SMS_CODE_RESEND_SECONDS = env_int("SMS_CODE_RESEND_SECONDS", 60)
+SMS_CODES_PER_DAY = env_int("SMS_CODES_PER_DAY", 10)
+# Where WeChat's OAuth page sends the driver back to (the H5 login page).
+DRIVER_H5_LOGIN_PATH = "/h5/login/"

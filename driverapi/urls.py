@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import accounts
+from . import accounts, wallet
 
 app_name = "driverapi"
 
@@ -13,4 +13,27 @@ urlpatterns = [
     path("auth/phone/", accounts.PhoneBindView.as_view(), name="phone-bind"),
     path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
     path("me/", accounts.MeView.as_view(), name="me"),
+]
+
+# The driver's money (driverapi.wallet); WeChat Pay notifies the two pay/ paths.
+urlpatterns += [
+    path("wallet/", wallet.WalletView.as_view(), name="wallet"),
+    path("wallet/ledger/", wallet.LedgerView.as_view(), name="ledger"),
+    path("wallet/recharges/", wallet.RechargesView.as_view(), name="recharges"),
+    path("wallet/recharges/<int:pk>/", wallet.RechargeView.as_view(), name="recharge"),
+    path("wallet/refunds/", wallet.RefundsView.as_view(), name="refunds"),
+    path("invoices/", wallet.InvoicesView.as_view(), name="invoices"),
+    path("invoices/<int:pk>/", wallet.InvoiceView.as_view(), name="invoice"),
+    path("invoices/<int:pk>/link/", wallet.InvoiceLinkView.as_view(), name="invoice-link"),
+    path(
+        "invoices/download/<str:token>/",
+        wallet.InvoiceDownloadView.as_view(),
+        name="invoice-download",
+    ),
+    path("pay/wechat/notify", wallet.PayNotifyView.as_view(), name="wechat-pay-notify"),
+    path(
+        "pay/wechat/refund-notify",
+        wallet.RefundNotifyView.as_view(),
+        name="wechat-refund-notify",
+    ),
 ]

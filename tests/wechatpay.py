@@ -6,8 +6,15 @@ keys, and the settings that point the platform's client at it.
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
+import itertools
+from decimal import Decimal
 
+import pytest
+from django.utils import timezone
+
+from billing.models import Recharge, RechargeState
+from billing.services.wallet import wallet_recharge
 from integrations.wechat.pay_fake import FakeWeChatPay, PayKeys
 
 
@@ -34,3 +41,27 @@ def wechat_pay_fixture(pay_keys, settings):
     with FakeWeChatPay(keys=pay_keys) as fake:
         point_settings_at(settings, pay_keys, fake.url)
         yield fake
+
+
+_numbers = itertools.count(1)
+
+
+def paid_recharge(member, amount: Decimal = Decimal("50.00"), *, state=RechargeState.PAID):
+    """A recharge as WeChat Pay leaves it: paid (and credited to the wallet) by default,
+    or pending/closed without money."""
+    n = next(_numbers)
+    now = timezone.now()
+    paid = state == RechargeState.PAID
+    recharge = Recharge.objects.create(
+        member=member,
+        out_trade_no=f"RCT{member.pk:06d}{n:08d}",
+        amount=amount,
+        openid=member.wechat_openid or "",
+        expires_at=now + dt.timedelta(minutes=30),
+        state=state,
+        transaction_id=f"4200{n:012d}" if paid else "",
+        paid_at=now if paid else None,
+    )
+    if paid:
+        wallet_recharge(member=member, amount=amount, reference=recharge.out_trade_no)
+    return recharge

@@ -19,32 +19,16 @@ from billing.services.invoices import (
     invoice_request_create,
 )
 from billing.services.settlement import bill_settle
-from billing.services.wallet import wallet_recharge
 from chargenet.errors import Conflict, NotFound
 from chargenet.models import AuditLog, OutboxEvent
 from tests.billing.factories import stopped_session, tariffed_station
 from tests.factories import MemberFactory, StaffFactory
+from tests.wechatpay import paid_recharge
 
 pytestmark = pytest.mark.django_db
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 T0 = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.UTC)
-
-
-def paid_recharge(member, amount=D("50.00")) -> Recharge:
-    """A paid recharge, credited (as `recharge_paid_record` leaves it)."""
-    recharge = Recharge.objects.create(
-        member=member,
-        out_trade_no=f"RC{member.pk:06d}{Recharge.objects.count():04d}",
-        amount=amount,
-        openid=member.wechat_openid,
-        expires_at=T0,
-        state=RechargeState.PAID,
-        transaction_id="4200000001",
-        paid_at=T0,
-    )
-    wallet_recharge(member=member, amount=amount, reference=recharge.out_trade_no)
-    return recharge
 
 
 def paid_bill(member):

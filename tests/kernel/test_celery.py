@@ -44,6 +44,9 @@ def test_every_task_ends_before_it_could_be_delivered_again():
         "billing.sessions_settle_pending": 120,
         "faults.lost_bills_settle": 120,
         "chargenet.events_deliver": 120,
+        "billing.recharges_reconcile_pending": 120,
+        "billing.refunds_send": 120,
+        "billing.refunds_reconcile_pending": 120,
     }
 
 
@@ -59,4 +62,6 @@ def test_periodic_runs_expire_at_their_next_tick():
         "lost-bills-sweep": (300.0, 300.0),
         "notifications-retry": (300.0, 300.0),
         "events-deliver-pending": (30.0, 30.0),
+        "recharges-reconcile": (60.0, 60.0),
+        "refunds-reconcile": (300.0, 300.0),
     }

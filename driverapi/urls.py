@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import accounts
+from . import accounts, stations
 
 app_name = "driverapi"
 
@@ -13,4 +13,8 @@ urlpatterns = [
     path("auth/phone/", accounts.PhoneBindView.as_view(), name="phone-bind"),
     path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
     path("me/", accounts.MeView.as_view(), name="me"),
+    path("stations/nearby/", stations.NearbyView.as_view(), name="stations-nearby"),
+    path("stations/<int:station_id>/", stations.StationView.as_view(), name="station"),
+    path("connectors/scan/", stations.ScanView.as_view(), name="connector-scan"),
+    path("connectors/<int:connector_id>/", stations.ConnectorView.as_view(), name="connector"),
 ]

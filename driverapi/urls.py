@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import accounts, stations
+from . import accounts, charging, stations
 
 app_name = "driverapi"
 
@@ -17,4 +17,11 @@ urlpatterns = [
     path("stations/<int:station_id>/", stations.StationView.as_view(), name="station"),
     path("connectors/scan/", stations.ScanView.as_view(), name="connector-scan"),
     path("connectors/<int:connector_id>/", stations.ConnectorView.as_view(), name="connector"),
+    path("connectors/<int:connector_id>/start/", charging.StartView.as_view(), name="start"),
+    path("sessions/", charging.SessionListView.as_view(), name="sessions"),
+    path("sessions/current/", charging.CurrentSessionView.as_view(), name="session-current"),
+    path("sessions/<int:session_id>/", charging.SessionView.as_view(), name="session"),
+    path("sessions/<int:session_id>/stop/", charging.StopView.as_view(), name="session-stop"),
+    path("bills/", charging.BillListView.as_view(), name="bills"),
+    path("bills/<int:bill_id>/", charging.BillView.as_view(), name="bill"),
 ]

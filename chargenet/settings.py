@@ -447,3 +447,8 @@ SMS_CODE_RESEND_SECONDS = env_int("SMS_CODE_RESEND_SECONDS", 60)
 SMS_CODES_PER_DAY = env_int("SMS_CODES_PER_DAY", 10)
 # Where WeChat's OAuth page sends the driver back to (the H5 login page).
 DRIVER_H5_LOGIN_PATH = "/h5/login/"
+# A driver's remote start needs the car plugged in first (the pile reports "Preparing");
+# off for piles that wait for the plug after the start (the demo simulator does).
+DRIVER_START_REQUIRES_PLUG = env_bool("DRIVER_START_REQUIRES_PLUG", True)
+# Seconds a driver's start or stop waits for the pile's answer.
+DRIVER_COMMAND_TIMEOUT = env_float("DRIVER_COMMAND_TIMEOUT", 15.0)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import accounts, wallet
+from . import accounts, charging, stations, wallet
 
 app_name = "driverapi"
 
@@ -13,6 +13,17 @@ urlpatterns = [
     path("auth/phone/", accounts.PhoneBindView.as_view(), name="phone-bind"),
     path("auth/logout/", accounts.LogoutView.as_view(), name="logout"),
     path("me/", accounts.MeView.as_view(), name="me"),
+    path("stations/nearby/", stations.NearbyView.as_view(), name="stations-nearby"),
+    path("stations/<int:station_id>/", stations.StationView.as_view(), name="station"),
+    path("connectors/scan/", stations.ScanView.as_view(), name="connector-scan"),
+    path("connectors/<int:connector_id>/", stations.ConnectorView.as_view(), name="connector"),
+    path("connectors/<int:connector_id>/start/", charging.StartView.as_view(), name="start"),
+    path("sessions/", charging.SessionListView.as_view(), name="sessions"),
+    path("sessions/current/", charging.CurrentSessionView.as_view(), name="session-current"),
+    path("sessions/<int:session_id>/", charging.SessionView.as_view(), name="session"),
+    path("sessions/<int:session_id>/stop/", charging.StopView.as_view(), name="session-stop"),
+    path("bills/", charging.BillListView.as_view(), name="bills"),
+    path("bills/<int:bill_id>/", charging.BillView.as_view(), name="bill"),
 ]
 
 # The driver's money (driverapi.wallet); WeChat Pay notifies the two pay/ paths.

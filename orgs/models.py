@@ -3,7 +3,10 @@ staff accounts with their scope, members (drivers), vehicles, cards and partners
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +26,14 @@ class Operator(models.Model):
         max_length=16,
         choices=[("ROUND_DOWN", _("truncate to the fen")), ("ROUND_HALF_UP", _("round half up"))],
         default="ROUND_DOWN",
+    )
+    start_min_balance = models.DecimalField(
+        _("minimum balance to start (yuan)"),
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("5.00"),
+        validators=[MinValueValidator(Decimal("0.00"))],
+        help_text=_("A driver's wallet must hold at least this much to start a charge."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

@@ -23,7 +23,16 @@ ALLOWED = {
     # Adapters sit on top: they may use any app, and nothing imports them.
     "protocol": {"chargenet", "integrations", "orgs", "stations", "billing", "faults", "reports"},
     # The driver API (REST + H5 pages), an adapter beside protocol.
-    "driverapi": {"chargenet", "integrations", "orgs", "stations", "billing", "faults", "reports"},
+    "driverapi": {
+        "chargenet",
+        "integrations",
+        "orgs",
+        "stations",
+        "billing",
+        "faults",
+        "reports",
+        "protocol",
+    },
 }
 
 

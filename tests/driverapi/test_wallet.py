@@ -224,3 +224,67 @@ def test_without_a_login_every_money_endpoint_is_a_401(method, path):
     answer = getattr(APIClient(), method)(path, {}, format="json")
     assert answer.status_code == 401
     assert set(answer.json()) == {"code", "message", "details"}
+
+
+def test_the_refund_notification_endpoint_settles_an_approved_refund(wechat_pay):
+    from billing.services.refunds import (
+        refund_request_approve,
+        refund_request_create,
+        refunds_send,
+    )
+
+    member = MemberFactory()
+    client = driver_client(member)
+    client.post("/api/v1/wallet/recharges/", {"amount": "40.00"}, format="json")
+    recharge = Recharge.objects.get()
+    wechat_pay.pay(recharge.out_trade_no, notify=False)
+    headers, payload = wechat_pay.payment_notification(recharge.out_trade_no)
+    wechat = APIClient(headers={"accept-language": "en"})
+    post = {"content_type": "application/json"}
+    assert (
+        wechat.generic(
+            "POST", "/api/v1/pay/wechat/notify", payload.encode(), headers=headers, **post
+        )
+    ).status_code == 204
+    request = refund_request_create(member=member, amount=D("15.00"))
+    refund_request_approve(refund_request=request, actor=StaffFactory(operator=member.operator))
+    refunds_send(request_id=request.pk)
+    [part] = request.refunds.all()
+    wechat_pay.refund_finish(part.out_refund_no, notify=False)
+    headers, payload = wechat_pay.refund_notification(part.out_refund_no)
+    forged = wechat.generic(
+        "POST",
+        "/api/v1/pay/wechat/refund-notify",
+        payload.replace("SUCCESS", "CLOSED").encode(),
+        headers=headers,
+        **post,
+    )
+    assert (forged.status_code, forged.json()["code"]) == (401, "signature_invalid")
+    answer = wechat.generic(
+        "POST", "/api/v1/pay/wechat/refund-notify", payload.encode(), headers=headers, **post
+    )
+    assert answer.status_code == 204
+    refunds = client.get("/api/v1/wallet/refunds/").json()["results"]
+    assert [(r["state"], r["amount"]) for r in refunds] == [("refunded", "15.00")]
+    assert client.get("/api/v1/wallet/").json()["balance"] == "25.00"
+
+
+def test_my_lists_cost_a_fixed_number_of_queries(django_assert_max_num_queries):
+    member = MemberFactory()
+    client = driver_client(member)
+    for _ in range(5):
+        paid_recharge(member)
+        RefundRequest.objects.create(
+            member=member, amount=D("1.00"), state="rejected", rejection_reason="test"
+        )
+    recharge_ids = list(Recharge.objects.values_list("pk", flat=True))
+    for rid in recharge_ids:
+        client.post(
+            "/api/v1/invoices/",
+            {"recharge_ids": [rid], "title": "Li", "email": "li@example.com"},
+            format="json",
+        )
+    for url in ("/api/v1/wallet/recharges/", "/api/v1/wallet/refunds/", "/api/v1/invoices/"):
+        with django_assert_max_num_queries(7):
+            page = client.get(url).json()
+        assert page["count"] == 5, url

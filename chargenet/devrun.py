@@ -41,9 +41,31 @@ PROCESSES: dict[str, list[str]] = {
 }  # fmt: skip
 
 
+WECHATPAY_FAKE_PORT = os.environ.get("WECHATPAY_FAKE_PORT", "8011")
+
+
+def dev_wechat_pay() -> str:
+    """Without a real merchant (WECHATPAY_MCHID), recharges go to a local fake WeChat Pay
+    with development keys under var/: its settings are put in the children's environment."""
+    if os.environ.get("WECHATPAY_MCHID"):
+        return "WeChat Pay (merchant " + os.environ["WECHATPAY_MCHID"] + ")"
+    from integrations.wechat.pay_fake import PayKeys
+
+    keys_path = ROOT / "var" / "wechatpay-dev-keys.json"
+    url = f"http://127.0.0.1:{WECHATPAY_FAKE_PORT}"
+    os.environ.update(PayKeys.load_or_generate(keys_path).settings_env(url=url))
+    os.environ.setdefault("WECHATPAY_NOTIFY_BASE", f"http://127.0.0.1:{WEB_PORT}")
+    PROCESSES["wechatpay"] = [
+        PY, "-m", "integrations.wechat.pay_fake", "--port", WECHATPAY_FAKE_PORT,
+        "--keys", str(keys_path),
+    ]  # fmt: skip
+    return f"fake, {url} (a recharge is paid from the wallet page)"
+
+
 def main() -> int:
     os.chdir(ROOT)
     LOGS.mkdir(parents=True, exist_ok=True)
+    wechat_pay = dev_wechat_pay()
     subprocess.run(manage("migrate", "--no-input", "-v", "0"), check=True)
     subprocess.run(manage("load_demo"), check=True)
 
@@ -68,6 +90,7 @@ def main() -> int:
         "  login       : admin / chargenet  (operator admin; also 'subop' and 'service')\n"
         f"  API docs    : http://127.0.0.1:{WEB_PORT}/api/docs/\n"
         f"  OCPP        : ws://127.0.0.1:{GATEWAY_PORT}/ocpp/<pile code>\n"
+        f"  WeChat Pay  : {wechat_pay}\n"
         f"  logs        : {LOGS}/\n"
         "Press Ctrl-C to stop.\n",
         flush=True,

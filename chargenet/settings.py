@@ -342,6 +342,8 @@ WECHATPAY_PUBLIC_KEY = env("WECHATPAY_PUBLIC_KEY", "")
 WECHATPAY_PUBLIC_KEY_ID = env("WECHATPAY_PUBLIC_KEY_ID", "")
 WECHATPAY_API_BASE = env("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
 WECHATPAY_NOTIFY_BASE = env("WECHATPAY_NOTIFY_BASE", "http://127.0.0.1:8000")
+# Development only (`make run`): the local fake WeChat Pay the wallet page pays through.
+WECHATPAY_FAKE_URL = env("WECHATPAY_FAKE_URL", "") if not PRODUCTION else ""
 # Recharges: the amounts a driver may pay in, how long an order may be paid, and after how
 # many minutes without a notification the beat job asks WeChat about it.
 RECHARGE_MIN_YUAN = env("RECHARGE_MIN_YUAN", "1.00")

@@ -15,6 +15,7 @@ verification and decryption run against it.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime as dt
 import json
@@ -26,6 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlparse
 
 from cryptography.exceptions import InvalidSignature
@@ -86,6 +88,43 @@ class PayKeys:
             public_key_id=f"PUB_KEY_ID_{secrets.token_hex(16).upper()}",
             apiv3_key=secrets.token_hex(16),  # 32 characters, as WeChat's
         )
+
+    def save(self, path: Path) -> None:
+        data = {
+            **self.client_kwargs(),
+            "merchant_key": _pem_private(self.merchant_key),
+            "platform_key": _pem_private(self.platform_key),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+        path.chmod(0o600)
+
+    @classmethod
+    def load_or_generate(cls, path: Path) -> PayKeys:
+        """Development keys kept in ``path`` (made on first use): the web process and the
+        fake's process must share them."""
+        if not path.exists():
+            cls.generate().save(path)
+        data = json.loads(path.read_text())
+
+        def key(pem: str):
+            return serialization.load_pem_private_key(pem.encode(), password=None)
+
+        return cls(
+            mchid=data["mchid"],
+            appid=data["appid"],
+            merchant_key=key(data["merchant_key"]),
+            cert_serial_no=data["cert_serial_no"],
+            platform_key=key(data["platform_key"]),
+            public_key_id=data["public_key_id"],
+            apiv3_key=data["apiv3_key"],
+        )
+
+    def settings_env(self, *, url: str) -> dict[str, str]:
+        """The ``WECHATPAY_*`` environment that points the platform at a fake on ``url``."""
+        return {
+            f"WECHATPAY_{name.upper()}": value for name, value in self.client_kwargs().items()
+        } | {"WECHATPAY_API_BASE": url, "WECHATPAY_FAKE_URL": url}
 
     def client_kwargs(self) -> dict[str, str]:
         """The merchant side's settings: what `WeChatPayClient` is built from."""
@@ -176,6 +215,7 @@ class FakeWeChatPay:
     calls: list[tuple[str, str, dict | None]] = field(default_factory=list)
     # (notify url, the status our server answered, or the error) for each notification.
     notified: list[tuple[str, int | str]] = field(default_factory=list)
+    port: int = 0  # 0: any free port
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -451,12 +491,45 @@ class FakeWeChatPay:
                 self._serve("GET")
 
             def do_POST(self):
+                if self.path.startswith("/fake/pay/"):
+                    return self._driver_pays(self.path.removeprefix("/fake/pay/"))
                 self._serve("POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            def _driver_pays(self, out_trade_no: str) -> None:
+                """Development only: the driver confirms the payment in WeChat (what the
+                phone's WeChat does when the page calls getBrandWCPayRequest)."""
+                try:
+                    fake.pay(out_trade_no)
+                    status, answer = 200, {"trade_state": "SUCCESS"}
+                except (KeyError, ValueError) as exc:
+                    status, answer = 400, {"code": "INVALID_REQUEST", "message": str(exc)}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """Serve the fake until killed (`make run`: the demo driver's WeChat Pay)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8011)
+    parser.add_argument("--keys", type=Path, required=True, help="development keys (JSON)")
+    args = parser.parse_args()
+    with FakeWeChatPay(keys=PayKeys.load_or_generate(args.keys), port=args.port) as fake:
+        print(f"fake WeChat Pay on {fake.url}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -246,3 +246,35 @@ def test_the_database_refuses_a_second_credit_of_one_order():
             balance_after=D("10.00"),
             reference="RC1",
         )
+
+
+def test_development_keys_are_kept_and_the_fake_serves_a_client_built_from_them(tmp_path):
+    """`make run`: the web process and the fake's process share keys through a file."""
+    from integrations.wechat.pay import WeChatPayClient
+    from integrations.wechat.pay_fake import FakeWeChatPay
+
+    path = tmp_path / "keys.json"
+    keys = PayKeys.load_or_generate(path)
+    again = PayKeys.load_or_generate(path)
+    assert again.client_kwargs() == keys.client_kwargs()
+    with FakeWeChatPay(keys=again) as fake:
+        env = keys.settings_env(url=fake.url)
+        client = WeChatPayClient(
+            **{
+                k.removeprefix("WECHATPAY_").lower(): env[k]
+                for k in env
+                if k.endswith(
+                    (
+                        "MCHID",
+                        "APPID",
+                        "PRIVATE_KEY",
+                        "SERIAL_NO",
+                        "APIV3_KEY",
+                        "PUBLIC_KEY",
+                        "KEY_ID",
+                    )
+                )
+            },
+            base_url=env["WECHATPAY_API_BASE"],
+        )
+        assert client.order_query(out_trade_no="RC-none") is None

@@ -40,6 +40,30 @@ PROCESSES: dict[str, list[str]] = {
     ),
 }  # fmt: skip
 
+# The drivers' H5 pages log in through a local fake of WeChat's OAuth (unless a real
+# official account is configured): the fake's user is a demo driver no simulated pile uses.
+WECHAT_FAKE_PORT = os.environ.get("WECHAT_FAKE_PORT", "8010")
+DEMO_DRIVER_OPENID = "oDemoWx0000000000000000020"
+
+
+def demo_wechat() -> None:
+    """Without a real official account, run the fake WeChat and point every process at it."""
+    if os.environ.get("WECHAT_APP_ID"):
+        return
+    PROCESSES["wechat"] = [
+        PY, "-m", "integrations.wechat.fake", "--port", WECHAT_FAKE_PORT,
+        "--secret", "demo-secret", "--openid", DEMO_DRIVER_OPENID,
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{WECHAT_FAKE_PORT}"
+    os.environ.update(
+        WECHAT_APP_ID="wxdemo",
+        WECHAT_APP_SECRET="demo-secret",
+        WECHAT_API_BASE=base,
+        WECHAT_OAUTH_AUTHORIZE_URL=f"{base}/connect/oauth2/authorize",
+    )
+    # The demo piles wait for a start before they "plug in".
+    os.environ.setdefault("DRIVER_START_REQUIRES_PLUG", "0")
+
 
 WECHATPAY_FAKE_PORT = os.environ.get("WECHATPAY_FAKE_PORT", "8011")
 
@@ -65,6 +89,7 @@ def dev_wechat_pay() -> str:
 def main() -> int:
     os.chdir(ROOT)
     LOGS.mkdir(parents=True, exist_ok=True)
+    demo_wechat()
     wechat_pay = dev_wechat_pay()
     subprocess.run(manage("migrate", "--no-input", "-v", "0"), check=True)
     subprocess.run(manage("load_demo"), check=True)
@@ -89,6 +114,8 @@ def main() -> int:
         f"  back office : http://127.0.0.1:{WEB_PORT}/admin/\n"
         "  login       : admin / chargenet  (operator admin; also 'subop' and 'service')\n"
         f"  API docs    : http://127.0.0.1:{WEB_PORT}/api/docs/\n"
+        f"  driver H5   : http://127.0.0.1:{WEB_PORT}/h5/  (open it: the fake WeChat logs you "
+        "in as demo driver 车主20; its texted codes are in the web log)\n"
         f"  OCPP        : ws://127.0.0.1:{GATEWAY_PORT}/ocpp/<pile code>\n"
         f"  WeChat Pay  : {wechat_pay}\n"
         f"  logs        : {LOGS}/\n"

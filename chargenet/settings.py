@@ -454,3 +454,5 @@ DRIVER_H5_LOGIN_PATH = "/h5/login/"
 DRIVER_START_REQUIRES_PLUG = env_bool("DRIVER_START_REQUIRES_PLUG", True)
 # Seconds a driver's start or stop waits for the pile's answer.
 DRIVER_COMMAND_TIMEOUT = env_float("DRIVER_COMMAND_TIMEOUT", 15.0)
+# The drivers' H5 pages sort stations from here when the phone gives no position.
+DRIVER_H5_DEFAULT_POSITION = env("DRIVER_H5_DEFAULT_POSITION", "22.517600,113.392600")

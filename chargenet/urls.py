@@ -15,4 +15,7 @@ urlpatterns = [
 ]
 
 # The driver API (issue 12): the REST adapter the WeChat H5 pages call.
-urlpatterns += [path("api/v1/", include("driverapi.urls"))]
+urlpatterns += [
+    path("api/v1/", include("driverapi.urls")),
+    path("h5/", include("driverapi.h5")),
+]

@@ -32,7 +32,6 @@ from chargenet.events import event_publish
 from chargenet.money import FEN, fen_to_yuan
 from integrations.wechat.pay import (
     PayOrder,
-    SignatureInvalid,
     WeChatPayClient,
     WeChatPayError,
     configured_pay_client,
@@ -108,8 +107,11 @@ def recharge_create(
     problem = wallet_balance_problem(balance=wallet_balance(member=member), amount=amount)
     if problem is not None:
         raise WalletError(problem)
+    try:
+        client = client or configured_pay_client()
+    except WeChatPayError as exc:
+        raise PaymentUnavailable(_("WeChat Pay is not available for recharges.")) from exc
     recharge = _recharge_open(member=member, amount=amount)
-    client = client or configured_pay_client()
     try:
         prepay_id = client.jsapi_order_create(
             out_trade_no=recharge.out_trade_no,
@@ -188,10 +190,10 @@ def pay_notification_handle(
     """A payment notification from WeChat: verified and decrypted by the client, then a
     paid order is recorded. Raises `NotificationRefused` (nothing changed) when it does
     not verify. Other events are taken and ignored."""
-    client = client or configured_pay_client()
     try:
+        client = client or configured_pay_client()
         notification = client.notification_parse(headers=headers, body=body)
-    except SignatureInvalid as exc:
+    except WeChatPayError as exc:  # SignatureInvalid, or no merchant configured
         logger.warning("payment notification refused: %s", exc)
         raise NotificationRefused(_("The notification does not verify.")) from exc
     order = notification.order

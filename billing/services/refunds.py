@@ -28,7 +28,6 @@ from chargenet.errors import Conflict, DomainError, NotFound
 from chargenet.events import event_publish
 from integrations.wechat.pay import (
     PayRefund,
-    SignatureInvalid,
     WeChatPayClient,
     WeChatPayError,
     configured_pay_client,
@@ -324,10 +323,10 @@ def refund_notification_handle(
 ) -> RechargeRefund | None:
     """A refund notification: verified and decrypted by the client, then recorded.
     Raises `NotificationRefused` (nothing changed) when it does not verify."""
-    client = client or configured_pay_client()
     try:
+        client = client or configured_pay_client()
         notification = client.notification_parse(headers=headers, body=body)
-    except SignatureInvalid as exc:
+    except WeChatPayError as exc:  # SignatureInvalid, or no merchant configured
         logger.warning("refund notification refused: %s", exc)
         raise NotificationRefused(_("The notification does not verify.")) from exc
     if notification.refund is None:

@@ -126,17 +126,24 @@ class WeChatPayClient:
     ):
         self.mchid = mchid
         self.appid = appid
-        self._pay = WeChatPay(
-            wechatpay_type=WeChatPayType.JSAPI,
-            mchid=mchid,
-            private_key=private_key,
-            cert_serial_no=cert_serial_no,
-            appid=appid,
-            apiv3_key=apiv3_key,
-            public_key=public_key,
-            public_key_id=public_key_id,
-            timeout=(timeout, timeout),
-        )
+        if not (mchid and private_key and apiv3_key and public_key and public_key_id):
+            # Without the platform public key the library would fetch certificates from
+            # WeChat while it is being built: refuse instead.
+            raise WeChatPayError("WeChat Pay is not configured", code="NOT_CONFIGURED")
+        try:
+            self._pay = WeChatPay(
+                wechatpay_type=WeChatPayType.JSAPI,
+                mchid=mchid,
+                private_key=private_key,
+                cert_serial_no=cert_serial_no,
+                appid=appid,
+                apiv3_key=apiv3_key,
+                public_key=public_key,
+                public_key_id=public_key_id,
+                timeout=(timeout, timeout),
+            )
+        except Exception as exc:  # the library's own "failed to load private key" and such
+            raise WeChatPayError(f"WeChat Pay keys unusable: {exc}", code="NOT_CONFIGURED") from exc
         # The library has no option for the host; the fake (and a sandbox) need another.
         self._pay._core._gate_way = base_url.rstrip("/")
 

@@ -288,3 +288,14 @@ def test_my_lists_cost_a_fixed_number_of_queries(django_assert_max_num_queries):
         with django_assert_max_num_queries(7):
             page = client.get(url).json()
         assert page["count"] == 5, url
+
+
+def test_without_a_merchant_a_recharge_says_so_and_notifications_are_refused():
+    member = MemberFactory()
+    answer = driver_client(member).post(
+        "/api/v1/wallet/recharges/", {"amount": "10.00"}, format="json"
+    )
+    assert (answer.status_code, answer.json()["code"]) == (503, "payment_unavailable")
+    assert not Recharge.objects.exists()
+    answer = APIClient().post("/api/v1/pay/wechat/notify", {"id": "EV-1"}, format="json")
+    assert (answer.status_code, answer.json()["code"]) == (401, "signature_invalid")

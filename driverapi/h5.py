@@ -24,6 +24,8 @@ def _page(page: str, title: str, *, tab: str = "", back: str = "", **data):
             "data": {**data, **kwargs},
             "wallet_url": WALLET_PATH,
         }
+        if page == "wallet":  # development: the local fake WeChat Pay takes the payment
+            context["data"]["fakepay"] = settings.WECHATPAY_FAKE_URL
         if page == "stations":
             lat, lng = settings.DRIVER_H5_DEFAULT_POSITION.split(",")
             context["data"].update(lat=lat.strip(), lng=lng.strip())
@@ -52,4 +54,10 @@ urlpatterns = [
     path("bills/", _page("bills", "我的账单", tab="me", back="/h5/me/"), name="bills"),
     path("bills/<int:bill>/", _page("bill", "充电账单", tab="me", back="/h5/bills/"), name="bill"),
     path("me/", _page("me", "我的", tab="me"), name="me"),
+    path("wallet/", _page("wallet", "我的钱包", tab="me", back="/h5/me/"), name="wallet"),
+    path(
+        "wallet/invoices/",
+        _page("invoices", "发票", tab="me", back=WALLET_PATH),
+        name="invoices",
+    ),
 ]

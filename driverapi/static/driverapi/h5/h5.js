@@ -348,6 +348,130 @@ pages.me = async () => {
   });
 };
 
+// --- wallet: balance, recharge (WeChat Pay JSAPI; the local fake in development),
+// balance refund, ledger, invoices (driverapi/wallet.py) --------------------------------
+
+function payInWeChat(jsapi) {
+  return new Promise((resolve, reject) => {
+    window.WeixinJSBridge.invoke("getBrandWCPayRequest", jsapi, (r) =>
+      r.err_msg === "get_brand_wcpay_request:ok" ? resolve() : reject(new Error("支付未完成")));
+  });
+}
+
+async function recharge(amount) {
+  const started = await api("wallet/recharges/", { method: "POST", body: { amount } });
+  const fake = document.body.dataset.fakepay;
+  if (window.WeixinJSBridge) await payInWeChat(started.jsapi);
+  else if (fake) {
+    // Development: the local fake WeChat Pay plays the driver confirming the payment.
+    const paid = await fetch(`${fake}/fake/pay/${started.recharge.out_trade_no}`, { method: "POST" });
+    if (!paid.ok) throw new Error("模拟支付失败");
+  } else throw new Error("请在微信中打开本页面完成支付");
+  for (let tries = 0; tries < 20; tries++) {
+    const r = await api(`wallet/recharges/${started.recharge.id}/`);
+    if (r.state === "paid") return r;
+    if (r.state !== "pending") throw new Error("充值未成功：" + r.state_label);
+    await sleep(1000);
+  }
+  return null;
+}
+
+function money(entry) {
+  const out = entry.amount.startsWith("-");
+  return el("span", { class: out ? "amount-out" : "amount-in" }, (out ? "" : "+") + entry.amount);
+}
+
+pages.wallet = async () => {
+  const form = document.getElementById("recharge-form");
+  const refundForm = document.getElementById("refund-form");
+  async function show() {
+    const [wallet, ledger, refunds] = await Promise.all([
+      api("wallet/"), api("wallet/ledger/?limit=20"), api("wallet/refunds/?limit=5"),
+    ]);
+    document.getElementById("balance").textContent = wallet.balance;
+    document.getElementById("refundable").textContent = `可退 ${yuan(wallet.refundable)}`;
+    document.getElementById("ledger").replaceChildren(...ledger.results.map((e) =>
+      el("li", {}, el("div", { class: "item" }, el("div", {}, e.kind_label, " ", money(e)),
+        el("div", { class: "muted" }, time(e.created_at), e.order_no ? ` · ${e.order_no}` : "",
+          ` · 余额 ${e.balance_after}`)))));
+    if (!ledger.results.length) document.getElementById("ledger").append(el("li", {}, el("div", { class: "item muted" }, "还没有收支")));
+    document.getElementById("refunds").replaceChildren(...refunds.results.map((r) =>
+      el("li", {}, el("div", { class: "item" }, `${yuan(r.amount)} · ${r.state_label}`,
+        r.rejection_reason ? el("div", { class: "muted" }, r.rejection_reason) : null))));
+  }
+  document.getElementById("amounts").addEventListener("click", (ev) => {
+    if (ev.target.dataset.amount) form.amount.value = ev.target.dataset.amount;
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const paid = await recharge(form.amount.value);
+      notice(paid ? `充值成功：${yuan(paid.amount)} 已到账` : "支付结果确认中，到账后余额会更新", true);
+      form.reset();
+      await show();
+    } catch (e) {
+      if (!(e instanceof ApiError)) notice(e.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  refundForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("wallet/refunds/", { method: "POST",
+        body: { amount: refundForm.amount.value, reason: refundForm.reason.value } });
+      notice("退款申请已提交，审核后原路退回", true);
+      refundForm.reset();
+      await show();
+    } catch (e) { /* the notice says why */ }
+  });
+  await show();
+};
+
+pages.invoices = async () => {
+  const form = document.getElementById("invoice-form");
+  async function show() {
+    const [invoices, recharges, bills] = await Promise.all([
+      api("invoices/?limit=50"), api("wallet/recharges/?state=paid&limit=50"), api("bills/?limit=50"),
+    ]);
+    const taken = new Set(invoices.results.filter((i) => i.state !== "rejected")
+      .flatMap((i) => [...i.recharge_ids.map((x) => "r" + x), ...i.bill_ids.map((x) => "b" + x)]));
+    document.getElementById("invoices").replaceChildren(...invoices.results.map((i) =>
+      el("li", {}, el("div", { class: "item" },
+        el("div", { class: "title" }, `${i.title} · ${yuan(i.amount)}`),
+        el("div", { class: "muted" }, `${i.state_label} · ${time(i.created_at)}`,
+          i.rejection_reason ? ` · ${i.rejection_reason}` : ""),
+        i.state === "issued" ? el("button", { type: "button", onclick: async () => {
+          const link = await api(`invoices/${i.id}/link/`, { method: "POST" });
+          location.href = link.url;
+        } }, "下载 PDF") : null))));
+    const choice = (key, label) => el("li", {}, el("label", { class: "choice" },
+      el("input", { type: "checkbox", name: "item", value: key }), label));
+    document.getElementById("choices").replaceChildren(
+      ...recharges.results.filter((r) => !taken.has("r" + r.id))
+        .map((r) => choice("r" + r.id, `充值 ${yuan(r.amount)} · ${time(r.paid_at)}`)),
+      ...bills.results.filter((b) => b.state === "paid" && !taken.has("b" + b.id))
+        .map((b) => choice("b" + b.id, `账单 ${yuan(b.total)} · ${time(b.ended_at)}`)));
+  }
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const keys = [...form.querySelectorAll("input[name=item]:checked")].map((x) => x.value);
+    try {
+      await api("invoices/", { method: "POST", body: {
+        title: form.title.value, tax_number: form.tax_number.value, email: form.email.value,
+        recharge_ids: keys.filter((k) => k[0] === "r").map((k) => +k.slice(1)),
+        bill_ids: keys.filter((k) => k[0] === "b").map((k) => +k.slice(1)),
+      } });
+      notice("开票申请已提交", true);
+      form.reset();
+      await show();
+    } catch (e) { /* the notice says why */ }
+  });
+  await show();
+};
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page !== "login" && !localStorage.getItem(TOKEN_KEY)) return login();

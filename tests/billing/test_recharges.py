@@ -278,3 +278,43 @@ def test_development_keys_are_kept_and_the_fake_serves_a_client_built_from_them(
             base_url=env["WECHATPAY_API_BASE"],
         )
         assert client.order_query(out_trade_no="RC-none") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notifications_and_a_query_at_the_same_moment_credit_once(wechat_pay):
+    """Four notifications of one payment and the beat job's query, in five threads
+    released together: one ledger entry, one event, no error."""
+    import threading
+
+    from django.db import connection
+
+    from billing.services.recharges import recharge_reconcile
+
+    member = MemberFactory()
+    recharge = recharge_create(member=member, amount=D("60.00")).recharge
+    wechat_pay.pay(recharge.out_trade_no, notify=False)
+    notifications = [wechat_pay.payment_notification(recharge.out_trade_no) for _ in range(4)]
+    start, errors = threading.Barrier(5), []
+
+    def run(call):
+        try:
+            start.wait(timeout=10)
+            call()
+        except Exception as exc:  # the test fails on any
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    calls = [
+        lambda h=h, b=b: pay_notification_handle(headers=h, body=b.encode())
+        for h, b in notifications
+    ] + [lambda: recharge_reconcile(recharge_id=recharge.pk)]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert _credits(recharge) == [D("60.00")]
+    assert wallet_balance(member=member) == D("60.00")
+    assert OutboxEvent.objects.filter(kind=PAYMENT_RECEIVED, key=recharge.out_trade_no).count() == 1

@@ -197,3 +197,18 @@ def test_a_rejection_needs_a_reason_is_audited_and_moves_no_money(wechat_pay):
     assert wallet_balance(member=member) == D("30.00")
     assert AuditLog.objects.get(action="refund_request.reject").reason == "used a coupon"
     assert not RechargeRefund.objects.exists()
+
+
+def test_a_balance_spent_since_the_request_cannot_be_approved(wechat_pay):
+    from billing.services.wallet import InsufficientBalance, wallet_adjust
+
+    member = MemberFactory()
+    staff = StaffFactory(operator=member.operator)
+    _paid(wechat_pay, member, D("30.00"))
+    request = refund_request_create(member=member, amount=D("30.00"))
+    wallet_adjust(member=member, amount=D("-5.00"), reason="a charge meanwhile", actor=staff)
+    with pytest.raises(InsufficientBalance, match=r"balance is 25\.00 yuan"):
+        refund_request_approve(refund_request=request, actor=staff)
+    request.refresh_from_db()
+    assert (request.state, request.refunds.count()) == (RefundState.REQUESTED, 0)
+    assert wallet_balance(member=member) == D("25.00")

@@ -160,6 +160,13 @@ def _others(settings, tmp_path):
     return other, recharge, refund, invoice
 
 
+# The wallet endpoints this matrix covers, and the ones WeChat Pay or a signed link reach
+# without a driver (their refusals are tested above): test_isolation's completeness check.
+WALLET_ENDPOINT_NAMES = {
+    *("wallet", "ledger", "recharges", "recharge", "refunds"),
+    *("invoices", "invoice", "invoice-link"),
+    *("invoice-download", "wechat-pay-notify", "wechat-refund-notify"),
+}
 OTHERS_ENDPOINTS = [
     ("get", "/api/v1/wallet/recharges/{recharge}/", None, 404),
     ("get", "/api/v1/invoices/{invoice}/", None, 404),

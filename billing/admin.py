@@ -686,3 +686,7 @@ class WalletAdmin(BillingAdmin):
             submit_label=_("Apply adjustment"),
             on_valid=adjust,
         )
+
+
+# Drivers' money (recharges, balance refunds, invoices) registers itself from its own module.
+from . import admin_payments  # noqa: E402, F401

@@ -20,6 +20,10 @@ from stations.selectors import stations_visible_to
 from .models import (
     Bill,
     ChargingSession,
+    InvoiceRequest,
+    LedgerEntry,
+    Recharge,
+    RefundRequest,
     SessionState,
     StationTariff,
     TariffPlan,
@@ -282,3 +286,44 @@ def station_prices_today(*, stations, at: dt.datetime) -> list[StationPriceToday
             )
         )
     return out
+
+
+# ---- wallet money: recharges, balance refunds, invoices --------------------------------
+
+
+def recharges_visible_to(staff) -> QuerySet[Recharge]:
+    """Recharges of exactly the members ``staff`` may see (`members_visible_to`)."""
+    return Recharge.objects.filter(member__in=members_visible_to(staff).values("pk"))
+
+
+def refund_requests_visible_to(staff) -> QuerySet[RefundRequest]:
+    return RefundRequest.objects.filter(member__in=members_visible_to(staff).values("pk"))
+
+
+def invoices_visible_to(staff) -> QuerySet[InvoiceRequest]:
+    return InvoiceRequest.objects.filter(member__in=members_visible_to(staff).values("pk"))
+
+
+def member_ledger(member) -> QuerySet[LedgerEntry]:
+    """A driver's own ledger, newest first (with the bills' order numbers)."""
+    return (
+        LedgerEntry.objects.filter(wallet__member=member)
+        .select_related("bill")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def member_recharges(member) -> QuerySet[Recharge]:
+    return Recharge.objects.filter(member=member).order_by("-created_at", "-pk")
+
+
+def member_refund_requests(member) -> QuerySet[RefundRequest]:
+    return RefundRequest.objects.filter(member=member).order_by("-created_at", "-pk")
+
+
+def member_invoices(member) -> QuerySet[InvoiceRequest]:
+    return (
+        InvoiceRequest.objects.filter(member=member)
+        .prefetch_related("items")
+        .order_by("-created_at", "-pk")
+    )

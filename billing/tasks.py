@@ -48,3 +48,57 @@ def sessions_settle_pending_task() -> int:
 def meter_samples_prune_task() -> int:
     """Drop the weeks of meter samples past retention (daily, CELERY_BEAT_SCHEDULE)."""
     return meter_samples_prune()
+
+
+# ---- WeChat Pay: these call WeChat, so they hold no transaction around the calls ----------
+
+
+@shared_task(
+    name="billing.recharges_reconcile_pending",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=120,
+    max_retries=3,
+    soft_time_limit=240,
+    time_limit=280,
+)
+def recharges_reconcile_pending_task() -> dict[str, int]:
+    """Recharges pending past RECHARGE_QUERY_AFTER_MINUTES: asked at WeChat, credited
+    (once) or closed; beat runs it every minute. Returns how many ended each way."""
+    from .services.recharges import recharges_reconcile_pending
+
+    return recharges_reconcile_pending()
+
+
+@shared_task(
+    name="billing.refunds_send",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=120,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def refunds_send_task(request_id: int) -> int:
+    """Send the parts of an approved balance refund to WeChat (queued on commit of the
+    approval); a part sent already is skipped."""
+    from .services.refunds import refunds_send
+
+    return refunds_send(request_id=request_id)
+
+
+@shared_task(
+    name="billing.refunds_reconcile_pending",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=120,
+    max_retries=3,
+    soft_time_limit=240,
+    time_limit=280,
+)
+def refunds_reconcile_pending_task() -> int:
+    """Balance refund parts not yet accepted by WeChat are sent, those still processing
+    are asked about; beat runs it every five minutes."""
+    from .services.refunds import refunds_reconcile_pending
+
+    return refunds_reconcile_pending()

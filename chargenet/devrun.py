@@ -46,10 +46,57 @@ PROCESSES: dict[str, list[str]] = {
     ),
 }  # fmt: skip
 
+# The drivers' H5 pages log in through a local fake of WeChat's OAuth (unless a real
+# official account is configured): the fake's user is a demo driver no simulated pile uses.
+WECHAT_FAKE_PORT = os.environ.get("WECHAT_FAKE_PORT", "8010")
+DEMO_DRIVER_OPENID = "oDemoWx0000000000000000020"
+
+
+def demo_wechat() -> None:
+    """Without a real official account, run the fake WeChat and point every process at it."""
+    if os.environ.get("WECHAT_APP_ID"):
+        return
+    PROCESSES["wechat"] = [
+        PY, "-m", "integrations.wechat.fake", "--port", WECHAT_FAKE_PORT,
+        "--secret", "demo-secret", "--openid", DEMO_DRIVER_OPENID,
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{WECHAT_FAKE_PORT}"
+    os.environ.update(
+        WECHAT_APP_ID="wxdemo",
+        WECHAT_APP_SECRET="demo-secret",
+        WECHAT_API_BASE=base,
+        WECHAT_OAUTH_AUTHORIZE_URL=f"{base}/connect/oauth2/authorize",
+    )
+    # The demo piles wait for a start before they "plug in".
+    os.environ.setdefault("DRIVER_START_REQUIRES_PLUG", "0")
+
+
+WECHATPAY_FAKE_PORT = os.environ.get("WECHATPAY_FAKE_PORT", "8011")
+
+
+def dev_wechat_pay() -> str:
+    """Without a real merchant (WECHATPAY_MCHID), recharges go to a local fake WeChat Pay
+    with development keys under var/: its settings are put in the children's environment."""
+    if os.environ.get("WECHATPAY_MCHID"):
+        return "WeChat Pay (merchant " + os.environ["WECHATPAY_MCHID"] + ")"
+    from integrations.wechat.pay_fake import PayKeys
+
+    keys_path = ROOT / "var" / "wechatpay-dev-keys.json"
+    url = f"http://127.0.0.1:{WECHATPAY_FAKE_PORT}"
+    os.environ.update(PayKeys.load_or_generate(keys_path).settings_env(url=url))
+    os.environ.setdefault("WECHATPAY_NOTIFY_BASE", f"http://127.0.0.1:{WEB_PORT}")
+    PROCESSES["wechatpay"] = [
+        PY, "-m", "integrations.wechat.pay_fake", "--port", WECHATPAY_FAKE_PORT,
+        "--keys", str(keys_path),
+    ]  # fmt: skip
+    return f"fake, {url} (a recharge is paid from the wallet page)"
+
 
 def main() -> int:
     os.chdir(ROOT)
     LOGS.mkdir(parents=True, exist_ok=True)
+    demo_wechat()
+    wechat_pay = dev_wechat_pay()
     subprocess.run(manage("migrate", "--no-input", "-v", "0"), check=True)
     subprocess.run(manage("load_demo"), check=True)
 
@@ -73,8 +120,11 @@ def main() -> int:
         f"  back office : http://127.0.0.1:{WEB_PORT}/admin/\n"
         "  login       : admin / chargenet  (operator admin; also 'subop' and 'service')\n"
         f"  API docs    : http://127.0.0.1:{WEB_PORT}/api/docs/\n"
+        f"  driver H5   : http://127.0.0.1:{WEB_PORT}/h5/  (open it: the fake WeChat logs you "
+        "in as demo driver 车主20; its texted codes are in the web log)\n"
         f"  OCPP        : ws://127.0.0.1:{GATEWAY_PORT}/ocpp/<pile code>\n"
         f"  YKC 1.6     : tcp://127.0.0.1:{YKC_PORT}\n"
+        f"  WeChat Pay  : {wechat_pay}\n"
         f"  logs        : {LOGS}/\n"
         "Press Ctrl-C to stop.\n",
         flush=True,

@@ -83,5 +83,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         else:
             message, details = detail, {}
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
-        return Response(error_body(code, message, details), status=exc.status_code)
+        # As DRF's own handler: a 401 says how to log in, a 429 when to come back.
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
     return None

@@ -63,12 +63,15 @@ AUDIT_VERBS = {
     "dismiss": _("dismissed"),
     "escalate": _("escalated"),
     "reopen": _("reopened"),
+    "approve": _("approved"),
+    "reject": _("rejected"),
 }
 AUDIT_ACTIONS = {
     "hide": _("hidden"),
     "restore": _("restored"),
     "wallet_adjust": _("wallet adjusted"),
     "wallet_refund": _("wallet refunded"),
+    "wallet_withdraw": _("balance refunded to WeChat Pay"),
     "pile_command": _("remote command to a pile"),
     "staff_role": _("staff role changed"),
     "station_hours": _("opening hours changed"),

@@ -334,6 +334,47 @@ if FAULTS_NOTIFICATION_SENDER == "wechat":
                 f"{_name} must be set when FAULTS_NOTIFICATION_SENDER=wechat"
             )
 
+# WeChat Pay API v3 (integrations.wechat.pay), direct merchant, JSAPI in the official
+# account: merchant number, the merchant API key (PEM) and its certificate serial number,
+# the APIv3 key, and the WeChat Pay platform public key with its id. Notifications reach
+# WECHATPAY_NOTIFY_BASE (this site's public https address) + /api/v1/pay/wechat/notify.
+WECHATPAY_MCHID = env("WECHATPAY_MCHID", "")
+WECHATPAY_APPID = env("WECHATPAY_APPID", WECHAT_APP_ID)
+WECHATPAY_PRIVATE_KEY = env("WECHATPAY_PRIVATE_KEY", "")
+WECHATPAY_CERT_SERIAL_NO = env("WECHATPAY_CERT_SERIAL_NO", "")
+WECHATPAY_APIV3_KEY = env("WECHATPAY_APIV3_KEY", "")
+WECHATPAY_PUBLIC_KEY = env("WECHATPAY_PUBLIC_KEY", "")
+WECHATPAY_PUBLIC_KEY_ID = env("WECHATPAY_PUBLIC_KEY_ID", "")
+WECHATPAY_API_BASE = env("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")
+WECHATPAY_NOTIFY_BASE = env("WECHATPAY_NOTIFY_BASE", "http://127.0.0.1:8000")
+# Development only (`make run`): the local fake WeChat Pay the wallet page pays through.
+WECHATPAY_FAKE_URL = env("WECHATPAY_FAKE_URL", "") if not PRODUCTION else ""
+# Recharges: the amounts a driver may pay in, how long an order may be paid, and after how
+# many minutes without a notification the beat job asks WeChat about it.
+RECHARGE_MIN_YUAN = env("RECHARGE_MIN_YUAN", "1.00")
+RECHARGE_MAX_YUAN = env("RECHARGE_MAX_YUAN", "5000.00")
+RECHARGE_EXPIRE_MINUTES = env_int("RECHARGE_EXPIRE_MINUTES", 30)
+RECHARGE_QUERY_AFTER_MINUTES = env_int("RECHARGE_QUERY_AFTER_MINUTES", 5)
+# A driver's invoice download link works this many seconds.
+INVOICE_LINK_SECONDS = env_int("INVOICE_LINK_SECONDS", 600)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Recharges still pending after RECHARGE_QUERY_AFTER_MINUTES: ask WeChat, credit
+        # or close them (the notification may never come).
+        "recharges-reconcile": {
+            "task": "billing.recharges_reconcile_pending",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
+        # Approved balance refunds not yet accepted by WeChat, or still processing there.
+        "refunds-reconcile": {
+            "task": "billing.refunds_reconcile_pending",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
+        },
+    }
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -398,3 +439,57 @@ CELERY_BEAT_SCHEDULE["exports-prune"] = {
     "task": "reports.export_jobs_prune",
     "schedule": crontab(hour=4, minute=40),
 }
+# Driver API (/api/v1/, the driverapi package; issue 12). Every DRF view is for a logged-in
+# driver unless it says otherwise: ``Authorization: Bearer <token>`` (orgs.authentication).
+INSTALLED_APPS += ["driverapi"]
+REST_FRAMEWORK |= {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.authentication.DriverTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.authentication.IsDriver"],
+    "DEFAULT_PAGINATION_CLASS": "chargenet.api.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "chargenet.api.PrincipalRateThrottle",
+        "chargenet.api.AddressRateThrottle",
+    ],
+}
+SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
+# Requests per authenticated principal and per client address ("" switches one off).
+API_THROTTLE_USER = env("API_THROTTLE_USER", "120/min")
+API_THROTTLE_IP = env("API_THROTTLE_IP", "600/min")
+# How long a driver's API token (one WeChat login) stays valid.
+DRIVER_TOKEN_DAYS = env_int("DRIVER_TOKEN_DAYS", 30)
+# Driver login: the operator whose official account the H5 pages belong to (empty: the only
+# operator), WeChat's OAuth page (a local fake in development), and phone binding by SMS.
+DRIVER_OPERATOR_CODE = env("DRIVER_OPERATOR_CODE", "")
+WECHAT_OAUTH_AUTHORIZE_URL = env(
+    "WECHAT_OAUTH_AUTHORIZE_URL", "https://open.weixin.qq.com/connect/oauth2/authorize"
+)
+SMS_SENDER = env("SMS_SENDER", "log")
+if SMS_SENDER not in {"log", "aliyun"}:
+    raise ImproperlyConfigured('SMS_SENDER must be "log" or "aliyun"')
+ALIYUN_SMS_ACCESS_KEY_ID = env("ALIYUN_SMS_ACCESS_KEY_ID", "")
+ALIYUN_SMS_ACCESS_KEY_SECRET = env("ALIYUN_SMS_ACCESS_KEY_SECRET", "")
+ALIYUN_SMS_SIGN_NAME = env("ALIYUN_SMS_SIGN_NAME", "")
+ALIYUN_SMS_TEMPLATE_CODE = env("ALIYUN_SMS_TEMPLATE_CODE", "")
+ALIYUN_SMS_ENDPOINT = env("ALIYUN_SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com")
+if SMS_SENDER == "aliyun":
+    for _name in (
+        "ALIYUN_SMS_ACCESS_KEY_ID",
+        "ALIYUN_SMS_ACCESS_KEY_SECRET",
+        "ALIYUN_SMS_SIGN_NAME",
+        "ALIYUN_SMS_TEMPLATE_CODE",
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} must be set when SMS_SENDER=aliyun")
+SMS_CODE_MINUTES = env_int("SMS_CODE_MINUTES", 5)
+SMS_CODE_ATTEMPTS = env_int("SMS_CODE_ATTEMPTS", 5)
+SMS_CODE_RESEND_SECONDS = env_int("SMS_CODE_RESEND_SECONDS", 60)
+SMS_CODES_PER_DAY = env_int("SMS_CODES_PER_DAY", 10)
+# Where WeChat's OAuth page sends the driver back to (the H5 login page).
+DRIVER_H5_LOGIN_PATH = "/h5/login/"
+# A driver's remote start needs the car plugged in first (the pile reports "Preparing");
+# off for piles that wait for the plug after the start (the demo simulator does).
+DRIVER_START_REQUIRES_PLUG = env_bool("DRIVER_START_REQUIRES_PLUG", True)
+# Seconds a driver's start or stop waits for the pile's answer.
+DRIVER_COMMAND_TIMEOUT = env_float("DRIVER_COMMAND_TIMEOUT", 15.0)
+# The drivers' H5 pages sort stations from here when the phone gives no position.
+DRIVER_H5_DEFAULT_POSITION = env("DRIVER_H5_DEFAULT_POSITION", "22.517600,113.392600")

@@ -16,3 +16,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+# The driver API (issue 12): the REST adapter the WeChat H5 pages call.
+urlpatterns += [
+    path("api/v1/", include("driverapi.urls")),
+    path("h5/", include("driverapi.h5")),
+]

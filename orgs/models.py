@@ -3,7 +3,10 @@ staff accounts with their scope, members (drivers), vehicles, cards and partners
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +26,14 @@ class Operator(models.Model):
         max_length=16,
         choices=[("ROUND_DOWN", _("truncate to the fen")), ("ROUND_HALF_UP", _("round half up"))],
         default="ROUND_DOWN",
+    )
+    start_min_balance = models.DecimalField(
+        _("minimum balance to start (yuan)"),
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("5.00"),
+        validators=[MinValueValidator(Decimal("0.00"))],
+        help_text=_("A driver's wallet must hold at least this much to start a charge."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -161,6 +172,13 @@ class Member(Hideable):
         _("mobile number"), max_length=11, null=True, blank=True, validators=[validate_phone]
     )
     wechat_openid = models.CharField(_("WeChat openid"), max_length=64, null=True, blank=True)
+    wechat_unionid = models.CharField(
+        _("WeChat unionid"),
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text=_("The driver's id across the operator's WeChat apps (open platform)."),
+    )
     nickname = models.CharField(_("nickname"), max_length=64, blank=True)
     status = models.CharField(
         _("status"), max_length=16, choices=MemberStatus.choices, default=MemberStatus.ACTIVE
@@ -193,6 +211,7 @@ class Member(Hideable):
         constraints = [
             models.UniqueConstraint(fields=["phone"], name="member_phone_unique"),
             models.UniqueConstraint(fields=["wechat_openid"], name="member_openid_unique"),
+            models.UniqueConstraint(fields=["wechat_unionid"], name="member_unionid_unique"),
         ]
 
     def __str__(self) -> str:
@@ -326,3 +345,47 @@ class PartnerAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner} @ {self.operator}"
+
+
+class DriverToken(models.Model):
+    """An API token a driver's phone holds (WeChat H5 pages). Only its SHA-256 is stored:
+    a database dump gives nobody a driver's session. Expired tokens are refused."""
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="driver_tokens"
+    )
+    key_hash = models.CharField(_("token hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("driver token")
+        verbose_name_plural = _("driver tokens")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.member} · {self.expires_at:%Y-%m-%d}"
+
+
+class PhoneCode(models.Model):
+    """A verification code texted to a phone a driver wants to bind. Only a keyed hash of
+    the code is stored; it expires, and a few wrong tries use it up."""
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="phone_codes"
+    )
+    phone = models.CharField(_("mobile number"), max_length=11, validators=[validate_phone])
+    code_hash = models.CharField(_("code hash"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    attempts = models.PositiveSmallIntegerField(_("wrong attempts"), default=0)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("phone verification code")
+        verbose_name_plural = _("phone verification codes")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["phone", "-created_at"], name="phonecode_phone_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.phone} · {self.created_at:%Y-%m-%d %H:%M}"

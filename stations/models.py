@@ -87,6 +87,8 @@ class Station(Hideable):
         constraints = [
             models.UniqueConstraint(fields=["operator", "code"], name="station_code_unique"),
         ]
+        # Drivers' nearby search narrows to a bounding box first (stations.public).
+        indexes = [models.Index(fields=["latitude", "longitude"], name="station_lat_lng")]
 
     def __str__(self) -> str:
         return self.name

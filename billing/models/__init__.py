@@ -1,4 +1,14 @@
 from .bills import Bill, BillLine, PaymentState
+from .invoices import InvoiceItem, InvoiceRequest, InvoiceState
+from .recharges import (
+    PayChannel,
+    Recharge,
+    RechargeRefund,
+    RechargeRefundState,
+    RechargeState,
+    RefundRequest,
+    RefundState,
+)
 from .sessions import (
     Channel,
     ChargingSession,
@@ -16,11 +26,21 @@ __all__ = [
     "Channel",
     "ChargingSession",
     "EntryKind",
+    "InvoiceItem",
+    "InvoiceRequest",
+    "InvoiceState",
     "LedgerEntry",
     "MeterSample",
     "OrphanStop",
+    "PayChannel",
     "PaymentState",
     "Period",
+    "Recharge",
+    "RechargeRefund",
+    "RechargeRefundState",
+    "RechargeState",
+    "RefundRequest",
+    "RefundState",
     "SessionState",
     "SessionTransition",
     "StationTariff",

@@ -36,6 +36,7 @@ class EntryKind(models.TextChoices):
     CHARGE = "charge", _("charge (bill)")
     REFUND = "refund", _("refund")
     ADJUSTMENT = "adjustment", _("manual adjustment")
+    WITHDRAWAL = "withdrawal", _("balance refund to WeChat Pay")
 
 
 class LedgerEntry(models.Model):
@@ -99,6 +100,22 @@ class LedgerEntry(models.Model):
                 fields=["reference"],
                 condition=Q(kind="recharge") & ~Q(reference=""),
                 name="ledger_one_credit_per_recharge",
+            ),
+            # A balance refund leaves the wallet once per WeChat refund number, and comes
+            # back (a refund entry with the same number) at most once if WeChat closes it.
+            models.CheckConstraint(
+                condition=~Q(kind="withdrawal") | (Q(amount__lt=0) & ~Q(reference="")),
+                name="ledger_withdrawal_is_debit_with_reference",
+            ),
+            models.UniqueConstraint(
+                fields=["reference"],
+                condition=Q(kind="withdrawal"),
+                name="ledger_one_debit_per_withdrawal",
+            ),
+            models.UniqueConstraint(
+                fields=["reference"],
+                condition=Q(kind="refund") & ~Q(reference=""),
+                name="ledger_one_refund_per_reference",
             ),
         ]
 

@@ -175,6 +175,34 @@ def wallet_refund(
 
 
 @transaction.atomic
+def wallet_withdraw(*, member, amount: Decimal, reference: str, actor) -> LedgerEntry:
+    """Take ``amount`` out of the wallet for a balance refund to WeChat Pay (``reference``:
+    the WeChat refund number), once per reference (a database constraint); audited.
+    Raises `InsufficientBalance` when the balance does not cover it."""
+    amount = _amount(amount, _("A balance refund"))
+    if amount <= 0:
+        raise WalletError(_("A balance refund is a positive amount."))
+    wallet = _locked_wallet(member)
+    before = wallet.balance
+    entry = _post(
+        wallet=wallet,
+        kind=EntryKind.WITHDRAWAL,
+        amount=-amount,
+        reference=reference,
+        actor=actor,
+    )
+    audit_record(
+        actor=actor,
+        action="wallet_withdraw",
+        obj=wallet,
+        before={"balance": before},
+        after={"balance": wallet.balance, "amount": -amount, "reference": reference},
+        operator_id=member.operator_id,
+    )
+    return entry
+
+
+@transaction.atomic
 def wallet_adjust(*, member, amount: Decimal, reason: str, actor) -> LedgerEntry:
     """A manual adjustment by staff (positive or negative), with a reason, audited."""
     amount = _amount(amount, _("An adjustment"))

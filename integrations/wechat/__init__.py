@@ -2,9 +2,10 @@
 `integrations.wechat.fake` is a local server speaking the same wire."""
 
 from integrations.wechat.client import (
+    OAuthIdentity,
     WeChatClient,
     WeChatError,
     configured_client,
 )
 
-__all__ = ["WeChatClient", "WeChatError", "configured_client"]
+__all__ = ["OAuthIdentity", "WeChatClient", "WeChatError", "configured_client"]

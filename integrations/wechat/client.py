@@ -1,12 +1,19 @@
-"""The WeChat official-account API client: driver notifications now; driver login (OAuth)
-and, with WeChat Pay's own library beside it, payments add their calls here.
+"""The WeChat official-account API client: driver notifications and driver login (web-page
+OAuth); with WeChat Pay's own library beside it, payments add their calls here.
 
 Wire format (公众号 server API, JSON over HTTPS):
 - ``GET /cgi-bin/token?grant_type=client_credential&appid=..&secret=..`` →
   ``{"access_token": "...", "expires_in": 7200}`` or ``{"errcode": 40013, "errmsg": ...}``;
 - ``POST /cgi-bin/message/template/send?access_token=..`` with
   ``{"touser": openid, "template_id": ..., "data": {"first": {"value": ...}, ...}}`` →
-  ``{"errcode": 0, "errmsg": "ok", "msgid": 200228332}``.
+  ``{"errcode": 0, "errmsg": "ok", "msgid": 200228332}``;
+- the driver's browser is sent to ``/connect/oauth2/authorize?appid=..&redirect_uri=..
+  &response_type=code&scope=snsapi_base&state=..#wechat_redirect`` (open.weixin.qq.com) and
+  comes back to ``redirect_uri?code=..&state=..``; then
+  ``GET /sns/oauth2/access_token?appid=..&secret=..&code=..&grant_type=authorization_code``
+  → ``{"access_token": .., "expires_in": 7200, "refresh_token": .., "openid": ..,
+  "scope": "snsapi_base", "unionid": .. (when the account is bound to an open platform)}``
+  or ``{"errcode": 40029, "errmsg": "invalid code"}`` (40163: code been used).
 
 Never call it inside a database transaction: a slow WeChat would hold row locks.
 """
@@ -17,6 +24,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -31,6 +39,15 @@ class WeChatError(Exception):
     def __init__(self, message: str, *, code: int | None = None):
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True)
+class OAuthIdentity:
+    """Who the driver is to WeChat: openid (per official account), unionid (per open
+    platform, when bound; empty otherwise)."""
+
+    openid: str
+    unionid: str = ""
 
 
 class WeChatClient:
@@ -116,6 +133,41 @@ class WeChatClient:
             if code not in TOKEN_ERRORS:
                 break
         raise WeChatError(f"WeChat send error {code}: {answer.get('errmsg')}", code=code)
+
+    def oauth_authorize_url(
+        self, *, redirect_uri: str, state: str = "", authorize_base: str = ""
+    ) -> str:
+        """Where the driver's browser goes to log in silently (scope snsapi_base)."""
+        query = urllib.parse.urlencode(
+            {
+                "appid": self.app_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "scope": "snsapi_base",
+                "state": state,
+            }
+        )
+        base = authorize_base or "https://open.weixin.qq.com/connect/oauth2/authorize"
+        return f"{base}?{query}#wechat_redirect"
+
+    def oauth_identity(self, *, code: str) -> OAuthIdentity:
+        """Exchange the web-page OAuth code WeChat gave the driver's browser for the
+        driver's openid (and unionid). A code works once, for five minutes."""
+        answer = self._call(
+            "/sns/oauth2/access_token",
+            query={
+                "appid": self.app_id,
+                "secret": self.app_secret,
+                "code": code,
+                "grant_type": "authorization_code",
+            },
+        )
+        if not answer.get("openid"):
+            raise WeChatError(
+                f"WeChat OAuth error {answer.get('errcode')}: {answer.get('errmsg')}",
+                code=answer.get("errcode"),
+            )
+        return OAuthIdentity(openid=answer["openid"], unionid=answer.get("unionid") or "")
 
 
 def configured_client() -> WeChatClient:

@@ -49,6 +49,9 @@ def test_every_task_ends_before_it_could_be_delivered_again():
         "faults.lost_bills_settle": 120,
         "chargenet.events_deliver": 120,
         "reports.export_job_run": 120,
+        "billing.recharges_reconcile_pending": 120,
+        "billing.refunds_send": 120,
+        "billing.refunds_reconcile_pending": 120,
     }
 
 
@@ -65,4 +68,6 @@ def test_periodic_runs_expire_at_their_next_tick():
         "notifications-retry": (300.0, 300.0),
         "events-deliver-pending": (30.0, 30.0),
         "exports-resume-stale": (300.0, 300.0),
+        "recharges-reconcile": (60.0, 60.0),
+        "refunds-reconcile": (300.0, 300.0),
     }

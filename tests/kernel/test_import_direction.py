@@ -22,6 +22,17 @@ ALLOWED = {
     "reports": {"chargenet", "integrations", "orgs", "stations", "billing", "faults"},
     # Adapters sit on top: they may use any app, and nothing imports them.
     "protocol": {"chargenet", "integrations", "orgs", "stations", "billing", "faults", "reports"},
+    # The driver API (REST + H5 pages), an adapter beside protocol.
+    "driverapi": {
+        "chargenet",
+        "integrations",
+        "orgs",
+        "stations",
+        "billing",
+        "faults",
+        "reports",
+        "protocol",
+    },
 }
 
 

@@ -22,6 +22,8 @@ BENCHES: dict[str, list[str]] = {
     "faults_sweep": ["bench.faults_sweep"],
     # 10,000 piles with passwords cold-boot (BENCH_AUTH_PILES for a smaller run).
     "gateway_pile_auth": ["bench.pile_auth"],
+    # Drivers: nearby over 10,000 stations; 100 concurrent remote starts (own scratch db).
+    "drivers": ["bench.drivers"],
 }
 
 

@@ -27,14 +27,14 @@ BENCHES: dict[str, list[str]] = {
 }
 
 
-def _scratch_database_url() -> str:
-    """DATABASE_URL with its database renamed `<name>_bench_gw`, created if missing (the
+def _scratch_database_url(suffix: str = "_bench_gw") -> str:
+    """DATABASE_URL with its database renamed `<name><suffix>`, created afresh (the
     gateway benchmark writes into the database it is given)."""
     import psycopg
 
     url = os.environ["DATABASE_URL"]
     parts = urlsplit(url)
-    name = parts.path.lstrip("/") + "_bench_gw"
+    name = parts.path.lstrip("/") + suffix
     server = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

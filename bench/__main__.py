@@ -30,6 +30,8 @@ BENCHES: dict[str, list[str]] = {
     "reports": ["bench.reports"],
     # A 1,000,000-row bills export to Excel and CSV as the worker runs it (RSS, rows/s).
     "exports": ["bench.exports"],
+    # Drivers: nearby over 10,000 stations; 100 concurrent remote starts (own scratch db).
+    "drivers": ["bench.drivers"],
 }
 
 

@@ -47,3 +47,33 @@ class AddressRateThrottle(_SettingsRateThrottle):
 
     def get_cache_key(self, request, view) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "The one error shape of every API (chargenet.errors).",
+    "properties": {
+        "code": {"type": "string", "description": "Stable, for programs (e.g. pile_offline)."},
+        "message": {"type": "string", "description": "For people, in the request's language."},
+        "details": {
+            "description": "More about the error (e.g. field messages), or {}.",
+            "oneOf": [{"type": "object"}, {"type": "array"}],
+        },
+    },
+    "required": ["code", "message", "details"],
+}
+
+
+def error_responses_hook(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing: every operation documents its errors, in the one
+    error shape, as its ``default`` response."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    default = {
+        "description": "An error (4xx, 5xx)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("default", default)
+    return result

@@ -91,3 +91,25 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             headers["Retry-After"] = str(int(exc.wait))
         return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
     return None
+
+
+def page_not_found(request, exception):
+    """handler404: an unknown /api/ URL answers in the error shape, not an HTML page."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: an /api/ request that failed answers in the error shape (the cause is
+    logged by Django as usual)."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if request.path.startswith("/api/"):
+        message = _("Something went wrong on our side; please try again later.")
+        return JsonResponse(error_body("server_error", message), status=500)
+    return defaults.server_error(request)

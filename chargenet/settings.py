@@ -493,3 +493,12 @@ DRIVER_START_REQUIRES_PLUG = env_bool("DRIVER_START_REQUIRES_PLUG", True)
 DRIVER_COMMAND_TIMEOUT = env_float("DRIVER_COMMAND_TIMEOUT", 15.0)
 # The drivers' H5 pages sort stations from here when the phone gives no position.
 DRIVER_H5_DEFAULT_POSITION = env("DRIVER_H5_DEFAULT_POSITION", "22.517600,113.392600")
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "SessionStateEnum": "billing.models.sessions.SessionState",
+    "ConnectorDriverStateEnum": "stations.public.DriverState.CHOICES",
+    "BillDriverStateEnum": "driverapi.charging.BILL_STATE_CHOICES",
+}
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "chargenet.api.error_responses_hook",
+]

@@ -22,3 +22,5 @@ urlpatterns += [
     path("api/v1/", include("driverapi.urls")),
     path("h5/", include("driverapi.h5")),
 ]
+handler404 = "chargenet.errors.page_not_found"
+handler500 = "chargenet.errors.server_error"

@@ -10,9 +10,12 @@ session itself opens when the pile reports the start, as for any channel; the pa
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -135,6 +138,9 @@ BILL_STATE_LABELS = {
 }
 
 
+BILL_STATE_CHOICES = list(BILL_STATE_LABELS)
+
+
 class BillOut(serializers.Serializer):
     id = serializers.IntegerField()
     order_no = serializers.CharField()
@@ -148,7 +154,7 @@ class BillOut(serializers.Serializer):
     electricity_fee = serializers.DecimalField(max_digits=12, decimal_places=2)
     service_fee = serializers.DecimalField(max_digits=12, decimal_places=2)
     total = serializers.DecimalField(max_digits=12, decimal_places=2)
-    state = serializers.ChoiceField(choices=list(BILL_STATE_LABELS))
+    state = serializers.ChoiceField(choices=BILL_STATE_CHOICES)
     state_label = serializers.CharField()
     lines = BillLineOut(many=True, help_text="Empty while the bill is being checked.")
 
@@ -278,10 +284,28 @@ class StartView(APIView):
         return Response(StartOut(body).data, status=status.HTTP_202_ACCEPTED)
 
 
+class _UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time with any offset the standard allows (±23:59), as UTC: the database
+    takes offsets up to ±15:59 only."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _UtcDateTimeField
+
+
 class SessionFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=SessionState.choices)
-    started_from = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_until = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_from = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_until = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = ChargingSession
@@ -294,13 +318,17 @@ class SessionListView(generics.ListAPIView):
     serializer_class = SessionOut
     filterset_class = SessionFilter
 
+    queryset = ChargingSession.objects.none()  # the schema's model; rows: get_queryset
+
     def get_queryset(self):
         return my_sessions(self.request.user.member).order_by("-started_at", "-pk")
 
     def list(self, request, *args, **kwargs):
         rows = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(rows)
-        return self.get_paginated_response([session_data(s, live=False) for s in page])
+        return self.get_paginated_response(
+            SessionOut([session_data(s, live=False) for s in page], many=True).data
+        )
 
 
 class CurrentSessionView(APIView):
@@ -343,10 +371,10 @@ class StopView(APIView):
 
 class BillFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(
-        choices=[(v, v) for v in BILL_STATES.values()], method="by_state"
+        choices=[(v, v) for v in BILL_STATE_CHOICES], method="by_state"
     )
-    ended_from = django_filters.IsoDateTimeFilter(field_name="ended_at", lookup_expr="gte")
-    ended_until = django_filters.IsoDateTimeFilter(field_name="ended_at", lookup_expr="lt")
+    ended_from = UtcDateTimeFilter(field_name="ended_at", lookup_expr="gte")
+    ended_until = UtcDateTimeFilter(field_name="ended_at", lookup_expr="lt")
 
     class Meta:
         model = Bill
@@ -363,12 +391,14 @@ class BillListView(generics.ListAPIView):
     serializer_class = BillOut
     filterset_class = BillFilter
 
+    queryset = Bill.objects.none()  # the schema's model; rows: get_queryset
+
     def get_queryset(self):
         return my_bills(self.request.user.member)
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response([bill_data(b) for b in page])
+        return self.get_paginated_response(BillOut([bill_data(b) for b in page], many=True).data)
 
 
 class BillView(APIView):

@@ -85,7 +85,7 @@ def _visible_station_count(model, user, through: str) -> Count:
 
 @admin.register(Operator)
 class OperatorAdmin(SuperuserEditsMixin, ScopedModelAdmin):
-    list_display = ("name", "code", "rounding_mode", "created_at")
+    list_display = ("name", "code", "rounding_mode", "start_min_balance", "created_at")
     search_fields = ("name", "code")
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Window
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext_lazy as _
 
@@ -162,8 +162,13 @@ def stations_near(
     stations = stations.annotate(distance_m=_distance_sql(lat, lng)).filter(
         distance_m__lte=radius_m
     )
-    total = stations.count()
-    page = list(stations.order_by("distance_m", "pk")[offset : offset + limit])
+    # The page and the total in one query (COUNT(*) OVER ()); a page past the end counts.
+    page = list(
+        stations.annotate(total=Window(Count("pk"))).order_by("distance_m", "pk")[
+            offset : offset + limit
+        ]
+    )
+    total = page[0].total if page else (stations.count() if offset else 0)
     counts: dict[int, list[ConnectorCounts]] = {station.pk: [] for station in page}
     rows = (
         Connector.objects.filter(

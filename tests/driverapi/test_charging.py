@@ -286,3 +286,19 @@ def test_lists_are_mine_newest_first_filtered_and_within_a_query_budget(
     assert [s["state"] for s in sessions["results"]] == ["settled", "settled", "fault"]
     fault_only = client.get("/api/v1/sessions/", {"state": "fault"}).json()
     assert fault_only["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("2026-11-01T10:00:00+23:19", 200), ("9999-12-31T23:59:59-23:59", 400), ("soon", 400)],
+)
+def test_time_filters_take_any_iso_offset_and_refuse_the_impossible(driver, value, status):
+    answer = driver_client(driver).get("/api/v1/sessions/", {"started_from": value})
+    assert answer.status_code == status
+    if status == 400:
+        assert set(answer.json()["details"]) == {"started_from"}
+
+
+def test_an_unknown_api_url_answers_in_the_error_shape(driver):
+    answer = driver_client(driver).get("/api/v1/sessions/-1/")
+    assert (answer.status_code, answer.json()["code"]) == (404, "not_found")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('stations', '0002_pile_firmware_diagnostics_status'),
+        ('stations', '0003_pile_protocol_ykc'),
     ]
 
     operations = [

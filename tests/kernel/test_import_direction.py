@@ -22,6 +22,18 @@ ALLOWED = {
     "reports": {"chargenet", "integrations", "orgs", "stations", "billing", "faults"},
     # Adapters sit on top: they may use any app, and nothing imports them.
     "protocol": {"chargenet", "integrations", "orgs", "stations", "billing", "faults", "reports"},
+    # The T/CEC 102 partner adapter: on top too, beside protocol (it asks piles through
+    # protocol.intents, as every channel does).
+    "interconnect": {
+        "chargenet",
+        "integrations",
+        "orgs",
+        "stations",
+        "billing",
+        "faults",
+        "reports",
+        "protocol",
+    },
 }
 
 

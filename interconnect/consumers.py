@@ -1,0 +1,63 @@
+"""The adapter's event consumers (chargenet.events): what partners are told when the core
+changes. Each only queues pushes (rows, in the consumer's transaction); the worker sends
+them later, outside any transaction. Idempotent: a push is one per operation and key."""
+
+from __future__ import annotations
+
+from billing.events import BILL_SETTLED, SESSION_STARTED, SESSION_STOPPED
+from chargenet.events import consumer
+from chargenet.models import OutboxEvent
+from stations.events import PILE_STATUS_CHANGED
+from stations.models import Connector, Pile
+
+from .models import Interconnection
+from .services.orders import (
+    link_enabled,
+    order_bill_settled,
+    order_session_link,
+    order_session_stopped,
+)
+from .services.pushes import push_enqueue
+from .wire import connector_status, connector_wire_id
+
+
+@consumer(SESSION_STARTED, name="interconnect.order_session_link")
+def session_started(event: OutboxEvent) -> None:
+    order_session_link(session_id=event.payload["session_id"])
+
+
+@consumer(SESSION_STOPPED, name="interconnect.order_stopped")
+def session_stopped(event: OutboxEvent) -> None:
+    order_session_stopped(session_id=event.payload["session_id"])
+
+
+@consumer(BILL_SETTLED, name="interconnect.order_info")
+def bill_settled(event: OutboxEvent) -> None:
+    order_bill_settled(session_id=event.payload["session_id"])
+
+
+@consumer(PILE_STATUS_CHANGED, name="interconnect.station_status")
+def pile_status_changed(event: OutboxEvent) -> None:
+    """notification_stationStatus to each enabled partner the station is published to
+    (a pile-wide report, connector 0, has no connector to tell about)."""
+    payload = event.payload
+    number = payload.get("connector_number") or 0
+    if not number:
+        return
+    links = Interconnection.objects.filter(stations=payload["station_id"])
+    if not links:
+        return
+    pile = Pile.objects.filter(pk=payload["pile_id"], is_published=True).first()
+    if pile is None or not Connector.objects.filter(pile=pile, number=number).exists():
+        return
+    data = {
+        "ConnectorStatusInfo": {
+            "ConnectorID": connector_wire_id(pile.code, number),
+            "Status": connector_status(state=payload["state"], pile_online=True),
+        }
+    }
+    for link in links:
+        if link_enabled(link):
+            push_enqueue(
+                link=link, operation="notification_stationStatus", key=str(event.pk), data=data
+            )

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from billing.models import Bill, ChargingSession
 from billing.models.sessions import ACTIVE_STATES
@@ -233,6 +232,16 @@ def charge_status_enqueue(*, minute: str) -> int:
     return count
 
 
+def order_session_find(order: PartnerOrder) -> ChargingSession | None:
+    """The session the pile opened for ``order`` even before its ``session.started``
+    event was consumed (the worker may lag): by the order's tag on its connector."""
+    return (
+        ChargingSession.objects.select_related("pile")
+        .filter(id_tag=order.tag, connector_id=order.connector_id)
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class StopAnswer:
     order: PartnerOrder | None
@@ -250,7 +259,7 @@ def partner_order_stop(*, link: Interconnection, start_charge_seq: str) -> StopA
     )
     if order is None:
         return StopAnswer(None, False, STOP_NO_ORDER)
-    session = order.session
+    session = order.session or order_session_find(order)
     if session is None or session.state not in ACTIVE_STATES:
         return StopAnswer(order, False, STOP_ENDED)
     result = session_stop_remote(session=session)
@@ -262,10 +271,3 @@ def partner_order_stop(*, link: Interconnection, start_charge_seq: str) -> StopA
     order.refresh_from_db(fields=["state"])
     return StopAnswer(order, True, 0)
 
-
-START_REFUSALS = {
-    FAIL_NO_CONNECTOR: _("no such connector"),
-    FAIL_OFFLINE: _("pile offline"),
-    FAIL_SWITCHED_OFF: _("partnership switched off"),
-    FAIL_REFUSED: _("pile refused the start"),
-}

@@ -270,4 +270,3 @@ def partner_order_stop(*, link: Interconnection, start_charge_seq: str) -> StopA
     )
     order.refresh_from_db(fields=["state"])
     return StopAnswer(order, True, 0)
-

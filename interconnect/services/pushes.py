@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chargenet.audit import audit_record
 from integrations.tcec.client import TcecClient, TcecError
 
 from ..codec import CodecError, Ret, Secrets, answer_open, request_seal
@@ -256,3 +257,22 @@ def reconciliation_enqueue(*, link: Interconnection, day: dt.date) -> Reconcilia
             total_money=Decimal(str(data["TotalOrderMoney"])),
             push=push,
         )
+
+
+@transaction.atomic
+def pushes_retry(*, push_ids: list[int], actor) -> int:
+    """Staff: attempt these pushes again at the next delivery (one given up gets one more
+    attempt; one delivered is left alone). Audited. Returns how many were due again."""
+    pushes = list(
+        Push.objects.select_for_update().filter(pk__in=push_ids).exclude(state=PushState.DELIVERED)
+    )
+    now = timezone.now()
+    for push in pushes:
+        before = {"state": push.state, "next_at": push.next_at}
+        push.state, push.next_at = PushState.PENDING, now
+        push.save(update_fields=["state", "next_at"])
+        audit_record(actor=actor, action="partner_push_retry", obj=push, before=before,
+                     after={"state": push.state, "next_at": now})  # fmt: skip
+    if pushes:
+        transaction.on_commit(_wake, robust=True)
+    return len(pushes)

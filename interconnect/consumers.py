@@ -8,11 +8,10 @@ from billing.events import BILL_REPAIRED, BILL_SETTLED, SESSION_STARTED, SESSION
 from chargenet.events import consumer
 from chargenet.models import OutboxEvent
 from stations.events import PILE_STATUS_CHANGED
-from stations.models import Connector, Pile
+from stations.models import Connector
 
-from .models import Interconnection
 from .services.orders import (
-    link_enabled,
+    links_enabled,
     order_bill_settled,
     order_session_link,
     order_session_stopped,
@@ -43,25 +42,29 @@ def bill_settled(event: OutboxEvent) -> None:
 @consumer(PILE_STATUS_CHANGED, name="interconnect.station_status")
 def pile_status_changed(event: OutboxEvent) -> None:
     """notification_stationStatus to each enabled partner the station is published to
-    (a pile-wide report, connector 0, has no connector to tell about)."""
+    (a pile-wide report, connector 0, has no connector to tell about). Two reads: the
+    partners, the connector."""
     payload = event.payload
     number = payload.get("connector_number") or 0
     if not number:
         return
-    links = Interconnection.objects.filter(stations=payload["station_id"])
+    links = list(links_enabled().filter(stations=payload["station_id"]))
     if not links:
         return
-    pile = Pile.objects.filter(pk=payload["pile_id"], is_published=True).first()
-    if pile is None or not Connector.objects.filter(pile=pile, number=number).exists():
+    pile_code = (
+        Connector.objects.filter(pile_id=payload["pile_id"], number=number, pile__is_published=True)
+        .values_list("pile__code", flat=True)
+        .first()
+    )
+    if pile_code is None:
         return
     data = {
         "ConnectorStatusInfo": {
-            "ConnectorID": connector_wire_id(pile.code, number),
+            "ConnectorID": connector_wire_id(pile_code, number),
             "Status": connector_status(state=payload["state"], pile_online=True),
         }
     }
     for link in links:
-        if link_enabled(link):
-            push_enqueue(
-                link=link, operation="notification_stationStatus", key=str(event.pk), data=data
-            )
+        push_enqueue(
+            link=link, operation="notification_stationStatus", key=str(event.pk), data=data
+        )

@@ -14,11 +14,13 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from billing.models import Bill, ChargingSession
 from billing.models.sessions import ACTIVE_STATES
 from billing.services.sessions import CredentialKind, partner_credential
+from orgs.models import PartnerAccess
 from orgs.selectors import partner_enabled
 from protocol.intents import IntentChannel, Outcome, connector_start, session_stop_remote
 from stations.models import Connector
@@ -36,6 +38,14 @@ STOP_NO_ORDER, STOP_ENDED, STOP_REFUSED = 1, 2, 3
 def link_enabled(link: Interconnection) -> bool:
     """The operator's switch for this partner, read now (switching off acts at once)."""
     return partner_enabled(operator_id=link.operator_id, partner_id=link.partner_id)
+
+
+def links_enabled() -> QuerySet[Interconnection]:
+    """Interconnections whose operator has the partner switched on (one query)."""
+    on = PartnerAccess.objects.filter(
+        partner_id=OuterRef("partner_id"), operator_id=OuterRef("operator_id"), enabled=True
+    )
+    return Interconnection.objects.filter(Exists(on))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import datetime as dt
 import itertools
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -26,9 +28,8 @@ from chargenet.audit import audit_record
 from integrations.tcec.client import TcecClient, TcecError
 
 from ..codec import CodecError, Ret, Secrets, answer_open, request_seal
-from ..models import Interconnection, PartnerOrder, Push, PushState, Reconciliation
+from ..models import Interconnection, Message, PartnerOrder, Push, PushState, Reconciliation
 from ..vault import seal, unseal
-from .inbound import message_log
 from .partners import push_secrets, spelling_of
 
 logger = logging.getLogger(__name__)
@@ -83,19 +84,23 @@ def _wake() -> None:
         logger.warning("push delivery not queued; the beat will deliver")
 
 
-def pushes_claim(*, limit: int = 100, now: dt.datetime | None = None) -> list[int]:
+def pushes_claim(*, limit: int = 200, now: dt.datetime | None = None) -> list[Push]:
     """Take up to ``limit`` due pushes for this worker: their lease starts now (others
     skip them until it ends) and their attempt is counted. Commits before any sending."""
     now = now or timezone.now()
     with transaction.atomic():
-        ids = list(
-            Push.objects.select_for_update(skip_locked=True)
+        pushes = list(
+            Push.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("interconnection")
             .filter(state=PushState.PENDING, next_at__lte=now)
-            .order_by("next_at")
-            .values_list("pk", flat=True)[:limit]
+            .order_by("next_at")[:limit]
         )
-        Push.objects.filter(pk__in=ids).update(next_at=now + LEASE, attempts=F("attempts") + 1)
-    return ids
+        Push.objects.filter(pk__in=[p.pk for p in pushes]).update(
+            next_at=now + LEASE, attempts=F("attempts") + 1
+        )
+    for push in pushes:
+        push.attempts += 1
+    return pushes
 
 
 def _token(link: Interconnection, secrets_out: Secrets, client: TcecClient, *, fresh=False):
@@ -136,63 +141,125 @@ def _post(link, secrets_out: Secrets, client: TcecClient, operation: str, data: 
     return answer_open(raw, secrets=secrets_out)
 
 
-def push_deliver(*, push_id: int, client: TcecClient | None = None) -> str:
-    """One attempt at a claimed push (`pushes_claim`); returns its state after it."""
-    push = Push.objects.select_related("interconnection").get(pk=push_id)
-    if push.state != PushState.PENDING:
-        return push.state
-    link = push.interconnection
-    client = client or TcecClient()
-    secrets_out = push_secrets(link)
-    answer, error = None, ""
-    try:
-        token = _token(link, secrets_out, client)
-        answer = _post(link, secrets_out, client, push.operation, push.data, token)
-        if answer.ret == Ret.TOKEN:  # expired at the partner before we thought: once more
-            token = _token(link, secrets_out, client, fresh=True)
-            answer = _post(link, secrets_out, client, push.operation, push.data, token)
-        if answer.ret != Ret.OK:
-            error = f"Ret {answer.ret}: {answer.msg}"
-    except (TcecError, CodecError) as exc:
-        error = str(exc)
-    return _push_record(push=push, answer_data=answer.data if answer else None,
-                        ret=answer.ret if answer else None, error=error)  # fmt: skip
+@dataclass
+class Attempt:
+    """What one attempt at a push got: the partner's answer, or why there was none."""
+
+    push: Push
+    ret: int | None = None
+    data: dict | None = None
+    error: str = ""
+
+
+class _Sender:
+    """Sends claimed pushes, a partner's token fetched once per batch (the only database
+    write here, outside any transaction); the sending itself touches no database, so it
+    runs in threads."""
+
+    def __init__(self, client: TcecClient):
+        self.client = client
+        self.links: dict[int, tuple[Secrets, str | Exception]] = {}
+
+    def prepare(self, links: list[Interconnection], *, fresh: bool = False) -> None:
+        for link in links:
+            secrets_out = push_secrets(link)
+            try:
+                token = _token(link, secrets_out, self.client, fresh=fresh)
+            except (TcecError, CodecError) as exc:
+                token = exc
+            self.links[link.pk] = (secrets_out, token)
+
+    def send(self, push: Push) -> Attempt:
+        secrets_out, token = self.links[push.interconnection_id]
+        if isinstance(token, Exception):
+            return Attempt(push, error=str(token))
+        try:
+            answer = _post(
+                push.interconnection, secrets_out, self.client, push.operation, push.data, token
+            )
+        except (TcecError, CodecError) as exc:
+            return Attempt(push, error=str(exc))
+        error = "" if answer.ret == Ret.OK else f"Ret {answer.ret}: {answer.msg}"
+        return Attempt(push, answer.ret, answer.data, error)
+
+
+def pushes_send(pushes: list[Push], *, client: TcecClient, workers: int = 16) -> list[Attempt]:
+    """One attempt at each claimed push, ``workers`` at a time; a partner that answers
+    4002 (its token expired before we thought) is asked for a new one and those pushes
+    sent once more."""
+    sender = _Sender(client)
+    links = {p.interconnection_id: p.interconnection for p in pushes}
+    sender.prepare(list(links.values()))
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pushes)))) as pool:
+        attempts = list(pool.map(sender.send, pushes))
+        expired = [a.push for a in attempts if a.ret == Ret.TOKEN]
+        if expired:
+            stale = {p.interconnection_id: p.interconnection for p in expired}
+            sender.prepare(list(stale.values()), fresh=True)
+            again = {a.push.pk: a for a in pool.map(sender.send, expired)}
+            attempts = [again.get(a.push.pk, a) for a in attempts]
+    return attempts
 
 
 @transaction.atomic
-def _push_record(*, push: Push, answer_data: dict | None, ret: int | None, error: str) -> str:
-    push = Push.objects.select_for_update().get(pk=push.pk)
+def pushes_record(*, attempts: list[Attempt]) -> dict[str, int]:
+    """Record a batch of attempts in one transaction with a fixed number of statements:
+    each attempt in the message log; acknowledged pushes delivered (never sent again);
+    the others due again after their backoff, or given up a day after they were queued.
+    Returns how many ended in each state."""
     now = timezone.now()
-    message_log(
-        link=push.interconnection,
-        direction="out",
-        operation=push.operation,
-        operator_id_wire=push.interconnection.push_operator_id,
-        ret=ret,
-        request=push.data,
-        answer=answer_data,
-        error=error,
-        push_id=push.pk,
+    still = set(
+        Push.objects.select_for_update()
+        .filter(pk__in=[a.push.pk for a in attempts], state=PushState.PENDING)
+        .values_list("pk", flat=True)
     )
-    if push.state != PushState.PENDING:
-        return push.state  # a twin attempt recorded it first
-    if not error:
-        push.state, push.delivered_at, push.answer, push.last_error = (
-            PushState.DELIVERED,
-            now,
-            answer_data,
-            "",
-        )
-        push.save(update_fields=["state", "delivered_at", "answer", "last_error"])
-        _acknowledged(push, answer_data or {}, now)
-        return push.state
-    push.last_error = error[:300]
-    if now - push.created_at >= GIVE_UP_AFTER:
-        push.state = PushState.GIVEN_UP
-    else:
-        push.next_at = min(now + retry_delay(push.attempts), push.created_at + GIVE_UP_AFTER)
-    push.save(update_fields=["state", "next_at", "last_error"])
-    return push.state
+    Message.objects.bulk_create(
+        [
+            Message(
+                interconnection_id=a.push.interconnection_id,
+                operator_id=a.push.operator_id,
+                at=now,
+                direction=Message.Direction.OUT,
+                operation=a.push.operation,
+                operator_id_wire=a.push.interconnection.push_operator_id,
+                start_charge_seq=str(a.push.data.get("StartChargeSeq", ""))[:32],
+                ret=a.ret,
+                request=a.push.data,
+                answer=a.data,
+                error=a.error[:300],
+                push_id=a.push.pk,
+            )
+            for a in attempts
+        ]
+    )
+    delivered, failed, counts = [], [], {}
+    for a in attempts:
+        push = a.push
+        if push.pk not in still:
+            counts[PushState.DELIVERED] = counts.get(PushState.DELIVERED, 0) + 1
+            continue  # a twin attempt recorded it first
+        if not a.error:
+            push.state, push.delivered_at, push.answer, push.last_error = (
+                PushState.DELIVERED, now, a.data, ""
+            )  # fmt: skip
+            delivered.append(push)
+        else:
+            push.last_error = a.error[:300]
+            if now - push.created_at >= GIVE_UP_AFTER:
+                push.state = PushState.GIVEN_UP
+            else:
+                push.next_at = min(
+                    now + retry_delay(push.attempts), push.created_at + GIVE_UP_AFTER
+                )
+            failed.append(push)
+        counts[push.state] = counts.get(push.state, 0) + 1
+    if delivered:
+        Push.objects.bulk_update(delivered, ["state", "delivered_at", "answer", "last_error"])
+        for push in delivered:
+            _acknowledged(push, push.answer or {}, now)
+    if failed:
+        Push.objects.bulk_update(failed, ["state", "next_at", "last_error"])
+    return counts
 
 
 def _acknowledged(push: Push, data: dict, now: dt.datetime) -> None:
@@ -210,16 +277,18 @@ def _acknowledged(push: Push, data: dict, now: dt.datetime) -> None:
         )
 
 
-def pushes_deliver_due(*, limit: int = 100, client: TcecClient | None = None) -> dict[str, int]:
-    """Claim and attempt due pushes until none is due (at most ``limit`` per claim);
+def pushes_deliver_due(
+    *, limit: int = 200, client: TcecClient | None = None, workers: int = 16
+) -> dict[str, int]:
+    """Claim, send and record due pushes in batches of ``limit`` until none is due;
     returns how many ended in each state."""
     counts: dict[str, int] = {}
     client = client or TcecClient()
-    while ids := pushes_claim(limit=limit):
-        for push_id in ids:
-            state = push_deliver(push_id=push_id, client=client)
-            counts[state] = counts.get(state, 0) + 1
-        if len(ids) < limit:
+    while pushes := pushes_claim(limit=limit):
+        attempts = pushes_send(pushes, client=client, workers=workers)
+        for state, n in pushes_record(attempts=attempts).items():
+            counts[state] = counts.get(state, 0) + n
+        if len(pushes) < limit:
             break
     return counts
 

@@ -22,6 +22,8 @@ BENCHES: dict[str, list[str]] = {
     "faults_sweep": ["bench.faults_sweep"],
     # 10,000 piles with passwords cold-boot (BENCH_AUTH_PILES for a smaller run).
     "gateway_pile_auth": ["bench.pile_auth"],
+    # query_stations_info over 2,000 stations; pushes through the outbox to a fake partner.
+    "partners": ["bench.partners"],
 }
 
 

@@ -188,8 +188,8 @@ def _dump(data: dict) -> str:
 def _load(text: str) -> dict:
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise CodecError(Ret.DATA, f"Data is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise CodecError(Ret.DATA, f"Data is not JSON: {type(exc).__name__}") from exc
     if not isinstance(data, dict):
         raise CodecError(Ret.DATA, "Data is not a JSON object")
     return data
@@ -245,8 +245,8 @@ def envelope_read(body: bytes | str | dict) -> dict:
     if not isinstance(body, dict):
         try:
             body = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CodecError(Ret.ENVELOPE, f"body is not JSON: {exc}") from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise CodecError(Ret.ENVELOPE, f"body is not JSON: {type(exc).__name__}") from exc
     if not isinstance(body, dict):
         raise CodecError(Ret.ENVELOPE, "body is not a JSON object")
     names = {k.lower(): k for k in (*REQUEST_FIELDS, *ANSWER_FIELDS, "Sig")}

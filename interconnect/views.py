@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Callable
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -235,8 +236,12 @@ def evcs(request, operation: str):
         raise Http404(operation)
     link, opened, data, ret, msg = None, None, None, Ret.OK, ""
     try:
+        try:
+            body = request.body
+        except RequestDataTooBig as exc:
+            raise CodecError(Ret.ENVELOPE, "body too large") from exc
         link, opened = request_accept(
-            body=request.body,
+            body=body,
             authorization=request.headers.get("Authorization", ""),
             operation=operation,
         )

@@ -174,3 +174,10 @@ def test_spellings_read_as_the_standard_and_written_as_the_partner_spells():
     camel = Spelling(sevice=False, key_case=KeyCase.CAMEL)
     envelope = request_seal(ours, secrets=SECRETS, at=AT, seq=4, spelling=camel)
     assert request_open(envelope, secrets=SECRETS).data == ours
+
+
+def test_hostile_bodies_are_envelope_errors():
+    for body in (b"\xff\xfe", b"[1]", b"[" * 100_000 + b"]" * 100_000, b""):
+        with pytest.raises(CodecError) as caught:
+            envelope_read(body)
+        assert caught.value.ret == Ret.ENVELOPE

@@ -4,7 +4,7 @@ them later, outside any transaction. Idempotent: a push is one per operation and
 
 from __future__ import annotations
 
-from billing.events import BILL_REPAIRED, BILL_SETTLED, SESSION_STARTED, SESSION_STOPPED
+from billing.events import BILL_REPAIRED, BILL_SETTLED, SESSION_STARTED
 from chargenet.events import consumer
 from chargenet.models import OutboxEvent
 from stations.events import PILE_STATUS_CHANGED
@@ -25,18 +25,19 @@ def session_started(event: OutboxEvent) -> None:
     order_session_link(session_id=event.payload["session_id"])
 
 
-@consumer(SESSION_STOPPED, name="interconnect.order_stopped")
-def session_stopped(event: OutboxEvent) -> None:
-    order_session_stopped(session_id=event.payload["session_id"])
-
-
 @consumer(BILL_SETTLED, BILL_REPAIRED, name="interconnect.order_info")
 def bill_settled(event: OutboxEvent) -> None:
-    """The order information, once the bill's figures stand: a fault bill that blocks
-    payment is told when the desk has repaired it (``bill.repaired``)."""
-    if event.kind == BILL_SETTLED and event.payload.get("blocking"):
-        return
-    order_bill_settled(session_id=event.payload["session_id"])
+    """The stop result, then the order information once the bill's figures stand: a
+    fault bill that blocks payment is told when the desk has repaired it
+    (``bill.repaired``)."""
+    session_id = event.payload["session_id"]
+    if event.kind == BILL_SETTLED:
+        # Every closed session settles at once (its own task after the stop's commit):
+        # the stop result goes with it, so session.stopped needs no second consumer.
+        order_session_stopped(session_id=session_id)
+        if event.payload.get("blocking"):
+            return
+    order_bill_settled(session_id=session_id)
 
 
 @consumer(PILE_STATUS_CHANGED, name="interconnect.station_status")

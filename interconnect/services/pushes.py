@@ -93,7 +93,7 @@ def pushes_claim(*, limit: int = 200, now: dt.datetime | None = None) -> list[Pu
             Push.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("interconnection")
             .filter(state=PushState.PENDING, next_at__lte=now)
-            .order_by("next_at")[:limit]
+            .order_by("next_at", "pk")[:limit]
         )
         Push.objects.filter(pk__in=[p.pk for p in pushes]).update(
             next_at=now + LEASE, attempts=F("attempts") + 1
@@ -183,22 +183,49 @@ class _Sender:
         return Attempt(push, answer.ret, answer.data, error)
 
 
+def _sequence(push: Push) -> tuple:
+    """Pushes that must arrive in the order they were queued: those of one order (start,
+    stop, order information) and the states of one connector."""
+    if push.order_id:
+        return (push.interconnection_id, "order", push.order_id)
+    info = push.data.get("ConnectorStatusInfo") if isinstance(push.data, dict) else None
+    if isinstance(info, dict):
+        return (push.interconnection_id, "connector", str(info.get("ConnectorID")))
+    return (push.interconnection_id, "push", push.pk)
+
+
 def pushes_send(pushes: list[Push], *, client: TcecClient, workers: int = 16) -> list[Attempt]:
-    """One attempt at each claimed push, ``workers`` at a time; a partner that answers
-    4002 (its token expired before we thought) is asked for a new one and those pushes
-    sent once more."""
+    """One attempt at each claimed push, ``workers`` sequences at a time: a sequence
+    (`_sequence`) is sent in order and stops at its first failure (the rest wait, so an
+    older state never arrives after a newer one). A partner that answers 4002 (its token
+    expired before we thought) is asked for a new one and those pushes sent once more."""
     sender = _Sender(client)
     links = {p.interconnection_id: p.interconnection for p in pushes}
     sender.prepare(list(links.values()))
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pushes)))) as pool:
-        attempts = list(pool.map(sender.send, pushes))
-        expired = [a.push for a in attempts if a.ret == Ret.TOKEN]
-        if expired:
-            stale = {p.interconnection_id: p.interconnection for p in expired}
-            sender.prepare(list(stale.values()), fresh=True)
-            again = {a.push.pk: a for a in pool.map(sender.send, expired)}
-            attempts = [again.get(a.push.pk, a) for a in attempts]
-    return attempts
+    sequences: dict[tuple, list[Push]] = {}
+    for push in pushes:
+        sequences.setdefault(_sequence(push), []).append(push)
+
+    def send_in_order(sequence: list[Push]) -> list[Attempt]:
+        attempts = []
+        for n, push in enumerate(sequence):
+            attempts.append(sender.send(push))
+            if attempts[-1].error:
+                waiting = "waiting: an earlier push of the same order or connector failed"
+                attempts += [Attempt(p, error=waiting) for p in sequence[n + 1 :]]
+                break
+        return attempts
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sequences)))) as pool:
+        done = list(pool.map(send_in_order, sequences.values()))
+    expired = [(i, s) for i, s in enumerate(done) if any(a.ret == Ret.TOKEN for a in s)]
+    if expired:  # here, not in the threads: a new token is written to the database
+        stale = {s[0].push.interconnection_id: s[0].push.interconnection for _i, s in expired}
+        sender.prepare(list(stale.values()), fresh=True)
+        for i, attempts in expired:
+            done[i] = send_in_order([a.push for a in attempts])
+    by_push = {a.push.pk: a for sequence in done for a in sequence}
+    return [by_push[p.pk] for p in pushes]
 
 
 @transaction.atomic

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interconnect.codec import (
@@ -73,6 +73,9 @@ def test_answer_signature_matches_openssl_ret_msg_data():
     }
 
 
+# The machine is shared: generation may be slow, which says nothing about the codec.
+relaxed = settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=60)
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=30),
     lambda children: (
@@ -83,6 +86,7 @@ json_values = st.recursive(
 )
 
 
+@relaxed
 @given(
     data=st.dictionaries(st.text(min_size=1, max_size=12), json_values, max_size=6),
     seq=st.integers(0, 9999),
@@ -94,6 +98,7 @@ def test_request_round_trip(data, seq):
     assert (opened.operator_id, opened.seq, opened.at) == ("MA01H3BQ2", f"{seq:04d}", AT)
 
 
+@relaxed
 @given(
     data=st.dictionaries(st.text(min_size=1, max_size=12), json_values, max_size=6),
     ret=st.sampled_from(list(Ret)),
@@ -104,6 +109,7 @@ def test_answer_round_trip(data, ret, msg):
     assert (opened.ret, opened.msg, opened.data) == (ret, msg, spell_read(data))
 
 
+@relaxed
 @given(plain=st.text(max_size=200))
 def test_encryption_round_trip_any_text(plain):
     assert data_decrypt(data_encrypt(plain, secret=KEY, iv=IV), secret=KEY, iv=IV) == plain

@@ -25,6 +25,7 @@ from interconnect.services.pushes import (
     reconciliation_enqueue,
     retry_delay,
 )
+from interconnect.wire import station_stats
 from orgs.services import partner_access_set
 from stations.services.live import connector_status_record
 from tests.protocol import world as pworld
@@ -105,7 +106,9 @@ def test_partner_down_then_delivered_later_exactly_once(platform_for):
         deliver()
     info = Push.objects.get(interconnection=link, operation=ORDER_INFO)
     assert (info.state, info.attempts) == (PushState.PENDING, 10)
-    assert "503" in info.last_error
+    first = Push.objects.get(interconnection=link, operation="notification_start_charge_result")
+    assert "503" in first.last_error
+    assert info.last_error.startswith("waiting")  # in order: behind the order's first push
     assert info.messages.count() == 10  # each attempt in the message log
     last_try = info.messages.latest("at").at
     assert abs(info.next_at - last_try - retry_delay(10)) < dt.timedelta(seconds=1)
@@ -192,3 +195,19 @@ def test_switched_off_partner_still_gets_its_orders_but_no_station_status(platfo
     assert len(platform.pushes(ORDER_INFO)) == 1
     assert platform.pushes("notification_stationStatus") == []
     assert not Push.objects.filter(interconnection=link, operation="notification_stationStatus")
+
+
+def test_station_stats_add_up_the_bills_per_connector(platform_for):
+    _platform, link, order, bill = partner_session(platform_for, seq="STATS1")
+    day = timezone.localtime(bill.started_at).date()
+    stats = station_stats(link, bill.station.code, day, day)["StationStats"]
+    connector_id = order.connector.pile.code + "01"
+    assert stats["StationElectricity"] == 5.0
+    assert stats["EquipmentStatsInfos"] == [
+        {
+            "EquipmentID": order.connector.pile.code,
+            "EquipmentElectricity": 5.0,
+            "ConnectorStatsInfos": [{"ConnectorID": connector_id, "ConnectorElectricity": 5.0}],
+        }
+    ]
+    assert station_stats(link, "no-such-station", day, day) is None

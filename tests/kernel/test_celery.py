@@ -59,4 +59,7 @@ def test_periodic_runs_expire_at_their_next_tick():
         "lost-bills-sweep": (300.0, 300.0),
         "notifications-retry": (300.0, 300.0),
         "events-deliver-pending": (30.0, 30.0),
+        "interconnect-pushes": (20.0, 20.0),
+        "interconnect-charge-status": (60.0, 60.0),
+        "interconnect-orders-check": (600.0, 600.0),
     }

@@ -32,6 +32,8 @@ BENCHES: dict[str, list[str]] = {
     "exports": ["bench.exports"],
     # Drivers: nearby over 10,000 stations; 100 concurrent remote starts (own scratch db).
     "drivers": ["bench.drivers"],
+    # query_stations_info over 2,000 stations; pushes through the outbox to a fake partner.
+    "partners": ["bench.partners"],
 }
 
 

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "faults",
     "reports",
     "protocol",
+    "interconnect",
 ]
 
 MIDDLEWARE = [
@@ -502,3 +503,31 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "chargenet.api.error_responses_hook",
 ]
+# Partner platforms over T/CEC 102 (interconnect/). Our OperatorID at the partners, the key
+# that seals their secrets at rest (empty: derived from SECRET_KEY), how long a token we
+# issue lives, and how far a request's TimeStamp may be from our clock.
+INTERCONNECT_OPERATOR_ID = env("INTERCONNECT_OPERATOR_ID", "CHARGENET")
+INTERCONNECT_SECRET_KEY = env("INTERCONNECT_SECRET_KEY", "")
+INTERCONNECT_TOKEN_SECONDS = env_int("INTERCONNECT_TOKEN_SECONDS", 7200)
+INTERCONNECT_CLOCK_SKEW_SECONDS = env_int("INTERCONNECT_CLOCK_SKEW_SECONDS", 300)
+CELERY_BEAT_SCHEDULE |= {
+    "interconnect-pushes": {
+        "task": "interconnect.pushes_deliver_due",
+        "schedule": 20.0,
+        "options": {"expires": 20.0},
+    },
+    "interconnect-charge-status": {
+        "task": "interconnect.charge_status_enqueue",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "interconnect-orders-check": {
+        "task": "interconnect.orders_check",
+        "schedule": 600.0,
+        "options": {"expires": 600.0},
+    },
+    "interconnect-reconcile": {
+        "task": "interconnect.reconciliations_enqueue",
+        "schedule": crontab(hour=2, minute=30),
+    },
+}

@@ -15,6 +15,8 @@ urlpatterns = [
     # file of its own, so the Content-Security-Policy needs no CDN and no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Partner platforms (T/CEC 102): /evcs/v1/<operation>
+    path("evcs/v1/", include("interconnect.urls")),
 ]
 
 # The driver API (issue 12): the REST adapter the WeChat H5 pages call.

@@ -23,10 +23,15 @@ class FaultCode(models.IntegerChoices):
     ENERGY_LOST = 11, _("energy lost")  # 电量丢失
     TARIFF_MISSING = 12, _("tariff missing")  # 电价缺失
     ENERGY_IMPLAUSIBLE = 13, _("energy implausible for the connector's power")  # 电量超出充电桩功率
+    # 合作方订单未确认或对账不符: a partner (T/CEC 102) order never acknowledged after a day of
+    # retries, or disputed by the partner (its energy or amount differs from ours).
+    PARTNER_ORDER_UNCONFIRMED = 14, _("partner order unconfirmed or disputed")
 
 
 # Codes that are shown on a bill but do not stop it being charged (DOMAIN.md: code 10).
-NON_BLOCKING = frozenset({FaultCode.OCCUPANCY_MISMATCH})
+# A partner's order (14) is paid by the partner, not from a wallet: the desk settles it with
+# the partner, the bill stays as priced.
+NON_BLOCKING = frozenset({FaultCode.OCCUPANCY_MISMATCH, FaultCode.PARTNER_ORDER_UNCONFIRMED})
 
 
 def blocks_payment(codes) -> bool:

@@ -121,6 +121,7 @@ UNRESOLVED_STATES = [FaultState.OPEN, FaultState.ESCALATED]
 class FaultSource(models.TextChoices):
     SETTLEMENT = "settlement", _("settlement")
     SWEEP = "sweep", _("lost-bill sweep")
+    PARTNER = "partner", _("partner order check")
 
 
 class FaultCase(models.Model):

@@ -216,6 +216,17 @@ REASONS = {
         "The pile reported zero energy while the connector was charging for %(minutes)s minutes."
     ),
     "tariff_missing": _("No tariff was in force for this station at %(at)s."),
+    "partner_order_unacknowledged": _(
+        "Partner %(partner)s did not acknowledge order %(order)s: %(attempts)s attempts until "
+        "%(until)s (last error: %(error)s)."
+    ),
+    "partner_order_disputed": _(
+        "Partner %(partner)s disputed order %(order)s (confirmation %(result)s)."
+    ),
+    "partner_reconciliation_dispute": _(
+        "Partner %(partner)s disputes order %(order)s in the reconciliation of %(day)s: it "
+        "counts %(power)s kWh and %(money)s yuan (reason %(reason)s)."
+    ),
     # The pricing engine's own message, already in words a user understands.
     "pricing_error": "%(message)s",
     "proposal_from_status": _(

@@ -64,7 +64,11 @@ def test_a_fault_bill_opens_its_case_once_however_often_the_event_comes(station)
     assert (event.payload["codes"], event.payload["blocking"]) == ([8], [8])
     assert [f["code"] for f in event.payload["record"]["findings"]] == [8]
 
-    assert event_deliver(event_id=event.pk) == ["faults.cases_open", "faults.session_ended_notify"]
+    took = event_deliver(event_id=event.pk)
+    assert [name for name in took if name.startswith("faults.")] == [
+        "faults.cases_open",
+        "faults.session_ended_notify",
+    ]
     # At least once: a worker that died before marking the event delivered does it again.
     EventDelivery.objects.filter(event=event).delete()
     OutboxEvent.objects.filter(pk=event.pk).update(delivered_at=None)

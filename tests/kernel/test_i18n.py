@@ -56,4 +56,5 @@ def test_fault_codes_speak_the_operator_terms():
         "电量丢失",
         "电价缺失",
         "电量超出充电桩功率",
+        "合作方订单未确认或对账不符",
     ]

@@ -33,6 +33,18 @@ ALLOWED = {
         "reports",
         "protocol",
     },
+    # The T/CEC 102 partner adapter: on top too, beside protocol (it asks piles through
+    # protocol.intents, as every channel does).
+    "interconnect": {
+        "chargenet",
+        "integrations",
+        "orgs",
+        "stations",
+        "billing",
+        "faults",
+        "reports",
+        "protocol",
+    },
 }
 
 

@@ -1,0 +1,213 @@
+"""Pushes that cannot be lost: retried a minute apart then backing off, delivered once the
+partner acknowledged them (never again), sent with no transaction open; an order never
+acknowledged, or disputed, becomes a fault bill (code 14); a partner switched off still
+gets the orders of the sessions it started."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from billing.models import Bill, SessionState
+from billing.services.settlement import bill_settle
+from chargenet.events import events_deliver_pending
+from faults.models import FaultCase
+from integrations.tcec.client import TcecClient
+from interconnect.models import Interconnection, PartnerOrder, Push, PushState, Reconciliation
+from interconnect.services.checks import orders_check
+from interconnect.services.orders import order_session_link, partner_order_open
+from interconnect.services.pushes import (
+    pushes_deliver_due,
+    reconciliation_enqueue,
+    retry_delay,
+)
+from interconnect.wire import station_stats
+from orgs.services import partner_access_set
+from stations.services.live import connector_status_record
+from tests.protocol import world as pworld
+
+from .conftest import partner_add
+from .world import network, operator_id
+
+pytestmark = pytest.mark.usefixtures("live_db")
+ORDER_INFO = "notification_charge_order_info"
+
+
+class NoTransactionClient(TcecClient):
+    """The real client, failing the test if it is ever called inside a transaction."""
+
+    def post(self, url, envelope, *, token=""):
+        assert not connection.in_atomic_block, "HTTP inside a database transaction"
+        return super().post(url, envelope, token=token)
+
+
+CLIENT = NoTransactionClient(timeout=5)
+
+
+def deliver() -> dict:
+    return pushes_deliver_due(client=CLIENT)
+
+
+def partner_session(platform_for, *, seq: str = "ORD1"):
+    """A partner order whose session charged 5 kWh in six minutes, stopped and billed;
+    its events consumed (pushes queued, none sent yet)."""
+    net = network(online=True)
+    credentials = partner_add(
+        "--name", "粤易充", "--operator-id", operator_id(), "--base-url", "http://127.0.0.1:9/",
+        "--operator", net.operator.code,
+    )  # fmt: skip
+    platform = platform_for(credentials)
+    link = Interconnection.objects.get(operator_id_wire=credentials["OperatorID"])
+    Interconnection.objects.filter(pk=link.pk).update(base_url=platform.url)
+    link.refresh_from_db()
+    connector = net.piles[0].connectors.get()
+    order = partner_order_open(link=link, start_charge_seq=seq, connector=connector).order
+    now = timezone.now()
+    session = pworld.session(
+        net.piles[0],
+        id_tag=order.tag,
+        channel="partner",
+        partner_id=link.partner_id,
+        started_at=now - dt.timedelta(minutes=6),
+        state=SessionState.STOPPED,
+        stopped_at=now,
+        stop_received_at=now,
+        meter_stop_wh=Decimal(5000),
+    )
+    order_session_link(session_id=session.pk)
+    bill = bill_settle(session_id=session.pk)
+    events_deliver_pending(older_than=dt.timedelta(0))
+    return platform, link, PartnerOrder.objects.get(pk=order.pk), bill
+
+
+def _due_now(link) -> None:
+    """Time passes: every pending push is due."""
+    Push.objects.filter(interconnection=link, state=PushState.PENDING).update(
+        next_at=timezone.now()
+    )
+
+
+def test_retry_schedule_three_times_a_minute_apart_then_backing_off_for_a_day():
+    waits = [retry_delay(n).total_seconds() for n in range(1, 11)]
+    assert waits == [60, 60, 60, 300, 900, 3600, 10800, 21600, 21600, 21600]
+
+
+def test_partner_down_then_delivered_later_exactly_once(platform_for):
+    platform, link, order, bill = partner_session(platform_for)
+    assert bill.fault_codes == []
+    platform.down = True
+    for minute in range(10):  # down for ten minutes, the worker trying whenever due
+        if minute:
+            _due_now(link)
+        deliver()
+    info = Push.objects.get(interconnection=link, operation=ORDER_INFO)
+    assert (info.state, info.attempts) == (PushState.PENDING, 10)
+    first = Push.objects.get(interconnection=link, operation="notification_start_charge_result")
+    assert "503" in first.last_error
+    assert info.last_error.startswith("waiting")  # in order: behind the order's first push
+    assert info.messages.count() == 10  # each attempt in the message log
+    last_try = info.messages.latest("at").at
+    assert abs(info.next_at - last_try - retry_delay(10)) < dt.timedelta(seconds=1)
+    assert platform.received == []
+
+    platform.down = False
+    _due_now(link)  # its next attempt comes
+    deliver()
+    info.refresh_from_db()
+    assert (info.state, info.attempts, info.last_error) == (PushState.DELIVERED, 11, "")
+    (pushed,) = platform.pushes(ORDER_INFO)
+    assert (pushed["StartChargeSeq"], pushed["TotalPower"]) == ("ORD1", 5.0)
+    assert pushed["TotalMoney"] == float(bill.total)
+    order.refresh_from_db()
+    assert (order.confirm_result, order.confirmed_at is not None) == (0, True)
+    calls = platform.http_calls
+    _due_now(link)
+    assert deliver() == {}
+    assert platform.http_calls == calls  # never sent again
+    assert len(platform.pushes(ORDER_INFO)) == 1
+    assert orders_check() == 0
+
+
+def test_order_unacknowledged_after_a_day_becomes_a_fault_bill(platform_for):
+    platform, link, order, bill = partner_session(platform_for, seq="LOST1")
+    platform.down = True
+    Push.objects.filter(interconnection=link).update(
+        created_at=timezone.now() - dt.timedelta(days=1, seconds=1)
+    )
+    deliver()
+    info = Push.objects.get(interconnection=link, operation=ORDER_INFO)
+    assert info.state == PushState.GIVEN_UP
+    assert orders_check() == 1
+    case = FaultCase.objects.get(session_id=order.session_id)
+    assert (case.codes, case.source, case.blocks_payment) == ([14], "partner", False)
+    (finding,) = case.findings
+    assert finding["reasons"][0]["key"] == "partner_order_unacknowledged"
+    assert finding["reasons"][0]["params"]["attempts"] == 1
+    assert orders_check() == 0  # once on the desk
+    assert Bill.objects.get(pk=bill.pk).total == bill.total  # the bill stays as priced
+
+
+def test_disputed_order_becomes_a_fault_bill(platform_for):
+    platform, _link, order, _bill = partner_session(platform_for, seq="DISP1")
+    platform.confirm_result = 1
+    deliver()
+    order.refresh_from_db()
+    assert order.confirm_result == 1
+    assert orders_check() == 1
+    case = FaultCase.objects.get(session_id=order.session_id)
+    assert case.findings[0]["reasons"][0]["key"] == "partner_order_disputed"
+
+
+def test_reconciliation_records_disputes_and_opens_their_fault_bills(platform_for):
+    platform, link, order, bill = partner_session(platform_for, seq="REC1")
+    deliver()
+    day = timezone.localtime(bill.started_at).date()
+    rec = reconciliation_enqueue(link=link, day=day)
+    assert reconciliation_enqueue(link=link, day=day) is None  # one a day
+    assert (rec.order_count, rec.total_power, rec.total_money) == (1, Decimal("5.000"), bill.total)
+    dispute = {"StartChargeSeq": "REC1", "TotalPower": 4.5, "TotalMoney": 3.0, "DisputeReason": 1}
+    platform.disputes = [dispute]
+    deliver()
+    (sent,) = platform.pushes("check_charge_orders")
+    assert sent["ChargeOrders"] == [
+        {"StartChargeSeq": "REC1", "TotalPower": 5.0, "TotalMoney": float(bill.total)}
+    ]
+    rec = Reconciliation.objects.get(pk=rec.pk)
+    assert rec.disputes == [dispute]
+    assert orders_check() == 1
+    case = FaultCase.objects.get(session_id=order.session_id)
+    reason = case.findings[0]["reasons"][0]
+    assert (reason["key"], reason["params"]["power"]) == ("partner_reconciliation_dispute", 4.5)
+    assert case.platform_values["energy_wh"] == "4500"
+
+
+def test_switched_off_partner_still_gets_its_orders_but_no_station_status(platform_for):
+    platform, link, order, _bill = partner_session(platform_for, seq="OFF2")
+    partner_access_set(partner=link.partner, operator=link.operator, enabled=False)
+    pile = order.connector.pile
+    connector_status_record(pile=pile, connector_number=1, state="Available")
+    events_deliver_pending(older_than=dt.timedelta(0))
+    deliver()
+    assert len(platform.pushes(ORDER_INFO)) == 1
+    assert platform.pushes("notification_stationStatus") == []
+    assert not Push.objects.filter(interconnection=link, operation="notification_stationStatus")
+
+
+def test_station_stats_add_up_the_bills_per_connector(platform_for):
+    _platform, link, order, bill = partner_session(platform_for, seq="STATS1")
+    day = timezone.localtime(bill.started_at).date()
+    stats = station_stats(link, bill.station.code, day, day)["StationStats"]
+    connector_id = order.connector.pile.code + "01"
+    assert stats["StationElectricity"] == 5.0
+    assert stats["EquipmentStatsInfos"] == [
+        {
+            "EquipmentID": order.connector.pile.code,
+            "EquipmentElectricity": 5.0,
+            "ConnectorStatsInfos": [{"ConnectorID": connector_id, "ConnectorElectricity": 5.0}],
+        }
+    ]
+    assert station_stats(link, "no-such-station", day, day) is None

@@ -94,6 +94,15 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         "faults": {**_REPAIR_DESK, "faultsettings": _EDIT},
         "protocol": _PROTOCOL_DESK,
+        # Partner platforms (T/CEC 102): the switch and new credentials check "change
+        # interconnection"; the logs and queues are read-only (interconnect.admin).
+        "interconnect": {
+            "interconnection": ("view", "change"),
+            "partnerorder": _VIEW,
+            "push": _VIEW,
+            "message": _VIEW,
+            "reconciliation": _VIEW,
+        },
     },
     Role.SUB_OPERATOR_STAFF: {
         "orgs": {
@@ -144,6 +153,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         "faults": _REPAIR_DESK,
         "protocol": _PROTOCOL_DESK,
+        # Customer service answers "the partner says it never got the order".
+        "interconnect": {"partnerorder": _VIEW, "message": _VIEW},
     },
 }
 

@@ -5,7 +5,6 @@ shown once (the old ones stop working at once), switch on/off audited."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,7 +12,7 @@ from chargenet.models import AuditLog
 from interconnect.models import Interconnection, Message, Push, PushState
 from interconnect.services.inbound import token_issue
 from interconnect.services.partners import interconnection_create
-from orgs.models import PartnerAccess
+from orgs.models import PartnerAccess, Role
 from tests.admin_forms import signed_in
 from tests.factories import OperatorFactory, StaffFactory
 
@@ -32,15 +31,8 @@ def _link(operator, wire_id):
 
 
 def _staff(operator):
-    """An operator admin given the partner pages (the role grants belong to orgs)."""
-    staff = StaffFactory(operator=operator)
-    staff.user_permissions.add(
-        *Permission.objects.filter(
-            content_type__app_label="interconnect", codename__startswith="view"
-        ),
-        *Permission.objects.filter(codename="change_interconnection"),
-    )
-    return staff
+    """An operator admin: the role's group opens the partner pages (orgs ROLE_PERMISSIONS)."""
+    return StaffFactory(operator=operator)
 
 
 @pytest.fixture
@@ -167,3 +159,22 @@ def test_interconnection_row_has_no_plain_secret(two):
     link, _other, credentials, _staff = two
     row = Interconnection.objects.filter(pk=link.pk).values().get()
     assert not [v for v in row.values() if credentials["DataSecret"] in str(v)]
+
+
+@pytest.mark.parametrize(
+    ("role", "pages"),
+    [
+        (Role.OPERATOR_ADMIN, {"interconnection": 200, "push": 200, "message": 200}),
+        (Role.CUSTOMER_SERVICE, {"interconnection": 403, "push": 403, "message": 200}),
+    ],
+)
+def test_each_role_opens_the_partner_pages_its_group_grants(client, role, pages):
+    operator = OperatorFactory()
+    _link(operator, "ROLE00001")
+    staff = StaffFactory(operator=operator, role=role)
+    signed_in(client, staff)
+    opened = {
+        name: client.get(reverse(f"admin:interconnect_{name}_changelist")).status_code
+        for name in pages
+    }
+    assert opened == pages

@@ -13,9 +13,11 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from stations.models import ConfigurationSetting, Pile
 from stations.services import live
 
 from . import services
+from .sync import pile_configuration_push, pile_local_list_sync, pile_sync
 
 
 @shared_task(name="protocol.journal_prune", acks_late=True)
@@ -32,3 +34,31 @@ def heartbeat_history_prune_task() -> int:
 @shared_task(name="protocol.piles_sweep_offline", acks_late=True)
 def piles_sweep_offline_task() -> int:
     return len(live.piles_sweep_offline())
+
+
+# --- OCPP 1.6 feature profiles (issue 15): piles brought up to what the platform wants ---
+@shared_task(name="protocol.pile_sync", acks_late=True, time_limit=300, soft_time_limit=240)
+def pile_sync_task(pile_id: int, keys: list[str] | None = None) -> None:
+    """After a boot (``keys`` None: configuration and local list) or a configuration
+    change (only those keys)."""
+    pile = Pile.objects.select_related("station").filter(pk=pile_id).first()
+    if pile is None:
+        return
+    if keys is None:
+        pile_sync(pile=pile)
+    else:
+        pile_configuration_push(pile=pile, keys=keys)
+
+
+@shared_task(name="protocol.piles_sync", acks_late=True, time_limit=300, soft_time_limit=240)
+def piles_sync_task() -> int:
+    """Beat: local lists of online piles that have one, brought up to date."""
+    enabled = ConfigurationSetting.objects.filter(key="LocalAuthListEnabled", value="true")
+    piles = Pile.objects.filter(is_online=True).filter(
+        pk__in=enabled.values("pile_id")
+    ) | Pile.objects.filter(is_online=True, station__in=enabled.values("station_id"))
+    count = 0
+    for pile in piles.select_related("station").distinct():
+        if pile_local_list_sync(pile=pile) is not None:
+            count += 1
+    return count

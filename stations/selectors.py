@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from chargenet.scope import staff_scoped
 
-from .models import Connector, Pile, Station
+from .models import ConfigurationSetting, Connector, Pile, Station
 
 
 def stations_visible_to(staff) -> QuerySet[Station]:
@@ -30,3 +30,16 @@ def piles_visible_to(staff) -> QuerySet[Pile]:
 
 def connectors_visible_to(staff) -> QuerySet[Connector]:
     return Connector.objects.filter(pile__station__in=stations_visible_to(staff))
+
+
+def pile_configuration_desired(*, pile: Pile) -> dict[str, str]:
+    """The configuration ``pile`` should have: its station's keys, overridden by its own."""
+    rows = ConfigurationSetting.objects.filter(station_id=pile.station_id) | (
+        ConfigurationSetting.objects.filter(pile=pile)
+    )
+    desired: dict[str, str] = {}
+    rows = rows.order_by("pile_id").values_list("station_id", "key", "value")
+    for station_id, key, value in rows:
+        if station_id is None or key not in desired:
+            desired[key] = value
+    return desired

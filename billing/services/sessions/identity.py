@@ -18,12 +18,14 @@ either way a known vehicle links the session and its department.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 import secrets
 from dataclasses import dataclass
 
 from django.db import connection, models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Bill, Channel, ChargingSession, PaymentState
@@ -93,7 +95,24 @@ def _member_status(member: Member) -> AuthDecision:
         return AuthDecision.INVALID
     if member.status != MemberStatus.ACTIVE:
         return AuthDecision.BLOCKED
+    if _expired(member.expires_at):
+        return AuthDecision.EXPIRED
     return AuthDecision.ACCEPTED
+
+
+def _card_status(card: Card) -> AuthDecision:
+    if card.hidden_at is not None:
+        return AuthDecision.INVALID
+    if card.status != CardStatus.ACTIVE:
+        return AuthDecision.BLOCKED
+    if _expired(card.expires_at):
+        return AuthDecision.EXPIRED
+    return _member_status(card.member)
+
+
+def _expired(expires_at: dt.datetime | None) -> bool:
+    """A member or card past its validity (``expires_at``) is answered *expired*."""
+    return expires_at is not None and expires_at <= timezone.now()
 
 
 def identify(*, pile: Pile, credential: Credential) -> Identity:
@@ -157,12 +176,7 @@ def _by_card(*, pile: Pile, value: str, operator_id: int) -> Identity | None:
     )
     if card is None:
         return None
-    if card.hidden_at is not None:
-        status = AuthDecision.INVALID
-    elif card.status != CardStatus.ACTIVE:
-        status = AuthDecision.BLOCKED
-    else:
-        status = _member_status(card.member)
+    status = _card_status(card)
     department = card.department or (card.vehicle.department if card.vehicle else None)
     return Identity(
         status=status,
@@ -265,6 +279,7 @@ def _member_by_token(
     through = Station.sub_operators.through._meta.db_table
     sql = (
         "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
+        "m.expires_at IS NOT NULL AND m.expires_at <= %s, "
         f"EXISTS (SELECT 1 FROM {sessions_table} s WHERE s.member_id = m.id "
         "AND s.state = ANY(%s)), "
         f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
@@ -278,6 +293,7 @@ def _member_by_token(
         cursor.execute(
             sql,
             [
+                timezone.now(),
                 [str(state) for state in ACTIVE_STATES],
                 PaymentState.OWED,
                 pile.pk,
@@ -290,11 +306,15 @@ def _member_by_token(
         row = cursor.fetchone()
     if row is None:
         return None
-    member_id, member_status, visible, department_id, busy, owes, connector_id, sub_id = row
+    member_id, member_status, visible, department_id, expired, busy, owes, connector_id, sub_id = (
+        row
+    )
     if not visible:
         status = AuthDecision.INVALID
     elif member_status != MemberStatus.ACTIVE:
         status = AuthDecision.BLOCKED
+    elif expired:
+        status = AuthDecision.EXPIRED
     elif busy:
         status = AuthDecision.CONCURRENT
     elif owes:

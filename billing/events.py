@@ -9,3 +9,6 @@ BILL_PAID = "bill.paid"  # a bill charged after its settlement (owed, then cover
 PAYMENT_RECEIVED = "payment.received"  # a recharge credited to a member's wallet
 SESSION_STARTED = "session.started"  # a pile (or channel) opened a session: live, or refused
 SESSION_STOPPED = "session.stopped"  # a session closed (stop, superseded, lost): to settle
+# A reservation was made, used, cancelled, expired or refused by the pile
+# (billing.services.reservations; the live view and the drivers' API show them).
+RESERVATION_CHANGED = "reservation.changed"

@@ -245,6 +245,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env_float("OCPP_SYNC_SECONDS", 300.0),
         "options": {"expires": 300.0},
     },
+    "reservations-expire": {
+        "task": "protocol.reservations_expire",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 REST_FRAMEWORK = {

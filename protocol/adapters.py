@@ -74,7 +74,8 @@ class PileAnswer:
 #   pile_local_list_send(pile, version, entries, full)
 #       entries: tuple[billing.services.local_lists.LocalListEntry, ...]
 #   connector_reserve(connector, reservation)           reservation: stations.Reservation
-#   reservation_cancel_remote(reservation)
+#       (None when the core refused it: not called then)
+#   reservation_cancel(reservation)
 #   pile_charging_profile_set(profile)                  profile: stations.ChargingProfile
 #   pile_charging_profile_clear(pile, profile_id, connector_number, purpose)
 #   pile_composite_schedule(pile, connector_number, seconds) → PileAnswer.schedule

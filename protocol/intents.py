@@ -21,9 +21,18 @@ from django.utils.translation import gettext_lazy as _
 from billing.models import ChargingSession
 from billing.models.sessions import ACTIVE_STATES
 from billing.services.local_lists import LocalListEntry
+from billing.services.reservations import ReservationRefused, reservation_create, reservation_end
 from billing.services.sessions import CredentialKind
 from chargenet.audit import audit_record
-from stations.models import ChargingProfile, Connector, Pile, ProfilePurpose, Reservation
+from orgs.models import Member
+from stations.models import (
+    ChargingProfile,
+    Connector,
+    Pile,
+    ProfilePurpose,
+    Reservation,
+    ReservationState,
+)
 
 from .adapters import IntentChannel, Outcome, PileAnswer, Trigger
 from .ocpp16.commands import Ocpp16Adapter
@@ -49,7 +58,7 @@ __all__ = [
     "pile_local_list_version",
     "pile_reset",
     "pile_trigger",
-    "reservation_cancel_remote",
+    "reservation_cancel",
     "session_stop_remote",
 ]
 
@@ -372,37 +381,61 @@ def pile_local_list_send(
     )
 
 
-def connector_reserve(*, reservation: Reservation, acting_user=None, timeout: float = TIMEOUT):
-    """Hold ``reservation``'s connector for its driver until it expires (the core made the
-    reservation: `billing.services.reservations.reservation_create`)."""
-    connector = reservation.connector
-    return _run(
+def connector_reserve(
+    *,
+    connector: Connector,
+    member: Member,
+    expires_at: dt.datetime,
+    acting_user=None,
+    timeout: float = TIMEOUT,
+) -> IntentResult:
+    """Hold ``connector`` for ``member`` until ``expires_at``: the core makes the
+    reservation (`billing.services.reservations.reservation_create`, which may refuse it),
+    then the pile is asked to hold it; a pile that does not ends it as *refused*."""
+    refusal, reservation = None, None
+    try:
+        reservation = reservation_create(
+            connector=connector, member=member, expires_at=expires_at, acting_user=acting_user
+        )
+    except ReservationRefused as exc:
+        refusal = exc.message
+    result = _run(
         "connector_reserve",
         connector.pile,
-        described=_("reserve connector %(number)s for %(tag)s until %(until)s")
+        described=_("reserve connector %(number)s for %(member)s until %(until)s")
         % {
             "number": connector.number,
-            "tag": reservation.id_tag,
-            "until": f"{timezone.localtime(reservation.expires_at):%Y-%m-%d %H:%M}",
+            "member": member,
+            "until": f"{timezone.localtime(expires_at):%Y-%m-%d %H:%M}",
         },
         acting_user=acting_user,
-        noted={"reservation": reservation.pk},
+        refusal=refusal,
+        noted={"member": member.pk, "expires_at": expires_at},
         connector=connector,
         reservation=reservation,
         timeout=timeout,
     )
+    if reservation is not None and result.outcome != Outcome.ACCEPTED:
+        reservation_end(reservation=reservation, state=ReservationState.REFUSED)
+    return result
 
 
-def reservation_cancel_remote(
-    *, reservation: Reservation, acting_user=None, timeout: float = TIMEOUT
-):
-    """Release ``reservation``'s connector on the pile."""
+def reservation_cancel(*, reservation: Reservation, acting_user=None, timeout: float = TIMEOUT):
+    """End ``reservation`` in the core (it no longer holds the connector, whatever the
+    pile says), then release it on the pile."""
+    reservation.refresh_from_db(fields=["state"])
+    ended = reservation.state != ReservationState.ACTIVE
+    if not ended:
+        reservation_end(
+            reservation=reservation, state=ReservationState.CANCELLED, acting_user=acting_user
+        )
     return _run(
-        "reservation_cancel_remote",
+        "reservation_cancel",
         reservation.connector.pile,
         described=_("cancel reservation %(id)s on connector %(number)s")
         % {"id": reservation.pk, "number": reservation.connector.number},
         acting_user=acting_user,
+        refusal=_("The reservation has already ended.") if ended else None,
         reservation=reservation,
         timeout=timeout,
     )

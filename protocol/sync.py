@@ -15,6 +15,7 @@ from stations.selectors import pile_configuration_desired
 
 from . import intents
 from .adapters import Outcome
+from .smart_charging import pile_time_of_use_push
 
 # The pile holds no list at all (OCPP 1.6: GetLocalListVersion answers -1).
 NO_LIST = -1
@@ -60,8 +61,12 @@ def pile_local_list_sync(*, pile: Pile) -> intents.IntentResult | None:
 
 
 def pile_sync(*, pile: Pile) -> None:
-    """Everything a pile should hold, after it (re)connected."""
+    """Everything a pile should hold, after it (re)connected: configuration, local list,
+    and its time-of-use power cap (`protocol.smart_charging`)."""
     pushed = pile_configuration_push(pile=pile)
     if any(r.outcome in (Outcome.OFFLINE, Outcome.TIMEOUT) for r in pushed):
         return
-    pile_local_list_sync(pile=pile)
+    listed = pile_local_list_sync(pile=pile)
+    if listed is not None and listed.outcome in (Outcome.OFFLINE, Outcome.TIMEOUT):
+        return
+    pile_time_of_use_push(pile=pile)

@@ -13,10 +13,12 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from stations.models import ConfigurationSetting, Pile
+from billing.services.reservations import reservations_expire
+from stations.models import ConfigurationSetting, Pile, Station
 from stations.services import live
 
 from . import services
+from .smart_charging import station_power_rebalance
 from .sync import pile_configuration_push, pile_local_list_sync, pile_sync
 
 
@@ -62,3 +64,18 @@ def piles_sync_task() -> int:
         if pile_local_list_sync(pile=pile) is not None:
             count += 1
     return count
+
+
+@shared_task(name="protocol.reservations_expire", acks_late=True)
+def reservations_expire_task() -> int:
+    """Beat: reservations whose time is up end as expired (the pile ends its own)."""
+    return reservations_expire()
+
+
+@shared_task(name="protocol.station_power_rebalance", acks_late=True, time_limit=300)
+def station_power_rebalance_task(station_id: int) -> int:
+    """A session started or stopped at a station with a power limit: new shares."""
+    station = Station.objects.filter(pk=station_id).first()
+    if station is None:
+        return 0
+    return len(station_power_rebalance(station=station))

@@ -247,7 +247,7 @@ class Ocpp16FeatureProfiles:
         }
         return _refused(*self._call(connector.pile, "ReserveNow", payload, timeout))
 
-    def reservation_cancel_remote(self, *, reservation, timeout):
+    def reservation_cancel(self, *, reservation, timeout):
         payload = {"reservationId": reservation.pk}
         return _refused(
             *self._call(reservation.connector.pile, "CancelReservation", payload, timeout)

@@ -121,6 +121,7 @@ class Ocpp16Handlers:
                 credential=words.credential(p["idTag"]),
                 meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
                 started_at=_time(p["timestamp"], "timestamp"),
+                reservation_id=p.get("reservationId"),
             )
         except live.UnknownConnector as exc:
             # Said to the pile in the protocol's language, whatever the platform's is.

@@ -1,12 +1,14 @@
 """A simulated OCPP 1.6 pile with the feature profiles (local list, reservation, smart
 charging, firmware, diagnostics) for the ``test_ocpp16_*`` modules: it keeps what it was
-given, and answers what the test tells it to (``answers[action] = status``), or drops its
+given, and answers what the test tells it to (``answers[action] = status``, or
+``"CALLERROR NotSupported"``: a pile without that feature profile), or drops its
 connection when asked for ``drop_on`` (a pile going offline mid-command)."""
 
 from __future__ import annotations
 
 import asyncio
 
+from ocpp.exceptions import NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -31,7 +33,10 @@ class FeaturePile(SimulatedPile):
         if self.drop_on == action:
             await self._connection.close()
             await asyncio.sleep(5)  # never answers
-        return self.answers.get(action, "Accepted")
+        answer = self.answers.get(action, "Accepted")
+        if answer == "CALLERROR NotSupported":  # a pile without the feature profile
+            raise NotSupportedError(description=f"{action} is not supported")
+        return answer
 
     @on(Action.get_local_list_version)
     async def on_get_local_list_version(self, **kwargs):
@@ -100,7 +105,7 @@ class FeaturePile(SimulatedPile):
             for pid, p in self.profiles.items()
             if p["connector_id"] in (0, connector_id)
         )
-        periods = [{"start_period": 0, "limit": limits[0][0] if limits else 7000.0}]
+        periods = [{"start_period": 0, "limit": float(limits[0][0]) if limits else 7000.0}]
         return call_result.GetCompositeSchedule(
             status="Accepted",
             connector_id=connector_id,

@@ -33,7 +33,7 @@ from billing.models.sessions import ACTIVE_STATES
 from orgs.models import Card, CardStatus, Department, Member, MemberStatus, Vehicle
 from orgs.selectors import partner_enabled
 from orgs.validators import VIN_RE
-from stations.models import Connector, Pile, Station
+from stations.models import Connector, Pile, Reservation, ReservationState, Station
 
 PARTNER_TAG_RE = re.compile(r"^P(\d{1,8})-(.+)$")
 
@@ -68,6 +68,7 @@ class AuthDecision(enum.StrEnum):
     EXPIRED = "expired"
     INVALID = "invalid"
     CONCURRENT = "concurrent"  # the member already has an active session
+    RESERVED = "reserved"  # the connector is reserved for another driver
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ class _MemberRow:
     department_id: int | None
     connector_id: int | None
     station_sub_operator_id: int | None
+    reserved: bool = False  # the connector is held by a reservation (the general path decides)
 
 
 _MEMBER_KINDS = (CredentialKind.MEMBER_TOKEN, CredentialKind.DRIVER_APP, CredentialKind.PRESENTED)
@@ -286,7 +288,9 @@ def _member_by_token(
         "AND b.payment_state = %s), "
         f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
         f"(SELECT t.suboperator_id FROM {through} t WHERE t.station_id = %s "
-        "ORDER BY t.suboperator_id LIMIT 1) "
+        "ORDER BY t.suboperator_id LIMIT 1), "
+        f"EXISTS (SELECT 1 FROM {Reservation._meta.db_table} r JOIN {Connector._meta.db_table} rc "
+        "ON rc.id = r.connector_id WHERE rc.pile_id = %s AND rc.number = %s AND r.state = %s) "
         f"FROM {Member._meta.db_table} m WHERE m.token = %s AND m.operator_id = %s"
     )
     with connection.cursor() as cursor:
@@ -299,6 +303,9 @@ def _member_by_token(
                 pile.pk,
                 connector_number or 0,
                 pile.station_id,
+                pile.pk,
+                connector_number or 0,
+                ReservationState.ACTIVE,
                 credential.value,
                 pile.station.operator_id,
             ],
@@ -307,7 +314,7 @@ def _member_by_token(
     if row is None:
         return None
     member_id, member_status, visible, department_id, expired, busy, owes, connector_id, sub_id = (
-        row
+        row[:9]
     )
     if not visible:
         status = AuthDecision.INVALID
@@ -321,4 +328,4 @@ def _member_by_token(
         status = AuthDecision.BLOCKED
     else:
         status = AuthDecision.ACCEPTED
-    return _MemberRow(member_id, status, department_id, connector_id, sub_id)
+    return _MemberRow(member_id, status, department_id, connector_id, sub_id, reserved=row[9])

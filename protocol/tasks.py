@@ -14,10 +14,17 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.services.reservations import reservations_expire
-from stations.models import ConfigurationSetting, Pile, Station
+from stations.models import (
+    ConfigurationSetting,
+    FirmwareCampaign,
+    FirmwareCampaignPile,
+    Pile,
+    Station,
+)
 from stations.services import live
 
 from . import services
+from .campaigns import firmware_campaign_pending, firmware_campaign_target_send
 from .smart_charging import station_power_rebalance
 from .sync import pile_configuration_push, pile_local_list_sync, pile_sync
 
@@ -79,3 +86,32 @@ def station_power_rebalance_task(station_id: int) -> int:
     if station is None:
         return 0
     return len(station_power_rebalance(station=station))
+
+
+@shared_task(name="protocol.firmware_campaign_send", acks_late=True)
+def firmware_campaign_send_task(campaign_id: int) -> int:
+    """Queue one task per pile of the campaign still to be sent the update."""
+    campaign = FirmwareCampaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return 0
+    pending = list(firmware_campaign_pending(campaign=campaign).values_list("pk", flat=True))
+    for target_id in pending:
+        firmware_campaign_target_send_task.delay(target_id)
+    return len(pending)
+
+
+@shared_task(
+    name="protocol.firmware_campaign_target_send",
+    acks_late=True,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def firmware_campaign_target_send_task(target_id: int) -> str:
+    target = (
+        FirmwareCampaignPile.objects.select_related("campaign", "pile__station")
+        .filter(pk=target_id)
+        .first()
+    )
+    if target is None or target.sent_outcome == "accepted":
+        return ""
+    return firmware_campaign_target_send(target=target).outcome

@@ -46,9 +46,7 @@ def _reports(pile, kind):
     )
 
 
-def test_a_firmware_campaign_over_a_filtered_set_of_piles_with_its_progress(
-    gateway, eager_here
-):
+def test_a_firmware_campaign_over_a_filtered_set_of_piles_with_its_progress(gateway, eager_here):
     station = world.station()
     installs, fails, away, drops = (world.pile(station, model="SIM-DC-60") for _ in range(4))
     other_model = world.pile(station, model="OLD-AC-7")
@@ -83,8 +81,7 @@ def test_a_firmware_campaign_over_a_filtered_set_of_piles_with_its_progress(
     assert asked == [("UpdateFirmware", {"location": FIRMWARE, "retries": 3,
                       "retrieve_date": f"{campaign.retrieve_at:%Y-%m-%dT%H:%M:%SZ}"})]  # fmt: skip
     progress = wait_for(
-        lambda: (p := firmware_campaign_progress(campaign=campaign)).by_state.get("Installed")
-        and p
+        lambda: (p := firmware_campaign_progress(campaign=campaign)).by_state.get("Installed") and p
     )
     assert (progress.total, progress.by_state, progress.installed) == (
         4,

@@ -35,25 +35,37 @@ def pile_configuration_push(*, pile: Pile, keys: list[str] | None = None) -> lis
     return results
 
 
-def pile_local_list_sync(*, pile: Pile) -> intents.IntentResult | None:
+def pile_local_list_sync(
+    *, pile: Pile, full: bool = False, acting_user=None
+) -> intents.IntentResult | None:
     """Give the pile the changes to its local list (the whole list when it holds another
-    version), when its desired configuration enables the list; None: nothing to send."""
+    version, or when ``full``), when its desired configuration enables the list; None:
+    nothing to send. Staff asking from the console pass ``acting_user`` (audited)."""
     if pile_configuration_desired(pile=pile).get("LocalAuthListEnabled") != "true":
         return None
     held = intents.pile_local_list_version(pile=pile)
     if held.outcome != Outcome.ACCEPTED or held.answer.list_version == NO_LIST:
         return held
-    plan = pile_local_list_plan(pile=pile, pile_version=held.answer.list_version)
+    pile_version = None if full else held.answer.list_version
+    plan = pile_local_list_plan(pile=pile, pile_version=pile_version)
     if plan is None:
         return None
     result = intents.pile_local_list_send(
-        pile=pile, version=plan.version, entries=plan.entries, full=plan.full
+        pile=pile,
+        version=plan.version,
+        entries=plan.entries,
+        full=plan.full,
+        acting_user=acting_user,
     )
     if result.outcome == Outcome.REJECTED and not plan.full:
         # VersionMismatch or Failed: start again from the whole list.
         plan = pile_local_list_plan(pile=pile, pile_version=None)
         result = intents.pile_local_list_send(
-            pile=pile, version=plan.version, entries=plan.entries, full=True
+            pile=pile,
+            version=plan.version,
+            entries=plan.entries,
+            full=True,
+            acting_user=acting_user,
         )
     if result.outcome == Outcome.ACCEPTED:
         pile_local_list_record(pile=pile, plan=plan)

@@ -26,7 +26,9 @@ class ConfigurationInvalid(DomainError):
     code = "configuration_invalid"
 
 
-def _check(key: str, value: str) -> str:
+def configuration_value_check(*, key: str, value: str) -> str:
+    """``value`` as stored for ``key`` (switches lower-cased); raises `ConfigurationInvalid`
+    for a value the pile could not take or the platform cannot live with."""
     if not key or len(key) > KEY_MAX or len(value) > VALUE_MAX:
         raise ConfigurationInvalid(
             _("A configuration key is 1 to %(key)s characters, its value at most %(value)s.")
@@ -72,7 +74,7 @@ def configuration_desired_set(
             existing.delete()
         setting = None
     else:
-        value = _check(key, value)
+        value = configuration_value_check(key=key, value=value)
         setting, _created = ConfigurationSetting.objects.update_or_create(
             key=key, **where, defaults={"value": value}
         )

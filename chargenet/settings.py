@@ -243,7 +243,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "piles-sync": {
         "task": "protocol.piles_sync",
         "schedule": env_float("OCPP_SYNC_SECONDS", 300.0),
-        "options": {"expires": 300.0},
+        "options": {"expires": env_float("OCPP_SYNC_SECONDS", 300.0)},
     },
     "reservations-expire": {
         "task": "protocol.reservations_expire",

@@ -143,7 +143,7 @@ _OCPP_FEATURES_VIEW = dict.fromkeys(("reservation", "chargingprofile", "maintena
 ROLE_PERMISSIONS[Role.OPERATOR_ADMIN]["stations"] |= {
     **_OCPP_FEATURES_VIEW,
     "reservation": ("view", "change"),
-    "configurationsetting": (*_EDIT, "delete"),
+    "configurationsetting": _EDIT,  # removed with an audited action, not "delete"
     "firmwarecampaign": ("view", "add"),
     "firmwarecampaignpile": _VIEW,
 }

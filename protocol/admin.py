@@ -308,15 +308,29 @@ class ConfigurationSettingAdmin(ScopedModelAdmin):
         )  # fmt: skip
         obj.pk = saved.pk
 
-    def delete_model(self, request, obj):
-        configuration_desired_set(
-            key=obj.key, value=None, station=obj.station, pile=obj.pile, acting_user=request.user
+    actions = ["stop_pushing"]
+
+    @admin.action(permissions=["change"], description=_("Stop setting the selected keys"))
+    def stop_pushing(self, request, queryset):
+        for setting in queryset:
+            configuration_desired_set(
+                key=setting.key, value=None, station=setting.station, pile=setting.pile,
+                acting_user=request.user,
+            )  # fmt: skip
+        self.message_user(
+            request,
+            _("%(n)d settings are no longer set on the piles (what the piles hold stays).")
+            % {"n": len(queryset)},
+            messages.SUCCESS,
         )
 
     def get_actions(self, request):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class CampaignTargetInline(admin.TabularInline):

@@ -693,4 +693,4 @@ class FirmwareCampaignPile(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.campaign_id} {self.pile_id}"
+        return str(self.pile)

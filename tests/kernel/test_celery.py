@@ -59,4 +59,6 @@ def test_periodic_runs_expire_at_their_next_tick():
         "lost-bills-sweep": (300.0, 300.0),
         "notifications-retry": (300.0, 300.0),
         "events-deliver-pending": (30.0, 30.0),
+        "piles-sync": (300.0, 300.0),
+        "reservations-expire": (60.0, 60.0),
     }

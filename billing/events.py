@@ -15,3 +15,6 @@ REFUND_REQUESTED = "refund.requested"  # a driver asked for balance back: staff 
 REFUND_FINISHED = "refund.finished"  # an approved balance refund ended (refunded or failed)
 INVOICE_REQUESTED = "invoice.requested"  # a driver asked for an invoice: staff to issue
 INVOICE_ISSUED = "invoice.issued"  # staff uploaded an invoice's PDF: the driver may fetch it
+# A reservation was made, used, cancelled, expired or refused by the pile
+# (billing.services.reservations; the live view and the drivers' API show them).
+RESERVATION_CHANGED = "reservation.changed"

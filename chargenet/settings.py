@@ -244,6 +244,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "reports.rollups_rebuild_recent",
         "schedule": crontab(hour=2, minute=20),
     },
+    # Piles' local authorisation lists brought up to date with members and cards
+    # (protocol.sync; also at every boot), every OCPP_SYNC_SECONDS.
+    "piles-sync": {
+        "task": "protocol.piles_sync",
+        "schedule": env_float("OCPP_SYNC_SECONDS", 300.0),
+        "options": {"expires": env_float("OCPP_SYNC_SECONDS", 300.0)},
+    },
+    "reservations-expire": {
+        "task": "protocol.reservations_expire",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 REST_FRAMEWORK = {
@@ -312,6 +324,13 @@ GATEWAY_LOGIN_FAILURES_PER_CODE = env_int("GATEWAY_LOGIN_FAILURES_PER_CODE", 30)
 GATEWAY_LOGIN_FAILURE_WINDOW = env_int("GATEWAY_LOGIN_FAILURE_WINDOW", 300)
 # Reverse proxies (TLS terminators) whose X-Forwarded-For names the pile's address.
 GATEWAY_TRUSTED_PROXIES = [p for p in env("GATEWAY_TRUSTED_PROXIES", "").split(",") if p]
+
+# OCPP 1.6 feature profiles (issue 15). DataTransfer vendor ids the platform knows (comma
+# separated); another vendorId is answered UnknownVendorId. Empty: any vendor (VIN by
+# DataTransfer comes with each pile maker's own id).
+OCPP_DATA_TRANSFER_VENDOR_IDS = [
+    v for v in env("OCPP_DATA_TRANSFER_VENDOR_IDS", "").split(",") if v
+]
 
 # Driver notifications (faults.notifications): "log" writes them to the log, "wechat" sends
 # WeChat template messages with the official account's app id / secret and template ids.

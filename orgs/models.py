@@ -202,6 +202,12 @@ class Member(Hideable):
         unique=True,
         help_text=_("The idTag the platform sends to piles for this member's remote starts."),
     )
+    expires_at = models.DateTimeField(
+        _("valid until"),
+        null=True,
+        blank=True,
+        help_text=_("After this time piles answer the member's token and cards as expired."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -290,6 +296,12 @@ class Card(Hideable):
     )
     status = models.CharField(
         _("status"), max_length=16, choices=CardStatus.choices, default=CardStatus.ACTIVE
+    )
+    expires_at = models.DateTimeField(
+        _("valid until"),
+        null=True,
+        blank=True,
+        help_text=_("After this time piles answer the card as expired."),
     )
 
     class Meta:

@@ -158,6 +158,23 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     },
 }
 
+# OCPP 1.6 feature profiles (issue 15): reservations, charging profiles, maintenance
+# reports, desired configuration, firmware campaigns. Cancelling a reservation checks
+# "change reservation" (protocol.admin.ReservationAdmin).
+_OCPP_FEATURES_VIEW = dict.fromkeys(("reservation", "chargingprofile", "maintenancereport"), _VIEW)
+ROLE_PERMISSIONS[Role.OPERATOR_ADMIN]["stations"] |= {
+    **_OCPP_FEATURES_VIEW,
+    "reservation": ("view", "change"),
+    "configurationsetting": _EDIT,  # removed with an audited action, not "delete"
+    "firmwarecampaign": ("view", "add"),
+    "firmwarecampaignpile": _VIEW,
+}
+ROLE_PERMISSIONS[Role.SUB_OPERATOR_STAFF]["stations"] |= _OCPP_FEATURES_VIEW
+ROLE_PERMISSIONS[Role.CUSTOMER_SERVICE]["stations"] |= {
+    **_OCPP_FEATURES_VIEW,
+    "reservation": ("view", "change"),
+}
+
 
 def _role_permissions(role: str) -> list[Permission]:
     wanted = Q(pk__in=[])

@@ -7,6 +7,7 @@ translates the pile's answer back into a `PileAnswer`. Nothing here names a wire
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.db import models
@@ -62,3 +63,30 @@ class PileAnswer:
     unknown_keys: tuple[str, ...] = ()
     file_name: str = ""
     reboot_required: bool = False
+    list_version: int | None = None  # the local authorisation list version a pile holds
+    schedule: PowerSchedule | None = None  # the power a pile plans to give (composite)
+
+
+# --- OCPP 1.6 feature profiles (issue 15) -----------------------------------------------
+# The intents below are protocol-neutral; an adapter implements those its protocol has,
+# by these method names (keyword arguments as in `protocol.intents`):
+#   pile_local_list_version(pile)                      → PileAnswer.list_version
+#   pile_local_list_send(pile, version, entries, full)
+#       entries: tuple[billing.services.local_lists.LocalListEntry, ...]
+#   connector_reserve(connector, reservation)           reservation: stations.Reservation
+#       (None when the core refused it: not called then)
+#   reservation_cancel(reservation)
+#   pile_charging_profile_set(profile)                  profile: stations.ChargingProfile
+#   pile_charging_profile_clear(pile, profile_id, connector_number, purpose)
+#   pile_composite_schedule(pile, connector_number, seconds) → PileAnswer.schedule
+# each with ``timeout``. A refusal with a reason the pile gave (a faulted or occupied
+# connector, a list version mismatch) is *rejected* with that reason in the platform's words.
+
+
+@dataclass(frozen=True)
+class PowerSchedule:
+    """Power limits from offsets: ``periods`` of (seconds from ``starts_at``, limit in W)."""
+
+    starts_at: dt.datetime | None
+    seconds: int | None
+    periods: tuple[tuple[int, float], ...]

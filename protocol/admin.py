@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -22,15 +24,48 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import ChargingSession
 from chargenet.admin import ReadOnlyAdminMixin, ScopedModelAdmin, register_scope
+from chargenet.errors import DomainError
 from faults.admin import register_frame_source
-from stations.models import Pile
-from stations.selectors import piles_visible_to
+from stations.models import (
+    ChargingProfile,
+    ConfigurationSetting,
+    FirmwareCampaign,
+    FirmwareCampaignPile,
+    FirmwareStatus,
+    MaintenanceReport,
+    Pile,
+    Reservation,
+    ReservationState,
+)
+from stations.selectors import (
+    charging_profiles_visible_to,
+    configuration_settings_visible_to,
+    firmware_campaigns_visible_to,
+    maintenance_reports_visible_to,
+    piles_visible_to,
+    reservations_visible_to,
+    stations_visible_to,
+)
+from stations.services.campaigns import (
+    NOT_SENT,
+    WAITING,
+    firmware_campaign_create,
+    firmware_campaign_progress,
+    firmware_campaign_targets,
+    target_state,
+)
+from stations.services.configuration import (
+    configuration_desired_set,
+    configuration_value_check,
+)
 
+from . import intents
 from .adapters import Outcome
 from .forms import INTENT_FORMS
 from .models import Frame, PileConsole
 from .ocpp16.expert import ExpertCommandForm
 from .selectors import frames_of_session, frames_visible_to
+from .tasks import firmware_campaign_send_task
 
 register_scope(Frame, frames_visible_to)
 
@@ -174,3 +209,236 @@ class PileConsoleAdmin(admin.ModelAdmin):
 
 # The fault bill page shows the session's raw frames from the journal.
 register_frame_source(frames_of_session)
+
+
+# --- OCPP 1.6 feature profiles (issue 15): reservations, profiles, desired configuration,
+# maintenance history and firmware campaigns. Rows are scoped by the stations selectors.
+
+register_scope(Reservation, reservations_visible_to)
+register_scope(ChargingProfile, charging_profiles_visible_to)
+register_scope(MaintenanceReport, maintenance_reports_visible_to)
+register_scope(ConfigurationSetting, configuration_settings_visible_to)
+register_scope(FirmwareCampaign, firmware_campaigns_visible_to)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    """Reservations of visible piles; made from the pile console or the drivers' app."""
+
+    list_display = ("connector", "member", "state", "expires_at", "created_at", "ended_at")
+    list_filter = ("state", ("expires_at", admin.DateFieldListFilter))
+    search_fields = ("=connector__pile__code", "=id_tag", "member__phone")
+    list_select_related = ("connector__pile", "member")
+    actions = ["cancel_selected"]
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("stations.change_reservation")
+
+    @admin.action(permissions=["cancel"], description=_("Cancel selected reservations"))
+    def cancel_selected(self, request, queryset):
+        for reservation in queryset.filter(state=ReservationState.ACTIVE):
+            result = intents.reservation_cancel(reservation=reservation, acting_user=request.user)
+            self.message_user(request, result.message, MESSAGE_LEVELS[result.outcome])
+
+
+@admin.register(ChargingProfile)
+class ChargingProfileAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    list_display = ("pile", "connector_number", "profile_id", "purpose", "limits", "daily",
+                    "origin", "outcome", "created_at")  # fmt: skip
+    list_filter = ("purpose", "origin", "outcome")
+    search_fields = ("=pile__code",)
+    list_select_related = ("pile",)
+
+    @admin.display(description=_("limits"))
+    def limits(self, profile) -> str:
+        return ", ".join(f"{start // 3600:02d}:{start % 3600 // 60:02d} {limit / 1000:g} kW"
+                         for start, limit in profile.periods)  # fmt: skip
+
+
+@admin.register(MaintenanceReport)
+class MaintenanceReportAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
+    list_display = ("at", "pile", "kind", "status")
+    list_filter = ("kind", "status", ("at", admin.DateFieldListFilter))
+    search_fields = ("=pile__code",)
+    list_select_related = ("pile",)
+    show_full_result_count = False
+
+
+class ConfigurationSettingForm(forms.ModelForm):
+    class Meta:
+        model = ConfigurationSetting
+        fields = ("station", "pile", "key", "value")
+
+    def clean(self):
+        data = super().clean()
+        if "key" in self.fields and bool(data.get("station")) == bool(data.get("pile")):
+            raise forms.ValidationError(_("Choose a station or a pile, not both."))
+        key = data.get("key", self.instance.key)
+        if key and data.get("value") is not None:
+            try:
+                data["value"] = configuration_value_check(key=key, value=data["value"])
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message) from exc
+        return data
+
+
+@admin.register(ConfigurationSetting)
+class ConfigurationSettingAdmin(ScopedModelAdmin):
+    """Desired configuration: saved through `configuration_desired_set` (validated,
+    audited, pushed to the piles at once)."""
+
+    form = ConfigurationSettingForm
+    list_display = ("key", "value", "station", "pile", "updated_at")
+    list_filter = ("key",)
+    search_fields = ("key", "=pile__code", "station__name")
+    list_select_related = ("station", "pile")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("station", "pile", "key") if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "pile":
+            kwargs["queryset"] = piles_visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        saved = configuration_desired_set(
+            key=obj.key, value=obj.value, station=obj.station, pile=obj.pile,
+            acting_user=request.user,
+        )  # fmt: skip
+        obj.pk = saved.pk
+
+    actions = ["stop_pushing"]
+
+    @admin.action(permissions=["change"], description=_("Stop setting the selected keys"))
+    def stop_pushing(self, request, queryset):
+        for setting in queryset:
+            configuration_desired_set(
+                key=setting.key, value=None, station=setting.station, pile=setting.pile,
+                acting_user=request.user,
+            )  # fmt: skip
+        self.message_user(
+            request,
+            _("%(n)d settings are no longer set on the piles (what the piles hold stays).")
+            % {"n": len(queryset)},
+            messages.SUCCESS,
+        )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CampaignTargetInline(admin.TabularInline):
+    model = FirmwareCampaignPile
+    fields = ("pile", "sent_outcome", "sent_at", "state")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return FirmwareCampaignPile.objects.none()  # replaced in get_formset
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        targets = firmware_campaign_targets(campaign=obj) if obj else None
+
+        class WithStates(formset):
+            def get_queryset(self):
+                return targets
+
+        return WithStates
+
+    @admin.display(description=_("where it stands"))
+    def state(self, target) -> str:
+        return campaign_state_label(target_state(target))
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def campaign_state_label(state: str) -> str:
+    labels = {NOT_SENT: _("not sent yet"), WAITING: _("sent, no report yet"),
+              **dict(FirmwareStatus.choices), **dict(Outcome.choices)}  # fmt: skip
+    return str(labels.get(state, state))
+
+
+class FirmwareCampaignForm(forms.ModelForm):
+    station = forms.ModelChoiceField(label=_("station"), queryset=None, required=False)
+    pile_model = forms.CharField(label=_("pile model"), required=False, max_length=64)
+    from_version = forms.CharField(label=_("current firmware"), required=False, max_length=64)
+
+    class Meta:
+        model = FirmwareCampaign
+        fields = ("name", "location", "retrieve_at", "retries", "retry_interval")
+
+    def piles(self, staff):
+        rows = piles_visible_to(staff)
+        data = self.cleaned_data
+        if data.get("station"):
+            rows = rows.filter(station=data["station"])
+        if data.get("pile_model"):
+            rows = rows.filter(model=data["pile_model"])
+        if data.get("from_version"):
+            rows = rows.filter(firmware_version=data["from_version"])
+        return rows
+
+
+@admin.register(FirmwareCampaign)
+class FirmwareCampaignAdmin(ScopedModelAdmin):
+    """A firmware update for the piles matching a filter (station, model, current
+    firmware); sent by workers, its progress read from the piles' firmware reports."""
+
+    form = FirmwareCampaignForm
+    list_display = ("name", "location", "retrieve_at", "created_at", "progress")
+
+    def get_inlines(self, request, obj):
+        return [CampaignTargetInline] if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.base_fields["station"].queryset = stations_visible_to(request.user)
+        return form
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "location", "retrieve_at", "retries", "retry_interval",
+                    "station", "pile_model", "from_version")  # fmt: skip
+        return ("name", "location", "retrieve_at", "retries", "retry_interval", "progress")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj) if obj is not None else ()
+
+    @admin.display(description=_("progress"))
+    def progress(self, campaign) -> str:
+        done = firmware_campaign_progress(campaign=campaign)
+        parts = [f"{campaign_state_label(state)} {count}" for state, count in
+                 sorted(done.by_state.items())]  # fmt: skip
+        return _("%(installed)s of %(total)s installed (%(parts)s)") % {
+            "installed": done.installed, "total": done.total, "parts": ", ".join(parts)
+        }  # fmt: skip
+
+    def save_model(self, request, obj, form, change):
+        operator_id = request.user.operator_id or form.cleaned_data["station"].operator_id
+        campaign = firmware_campaign_create(
+            operator_id=operator_id,
+            name=obj.name,
+            piles=form.piles(request.user),
+            location=obj.location,
+            retrieve_at=obj.retrieve_at,
+            retries=obj.retries,
+            retry_interval=obj.retry_interval,
+            acting_user=request.user,
+        )
+        obj.pk = campaign.pk
+        transaction.on_commit(lambda: firmware_campaign_send_task.delay(campaign.pk))
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

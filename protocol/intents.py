@@ -15,13 +15,25 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import ChargingSession
 from billing.models.sessions import ACTIVE_STATES
+from billing.services.local_lists import LocalListEntry
+from billing.services.reservations import ReservationRefused, reservation_create, reservation_end
 from billing.services.sessions import CredentialKind
 from chargenet.audit import audit_record
-from stations.models import Connector, Pile, Station
+from orgs.models import Member
+from stations.models import (
+    ChargingProfile,
+    Connector,
+    Pile,
+    ProfilePurpose,
+    Reservation,
+    ReservationState,
+    Station,
+)
 
 from .adapters import IntentChannel, Outcome, PileAnswer, Trigger
 from .ocpp16.commands import Ocpp16Adapter
@@ -34,14 +46,21 @@ __all__ = [
     "IntentResult",
     "Outcome",
     "Trigger",
+    "connector_reserve",
     "connector_start",
     "connector_unlock",
+    "pile_charging_profile_clear",
+    "pile_charging_profile_set",
+    "pile_composite_schedule",
     "pile_configuration_get",
     "pile_configuration_set",
     "pile_diagnostics_request",
     "pile_firmware_update",
+    "pile_local_list_send",
+    "pile_local_list_version",
     "pile_reset",
     "pile_trigger",
+    "reservation_cancel",
     "session_stop_remote",
     "station_tariff_push",
 ]
@@ -106,11 +125,16 @@ def _run(intent: str, pile: Pile, /, *, described, acting_user, refusal=None, no
 
 def _arguments(kwargs: dict) -> dict:
     """An intent's arguments for the audit row, rows named as people know them."""
-    plain = {Connector: lambda c: c.number, ChargingSession: lambda s: s.order_no}
+    plain = {
+        Connector: lambda c: c.number,
+        ChargingSession: lambda s: s.order_no,
+        Reservation: lambda r: r.pk,
+        ChargingProfile: lambda p: p.periods,
+    }
     return {
         name: plain[type(value)](value) if type(value) in plain else value
         for name, value in kwargs.items()
-        if name not in ("pile", "timeout")
+        if name not in ("pile", "timeout", "entries")
     }
 
 
@@ -328,3 +352,189 @@ def station_tariff_push(
         )
         for pile in Pile.objects.visible().filter(station=station).order_by("code")
     ]
+
+
+# --- OCPP 1.6 feature profiles (issue 15): local authorisation lists, reservations, smart
+# charging. The core decides (billing.services.local_lists / reservations / power); these
+# intents carry its decisions to the pile. Adapter method names: `protocol.adapters`.
+
+
+def pile_local_list_version(*, pile: Pile, acting_user=None, timeout: float = TIMEOUT):
+    """Ask which version of its local authorisation list the pile holds
+    (``result.answer.list_version``; 0: none, -1: the pile has no list)."""
+    return _run(
+        "pile_local_list_version",
+        pile,
+        described=_("report its local list version"),
+        acting_user=acting_user,
+        pile=pile,
+        timeout=timeout,
+    )
+
+
+def pile_local_list_send(
+    *,
+    pile: Pile,
+    version: int,
+    entries: tuple[LocalListEntry, ...],
+    full: bool,
+    acting_user=None,
+    timeout: float = TIMEOUT,
+):
+    """Give the pile version ``version`` of its local authorisation list: all of it
+    (``full``) or the difference from the version it holds (an entry without a decision
+    removes that credential)."""
+    described = _("store local list version %(version)s (%(count)s %(how)s)") % {
+        "version": version,
+        "count": len(entries),
+        "how": _("entries, full") if full else _("changes"),
+    }
+    return _run(
+        "pile_local_list_send",
+        pile,
+        described=described,
+        acting_user=acting_user,
+        noted={"entries": len(entries)},
+        pile=pile,
+        version=version,
+        entries=tuple(entries),
+        full=full,
+        timeout=timeout,
+    )
+
+
+def connector_reserve(
+    *,
+    connector: Connector,
+    member: Member,
+    expires_at: dt.datetime,
+    acting_user=None,
+    timeout: float = TIMEOUT,
+) -> IntentResult:
+    """Hold ``connector`` for ``member`` until ``expires_at``: the core makes the
+    reservation (`billing.services.reservations.reservation_create`, which may refuse it),
+    then the pile is asked to hold it; a pile that does not ends it as *refused*."""
+    refusal, reservation = None, None
+    try:
+        reservation = reservation_create(
+            connector=connector, member=member, expires_at=expires_at, acting_user=acting_user
+        )
+    except ReservationRefused as exc:
+        refusal = exc.message
+    result = _run(
+        "connector_reserve",
+        connector.pile,
+        described=_("reserve connector %(number)s for %(member)s until %(until)s")
+        % {
+            "number": connector.number,
+            "member": member,
+            "until": f"{timezone.localtime(expires_at):%Y-%m-%d %H:%M}",
+        },
+        acting_user=acting_user,
+        refusal=refusal,
+        noted={"member": member.pk, "expires_at": expires_at},
+        connector=connector,
+        reservation=reservation,
+        timeout=timeout,
+    )
+    if reservation is not None and result.outcome != Outcome.ACCEPTED:
+        reservation_end(reservation=reservation, state=ReservationState.REFUSED)
+    return result
+
+
+def reservation_cancel(*, reservation: Reservation, acting_user=None, timeout: float = TIMEOUT):
+    """End ``reservation`` in the core (it no longer holds the connector, whatever the
+    pile says), then release it on the pile."""
+    reservation.refresh_from_db(fields=["state"])
+    ended = reservation.state != ReservationState.ACTIVE
+    if not ended:
+        reservation_end(
+            reservation=reservation, state=ReservationState.CANCELLED, acting_user=acting_user
+        )
+    return _run(
+        "reservation_cancel",
+        reservation.connector.pile,
+        described=_("cancel reservation %(id)s on connector %(number)s")
+        % {"id": reservation.pk, "number": reservation.connector.number},
+        acting_user=acting_user,
+        refusal=_("The reservation has already ended.") if ended else None,
+        reservation=reservation,
+        timeout=timeout,
+    )
+
+
+def pile_charging_profile_set(
+    *, profile: ChargingProfile, acting_user=None, timeout: float = TIMEOUT
+):
+    """Give the pile ``profile`` (stored by `stations.services.charging_profiles`); a
+    profile for one session names the session's transaction as the pile knows it."""
+    ref = None
+    if profile.session_id is not None:
+        ref = (
+            ChargingSession.objects.filter(pk=profile.session_id)
+            .values_list("protocol_ref", flat=True)
+            .first()
+        )
+    refusal = None
+    if profile.purpose == ProfilePurpose.TX and not ref:
+        refusal = _("A profile for one session needs a session the pile is running.")
+    limits = ", ".join(f"{limit / 1000:g} kW" for _start, limit in profile.periods)
+    return _run(
+        "pile_charging_profile_set",
+        profile.pile,
+        described=_("limit power (%(purpose)s) to %(limits)s")
+        % {"purpose": profile.get_purpose_display(), "limits": limits},
+        acting_user=acting_user,
+        refusal=refusal,
+        noted={"profile_id": profile.profile_id, "connector": profile.connector_number},
+        profile=profile,
+        transaction_ref=ref,
+        timeout=timeout,
+    )
+
+
+def pile_charging_profile_clear(
+    *,
+    pile: Pile,
+    profile_id: int | None = None,
+    connector_number: int | None = None,
+    purpose: str | None = None,
+    acting_user=None,
+    timeout: float = TIMEOUT,
+):
+    """Remove charging profiles from the pile: one (``profile_id``), or those of a
+    connector and/or purpose; none of them given: every profile."""
+    return _run(
+        "pile_charging_profile_clear",
+        pile,
+        described=_("clear charging profiles"),
+        acting_user=acting_user,
+        pile=pile,
+        profile_id=profile_id,
+        connector_number=connector_number,
+        purpose=purpose,
+        timeout=timeout,
+    )
+
+
+def pile_composite_schedule(
+    *,
+    pile: Pile,
+    connector_number: int,
+    seconds: int = 86400,
+    acting_user=None,
+    timeout: float = TIMEOUT,
+):
+    """Ask the pile what power it plans to give on a connector (0: the pile) for the next
+    ``seconds`` (``result.answer.schedule``)."""
+    return _run(
+        "pile_composite_schedule",
+        pile,
+        described=_("report its power schedule for connector %(number)s")
+        % {"number": connector_number},
+        acting_user=acting_user,
+        pile=pile,
+        connector_number=connector_number,
+        seconds=seconds,
+        timeout=timeout,
+    )

@@ -41,6 +41,14 @@ COMMAND_ACTIONS = (
     "ClearCache",
     "UpdateFirmware",
     "GetDiagnostics",
+    # OCPP 1.6 feature profiles (issue 15)
+    "GetLocalListVersion",
+    "SendLocalList",
+    "ReserveNow",
+    "CancelReservation",
+    "SetChargingProfile",
+    "ClearChargingProfile",
+    "GetCompositeSchedule",
 )
 # Where a pile may fetch firmware from / upload diagnostics to (OCPP 1.6 §5.9, §5.17).
 LOCATION_SCHEMES = ("ftp", "ftps", "http", "https")

@@ -16,11 +16,22 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.models.sessions import METER_SAMPLE_PARTITIONS
+from billing.services.reservations import reservations_expire
 from chargenet.partitions import AHEAD_DAYS, partitions_ensure
+from stations.models import (
+    ConfigurationSetting,
+    FirmwareCampaign,
+    FirmwareCampaignPile,
+    Pile,
+    Station,
+)
 from stations.services import live
 
 from . import services
+from .campaigns import firmware_campaign_pending, firmware_campaign_target_send
 from .models import FRAME_PARTITIONS
+from .smart_charging import station_power_rebalance
+from .sync import pile_configuration_push, pile_local_list_sync, pile_sync
 
 
 @shared_task(name="protocol.journal_prune", acks_late=True)
@@ -49,3 +60,75 @@ def heartbeat_history_prune_task() -> int:
 @shared_task(name="protocol.piles_sweep_offline", acks_late=True)
 def piles_sweep_offline_task() -> int:
     return len(live.piles_sweep_offline())
+
+
+# --- OCPP 1.6 feature profiles (issue 15): piles brought up to what the platform wants ---
+@shared_task(name="protocol.pile_sync", acks_late=True, time_limit=300, soft_time_limit=240)
+def pile_sync_task(pile_id: int, keys: list[str] | None = None) -> None:
+    """After a boot (``keys`` None: configuration and local list) or a configuration
+    change (only those keys)."""
+    pile = Pile.objects.select_related("station").filter(pk=pile_id).first()
+    if pile is None:
+        return
+    if keys is None:
+        pile_sync(pile=pile)
+    else:
+        pile_configuration_push(pile=pile, keys=keys)
+
+
+@shared_task(name="protocol.piles_sync", acks_late=True, time_limit=300, soft_time_limit=240)
+def piles_sync_task() -> int:
+    """Beat: local lists of online piles that have one, brought up to date."""
+    enabled = ConfigurationSetting.objects.filter(key="LocalAuthListEnabled", value="true")
+    piles = Pile.objects.filter(is_online=True).filter(
+        pk__in=enabled.values("pile_id")
+    ) | Pile.objects.filter(is_online=True, station__in=enabled.values("station_id"))
+    count = 0
+    for pile in piles.select_related("station").distinct():
+        if pile_local_list_sync(pile=pile) is not None:
+            count += 1
+    return count
+
+
+@shared_task(name="protocol.reservations_expire", acks_late=True)
+def reservations_expire_task() -> int:
+    """Beat: reservations whose time is up end as expired (the pile ends its own)."""
+    return reservations_expire()
+
+
+@shared_task(name="protocol.station_power_rebalance", acks_late=True, time_limit=300)
+def station_power_rebalance_task(station_id: int) -> int:
+    """A session started or stopped at a station with a power limit: new shares."""
+    station = Station.objects.filter(pk=station_id).first()
+    if station is None:
+        return 0
+    return len(station_power_rebalance(station=station))
+
+
+@shared_task(name="protocol.firmware_campaign_send", acks_late=True)
+def firmware_campaign_send_task(campaign_id: int) -> int:
+    """Queue one task per pile of the campaign still to be sent the update."""
+    campaign = FirmwareCampaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return 0
+    pending = list(firmware_campaign_pending(campaign=campaign).values_list("pk", flat=True))
+    for target_id in pending:
+        firmware_campaign_target_send_task.delay(target_id)
+    return len(pending)
+
+
+@shared_task(
+    name="protocol.firmware_campaign_target_send",
+    acks_late=True,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def firmware_campaign_target_send_task(target_id: int) -> str:
+    target = (
+        FirmwareCampaignPile.objects.select_related("campaign", "pile__station")
+        .filter(pk=target_id)
+        .first()
+    )
+    if target is None or target.sent_outcome == "accepted":
+        return ""
+    return firmware_campaign_target_send(target=target).outcome

@@ -2,3 +2,5 @@
 
 PILE_OFFLINE = "pile.offline"  # a pile went silent past its heartbeat allowance
 PILE_STATUS_CHANGED = "pile.status_changed"  # a connector (or the pile, as 0) reported a state
+# A desired configuration key of piles changed (stations.services.configuration).
+PILE_CONFIGURATION_CHANGED = "pile.configuration_changed"

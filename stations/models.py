@@ -58,6 +58,26 @@ class Station(Hideable):
         _("time zone"), max_length=64, default="Asia/Shanghai", validators=[validate_time_zone]
     )
     is_public = models.BooleanField(_("open to the public"), default=True)
+    power_limit_kw = models.DecimalField(
+        _("grid power limit (kW)"),
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[validate_positive_power],
+        help_text=_(
+            "The station's grid connection: shared among its active sessions (smart charging)."
+        ),
+    )
+    peak_power_limit_kw = models.DecimalField(
+        _("peak-period power limit (kW)"),
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[validate_positive_power],
+        help_text=_("The lower limit in the tariff's sharp and peak periods (time of use)."),
+    )
     password = models.CharField(
         # Not the charging channel of the same English name (billing.Channel.PASSWORD).
         pgettext_lazy("station field", "station password"),
@@ -429,3 +449,253 @@ class PileFault(models.Model):
     @property
     def duration(self) -> dt.timedelta | None:
         return self.ended_at - self.started_at if self.ended_at else None
+
+
+# --- OCPP 1.6 feature profiles: desired configuration, local lists, reservations, smart
+# charging, firmware campaigns (issue 15). Protocol-neutral: adapters translate them.
+
+
+class ConfigurationSetting(models.Model):
+    """A configuration key the operator wants piles to have: for every pile of a station,
+    or for one pile (which overrides its station's). Pushed when a pile connects and when
+    it changes (`protocol.sync`)."""
+
+    station = models.ForeignKey(
+        Station,
+        verbose_name=_("station"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="configuration",
+    )
+    pile = models.ForeignKey(
+        Pile,
+        verbose_name=_("pile"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="configuration",
+    )
+    key = models.CharField(_("key"), max_length=50)
+    value = models.CharField(pgettext_lazy("configuration", "value"), max_length=500)
+    updated_at = models.DateTimeField(_("changed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("configuration setting")
+        verbose_name_plural = _("configuration settings")
+        ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(station__isnull=True, pile__isnull=False)
+                | Q(station__isnull=False, pile__isnull=True),
+                name="configuration_station_or_pile",
+            ),
+            models.UniqueConstraint(
+                fields=["station", "key"],
+                condition=Q(pile__isnull=True),
+                name="configuration_station_key_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["pile", "key"],
+                condition=Q(station__isnull=True),
+                name="configuration_pile_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+class PileLocalList(models.Model):
+    """The local authorisation list a pile holds: its version and the entries the pile
+    acknowledged (id tag → {"status", "expires"}), so the next update can be a difference."""
+
+    pile = models.OneToOneField(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="local_list"
+    )
+    version = models.PositiveIntegerField(_("list version"), default=0)
+    entries = models.JSONField(_("entries"), default=dict, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("local authorisation list")
+        verbose_name_plural = _("local authorisation lists")
+
+    def __str__(self) -> str:
+        return f"{self.pile_id} v{self.version}"
+
+
+class ReservationState(models.TextChoices):
+    ACTIVE = "active", _("active")
+    USED = "used", _("used")
+    CANCELLED = "cancelled", _("cancelled")
+    EXPIRED = "expired", _("expired")
+    REFUSED = "refused", _("refused by the pile")
+
+
+class Reservation(models.Model):
+    """A connector held for one driver until ``expires_at``: only the driver's credential
+    starts a charge there; the start ends it (`billing.services.reservations`)."""
+
+    connector = models.ForeignKey(
+        Connector,
+        verbose_name=_("connector"),
+        on_delete=models.CASCADE,
+        related_name="reservations",
+    )
+    member = models.ForeignKey(
+        "orgs.Member",
+        verbose_name=_("member"),
+        on_delete=models.PROTECT,
+        related_name="reservations",
+    )
+    id_tag = models.CharField(_("credential"), max_length=20)
+    state = models.CharField(
+        _("state"),
+        max_length=16,
+        choices=ReservationState.choices,
+        default=ReservationState.ACTIVE,
+    )
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    session_id = models.BigIntegerField(_("session"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reservation")
+        verbose_name_plural = _("reservations")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector"],
+                condition=Q(state="active"),
+                name="reservation_one_active_per_connector",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector} → {self.id_tag} ({self.get_state_display()})"
+
+
+class ProfilePurpose(models.TextChoices):
+    PILE_MAX = "pile_max", _("pile maximum")
+    TX_DEFAULT = "tx_default", _("default for new sessions")
+    TX = "tx", _("one session")
+
+
+class ChargingProfile(models.Model):
+    """A power schedule a pile was given (OCPP 1.6 smart charging, in the core's words):
+    a limit in watts from each ``periods`` offset (seconds from ``starts_at``, or from the
+    session's start, or from local midnight daily when ``daily``)."""
+
+    class Origin(models.TextChoices):
+        STAFF = "staff", _("set by staff")
+        STATION_LIMIT = "station_limit", _("station power limit")
+
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="charging_profiles"
+    )
+    connector_number = models.PositiveSmallIntegerField(
+        _("connector number"), default=0, help_text=_("0: the whole pile.")
+    )
+    profile_id = models.PositiveIntegerField(_("profile id"))
+    stack_level = models.PositiveSmallIntegerField(_("stack level"), default=0)
+    purpose = models.CharField(_("purpose"), max_length=16, choices=ProfilePurpose.choices)
+    session_id = models.BigIntegerField(_("session"), null=True, blank=True)
+    daily = models.BooleanField(_("repeats daily"), default=False)
+    starts_at = models.DateTimeField(_("starts at"), null=True, blank=True)
+    periods = models.JSONField(_("limits (W) from offsets (s)"), default=list)
+    origin = models.CharField(_("origin"), max_length=16, choices=Origin.choices)
+    outcome = models.CharField(_("pile answer"), max_length=16, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("charging profile")
+        verbose_name_plural = _("charging profiles")
+        ordering = ["pile", "connector_number", "-stack_level"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pile", "profile_id"], name="charging_profile_id_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pile_id}#{self.connector_number} {self.get_purpose_display()}"
+
+
+class MaintenanceReport(models.Model):
+    """Each firmware / diagnostics status a pile reported, in order (the pile keeps the
+    latest in ``firmware_status`` / ``diagnostics_status``)."""
+
+    class Kind(models.TextChoices):
+        FIRMWARE = "firmware", _("firmware update")
+        DIAGNOSTICS = "diagnostics", _("diagnostics upload")
+
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="maintenance_reports"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=20)
+    at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        verbose_name = _("maintenance report")
+        verbose_name_plural = _("maintenance reports")
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["pile", "kind", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.pile_id} {self.kind} {self.status}"
+
+
+class FirmwareCampaign(models.Model):
+    """One firmware update sent to a filtered set of piles; its progress is each pile's
+    latest firmware status since the campaign was sent."""
+
+    operator = models.ForeignKey(
+        "orgs.Operator",
+        verbose_name=_("operator"),
+        on_delete=models.PROTECT,
+        related_name="firmware_campaigns",
+    )
+    name = models.CharField(_("name"), max_length=100)
+    location = models.CharField(_("firmware URL"), max_length=512)
+    retrieve_at = models.DateTimeField(_("download from"))
+    retries = models.PositiveSmallIntegerField(_("retries"), null=True, blank=True)
+    retry_interval = models.PositiveIntegerField(_("retry interval (s)"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("firmware campaign")
+        verbose_name_plural = _("firmware campaigns")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FirmwareCampaignPile(models.Model):
+    """A pile of a campaign: what the pile answered to the update, and where it stands."""
+
+    campaign = models.ForeignKey(
+        FirmwareCampaign,
+        verbose_name=_("firmware campaign"),
+        on_delete=models.CASCADE,
+        related_name="targets",
+    )
+    pile = models.ForeignKey(
+        Pile, verbose_name=_("pile"), on_delete=models.CASCADE, related_name="campaign_targets"
+    )
+    sent_outcome = models.CharField(_("answer to the update"), max_length=16, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("campaign pile")
+        verbose_name_plural = _("campaign piles")
+        ordering = ["campaign", "pile"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "pile"], name="campaign_pile_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.pile)

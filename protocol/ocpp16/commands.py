@@ -12,8 +12,9 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from billing.services.sessions import CredentialKind
-from protocol.adapters import Outcome, PileAnswer, Setting, Trigger
+from protocol.adapters import Outcome, PileAnswer, PowerSchedule, Setting, Trigger
 from protocol.ocpp16 import words
+from protocol.ocpp16.values import parse_pile_time
 from protocol.services import (
     CommandInvalid,
     CommandRejected,
@@ -58,8 +59,9 @@ def _naive(*times: dt.datetime | None) -> PileAnswer | None:
     return None
 
 
-class Ocpp16Adapter:
-    """Remote intents for piles speaking OCPP 1.6J."""
+class Ocpp16CoreProfile:
+    """Remote intents of the OCPP 1.6J core, firmware and remote trigger profiles; with
+    the feature profiles (`Ocpp16FeatureProfiles`, below) they make `Ocpp16Adapter`."""
 
     def _call(self, pile, action: str, payload: dict, timeout: float) -> tuple[PileAnswer, Any]:
         """Send one CALL; the outcome in the platform's words and the raw answer payload."""
@@ -176,3 +178,139 @@ def _retries(retries: int | None, retry_interval: int | None) -> dict:
     if retry_interval is not None:
         payload["retryInterval"] = retry_interval
     return payload
+
+
+# --- OCPP 1.6 feature profiles: local list, reservation, smart charging (issue 15) ------
+# Statuses by which a pile refuses for a reason a person can act on.
+REFUSAL_REASONS = {
+    "Faulted": _("The connector is faulted."),
+    "Occupied": _("The connector is in use."),
+    "Unavailable": _("The connector is unavailable."),
+    "VersionMismatch": _("The pile holds another list version; the full list will be sent."),
+    "Failed": _("The pile could not store the list."),
+    "Unknown": _("The pile has no such charging profile."),
+}
+PROFILE_PURPOSES = {
+    "pile_max": "ChargePointMaxProfile",
+    "tx_default": "TxDefaultProfile",
+    "tx": "TxProfile",
+}
+
+
+def _refused(answer: PileAnswer, result: dict | None) -> PileAnswer:
+    """An answer whose status is not Accepted but not an error either (Faulted, Occupied,
+    VersionMismatch, Unknown, …): rejected, with the pile's reason in the platform's words."""
+    status = (result or {}).get("status")
+    if answer.outcome != Outcome.ACCEPTED or status in (None, "Accepted"):
+        return answer
+    return PileAnswer(Outcome.REJECTED, reason=str(REFUSAL_REASONS.get(status, "")))
+
+
+class Ocpp16FeatureProfiles:
+    """The intents of the Local Auth List Management, Reservation and Smart Charging
+    profiles (mixed into `Ocpp16Adapter`)."""
+
+    _call: Any
+
+    def pile_local_list_version(self, *, pile, timeout):
+        answer, result = self._call(pile, "GetLocalListVersion", {}, timeout)
+        version = (result or {}).get("listVersion")
+        return PileAnswer(answer.outcome, answer.reason, list_version=version)
+
+    def pile_local_list_send(self, *, pile, version: int, entries, full: bool, timeout):
+        items = []
+        for entry in entries:
+            if len(entry.id_tag) > ID_TAG_MAX:
+                continue  # a pile cannot hold it; the platform still authorises it online
+            item: dict[str, Any] = {"idTag": entry.id_tag}
+            if entry.decision is not None:
+                info = words.id_tag_info(entry.decision)
+                if entry.expires_at is not None:
+                    info["expiryDate"] = _wire_time(entry.expires_at)
+                item["idTagInfo"] = info
+            items.append(item)
+        payload = {
+            "listVersion": version,
+            "updateType": "Full" if full else "Differential",
+            "localAuthorizationList": items,
+        }
+        return _refused(*self._call(pile, "SendLocalList", payload, timeout))
+
+    def connector_reserve(self, *, connector, reservation, timeout):
+        if problem := _naive(reservation.expires_at):
+            return problem
+        payload = {
+            "connectorId": connector.number,
+            "expiryDate": _wire_time(reservation.expires_at),
+            "idTag": reservation.id_tag,
+            "reservationId": reservation.pk,
+        }
+        return _refused(*self._call(connector.pile, "ReserveNow", payload, timeout))
+
+    def reservation_cancel(self, *, reservation, timeout):
+        payload = {"reservationId": reservation.pk}
+        return _refused(
+            *self._call(reservation.connector.pile, "CancelReservation", payload, timeout)
+        )
+
+    def pile_charging_profile_set(self, *, profile, transaction_ref, timeout):
+        schedule: dict[str, Any] = {
+            "chargingRateUnit": "W",
+            "chargingSchedulePeriod": [
+                {"startPeriod": int(start), "limit": float(limit)}
+                for start, limit in profile.periods
+            ],
+        }
+        body: dict[str, Any] = {
+            "chargingProfileId": profile.profile_id,
+            "stackLevel": profile.stack_level,
+            "chargingProfilePurpose": PROFILE_PURPOSES[profile.purpose],
+            "chargingSchedule": schedule,
+        }
+        if profile.daily:
+            body |= {"chargingProfileKind": "Recurring", "recurrencyKind": "Daily"}
+        elif profile.starts_at is not None:
+            body["chargingProfileKind"] = "Absolute"
+        else:
+            body["chargingProfileKind"] = "Relative"
+        if profile.starts_at is not None:
+            schedule["startSchedule"] = _wire_time(profile.starts_at)
+        if transaction_ref is not None:
+            body["transactionId"] = words.transaction_id(transaction_ref)
+        payload = {"connectorId": profile.connector_number, "csChargingProfiles": body}
+        return _refused(*self._call(profile.pile, "SetChargingProfile", payload, timeout))
+
+    def pile_charging_profile_clear(self, *, pile, profile_id, connector_number, purpose, timeout):
+        payload: dict[str, Any] = {}
+        if profile_id is not None:
+            payload["id"] = profile_id
+        if connector_number is not None:
+            payload["connectorId"] = connector_number
+        if purpose:
+            payload["chargingProfilePurpose"] = PROFILE_PURPOSES[purpose]
+        return _refused(*self._call(pile, "ClearChargingProfile", payload, timeout))
+
+    def pile_composite_schedule(self, *, pile, connector_number: int, seconds: int, timeout):
+        payload = {"connectorId": connector_number, "duration": seconds, "chargingRateUnit": "W"}
+        answer, result = self._call(pile, "GetCompositeSchedule", payload, timeout)
+        answer = _refused(answer, result)
+        wire = (result or {}).get("chargingSchedule")
+        if answer.outcome != Outcome.ACCEPTED or not wire:
+            return answer
+        periods = tuple(
+            (int(p["startPeriod"]), float(p["limit"]) * (1 if wire["chargingRateUnit"] == "W"
+                                                        else VOLTS_PER_AMP))
+            for p in wire["chargingSchedulePeriod"]
+        )  # fmt: skip
+        starts = wire.get("startSchedule") or result.get("scheduleStart")
+        schedule = PowerSchedule(parse_pile_time(starts), wire.get("duration"), periods)
+        return PileAnswer(answer.outcome, schedule=schedule)
+
+
+# A schedule in amperes is shown in watts at this many volts per ampere (230 V single
+# phase; a pile that wants exact watts answers in W, which the platform asks for).
+VOLTS_PER_AMP = 230
+
+
+class Ocpp16Adapter(Ocpp16FeatureProfiles, Ocpp16CoreProfile):
+    """Remote intents for piles speaking OCPP 1.6J."""

@@ -4,10 +4,13 @@ the journal; `protocol.gateway.connection` validates, journals and answers."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from ocpp.exceptions import PropertyConstraintViolationError
 
@@ -17,8 +20,11 @@ from stations.models import Pile
 from stations.services import live, maintenance
 
 from ..gateway import bounds
+from ..tasks import pile_sync_task
 from . import words
 from .values import parse_pile_time, samples_from_ocpp
+
+logger = logging.getLogger(__name__)
 
 # Actions a pile may send (OCPP 1.6 core + firmware/diagnostics); the transaction-bearing
 # ones are answered only after their effect and their frames are committed.
@@ -75,6 +81,8 @@ class Ocpp16Handlers:
             firmware_version=p.get("firmwareVersion", ""),
         )
         answer = {"status": result.status, "currentTime": _now_iso(), "interval": result.interval}
+        if result.status == "Accepted":
+            self.gw._spawn(self._after_boot())
         return answer, "", None
 
     async def on_Heartbeat(self, p: dict):
@@ -113,6 +121,7 @@ class Ocpp16Handlers:
                 credential=words.credential(p["idTag"]),
                 meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
                 started_at=_time(p["timestamp"], "timestamp"),
+                reservation_id=p.get("reservationId"),
             )
         except live.UnknownConnector as exc:
             # Said to the pile in the protocol's language, whatever the platform's is.
@@ -155,6 +164,9 @@ class Ocpp16Handlers:
         return answer, result.order_no, transaction_id
 
     async def on_DataTransfer(self, p: dict):
+        known = settings.OCPP_DATA_TRANSFER_VENDOR_IDS
+        if known and p["vendorId"] not in known:
+            return {"status": "UnknownVendorId"}, "", None
         if p.get("messageId", "").upper() != "VIN":
             return {"status": "UnknownMessageId"}, "", None
         data = p.get("data", "")
@@ -197,3 +209,13 @@ class Ocpp16Handlers:
             maintenance.pile_diagnostics_status_record, pile_id=self.pile_id, status=p["status"]
         )
         return {}, "", None
+
+    # --- OCPP 1.6 feature profiles (issue 15) ----------------------------------------------
+
+    async def _after_boot(self) -> None:
+        """Once the boot is answered: queue bringing the pile up to its desired
+        configuration and local list (`protocol.sync`, in a worker: it waits for the pile)."""
+        try:
+            await asyncio.to_thread(pile_sync_task.delay, self.pile_id)
+        except Exception as exc:  # the broker is down: the beat sync catches up
+            logger.warning("%s: sync after boot not queued: %s", self.pile.code, exc)

@@ -26,6 +26,8 @@ ID_TAG_STATUS: dict[AuthDecision, str] = {
     AuthDecision.EXPIRED: AuthorizationStatus.expired,
     AuthDecision.INVALID: AuthorizationStatus.invalid,
     AuthDecision.CONCURRENT: AuthorizationStatus.concurrent_tx,
+    # OCPP 1.6 has no word for "reserved for someone else": the idTag is not valid here.
+    AuthDecision.RESERVED: AuthorizationStatus.invalid,
 }
 
 

@@ -25,6 +25,7 @@ REFUSAL_REASONS: dict[AuthDecision, int] = {
     AuthDecision.BLOCKED: 0x02,  # account frozen
     AuthDecision.EXPIRED: 0x02,
     AuthDecision.CONCURRENT: 0x04,  # the card has an unsettled charge
+    AuthDecision.RESERVED: 0x06,  # this account may not charge at this pile (reserved)
 }
 VIN_UNKNOWN = 0x09
 

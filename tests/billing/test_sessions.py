@@ -175,7 +175,9 @@ def test_stop_is_idempotent_queues_settlement_once_and_keeps_orphans(
             pile=pile, protocol_ref=start.protocol_ref, meter_stop_wh=9999, stopped_at=T0
         )
     assert (first.settle_queued, second.settle_queued, second.replayed) == (True, False, True)
-    assert len(callbacks) == 1
+    # After commit: the settlement, and the delivery of the session.stopped event (consumed
+    # by protocol.station_power_rebalance).
+    assert len(callbacks) == 2
     session = ChargingSession.objects.get(pk=start.session_id)
     assert (session.state, session.meter_stop_wh, session.energy_wh) == (
         "stopped",
@@ -303,7 +305,7 @@ def test_the_stop_of_a_refused_start_is_settled_only_with_energy(
             pile=pile, protocol_ref=start.protocol_ref, meter_stop_wh=9999, stopped_at=T0
         )
     assert (stop.settle_queued, again.settle_queued, again.replayed) == (queued, False, True)
-    assert len(callbacks) == int(queued)
+    assert len(callbacks) == 2 * int(queued)  # settlement + session.stopped delivery
     session = ChargingSession.objects.get(pk=start.session_id)
     assert (session.state, session.meter_stop_wh, session.stop_reason, session.refused_as) == (
         state,
@@ -351,7 +353,7 @@ def test_energy_on_a_refused_start_while_another_is_live_closes_it_for_settlemen
     )
     with django_capture_on_commit_callbacks() as callbacks:
         _energy(pile, refused, 2500)  # queued samples of before the new start
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # settlement + session.stopped delivery
     states = dict(
         ChargingSession.objects.filter(pk__in=[refused.session_id, live.session_id]).values_list(
             "pk", "state"

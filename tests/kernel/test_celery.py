@@ -73,4 +73,6 @@ def test_periodic_runs_expire_at_their_next_tick():
         "interconnect-pushes": (20.0, 20.0),
         "interconnect-charge-status": (60.0, 60.0),
         "interconnect-orders-check": (600.0, 600.0),
+        "piles-sync": (300.0, 300.0),
+        "reservations-expire": (60.0, 60.0),
     }

@@ -18,12 +18,14 @@ either way a known vehicle links the session and its department.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 import secrets
 from dataclasses import dataclass
 
 from django.db import connection, models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Bill, Channel, ChargingSession, PaymentState
@@ -31,7 +33,7 @@ from billing.models.sessions import ACTIVE_STATES
 from orgs.models import Card, CardStatus, Department, Member, MemberStatus, Vehicle
 from orgs.selectors import partner_enabled
 from orgs.validators import VIN_RE
-from stations.models import Connector, Pile, Station
+from stations.models import Connector, Pile, Reservation, ReservationState, Station
 
 PARTNER_TAG_RE = re.compile(r"^P(\d{1,8})-(.+)$")
 
@@ -66,6 +68,7 @@ class AuthDecision(enum.StrEnum):
     EXPIRED = "expired"
     INVALID = "invalid"
     CONCURRENT = "concurrent"  # the member already has an active session
+    RESERVED = "reserved"  # the connector is reserved for another driver
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,24 @@ def _member_status(member: Member) -> AuthDecision:
         return AuthDecision.INVALID
     if member.status != MemberStatus.ACTIVE:
         return AuthDecision.BLOCKED
+    if _expired(member.expires_at):
+        return AuthDecision.EXPIRED
     return AuthDecision.ACCEPTED
+
+
+def _card_status(card: Card) -> AuthDecision:
+    if card.hidden_at is not None:
+        return AuthDecision.INVALID
+    if card.status != CardStatus.ACTIVE:
+        return AuthDecision.BLOCKED
+    if _expired(card.expires_at):
+        return AuthDecision.EXPIRED
+    return _member_status(card.member)
+
+
+def _expired(expires_at: dt.datetime | None) -> bool:
+    """A member or card past its validity (``expires_at``) is answered *expired*."""
+    return expires_at is not None and expires_at <= timezone.now()
 
 
 def identify(*, pile: Pile, credential: Credential) -> Identity:
@@ -157,12 +177,7 @@ def _by_card(*, pile: Pile, value: str, operator_id: int) -> Identity | None:
     )
     if card is None:
         return None
-    if card.hidden_at is not None:
-        status = AuthDecision.INVALID
-    elif card.status != CardStatus.ACTIVE:
-        status = AuthDecision.BLOCKED
-    else:
-        status = _member_status(card.member)
+    status = _card_status(card)
     department = card.department or (card.vehicle.department if card.vehicle else None)
     return Identity(
         status=status,
@@ -251,6 +266,7 @@ class _MemberRow:
     department_id: int | None
     connector_id: int | None
     station_sub_operator_id: int | None
+    reserved: bool = False  # the connector is held by a reservation (the general path decides)
 
 
 _MEMBER_KINDS = (CredentialKind.MEMBER_TOKEN, CredentialKind.DRIVER_APP, CredentialKind.PRESENTED)
@@ -265,24 +281,31 @@ def _member_by_token(
     through = Station.sub_operators.through._meta.db_table
     sql = (
         "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
+        "m.expires_at IS NOT NULL AND m.expires_at <= %s, "
         f"EXISTS (SELECT 1 FROM {sessions_table} s WHERE s.member_id = m.id "
         "AND s.state = ANY(%s)), "
         f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
         "AND b.payment_state = %s), "
         f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
         f"(SELECT t.suboperator_id FROM {through} t WHERE t.station_id = %s "
-        "ORDER BY t.suboperator_id LIMIT 1) "
+        "ORDER BY t.suboperator_id LIMIT 1), "
+        f"EXISTS (SELECT 1 FROM {Reservation._meta.db_table} r JOIN {Connector._meta.db_table} rc "
+        "ON rc.id = r.connector_id WHERE rc.pile_id = %s AND rc.number = %s AND r.state = %s) "
         f"FROM {Member._meta.db_table} m WHERE m.token = %s AND m.operator_id = %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
             [
+                timezone.now(),
                 [str(state) for state in ACTIVE_STATES],
                 PaymentState.OWED,
                 pile.pk,
                 connector_number or 0,
                 pile.station_id,
+                pile.pk,
+                connector_number or 0,
+                ReservationState.ACTIVE,
                 credential.value,
                 pile.station.operator_id,
             ],
@@ -290,15 +313,19 @@ def _member_by_token(
         row = cursor.fetchone()
     if row is None:
         return None
-    member_id, member_status, visible, department_id, busy, owes, connector_id, sub_id = row
+    member_id, member_status, visible, department_id, expired, busy, owes, connector_id, sub_id = (
+        row[:9]
+    )
     if not visible:
         status = AuthDecision.INVALID
     elif member_status != MemberStatus.ACTIVE:
         status = AuthDecision.BLOCKED
+    elif expired:
+        status = AuthDecision.EXPIRED
     elif busy:
         status = AuthDecision.CONCURRENT
     elif owes:
         status = AuthDecision.BLOCKED
     else:
         status = AuthDecision.ACCEPTED
-    return _MemberRow(member_id, status, department_id, connector_id, sub_id)
+    return _MemberRow(member_id, status, department_id, connector_id, sub_id, reserved=row[9])

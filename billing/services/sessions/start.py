@@ -18,9 +18,11 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import Channel, ChargingSession, SessionState
 from billing.models.sessions import ACTIVE_STATES
+from billing.services import reservations
 from billing.services.sessions.identity import (
     AuthDecision,
     Credential,
+    Identity,
     _member_by_token,
     identify,
 )
@@ -32,7 +34,7 @@ from billing.services.sessions.states import (
 )
 from chargenet.errors import DomainError
 from orgs.models import Department, SubOperator
-from stations.models import Pile
+from stations.models import Pile, ReservationState
 from stations.services.live import connector_for
 
 
@@ -60,6 +62,7 @@ def session_start(
     meter_start_wh: int | Decimal,
     started_at: dt.datetime,
     protocol_ref: str = "",
+    reservation_id: int | None = None,
 ) -> StartResult:
     """Open the session of a start, or return the one a replay already opened.
 
@@ -72,7 +75,10 @@ def session_start(
     the pile still needs its transaction reference, and may charge anyway (then its meter
     values or stop make the session a bill, see `states`); a pile that obeys leaves nothing
     to bill and nothing for the lost-bill sweep. A replay gets the same reference and the
-    same answer. An older session still active on the connector is closed as superseded
+    same answer. A connector held by a reservation (`billing.services.reservations`)
+    starts only for its driver, whose start ends it (so does a start naming it by
+    ``reservation_id``); anyone else is refused as *reserved*. An older session still
+    active on the connector is closed as superseded
     (its stop never came), which the settlement's fault rules see as a lost bill.
     """
     args = {
@@ -84,14 +90,14 @@ def session_start(
         "protocol_ref": protocol_ref[:64],
     }
     try:
-        fast = _session_start_member(**args)
+        fast = None if reservation_id else _session_start_member(**args)
     except IntegrityError:
         fast = None  # a replay or a busy connector: the general path knows what to do
     if fast is not None:
         return fast
     for _attempt in range(5):
         try:
-            return _session_start(**args)
+            return _session_start(**args, reservation_id=reservation_id)
         except IntegrityError as exc:
             constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "")
             if constraint in (
@@ -114,6 +120,7 @@ def _session_start(
     meter_start_wh: Decimal,
     started_at: dt.datetime,
     protocol_ref: str,
+    reservation_id: int | None = None,
 ) -> StartResult:
     id_tag = credential.value[:20]
     with transaction.atomic():
@@ -134,6 +141,15 @@ def _session_start(
             return StartResult(existing.pk, existing.order_no, status, ref, replayed=True)
 
         identity = identify(pile=pile, credential=credential)
+        held = reservations.reservation_for_start(
+            connector=connector,
+            identity=identity,
+            id_tag=id_tag,
+            started_at=started_at,
+            reservation_id=reservation_id,
+        )
+        if held is not None and not held.usable:
+            identity = Identity(**{**identity.__dict__, "status": AuthDecision.RESERVED})
         superseded: list[int] = []
         late = False
         active = (
@@ -199,6 +215,10 @@ def _session_start(
         if refused:
             reason = f"start refused: {status}; {reason}".rstrip("; ")
         session_opened(session.pk, first, reason=reason, then=then, assign_ref=not protocol_ref)
+        if held is not None and held.usable and not refused:
+            reservations.reservation_end(
+                reservation=held.reservation, state=ReservationState.USED, session_id=session.pk
+            )
         if superseded:
             _sessions_stopped(superseded)
     ref = protocol_ref or str(session.pk)
@@ -222,6 +242,8 @@ def _session_start_member(
         row = _member_by_token(pile=pile, credential=credential, connector_number=connector_number)
         if row is None or row.status != AuthDecision.ACCEPTED or row.connector_id is None:
             return None
+        if row.reserved:
+            return None  # whose reservation it is, the general path decides
         session = ChargingSession.objects.create(
             order_no=new_order_no(),
             operator_id=pile.station.operator_id,

@@ -278,7 +278,15 @@ class FiledInDepartmentMixin:
 class MemberForm(forms.ModelForm):
     class Meta:
         model = Member
-        fields = ("operator", "phone", "wechat_openid", "nickname", "status", "department")
+        fields = (
+            "operator",
+            "phone",
+            "wechat_openid",
+            "nickname",
+            "status",
+            "department",
+            "expires_at",
+        )
 
 
 @admin.register(Member)
@@ -292,6 +300,7 @@ class MemberAdmin(
         "wechat_openid",
         "status",
         "department",
+        "expires_at",
         "is_virtual",
         "created_at",
     )
@@ -332,7 +341,7 @@ class VehicleAdmin(
 
 @admin.register(Card)
 class CardAdmin(FiledInDepartmentMixin, OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
-    list_display = ("number", "member", "vehicle", "department", "status")
+    list_display = ("number", "member", "vehicle", "department", "status", "expires_at")
     list_filter = ("status", "department")
     search_fields = ("number", "member__nickname", "vehicle__plate")
     list_select_related = ("member", "vehicle", "department")

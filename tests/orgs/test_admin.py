@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from orgs.models import Department, Member, PartnerAccess, Role, Staff, Vehicle
 from tests.admin_forms import admin_messages, form_errors, page_data, signed_in
 from tests.factories import (
+    CardFactory,
     DepartmentFactory,
     MemberFactory,
     OperatorFactory,
@@ -128,6 +130,25 @@ def test_member_added_in_the_back_office_gets_a_token(admin_client, operator):
     assert response.status_code == 302, form_errors(response)
     member = Member.objects.get(phone="13902761009")
     assert len(member.token) == 16
+
+
+def test_member_and_card_expiry_are_set_in_the_back_office(admin_client, operator):
+    """An expired member or card is answered Expired at the pile (OCPP 1.6 kit)."""
+    member = MemberFactory(operator=operator, phone="13902761010")
+    url = reverse("admin:orgs_member_change", args=[member.pk])
+    data = page_data(admin_client.get(url), expires_at_0="2027-01-31", expires_at_1="23:59:00")
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, form_errors(response)
+    member.refresh_from_db()
+    assert timezone.localtime(member.expires_at).strftime("%Y-%m-%d %H:%M") == "2027-01-31 23:59"
+
+    card = CardFactory(operator=operator, member=member)
+    url = reverse("admin:orgs_card_change", args=[card.pk])
+    data = page_data(admin_client.get(url), expires_at_0="2026-12-31", expires_at_1="00:00:00")
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, form_errors(response)
+    card.refresh_from_db()
+    assert timezone.localtime(card.expires_at).strftime("%Y-%m-%d %H:%M") == "2026-12-31 00:00"
 
 
 def test_partner_switch_action_gives_feedback(admin_client, operator):

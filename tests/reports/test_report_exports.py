@@ -183,3 +183,17 @@ def test_every_report_is_registered_for_the_worker(world):
     for slug in REPORTS:
         report = tabular_build(slug, staff=world["admin_a"], filters={})
         assert type(report) is REPORTS[slug]
+
+
+def test_detail_times_are_on_the_stations_clock_on_the_page_and_in_the_export(client, world):
+    """a1 started at 10:00 in Shanghai (02:00 UTC): the page and the CSV both say 10:00."""
+    signed = client_as(client, world, "subop_x")
+    params = {**OCTOBER, "station": world["s1"].pk}
+    page = _page(signed, "detail", params)
+    [row] = page["cells"]
+    assert (row[0][0], row[7][0]) == (world.rows["a1"].order_no, "2019-10-05 10:00:00")
+    response = signed.get(
+        reverse("admin:reports_report", args=["detail"]), {**params, "export": "csv"}
+    )
+    rows = _csv(b"".join(response.streaming_content).decode())
+    assert rows[1][7:9] == ["2019-10-05 10:00:00", "2019-10-05 11:00:00"]

@@ -9,10 +9,11 @@ each is a sum of the bills the staff member sees (`reports.selectors`).
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,6 +25,8 @@ from faults.codes import FaultCode
 from orgs.models import Role
 from orgs.selectors import sub_operators_visible_to
 
+from .exports.admin import export_response
+from .exports.registry import tabular_register
 from .filters import ReportFilterForm
 from .models import BillDay, ServiceFeeShare
 from .selectors import bill_days_visible_to, fee_shares_visible_to
@@ -54,13 +57,31 @@ def report_page_context(request, report_class) -> dict:
     form = ReportFilterForm(data, staff=request.user)
     extra = {}
     if report_class.slug == "faults":
-        extra["group_by"] = [g for g in request.GET.getlist("group_by") if g in DIMENSIONS]
-        code = request.GET.get("code", "")
+        extra["group_by"] = [g for g in data.getlist("group_by") if g in DIMENSIONS]
+        code = data.get("code", "")
         extra["code"] = int(code) if code.isdigit() and int(code) in FaultCode.values else None
     report = (
         report_class(staff=request.user, filters=form.filters(**extra)) if form.is_valid() else None
     )
     return {"form": form, "report": report, "extra": extra}
+
+
+def report_from_query(report_class, *, staff, filters: dict):
+    """The report an export job asked for, built again by a worker: ``filters`` is the
+    report's ``filter_values`` (its days fixed), validated again in ``staff``'s scope."""
+    request = HttpRequest()
+    request.user = staff
+    request.GET = QueryDict(mutable=True)
+    for name, values in filters.items():
+        request.GET.setlist(name, values)
+    context = report_page_context(request, report_class)
+    if context["report"] is None:
+        raise ValueError(f"{report_class.slug}: filters no longer valid: {context['form'].errors}")
+    return context["report"]
+
+
+for _slug, _report_class in REPORTS.items():
+    tabular_register(_slug, partial(report_from_query, _report_class))
 
 
 class ReportsAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
@@ -102,9 +123,7 @@ class ReportsAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         context = report_page_context(request, report_class)
         report = context["report"]
         if report is not None and request.GET.get("export") in EXPORT_FORMATS:
-            from reports.exports.admin import export_response  # the exports' one entry
-
-            return export_response(request, report)
+            return export_response(request, report, fmt=request.GET["export"])
         rows, more = [], False
         if report is not None:
             for i, row in enumerate(report.rows()):

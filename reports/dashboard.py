@@ -39,7 +39,7 @@ class Figures:
 @dataclass(frozen=True)
 class StationUse:
     name: str
-    utilisation: Decimal | None  # charging time / (piles × 24 h × days)
+    utilisation: Decimal | None  # % of charging time / (piles × 24 h × days)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,21 @@ class Filters:
             rows = rows.filter(**{f"{prefix}channel": self.channel})
         return rows
 
+    def query(self) -> dict[str, list[str]]:
+        """The filters as a query string's ``{name: [values]}``, days included (the page's
+        default month is fixed when asked): `ReportFilterForm` takes them back, so a worker
+        builds the same report (`reports.admin.report_from_query`)."""
+        values = {"date_from": [str(self.first_day)], "date_to": [str(self.last_day)]}
+        for name in ("station", "sub_operator", "department"):
+            if (value := getattr(self, name)) is not None:
+                values[name] = [str(value.pk)]
+        if self.channel:
+            values["channel"] = [self.channel]
+        for name, value in self.extra.items():
+            if value is not None and value != []:
+                values[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        return values
+
     def used(self) -> list[tuple[str, str]]:
         shown = [
             (str(_("date from")), str(self.first_day)),

@@ -1,11 +1,12 @@
 """The reports, each a table (`Report`) built from a staff member and validated filters.
 
-Each satisfies the exports' `Tabular` protocol (slug, title, columns, rows(), totals(),
-filters_used()) structurally: the same class feeds the page, the Excel/CSV export and
+Each is an exports `Tabular` (slug, title, columns of `reports.exports.tabular.Column`,
+rows(), totals(), filters_used(), filter_values): the same class feeds the page, the
+Excel/CSV export (a worker builds it again, `reports.admin.report_from_query`) and
 `reports_verify`.
 """
 
-from .base import Column, Report
+from .base import Report
 from .bills import ChargingDetail, OneCardOneCar
 from .consumption import DailyConsumption, MonthlyStatement
 from .faults import FaultStatistics
@@ -28,7 +29,6 @@ REPORTS: dict[str, type[Report]] = {
 __all__ = [
     "REPORTS",
     "ChargingDetail",
-    "Column",
     "DailyConsumption",
     "FaultStatistics",
     "MonthlyStatement",

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
 from chargenet.money import FEN, KWH_QUANTUM, WH_PER_KWH
 
+from ..exports.tabular import QUANTUM, Column
 from ..filters import Filters
 
-KINDS = ("text", "int", "yuan", "kwh", "percent", "date", "datetime")
 # Rows a report page shows; the export carries them all.
 PAGE_ROWS = 200
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column: the exports' `Column` shape (key, translated title, kind)."""
-
-    key: str
-    title: str
-    kind: str  # one of KINDS
 
 
 def kwh(wh) -> Decimal:
@@ -35,8 +25,11 @@ def yuan(value) -> Decimal:
 
 
 def ratio(part, whole) -> Decimal | None:
-    """part / whole as a fraction to 4 places (the page shows 23.69 %), None for 0 / 0."""
-    return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001")) if whole else None
+    """part / whole as a percentage to 0.01 (Decimal("23.69") is 23.69 %, the exports'
+    "percent"), None for 0 / 0."""
+    if not whole:
+        return None
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(QUANTUM["percent"])
 
 
 def sums(rows: QuerySet, names) -> dict:
@@ -64,6 +57,11 @@ class Report:
 
     def filters_used(self) -> list[tuple[str, str]]:
         return self.filters.used()
+
+    @property
+    def filter_values(self) -> dict[str, list[str]]:
+        """What an export job keeps to build this report again (`reports.exports.registry`)."""
+        return self.filters.query()
 
     def chart(self) -> dict | None:
         """{"x": [...], "series": [{"name", "type", "data", "axis"}]} for the page, or None."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from django.db.models import Count, Sum
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Channel, PaymentState
 from billing.selectors import bills_visible_to
 
-from .base import Column, Report, kwh, yuan
+from ..exports.tabular import Column
+from .base import Report, kwh, yuan
 
 
 def _bills(report: Report):
@@ -52,10 +56,11 @@ class ChargingDetail(Report):
         "order_no", "station__name", "channel", "member__nickname", "sub_operator__name",
         "department__name", "current_type", "started_at", "ended_at", "duration_s",
         "energy_wh", "electricity_fee", "service_fee", "total", "payment_state", "fault_codes",
-        "settled_at", "paid_at",
+        "settled_at", "paid_at", "station__time_zone",
     )  # fmt: skip
 
     def rows(self):
+        """Times on the station's clock, as the bills list and the exports show them."""
         channels, states = dict(Channel.choices), dict(PaymentState.choices)
         for row in (
             _bills(self)
@@ -64,7 +69,12 @@ class ChargingDetail(Report):
             .iterator(chunk_size=2000)
         ):
             (order, station, channel, member, sub, dept, ct, start, end, duration, energy,
-             fee_e, fee_s, total, state, codes, settled, paid) = row  # fmt: skip
+             fee_e, fee_s, total, state, codes, settled, paid, zone_name) = row  # fmt: skip
+            zone = ZoneInfo(zone_name)  # ZoneInfo keeps its instances
+            start, end, settled, paid = (
+                None if at is None else timezone.localtime(at, zone)
+                for at in (start, end, settled, paid)
+            )
             yield (
                 order, station, str(channels.get(channel, channel)), member or "", sub or "",
                 dept or "", ct, start, end, duration, kwh(energy), fee_e, fee_s, total,
@@ -81,7 +91,7 @@ class ChargingDetail(Report):
             t=Sum("total"),
         )
         return (
-            _("total"), "", "", "", "", "", "", "", "", s["d"] or 0, kwh(s["e"]),
+            str(_("total")), "", "", "", "", "", "", "", "", s["d"] or 0, kwh(s["e"]),
             yuan(s["fe"]), yuan(s["fs"]), yuan(s["t"]), "", "", "", "",
         )  # fmt: skip
 
@@ -129,4 +139,4 @@ class OneCardOneCar(Report):
 
     def totals(self):
         s = self._bills().aggregate(n=Count("pk"), e=Sum("energy_wh"), t=Sum("total"))
-        return (_("total"), "", "", "", s["n"], kwh(s["e"]), yuan(s["t"]))
+        return (str(_("total")), "", "", "", s["n"], kwh(s["e"]), yuan(s["t"]))

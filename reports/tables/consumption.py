@@ -11,12 +11,13 @@ from django.utils.translation import gettext_lazy as _
 
 from chargenet.money import to_fen
 
+from ..exports.tabular import Column
 from ..selectors import (
     bill_days_visible_to,
     fee_shares_visible_to,
     station_bill_days_visible_to,
 )
-from .base import Column, Report, kwh, sums, yuan
+from .base import Report, kwh, sums, yuan
 
 ENERGY = ("energy_wh", "energy_sharp_wh", "energy_peak_wh", "energy_flat_wh", "energy_valley_wh")
 MONEY = ("electricity_fee", "service_fee", "total", "paid", "owed")
@@ -75,7 +76,7 @@ class DailyConsumption(Report):
             )
 
     def totals(self):
-        return (_("total"), "", "", "", *self._figures(sums(self._rows(), self.FIGURES)))
+        return (str(_("total")), "", "", "", *self._figures(sums(self._rows(), self.FIGURES)))
 
     def chart(self):
         days = (
@@ -163,4 +164,9 @@ class MonthlyStatement(Report):
     def totals(self):
         lines = self._statement()
         summed = [sum((line[i] for line in lines), start=0) for i in range(1, 6)]
-        return (_("total"), *summed, "", sum((line[7] for line in lines), start=Decimal("0.00")))
+        return (
+            str(_("total")),
+            *summed,
+            "",
+            sum((line[7] for line in lines), start=Decimal("0.00")),
+        )

@@ -10,8 +10,9 @@ from django.utils.translation import gettext_lazy as _
 from billing.models import Channel
 from faults.codes import FaultCode
 
+from ..exports.tabular import Column
 from ..selectors import bill_days_visible_to, fault_days_visible_to
-from .base import Column, Report, ratio, yuan
+from .base import Report, ratio, yuan
 
 # The dimensions one can group by: (filter key, rollup field, column).
 DIMENSIONS = {
@@ -99,7 +100,7 @@ class FaultStatistics(Report):
         if self._by_code():  # per code, a bill may count under several codes: no bill total
             return None
         return (
-            _("total"),
+            str(_("total")),
             *[""] * (len(self.groups) - 1),
             n,
             sessions["f"] or 0,

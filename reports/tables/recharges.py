@@ -17,7 +17,8 @@ from django.utils.translation import pgettext_lazy
 from billing.models import EntryKind, LedgerEntry
 from billing.selectors import wallets_visible_to
 
-from .base import Column, Report, yuan
+from ..exports.tabular import Column
+from .base import Report, yuan
 
 CHANNELS = {
     "payment": _("online payment"),
@@ -80,4 +81,4 @@ class Recharges(Report):
     def totals(self):
         s = self._entries().aggregate(**self.FIGURES)
         amount = yuan(s["a"])
-        return (_("total"), "", s["n"], amount, amount, yuan(0), yuan(s["r"]))
+        return (str(_("total")), "", s["n"], amount, amount, yuan(0), yuan(s["r"]))

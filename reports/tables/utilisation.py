@@ -15,8 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from stations.models import PileFault, StationOutage
 from stations.selectors import piles_visible_to
 
+from ..exports.tabular import Column
 from ..selectors import pile_days_visible_to
-from .base import Column, Report, ratio
+from .base import Report, ratio
 
 DAY_S = 86400
 

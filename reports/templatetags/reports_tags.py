@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django import template
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import formats
 
 register = template.Library()
 
@@ -18,7 +18,7 @@ def cell(value, kind: str) -> str:
     if value is None or value == "":
         return "—" if kind not in ("text",) else ""
     if kind == "percent":
-        return f"{Decimal(value) * 100:.2f}%"
+        return f"{Decimal(value):.2f}%"  # the percentage itself (the exports' convention)
     if kind == "kwh":
         return f"{Decimal(value):,.3f}"
     if kind == "yuan":
@@ -26,7 +26,8 @@ def cell(value, kind: str) -> str:
     if kind == "int" and isinstance(value, int):
         return f"{value:,}"
     if kind == "datetime" and isinstance(value, dt.datetime):
-        return formats.date_format(timezone.localtime(value), "Y-m-d H:i:s")
+        # On the clock the value carries (a bill's: its station's), as the export shows it.
+        return formats.date_format(value, "Y-m-d H:i:s")
     return str(value)
 
 

@@ -27,7 +27,7 @@ def test_dashboard_figures_of_the_day_and_month(world):
     load = board.load["series"][0]["data"]
     assert (load[10], load[11], load[12]) == (21.0, 0.0, 3.0)
     # S2: two one-hour sessions on one pile over 30 days; S1: one.
-    assert board.top == [StationUse("S2", D("0.0028")), StationUse("S1", D("0.0014"))]
+    assert board.top == [StationUse("S2", D("0.28")), StationUse("S1", D("0.14"))]
     assert (board.piles_online, board.piles_offline) == (0, 2)
 
 

@@ -1,15 +1,12 @@
 """The reports' figures, exactly: daily consumption, detail, cards, fault statistics (the
-2019-10 analysis), utilisation, recharges, the monthly statement, and the export link."""
+2019-10 analysis), utilisation, recharges, and the monthly statement."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import types
 from decimal import Decimal as D
 
 import pytest
-from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -150,12 +147,12 @@ def test_fault_statistics_by_channel_and_by_firmware_in_one_click(world):
         by["channel"][0]
         == [
             ("card (one card one vehicle)", 1, 0, D("0"), 0, D("0.00")),
-            ("partner app", 3, 2, D("0.6667"), 0, D("0.00")),
+            ("partner app", 3, 2, D("66.67"), 0, D("0.00")),
             ("scan (WeChat)", 2, 0, D("0"), 0, D("0.00")),
         ][1:2]
     )
-    assert by["channel"][1] == ("total", 6, 2, D("0.3333"), 0, D("0.00"))
-    assert by["firmware"][0] == [("2090100", 3, 2, D("0.6667"), 0, D("0.00"))]
+    assert by["channel"][1] == ("total", 6, 2, D("33.33"), 0, D("0.00"))
+    assert by["firmware"][0] == [("2090100", 3, 2, D("66.67"), 0, D("0.00"))]
     per_code = faults(
         staff=world["admin_a"],
         filters=Filters(
@@ -170,7 +167,7 @@ def test_fault_statistics_by_channel_and_by_firmware_in_one_click(world):
             "partner app",
             3,
             2,
-            D("0.6667"),
+            D("66.67"),
             0,
             D("0.00"),
         ),
@@ -204,9 +201,7 @@ def test_utilisation_counts_charging_time_offline_time_and_outages(world):
         first_day=dt.date(2019, 10, 5), last_day=dt.date(2019, 10, 5), station=world["s1"]
     )
     rows, _totals = table("utilisation", world, filters=day)
-    assert rows == [
-        (dt.date(2019, 10, 5), "S1", p1.code, 1, "1.00", D("0.0417"), D("0.7500"), 1, 1)
-    ]
+    assert rows == [(dt.date(2019, 10, 5), "S1", p1.code, 1, "1.00", D("4.17"), D("75.00"), 1, 1)]
 
 
 def test_recharges_per_day_and_channel(world, django_user_model):
@@ -263,36 +258,3 @@ def test_monthly_statement_applies_each_days_share_rate(world):
     ]
     assert totals == ("total", 3, D("22.000"), D("15.40"), D("15.40"), D("30.80"), "", D("5.74"))
     assert table("statement", world, user="subop_y")[0] == []
-
-
-def test_export_links_hand_the_same_table_to_the_exports(client, world, monkeypatch):
-    """Until the exports land (reports/exports/, the other half of issue 11), a stand-in
-    `export_response` receives the page's table and writes it as CSV."""
-    received = []
-
-    def export_response(request, tabular):
-        received.append(tabular)
-        lines = [",".join(str(c.title) for c in tabular.columns)]
-        lines += [",".join(map(str, row)) for row in [*tabular.rows(), tabular.totals()]]
-        return HttpResponse("\n".join(lines), content_type="text/csv")
-
-    stand_in = types.ModuleType("reports.exports.admin")
-    stand_in.export_response = export_response
-    monkeypatch.setitem(sys.modules, "reports.exports", types.ModuleType("reports.exports"))
-    monkeypatch.setitem(sys.modules, "reports.exports.admin", stand_in)
-    page = client_as(client, world, "subop_x").get(
-        reverse("admin:reports_report", args=["daily"]),
-        {"date_from": "2019-10-01", "date_to": "2019-10-31"},
-    )
-    assert b"export=csv" in page.content and b"export=xlsx" in page.content
-    response = client.get(
-        reverse("admin:reports_report", args=["daily"]),
-        {"date_from": "2019-10-01", "date_to": "2019-10-31", "export": "csv"},
-    )
-    [tabular] = received
-    assert (tabular.slug, tabular.filters_used()) == (
-        "daily",
-        [("date from", "2019-10-01"), ("date to", "2019-10-31")],
-    )
-    text = response.content.decode()
-    assert text.splitlines()[-1].startswith("total,,,,2,21.000,")

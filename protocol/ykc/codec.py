@@ -641,8 +641,9 @@ def encode_raw(type_code: int, body: bytes, *, serial: int, encryption: int = 0)
 class StreamDecoder:
     """Cut a TCP byte stream into frames.
 
-    A frame whose CRC does not match is dropped (a line glitch) and the stream picks up
-    again at the next 0x68 after its start byte: a corrupt length cannot swallow the good
+    A frame whose CRC does not match is dropped (a line glitch). When the next frame starts
+    right behind it, it is dropped whole; otherwise the stream picks up again at the next
+    0x68 after its start byte: a corrupt length cannot swallow the good
     frames behind it (the bytes skipped on the way belong to the frame dropped, which is
     reported whole, so they are not reported again). Other bytes before a start byte are
     dropped as garbage. A length too short to hold a header is dropped like a bad CRC.
@@ -680,8 +681,13 @@ class StreamDecoder:
             inner = bytes(buf[2 : 2 + length])
             if crc16(inner) != int.from_bytes(buf[2 + length : total], "little"):
                 out.append(Dropped("BadCRC", bytes(buf[:total])))
-                del buf[:1]
-                self._resyncing = True
+                # Its length is believed only when the next frame starts right behind it
+                # (or nothing came after it yet): else a 0x68 inside a glitched frame
+                # would be taken for a start and its "length" would swallow the frames
+                # that follow until enough bytes came.
+                whole = len(buf) == total or buf[total] == START
+                del buf[: total if whole else 1]
+                self._resyncing = not whole
                 continue
             self._resyncing = False
             out.append(

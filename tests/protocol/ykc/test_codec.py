@@ -224,6 +224,22 @@ def test_a_corrupt_length_does_not_swallow_the_frames_behind_it():
     assert out[0] == Dropped("BadCRC", out[0].raw)
 
 
+@pytest.mark.parametrize("together", [True, False], ids=["one-read", "two-reads"])
+def test_a_glitched_frame_holding_0x68_does_not_hold_up_the_frame_behind_it(together):
+    """A CRC byte that the glitch turned into 0x68 is no frame start: the frame behind
+    the dropped one is decoded at once (it was held until 104 more bytes came)."""
+    bad = bytearray(codec.encode(HEARTBEAT, serial=2))
+    bad[-1] = 0x68 if bad[-1] != 0x68 else 0x69
+    good = codec.encode(HEARTBEAT, serial=3)
+    decoder = StreamDecoder()
+    if together:
+        out = decoder.feed(bytes(bad) + good)
+    else:
+        out = decoder.feed(bytes(bad)) + decoder.feed(good)
+    assert [e.code if isinstance(e, Dropped) else e.serial for e in out] == ["BadCRC", 3]
+    assert decoder.pending == 0
+
+
 def test_length_below_the_header_is_dropped():
     out = StreamDecoder().feed(b"\x68\x02" + codec.encode(HEARTBEAT, serial=9))
     assert [getattr(e, "code", None) or e.serial for e in out] == ["BadLength", 9]

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from billing.models import Period
 from billing.selectors import station_prices_today
+from billing.services.reservations import reservations_active
 from chargenet.api import Pagination
 from stations.models import Connector, CurrentType, Station
 from stations.public import (
@@ -60,9 +61,13 @@ class ConnectorOut(serializers.Serializer):
     state_label = serializers.CharField()
 
 
-def connector_data(connector: Connector) -> dict:
+def connector_data(connector: Connector, *, held: bool = False) -> dict:
+    """``held``: another driver's reservation holds the connector (it shows *reserved*
+    before the pile reports it so, unless the pile is offline or the connector in use)."""
     pile = connector.pile
     state = connector_driver_state(status=connector.status, pile_online=pile.is_online)
+    if held and state in (DriverState.FREE, DriverState.PLUGGED):
+        state = DriverState.RESERVED
     return {
         "id": connector.pk,
         "number": connector.number,
@@ -153,6 +158,7 @@ def station_data(station: Station, *, member) -> dict:
         .select_related("pile")
         .order_by("pile__code", "number")
     )
+    held = _held_by_others(member, station_id=station.pk)
     return {
         "id": station.pk,
         "name": station.name,
@@ -168,14 +174,21 @@ def station_data(station: Station, *, member) -> dict:
             "ac": _period_rows(today.schedule, today.prices.get("AC", [])),
             "dc": _period_rows(today.schedule, today.prices.get("DC", [])),
         },
-        "connectors": [connector_data(c) for c in connectors],
+        "connectors": [connector_data(c, held=c.pk in held) for c in connectors],
     }
 
 
-def connector_detail_data(connector: Connector) -> dict:
+def _held_by_others(member, **narrowed) -> set[int]:
+    """The connectors (ids) another driver's reservation holds now."""
+    held = reservations_active(**narrowed).exclude(member_id=member.pk)
+    return set(held.values_list("connector_id", flat=True))
+
+
+def connector_detail_data(connector: Connector, *, member) -> dict:
     station = connector.pile.station
+    held = bool(_held_by_others(member, connector_id=connector.pk))
     return {
-        **connector_data(connector),
+        **connector_data(connector, held=held),
         "station_id": station.pk,
         "station_name": station.name,
         "station_open_now": station_open_at(station=station, at=timezone.now()),
@@ -230,7 +243,9 @@ class ConnectorView(APIView):
     @extend_schema(responses=ConnectorDetailOut, operation_id="connector_detail")
     def get(self, request, connector_id: int):
         connector = get_object_or_404(_connectors(request.user.member), pk=connector_id)
-        return Response(ConnectorDetailOut(connector_detail_data(connector)).data)
+        return Response(
+            ConnectorDetailOut(connector_detail_data(connector, member=request.user.member)).data
+        )
 
 
 class ScanIn(serializers.Serializer):
@@ -248,4 +263,6 @@ class ScanView(APIView):
         query.is_valid(raise_exception=True)
         found = connector_by_qr(member=request.user.member, content=query.validated_data["code"])
         connector = get_object_or_404(_connectors(request.user.member), pk=getattr(found, "pk", 0))
-        return Response(ConnectorDetailOut(connector_detail_data(connector)).data)
+        return Response(
+            ConnectorDetailOut(connector_detail_data(connector, member=request.user.member)).data
+        )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import accounts, charging, stations, wallet
+from . import accounts, charging, reservations, stations, wallet
 
 app_name = "driverapi"
 
@@ -46,5 +46,20 @@ urlpatterns += [
         "pay/wechat/refund-notify",
         wallet.RefundNotifyView.as_view(),
         name="wechat-refund-notify",
+    ),
+]
+
+# Reservations (driverapi.reservations): hold a connector while driving there.
+urlpatterns += [
+    path("reservations/", reservations.ReservationListView.as_view(), name="reservations"),
+    path(
+        "reservations/<int:reservation_id>",
+        reservations.ReservationView.as_view(),
+        name="reservation",
+    ),
+    path(
+        "connectors/<int:connector_id>/reservation",
+        reservations.ReserveView.as_view(),
+        name="connector-reserve",
     ),
 ]

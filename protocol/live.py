@@ -4,7 +4,8 @@ The rows and their amounts come from `reports.live` (scope: the bills' rule); th
 page adds what only an adapter may do: stop a session on its pile
 (`protocol.intents.session_stop_remote`, audited, its outcome shown as a message). The
 page refreshes its rows from `live_sessions_json` (a static script: the CSP forbids inline
-ones). URLs are included by `chargenet.urls` under ``admin/live/``.
+ones), and so its second table: the reservations (预约) holding a connector now, at the
+stations the staff member sees. URLs are included by `chargenet.urls` under ``admin/live/``.
 
 Permissions: seeing the screen is "view charging session"; stopping is "change pile remote
 control" — the right that sends remote commands on the pile console.
@@ -30,10 +31,13 @@ from reports.exports.admin import export_response
 from reports.exports.tabular import cell_text
 from reports.live import (
     LIVE_COLUMNS,
+    RESERVATION_COLUMNS,
     LiveFilters,
     LiveSession,
     LiveSessionsTabular,
     live_cells,
+    live_reservation_cells,
+    live_reservations_visible_to,
     live_sessions_read,
     live_sessions_visible_to,
 )
@@ -63,10 +67,17 @@ def _page(request):
     sessions = filters.apply(live_sessions_visible_to(request.user)).order_by("-started_at")
     paginator = Paginator(sessions.values_list("pk", flat=True), PER_PAGE)
     page = paginator.get_page(request.GET.get("p"))
-    rows = live_sessions_read(
-        sessions=sessions.filter(pk__in=list(page.object_list)), now=timezone.now()
-    )
-    return filters, page, rows
+    now = timezone.now()
+    rows = live_sessions_read(sessions=sessions.filter(pk__in=list(page.object_list)), now=now)
+    reservations = filters.apply_reservations(live_reservations_visible_to(request.user))
+    held = [_reservation_row(r, now) for r in reservations[:PER_PAGE]]
+    return filters, page, rows, held
+
+
+def _reservation_row(reservation, now) -> dict:
+    cells = live_reservation_cells(reservation, now=now)
+    shown = zip(cells, RESERVATION_COLUMNS, strict=True)
+    return {"id": reservation.pk, "cells": [cell_text(value, col.kind) for value, col in shown]}
 
 
 def _row(live: LiveSession, can_stop: bool) -> dict:
@@ -86,7 +97,7 @@ def _row(live: LiveSession, can_stop: bool) -> dict:
 
 
 def live_sessions_view(request):
-    filters, page, rows = _page(request)
+    filters, page, rows, reservations = _page(request)
     can_stop = _can_stop(request.user)
     query = urlencode(filters.as_query())
     context = {
@@ -94,6 +105,8 @@ def live_sessions_view(request):
         "title": _("Live sessions"),
         "columns": LIVE_COLUMNS,
         "rows": [_row(live, can_stop) for live in rows],
+        "reservation_columns": RESERVATION_COLUMNS,
+        "reservations": reservations,
         "page": page,
         "filters": filters,
         "stations": stations_visible_to(request.user).visible().order_by("name"),
@@ -109,11 +122,12 @@ def live_sessions_view(request):
 
 def live_sessions_json(request):
     """The page's rows, for its script to refresh them without reloading."""
-    _filters, page, rows = _page(request)
+    _filters, page, rows, reservations = _page(request)
     can_stop = _can_stop(request.user)
     return JsonResponse(
         {
             "rows": [_row(live, can_stop) for live in rows],
+            "reservations": reservations,
             "count": page.paginator.count,
             "at": timezone.localtime().strftime("%H:%M:%S"),
         }

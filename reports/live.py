@@ -30,8 +30,10 @@ from billing.selectors import (
     tariff_rows_for_stations,
     tariff_specs_from_rows,
 )
+from billing.services.reservations import reservations_active
 from chargenet.money import wh_to_kwh
-from stations.selectors import stations_visible_to
+from stations.models import Reservation
+from stations.selectors import reservations_visible_to, stations_visible_to
 
 from .exports.registry import tabular_register
 from .exports.tabular import Column, hms
@@ -71,6 +73,12 @@ class LiveFilters:
             channel=str(query.get("channel") or "")[:16],
             search=str(query.get("q") or "").strip()[:64],
         )
+
+    def apply_reservations(self, reservations: QuerySet[Reservation]) -> QuerySet[Reservation]:
+        """The station filter narrows the reservations too (the others name sessions)."""
+        if self.station_id is not None:
+            reservations = reservations.filter(connector__pile__station_id=self.station_id)
+        return reservations
 
     def apply(self, sessions: QuerySet[ChargingSession]) -> QuerySet[ChargingSession]:
         if self.station_id is not None:
@@ -258,6 +266,46 @@ class LiveSessionsTabular:
             used.append((_gettext("search"), self.filters.search))
         used.append((_gettext("exported by"), self.staff.get_username()))
         return used
+
+
+# --- reservations (预约) ----------------------------------------------------------------
+
+
+def live_reservations_visible_to(staff) -> QuerySet[Reservation]:
+    """The reservations holding a connector now that ``staff`` may see: those at the
+    stations they see (`stations.selectors.reservations_visible_to`), soonest to end
+    first, with their station, pile, connector and driver (one query)."""
+    return (
+        reservations_active()
+        .filter(pk__in=reservations_visible_to(staff).values("pk"))
+        .select_related("connector__pile__station")
+    )
+
+
+def live_reservation_cells(reservation: Reservation, *, now: dt.datetime) -> list:
+    """One reservation's cells, in `RESERVATION_COLUMNS` order."""
+    pile = reservation.connector.pile
+    zone = pile.station.zone
+    return [
+        pile.station.name,
+        pile.code,
+        reservation.connector.number,
+        str(reservation.member),
+        timezone.localtime(reservation.created_at, zone),
+        timezone.localtime(reservation.expires_at, zone),
+        max(0, int((reservation.expires_at - now).total_seconds() // 60)),
+    ]
+
+
+RESERVATION_COLUMNS = [
+    Column("station", _("station"), "text"),
+    Column("pile", _("pile"), "text"),
+    Column("connector", _("connector"), "int"),
+    Column("driver", _("driver"), "text"),
+    Column("reserved_at", _("reserved at"), "datetime"),
+    Column("expires_at", _("expires at"), "datetime"),
+    Column("minutes_left", _("minutes left"), "int"),
+]
 
 
 tabular_register(

@@ -16,7 +16,7 @@ from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
 from orgs.models import DriverToken
 from protocol import intents
-from stations.models import ConnectorState, Pile
+from stations.models import ConnectorState, Pile, Reservation
 from tests.billing.factories import order_no, stopped_session, tariffed_station
 from tests.driverapi.test_wallet import WALLET_ENDPOINT_NAMES
 from tests.drivers import PileStandIn, driver_client
@@ -47,6 +47,12 @@ def two_drivers(monkeypatch):
         connector=connector, id_tag=a.token, member=a, state=SessionState.CHARGING,
         started_at=t0, meter_start_wh=0,
     )  # fmt: skip
+    free = ConnectorFactory(pile=pile, number=2, status=ConnectorState.AVAILABLE)
+    # Held for A (made directly: the core refuses a reservation while A's charge runs).
+    held = Reservation.objects.create(
+        connector=free, member=a, id_tag=a.token,
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20),
+    )  # fmt: skip
     other_op = PileFactory(is_published=True, is_online=True)
     foreign = ConnectorFactory(pile=other_op, status=ConnectorState.PREPARING)
     a_client = driver_client(a)
@@ -56,6 +62,7 @@ def two_drivers(monkeypatch):
         "a_client": a_client,
         "bill": bill,
         "running": running,
+        "reservation": held,
         "connector": connector,
         "foreign_connector": foreign,
         "foreign_station": other_op.station,
@@ -67,6 +74,7 @@ def _ids(w):
     return {
         "bill": w["bill"].pk,
         "session": w["running"].pk,
+        "reservation": w["reservation"].pk,
         "foreign_connector": w["foreign_connector"].pk,
         "foreign_station": w["foreign_station"].pk,
     }
@@ -86,6 +94,9 @@ MATRIX = [
     ("connector", "get", "/api/v1/connectors/{foreign_connector}/", None, 404),
     ("start", "post", "/api/v1/connectors/{foreign_connector}/start/", None, 404),
     ("connector-scan", "get", "/api/v1/connectors/scan/?code={foreign_pile_code}-1", None, 404),
+    ("reservations", "get", "/api/v1/reservations/", None, 200),
+    ("reservation", "delete", "/api/v1/reservations/{reservation}", None, 404),
+    ("connector-reserve", "post", "/api/v1/connectors/{foreign_connector}/reservation", {}, 404),
     ("stations-nearby", "get", "/api/v1/stations/nearby/?lat=22.5176&lng=113.3926", None, 200),
     ("phone-code", "post", "/api/v1/auth/phone/code/", {"phone": "13800000001"}, 202),
     ("phone-bind", "post", "/api/v1/auth/phone/", {"phone": "13800000001", "code": "1"}, 400),
@@ -106,6 +117,10 @@ def test_every_driver_endpoint_is_in_the_matrix():
     assert names == {row[0] for row in MATRIX} | WALLET_ENDPOINT_NAMES
 
 
+def _reservations(member) -> list:
+    return list(member.reservations.order_by("pk").values_list("pk", "state", "expires_at"))
+
+
 @pytest.mark.parametrize(("name", "method", "path", "data", "status"), MATRIX)
 def test_driver_b_gets_nothing_of_driver_a(two_drivers, settings, name, method, path, data, status):
     settings.WECHAT_API_BASE = "http://127.0.0.1:9"  # no WeChat: a login attempt is a 503
@@ -116,7 +131,7 @@ def test_driver_b_gets_nothing_of_driver_a(two_drivers, settings, name, method, 
         DriverToken.objects.filter(member=a).count(),
         type(a).objects.filter(pk=a.pk).values_list("phone", "wechat_openid").get(),
     )
-    before = (list(before[0]), before[1], before[2])
+    before = (list(before[0]), before[1], before[2], _reservations(a))
     url = path.format(**_ids(w), foreign_pile_code=w["foreign_connector"].pile.code)
     headers = {"Idempotency-Key": "k"} if name == "start" else {}
     answer = getattr(driver_client(w["b"]), method)(url, data, format="json", headers=headers)
@@ -126,12 +141,15 @@ def test_driver_b_gets_nothing_of_driver_a(two_drivers, settings, name, method, 
         assert secret not in text
     if status == 200 and "results" in answer.json():
         assert answer.json()["results"] == [] or name == "stations-nearby"
+    if name == "reservations":
+        assert answer.json() == []
     if name == "me":
         assert answer.json()["id"] == w["b"].pk
     after = (
         list(ChargingSession.objects.filter(member=a).order_by("pk").values_list("pk", "state")),
         DriverToken.objects.filter(member=a).count(),
         type(a).objects.filter(pk=a.pk).values_list("phone", "wechat_openid").get(),
+        _reservations(a),
     )
     assert after == before
     assert w["pile_side"].starts == [] and w["pile_side"].stops == []

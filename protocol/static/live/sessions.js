@@ -1,5 +1,6 @@
 // The live-sessions screen: refresh the rows from the JSON endpoint every few seconds
-// (no reload), and ask before a stop is sent to a pile. Cells are set as text, never HTML.
+// (no reload), the reservations table too, and ask before a stop is sent to a pile. Cells
+// are set as text, never HTML.
 (function () {
   "use strict";
   function csrfToken() {
@@ -35,17 +36,21 @@
     td.appendChild(form);
     return td;
   }
+  function textRow(cells) {
+    var tr = document.createElement("tr");
+    cells.forEach(function (text) {
+      var td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    });
+    return tr;
+  }
   function render(table, data) {
     var body = table.tBodies[0];
     var rows = document.createDocumentFragment();
     data.rows.forEach(function (row) {
-      var tr = document.createElement("tr");
+      var tr = textRow(row.cells);
       tr.dataset.session = row.id;
-      row.cells.forEach(function (text) {
-        var td = document.createElement("td");
-        td.textContent = text;
-        tr.appendChild(td);
-      });
       if (row.stop_url) { tr.appendChild(stopCell(table, row.stop_url)); }
       rows.appendChild(tr);
     });
@@ -54,9 +59,25 @@
     } else if (!body.querySelector(".live-empty")) {
       body.replaceChildren();
     }
+    var held = document.getElementById("live-reservations");
+    if (held && data.reservations) { renderReservations(held, data.reservations); }
     var updated = document.getElementById("live-updated");
     if (updated) { updated.textContent = data.at; }
     confirmStops(table);
+  }
+  function renderReservations(table, reservations) {
+    var body = table.tBodies[0];
+    var rows = document.createDocumentFragment();
+    reservations.forEach(function (row) {
+      var tr = textRow(row.cells);
+      tr.dataset.reservation = row.id;
+      rows.appendChild(tr);
+    });
+    if (reservations.length) {
+      body.replaceChildren(rows);
+    } else if (!body.querySelector(".live-empty")) {
+      body.replaceChildren();
+    }
   }
   function start() {
     var table = document.getElementById("live-sessions");

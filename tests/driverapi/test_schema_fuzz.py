@@ -30,6 +30,7 @@ from stations.models import ConnectorState, Pile
 from tests.billing.factories import stopped_session, tariffed_station
 from tests.drivers import PileStandIn
 from tests.factories import ConnectorFactory, MemberFactory, PileFactory
+from tests.wechatpay import pay_keys_fixture, wechat_pay_fixture  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -43,8 +44,10 @@ OPERATIONS = sorted(result.ok().label for result in SCHEMA.get_all_operations())
 
 
 @pytest.fixture
-def driver_headers(settings, monkeypatch):
-    """A driver with a network and a bill; the headers the fuzzed requests carry."""
+def driver_headers(settings, monkeypatch, wechat_pay):
+    """A driver with a network and a bill, and WeChat Pay (its local fake) configured: a
+    valid recharge is a 201 there, not a 503 "payment unavailable"; the headers the
+    fuzzed requests carry."""
     monkeypatch.setitem(intents.ADAPTERS, Pile.Protocol.OCPP16J, PileStandIn())
     station = tariffed_station()
     ConnectorFactory(

@@ -39,7 +39,13 @@ from integrations.wechat.pay import (
 
 from ..events import RECHARGE_CLOSED
 from ..models import LedgerEntry, Recharge, RechargeState
-from .wallet import WalletError, _amount, wallet_balance, wallet_balance_problem, wallet_recharge
+from .wallet import (
+    WalletError,
+    money_amount_exact,
+    wallet_balance,
+    wallet_balance_problem,
+    wallet_recharge,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +102,7 @@ def recharge_create(
     """Open a WeChat Pay JSAPI order of ``amount`` yuan for ``member`` and return the
     parameters the page pays it with. Refused (nothing kept) when the amount is out of
     bounds or the member has no WeChat identity; a WeChat failure marks the order failed."""
-    amount = _amount(amount, _("A recharge"))
+    amount = money_amount_exact(amount, _("A recharge"))
     low, high = Decimal(settings.RECHARGE_MIN_YUAN), Decimal(settings.RECHARGE_MAX_YUAN)
     if not low <= amount <= high:
         raise RechargeError(

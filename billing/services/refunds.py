@@ -43,7 +43,7 @@ from ..models import (
     RefundState,
 )
 from .recharges import REFUND_NOTIFY_PATH, NotificationRefused, notify_url, to_fen
-from .wallet import _amount, wallet_balance, wallet_refund, wallet_withdraw
+from .wallet import money_amount_exact, wallet_balance, wallet_refund, wallet_withdraw
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def refundable_amount(*, member) -> Decimal:
 @transaction.atomic
 def refund_request_create(*, member, amount: Decimal, reason: str = "") -> RefundRequest:
     """A driver asks for ``amount`` of the balance back: queued for staff."""
-    amount = _amount(amount, _("A balance refund"))
+    amount = money_amount_exact(amount, _("A balance refund"))
     if amount <= 0:
         raise RefundError(_("A balance refund is a positive amount."))
     most = refundable_amount(member=member)

@@ -40,7 +40,9 @@ class ArrearsError(Conflict):
     code = "member_in_arrears"
 
 
-def _amount(value: Decimal, what: str) -> Decimal:
+def money_amount_exact(value: Decimal, what: str) -> Decimal:
+    """``value`` as an exact amount of whole fen, or a `MoneyError` naming ``what``: the one
+    check every wallet, recharge and refund amount passes."""
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
         raise MoneyError(_("%(what)s must be exact (Decimal).") % {"what": what})
     value = Decimal(value)
@@ -115,7 +117,7 @@ def wallet_balance(*, member) -> Decimal:
 def wallet_recharge(*, member, amount: Decimal, reference: str, actor=None) -> LedgerEntry:
     """Credit a paid recharge order, exactly once per ``reference`` (the payment order
     number): a repeat returns the first entry. Then pays owed bills the balance covers."""
-    amount = _amount(amount, _("A recharge"))
+    amount = money_amount_exact(amount, _("A recharge"))
     if amount <= 0:
         raise WalletError(_("A recharge is a positive amount."))
     if not reference:
@@ -151,7 +153,7 @@ def wallet_recharge(*, member, amount: Decimal, reference: str, actor=None) -> L
 def wallet_refund(
     *, member, amount: Decimal, reference: str, reason: str, actor=None
 ) -> LedgerEntry:
-    amount = _amount(amount, _("A refund"))
+    amount = money_amount_exact(amount, _("A refund"))
     if amount <= 0:
         raise WalletError(_("A refund is a positive amount."))
     wallet = _locked_wallet(member)
@@ -179,7 +181,7 @@ def wallet_withdraw(*, member, amount: Decimal, reference: str, actor) -> Ledger
     """Take ``amount`` out of the wallet for a balance refund to WeChat Pay (``reference``:
     the WeChat refund number), once per reference (a database constraint); audited.
     Raises `InsufficientBalance` when the balance does not cover it."""
-    amount = _amount(amount, _("A balance refund"))
+    amount = money_amount_exact(amount, _("A balance refund"))
     if amount <= 0:
         raise WalletError(_("A balance refund is a positive amount."))
     wallet = _locked_wallet(member)
@@ -205,7 +207,7 @@ def wallet_withdraw(*, member, amount: Decimal, reference: str, actor) -> Ledger
 @transaction.atomic
 def wallet_adjust(*, member, amount: Decimal, reason: str, actor) -> LedgerEntry:
     """A manual adjustment by staff (positive or negative), with a reason, audited."""
-    amount = _amount(amount, _("An adjustment"))
+    amount = money_amount_exact(amount, _("An adjustment"))
     reason = (reason or "").strip()
     if amount == 0:
         raise WalletError(_("An adjustment of 0.00 yuan changes nothing."))

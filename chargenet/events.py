@@ -31,6 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
+from chargenet.celery import task_queue_on_commit
 from chargenet.models import EventDelivery, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -89,18 +90,11 @@ def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[Outb
         ]
     )
     if due:
-        ids = [row.pk for row in rows]
-        transaction.on_commit(lambda: _queue_deliveries(ids))
+        from chargenet.tasks import events_deliver_task
+
+        # A broker that is down loses nothing: the sweep delivers what was not queued.
+        task_queue_on_commit(events_deliver_task, [row.pk for row in rows])
     return rows
-
-
-def _queue_deliveries(event_ids: list[int]) -> None:
-    from chargenet.tasks import events_deliver_task
-
-    try:
-        events_deliver_task.delay(event_ids)
-    except Exception:  # the broker is down: the sweep delivers them
-        logger.warning("events %s not queued; the sweep will deliver them", event_ids[:10])
 
 
 def event_deliver(*, event_id: int) -> list[str]:

@@ -26,6 +26,10 @@ def events_deliver_task(event_ids: list[int]) -> int:
     return sum(len(events.event_deliver(event_id=event_id)) for event_id in event_ids)
 
 
+# Sends gathered in one gateway batch go as one task with the ids joined.
+events_deliver_task.merges_lists = True
+
+
 @shared_task(name="chargenet.events_deliver_pending", soft_time_limit=120, time_limit=180)
 def events_deliver_pending_task() -> int:
     return events.events_deliver_pending()

@@ -9,24 +9,29 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Bill, SessionState
 from billing.services.settlement import bill_settle
-from chargenet.events import events_deliver_pending
+from chargenet.events import events_deliver, events_deliver_pending, events_publish
 from faults.models import FaultCase
 from integrations.tcec.client import TcecClient
 from interconnect.models import Interconnection, PartnerOrder, Push, PushState, Reconciliation
 from interconnect.services.checks import orders_check
 from interconnect.services.orders import order_session_link, partner_order_open
 from interconnect.services.pushes import (
+    LEASE,
+    pushes_claim,
     pushes_deliver_due,
+    pushes_send,
     reconciliation_enqueue,
     retry_delay,
 )
 from interconnect.wire import station_stats
 from orgs.services import partner_access_set
+from stations.events import PILE_STATUS_CHANGED
 from stations.services.live import connector_status_record
 from tests.protocol import world as pworld
 
@@ -211,3 +216,56 @@ def test_station_stats_add_up_the_bills_per_connector(platform_for):
         }
     ]
     assert station_stats(link, "no-such-station", day, day) is None
+
+
+def test_a_crash_between_sending_and_recording_sends_again_never_loses(platform_for):
+    platform, link, order, _bill = partner_session(platform_for, seq="CRASH1")
+    rows = Push.objects.filter(interconnection=link)
+    operations = sorted(rows.values_list("operation", flat=True))
+    before = timezone.now()
+    claimed = pushes_claim()
+    assert sorted(p.operation for p in claimed) == operations
+    attempts = pushes_send(claimed, client=CLIENT)
+    assert [a.error for a in attempts] == ["", "", ""]  # the partner acknowledged them all
+    # ... and the worker died before recording it: each push stays pending, leased.
+    assert {(p.state, p.attempts) for p in rows} == {(PushState.PENDING, 1)}
+    assert all(before + LEASE <= p.next_at <= timezone.now() + LEASE for p in rows)
+    assert deliver() == {}  # no other worker sends them while the lease holds
+    _due_now(link)  # the lease ran out
+    assert deliver() == {PushState.DELIVERED: 3}
+    assert {(p.state, p.attempts) for p in rows.all()} == {(PushState.DELIVERED, 2)}
+    assert len(platform.pushes(ORDER_INFO)) == 2  # sent twice on the wire, recorded once
+    order.refresh_from_db()
+    assert (order.confirm_result, order.confirmed_at is not None) == (0, True)
+    _due_now(link)
+    assert deliver() == {}
+
+
+def test_a_burst_of_pushes_is_consumed_and_delivered_in_a_fixed_number_of_queries(
+    platform_for,
+):
+    platform, link, order, _bill = partner_session(platform_for, seq="BURST1")
+    assert deliver() == {PushState.DELIVERED: 3}
+    pile = order.connector.pile
+    states = ["Preparing", "Charging", "SuspendedEV", "Charging", "Finishing"] * 12
+    with transaction.atomic():
+        events = events_publish(
+            kind=PILE_STATUS_CHANGED,
+            events=[
+                (pile.pk, {"pile_id": pile.pk, "station_id": pile.station_id,
+                           "connector_number": 1, "state": state, "error_code": ""})
+                for state in states
+            ],
+        )  # fmt: skip
+    with CaptureQueriesContext(connection) as consumed:
+        events_deliver(event_ids=[e.pk for e in events])
+    with CaptureQueriesContext(connection) as delivered:
+        assert deliver() == {PushState.DELIVERED: 60}
+    # Events: read, one transaction (deliveries, partners, stations, connectors, pushes),
+    # marked delivered. Pushes: claim, send (no query), record — per batch, not per push.
+    assert len(consumed) <= 10
+    assert len(delivered) <= 14
+    pushed = platform.pushes("notification_stationStatus")
+    received = [p["ConnectorStatusInfo"]["Status"] for p in pushed]
+    assert received == [2, 3, 2, 3, 2] * 12  # one connector's states arrive in their order
+    assert Push.objects.filter(interconnection=link, state=PushState.DELIVERED).count() == 63

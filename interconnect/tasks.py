@@ -10,6 +10,7 @@ from django.utils import timezone
 from .codec import CHINA
 from .models import Interconnection
 from .services.checks import orders_check
+from .services.inbound import messages_prune
 from .services.orders import charge_status_enqueue
 from .services.pushes import pushes_deliver_due as deliver
 from .services.pushes import reconciliation_enqueue
@@ -40,3 +41,9 @@ def reconciliations_enqueue() -> int:
     for link in Interconnection.objects.all():
         queued += reconciliation_enqueue(link=link, day=day) is not None
     return queued
+
+
+@shared_task(name="interconnect.messages_prune", soft_time_limit=240, time_limit=300)
+def messages_prune_task() -> int:
+    """The message log's retention (INTERCONNECT_MESSAGE_RETENTION_DAYS), nightly."""
+    return messages_prune()

@@ -537,6 +537,11 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": 20.0,
         "options": {"expires": 20.0},
     },
+    "interconnect-starts-dispatch": {
+        "task": "interconnect.partner_orders_dispatch_due",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
     "interconnect-charge-status": {
         "task": "interconnect.charge_status_enqueue",
         "schedule": 60.0,

@@ -8,10 +8,14 @@ from celery import shared_task
 from django.utils import timezone
 
 from .codec import CHINA
-from .models import Interconnection
+from .models import Interconnection, PartnerOrder
 from .services.checks import orders_check
 from .services.inbound import messages_prune
-from .services.orders import charge_status_enqueue
+from .services.orders import (
+    charge_status_enqueue,
+    partner_order_dispatch,
+    partner_orders_dispatch_due,
+)
 from .services.pushes import pushes_deliver_due as deliver
 from .services.pushes import reconciliation_enqueue
 
@@ -47,3 +51,20 @@ def reconciliations_enqueue() -> int:
 def messages_prune_task() -> int:
     """The message log's retention (INTERCONNECT_MESSAGE_RETENTION_DAYS), nightly."""
     return messages_prune()
+
+
+@shared_task(name="interconnect.partner_order_dispatch", soft_time_limit=50, time_limit=60)
+def partner_order_dispatch_task(order_id: int) -> bool:
+    """After query_start_charge committed: ask the pile (whoever claims the order first
+    sends it; a repeat does nothing). True when the pile accepted."""
+    order = (
+        PartnerOrder.objects.select_related("interconnection", "connector__pile")
+        .filter(pk=order_id)
+        .first()
+    )
+    return order is not None and partner_order_dispatch(order=order).succeeded
+
+
+@shared_task(name="interconnect.partner_orders_dispatch_due", soft_time_limit=25, time_limit=30)
+def partner_orders_dispatch_due_task() -> int:
+    return partner_orders_dispatch_due()

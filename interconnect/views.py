@@ -31,7 +31,6 @@ from .services.inbound import (
 )
 from .services.orders import (
     link_enabled,
-    partner_order_dispatch,
     partner_order_open,
     partner_order_stop,
 )
@@ -180,17 +179,15 @@ def query_start_charge(link: Interconnection, request: Request) -> dict:
     connector = connector_by_wire_id(link, wire_id)
     with transaction.atomic():
         request_seen(link=link, request=request)
+        # The pile is asked after commit, by a task: the partner is answered at once and
+        # told the pile's answer by notification_start_charge_result (T/CEC 102).
         opened = partner_order_open(link=link, start_charge_seq=seq, connector=connector)
-    started = opened
-    if opened.order is not None and opened.succeeded and not opened.order.dispatched:
-        started = partner_order_dispatch(order=opened.order)  # after commit, no transaction
-    order = started.order
     return {
         "StartChargeSeq": seq,
-        "StartChargeSeqStat": _wire_state(order),
+        "StartChargeSeqStat": _wire_state(opened.order),
         "ConnectorID": wire_id,
-        "SuccStat": 0 if started.succeeded else 1,
-        "FailReason": started.fail_reason,
+        "SuccStat": 0 if opened.succeeded else 1,
+        "FailReason": opened.fail_reason,
     }
 
 

@@ -20,7 +20,11 @@ from faults.models import FaultCase
 from integrations.tcec.client import TcecClient
 from interconnect.models import Interconnection, PartnerOrder, Push, PushState, Reconciliation
 from interconnect.services.checks import orders_check
-from interconnect.services.orders import order_session_link, partner_order_open
+from interconnect.services.orders import (
+    order_session_link,
+    partner_order_open,
+    partner_orders_dispatch_due,
+)
 from interconnect.services.pushes import (
     LEASE,
     pushes_claim,
@@ -29,6 +33,7 @@ from interconnect.services.pushes import (
     reconciliation_enqueue,
     retry_delay,
 )
+from interconnect.tasks import partner_order_dispatch_task
 from interconnect.wire import station_stats
 from orgs.services import partner_access_set
 from stations.events import PILE_STATUS_CHANGED
@@ -87,6 +92,14 @@ def partner_session(platform_for, *, seq: str = "ORD1"):
     bill = bill_settle(session_id=session.pk)
     events_deliver_pending(older_than=dt.timedelta(0))
     return platform, link, PartnerOrder.objects.get(pk=order.pk), bill
+
+
+def _others_later(link) -> None:
+    """Pushes other tests of this module left pending are not due in this one (the
+    worker takes every due push, whoever it is for)."""
+    Push.objects.filter(state=PushState.PENDING).exclude(interconnection=link).update(
+        next_at=timezone.now() + dt.timedelta(days=1)
+    )
 
 
 def _due_now(link) -> None:
@@ -220,6 +233,7 @@ def test_station_stats_add_up_the_bills_per_connector(platform_for):
 
 def test_a_crash_between_sending_and_recording_sends_again_never_loses(platform_for):
     platform, link, order, _bill = partner_session(platform_for, seq="CRASH1")
+    _others_later(link)
     rows = Push.objects.filter(interconnection=link)
     operations = sorted(rows.values_list("operation", flat=True))
     before = timezone.now()
@@ -245,6 +259,7 @@ def test_a_burst_of_pushes_is_consumed_and_delivered_in_a_fixed_number_of_querie
     platform_for,
 ):
     platform, link, order, _bill = partner_session(platform_for, seq="BURST1")
+    _others_later(link)
     assert deliver() == {PushState.DELIVERED: 3}
     pile = order.connector.pile
     states = ["Preparing", "Charging", "SuspendedEV", "Charging", "Finishing"] * 12
@@ -269,3 +284,69 @@ def test_a_burst_of_pushes_is_consumed_and_delivered_in_a_fixed_number_of_querie
     received = [p["ConnectorStatusInfo"]["Status"] for p in pushed]
     assert received == [2, 3, 2, 3, 2] * 12  # one connector's states arrive in their order
     assert Push.objects.filter(interconnection=link, state=PushState.DELIVERED).count() == 63
+
+
+def _start(platform, net, seq: str):
+    return platform.call(
+        "query_start_charge",
+        {"StartChargeSeq": seq, "ConnectorID": net.piles[0].code + "01", "QRCode": ""},
+    )
+
+
+def _linked(platform_for, net):
+    credentials = partner_add(
+        "--name", "滴滴", "--operator-id", operator_id(), "--base-url", "http://127.0.0.1:9/",
+        "--operator", net.operator.code,
+    )  # fmt: skip
+    platform = platform_for(credentials)
+    link = Interconnection.objects.get(operator_id_wire=credentials["OperatorID"])
+    Interconnection.objects.filter(pk=link.pk).update(base_url=platform.url)
+    platform.login()
+    _others_later(link)
+    return platform, link
+
+
+def test_a_start_is_answered_at_once_and_the_piles_answer_pushed_as_its_result(platform_for):
+    net = network(online=True)  # online as far as the database knows; no gateway holds it
+    platform, link = _linked(platform_for, net)
+    answer = _start(platform, net, "ASYNC1")
+    assert (answer.ret, answer.data["SuccStat"], answer.data["StartChargeSeqStat"]) == (0, 0, 1)
+    assert answer.data["FailReason"] == 0
+    order = PartnerOrder.objects.get(interconnection=link, start_charge_seq="ASYNC1")
+    assert (order.state, order.dispatched) == ("starting", False)  # the pile not asked yet
+    assert partner_order_dispatch_task(order.pk) is False  # the worker: the pile is offline
+    assert partner_order_dispatch_task(order.pk) is False  # again: asked once only
+    order.refresh_from_db()
+    assert (order.state, order.dispatched) == ("failed", True)
+    assert deliver() == {PushState.DELIVERED: 1}
+    (result,) = platform.pushes("notification_start_charge_result")
+    assert (result["StartChargeSeq"], result["StartChargeSeqStat"], result["FailReason"]) == (
+        "ASYNC1", 4, 2,
+    )  # fmt: skip
+    status = platform.call("query_equip_charge_status", {"StartChargeSeq": "ASYNC1"})
+    assert status.data["StartChargeSeqStat"] == 4
+
+
+def test_a_start_no_worker_took_in_time_is_failed_by_the_beat_never_started_late(platform_for):
+    net = network(online=True)
+    platform, link = _linked(platform_for, net)
+    assert _start(platform, net, "LATE1").data["SuccStat"] == 0
+    assert _start(platform, net, "FRESH1").data["SuccStat"] == 0
+    late = PartnerOrder.objects.get(interconnection=link, start_charge_seq="LATE1")
+    PartnerOrder.objects.filter(pk=late.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=3)
+    )
+    # The fresh one is left to its own task; the late one is failed without a pile call.
+    assert partner_orders_dispatch_due(now=timezone.now()) == 1
+    late.refresh_from_db()
+    assert (late.state, late.dispatched, late.outcome) == (
+        "failed", True, "not sent to the pile in time",
+    )  # fmt: skip
+    fresh = PartnerOrder.objects.get(interconnection=link, start_charge_seq="FRESH1")
+    assert (fresh.state, fresh.dispatched) == ("starting", False)
+    assert deliver() == {PushState.DELIVERED: 1}
+    (result,) = platform.pushes("notification_start_charge_result")
+    assert (result["StartChargeSeq"], result["StartChargeSeqStat"], result["FailReason"]) == (
+        "LATE1", 4, 4,
+    )  # fmt: skip
+    assert partner_orders_dispatch_due(now=timezone.now()) == 0  # nothing due any more

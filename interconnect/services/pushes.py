@@ -109,7 +109,7 @@ def _wake() -> None:
         logger.warning("push delivery not queued; the beat will deliver")
 
 
-def pushes_claim(*, limit: int = 200, now: dt.datetime | None = None) -> list[Push]:
+def pushes_claim(*, limit: int = 500, now: dt.datetime | None = None) -> list[Push]:
     """Take up to ``limit`` due pushes for this worker: their lease starts now (others
     skip them until it ends) and their attempt is counted. Commits before any sending."""
     now = now or timezone.now()
@@ -184,6 +184,10 @@ class _Sender:
     def __init__(self, client: TcecClient):
         self.client = client
         self.links: dict[int, tuple[Secrets, str | Exception]] = {}
+        # Partners that could not be reached in this batch (refused, timed out, HTTP
+        # error): their other pushes wait for the next round instead of each waiting out
+        # the timeout, which would outlast the claim's lease.
+        self.unreachable: dict[int, str] = {}
 
     def prepare(self, links: list[Interconnection], *, fresh: bool = False) -> None:
         for link in links:
@@ -198,11 +202,16 @@ class _Sender:
         secrets_out, token = self.links[push.interconnection_id]
         if isinstance(token, Exception):
             return Attempt(push, error=str(token))
+        if push.interconnection_id in self.unreachable:
+            return Attempt(push, error=f"waiting: {self.unreachable[push.interconnection_id]}")
         try:
             answer = _post(
                 push.interconnection, secrets_out, self.client, push.operation, push.data, token
             )
-        except (TcecError, CodecError) as exc:
+        except TcecError as exc:
+            self.unreachable.setdefault(push.interconnection_id, str(exc))
+            return Attempt(push, error=str(exc))
+        except CodecError as exc:
             return Attempt(push, error=str(exc))
         error = "" if answer.ret == Ret.OK else f"Ret {answer.ret}: {answer.msg}"
         return Attempt(push, answer.ret, answer.data, error)
@@ -223,7 +232,7 @@ def pushes_send(
     pushes: list[Push],
     *,
     client: TcecClient,
-    workers: int = 16,
+    workers: int = 32,
     pool: ThreadPoolExecutor | None = None,
 ) -> list[Attempt]:
     """One attempt at each claimed push, ``workers`` sequences at a time: a sequence
@@ -368,7 +377,7 @@ def _acknowledged(push: Push, data: dict, now: dt.datetime) -> None:
 
 
 def pushes_deliver_due(
-    *, limit: int = 200, client: TcecClient | None = None, workers: int = 16
+    *, limit: int = 500, client: TcecClient | None = None, workers: int = 32
 ) -> dict[str, int]:
     """Claim, send and record due pushes in batches of ``limit`` until none is due;
     returns how many ended in each state. One pool of ``workers`` threads serves every

@@ -350,3 +350,28 @@ def test_a_start_no_worker_took_in_time_is_failed_by_the_beat_never_started_late
         "LATE1", 4, 4,
     )  # fmt: skip
     assert partner_orders_dispatch_due(now=timezone.now()) == 0  # nothing due any more
+
+
+def test_an_unreachable_partner_is_tried_once_a_round_the_rest_wait(platform_for):
+    platform, link, _order, _bill = partner_session(platform_for, seq="DOWN2")
+    _others_later(link)
+    assert deliver() == {PushState.DELIVERED: 3}  # our token at the partner is kept
+    platform.down = True
+    piles = Interconnection.objects.get(pk=link.pk).stations.get().piles.filter(is_published=True)
+    for pile in piles:  # two piles: two sequences of pushes, sent side by side
+        connector_status_record(pile=pile, connector_number=1, state="Preparing")
+    events_deliver_pending(older_than=dt.timedelta(0))
+    calls = platform.http_calls
+    # One sending thread: the second sequence starts after the first refusal.
+    assert pushes_deliver_due(client=CLIENT, workers=1) == {PushState.PENDING: 2}
+    assert platform.http_calls == calls + 1  # the first refusal stops the round
+    errors = sorted(
+        Push.objects.filter(interconnection=link, state=PushState.PENDING).values_list(
+            "last_error", flat=True
+        )
+    )
+    assert "503" in errors[0] and errors[1].startswith("waiting: ") and "503" in errors[1]
+    platform.down = False
+    _due_now(link)
+    assert deliver() == {PushState.DELIVERED: 2}
+    assert len(platform.pushes("notification_stationStatus")) == 2

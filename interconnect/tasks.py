@@ -15,6 +15,7 @@ from .services.orders import (
     charge_status_enqueue,
     partner_order_dispatch,
     partner_orders_dispatch_due,
+    partner_orders_never_started,
 )
 from .services.pushes import pushes_deliver_due as deliver
 from .services.pushes import reconciliation_enqueue
@@ -67,4 +68,5 @@ def partner_order_dispatch_task(order_id: int) -> bool:
 
 @shared_task(name="interconnect.partner_orders_dispatch_due", soft_time_limit=25, time_limit=30)
 def partner_orders_dispatch_due_task() -> int:
-    return partner_orders_dispatch_due()
+    """Starts whose dispatch was lost, and starts the pile accepted but never began."""
+    return partner_orders_dispatch_due() + partner_orders_never_started()

@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 FAIL_NONE, FAIL_NO_CONNECTOR, FAIL_OFFLINE, FAIL_SWITCHED_OFF, FAIL_REFUSED = 0, 1, 2, 3, 4
 # A start not sent to the pile this long after the partner asked is failed instead.
 START_DEADLINE = dt.timedelta(minutes=2)
+# A start the pile accepted but never began is failed after this (well past the piles'
+# plug-in timeout: OCPP ConnectionTimeOut is a minute or two).
+NEVER_STARTED_AFTER = dt.timedelta(minutes=10)
 # An order's own task normally runs within this: the beat leaves it alone until then.
 DISPATCH_GRACE = dt.timedelta(seconds=15)
 # FailReason of query_stop_charge (1, 2 standard).
@@ -166,6 +169,32 @@ def partner_orders_dispatch_due(*, now: dt.datetime | None = None) -> int:
             partner_order_dispatch(order=order, now=now)  # fails it: no pile is asked
         else:
             _dispatch_later(order.pk)
+    return len(orders)
+
+
+def partner_orders_never_started(*, now: dt.datetime | None = None) -> int:
+    """Orders the pile accepted that are still no session `NEVER_STARTED_AFTER` later (no
+    car plugged in, the pile dropped it): one whose session the core opened but the
+    consumer has not linked yet is linked now; the others fail, their result pushed
+    (FailReason 4), so the partner is told instead of waiting for ever. Returns how many
+    orders it took."""
+    now = now or timezone.now()
+    orders = list(
+        PartnerOrder.objects.select_related("interconnection", "connector__pile")
+        .filter(
+            dispatched=True,
+            state=OrderState.STARTING,
+            session=None,
+            created_at__lt=now - NEVER_STARTED_AFTER,
+        )
+        .order_by("pk")[:500]
+    )
+    for order in orders:
+        session = order_session_find(order)
+        if session is not None:
+            order_session_link(session_id=session.pk)
+        else:
+            _start_failed(order, FAIL_REFUSED, "the pile never started the charge")
     return len(orders)
 
 

@@ -24,6 +24,7 @@ from interconnect.services.orders import (
     order_session_link,
     partner_order_open,
     partner_orders_dispatch_due,
+    partner_orders_never_started,
 )
 from interconnect.services.pushes import (
     LEASE,
@@ -375,3 +376,37 @@ def test_an_unreachable_partner_is_tried_once_a_round_the_rest_wait(platform_for
     _due_now(link)
     assert deliver() == {PushState.DELIVERED: 2}
     assert len(platform.pushes("notification_stationStatus")) == 2
+
+
+def test_a_start_the_pile_accepted_but_never_began_is_failed_and_told(platform_for):
+    net = network(online=True)
+    platform, link = _linked(platform_for, net)
+    connector = net.piles[0].connectors.get()
+    lost = partner_order_open(link=link, start_charge_seq="NOCAR1", connector=connector).order
+    lagging = partner_order_open(
+        link=link, start_charge_seq="LAG1", connector=net.piles[1].connectors.get()
+    ).order
+    fresh = partner_order_open(
+        link=link, start_charge_seq="FRESH2", connector=net.piles[0].connectors.get()
+    ).order
+    eleven_minutes_ago = timezone.now() - dt.timedelta(minutes=11)
+    PartnerOrder.objects.filter(pk__in=[lost.pk, lagging.pk, fresh.pk]).update(dispatched=True)
+    PartnerOrder.objects.filter(pk__in=[lost.pk, lagging.pk]).update(created_at=eleven_minutes_ago)
+    # The pile did start LAG1; the session.started consumer has not run yet.
+    session = pworld.session(
+        net.piles[1], id_tag=lagging.tag, channel="partner", partner_id=link.partner_id,
+        started_at=eleven_minutes_ago,
+    )  # fmt: skip
+    assert partner_orders_never_started() == 2
+    states = dict(
+        PartnerOrder.objects.filter(interconnection=link).values_list("start_charge_seq", "state")
+    )
+    assert states == {"NOCAR1": "failed", "LAG1": "charging", "FRESH2": "starting"}
+    assert PartnerOrder.objects.get(pk=lagging.pk).session_id == session.pk
+    assert deliver() == {PushState.DELIVERED: 2}
+    results = {
+        r["StartChargeSeq"]: (r["StartChargeSeqStat"], r["FailReason"])
+        for r in platform.pushes("notification_start_charge_result")
+    }
+    assert results == {"NOCAR1": (4, 4), "LAG1": (2, 0)}
+    assert partner_orders_never_started() == 0

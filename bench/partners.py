@@ -61,8 +61,11 @@ def _serve_partner(credentials: dict, conn) -> None:
     conn.send(platform.url)
     import time
 
-    while (operation := conn.recv()) is not None:
-        conn.send((len(platform.pushes(operation)), time.process_time()))
+    try:
+        while (operation := conn.recv()) is not None:
+            conn.send((len(platform.pushes(operation)), time.process_time()))
+    except EOFError:  # the bench ended without stopping it (it failed)
+        pass
     platform.stop()
 
 
@@ -72,7 +75,9 @@ class PartnerProcess:
 
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve_partner, args=(credentials, child))
+        self.process = context.Process(
+            target=_serve_partner, args=(credentials, child), daemon=True
+        )
         self.process.start()
         self.url = self.conn.recv()
 

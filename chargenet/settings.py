@@ -529,11 +529,18 @@ INTERCONNECT_OPERATOR_ID = env("INTERCONNECT_OPERATOR_ID", "CHARGENET")
 INTERCONNECT_SECRET_KEY = env("INTERCONNECT_SECRET_KEY", "")
 INTERCONNECT_TOKEN_SECONDS = env_int("INTERCONNECT_TOKEN_SECONDS", 7200)
 INTERCONNECT_CLOCK_SKEW_SECONDS = env_int("INTERCONNECT_CLOCK_SKEW_SECONDS", 300)
+# The partner message log is kept this long (interconnect.messages_prune, nightly).
+INTERCONNECT_MESSAGE_RETENTION_DAYS = env_int("INTERCONNECT_MESSAGE_RETENTION_DAYS", 180)
 CELERY_BEAT_SCHEDULE |= {
     "interconnect-pushes": {
         "task": "interconnect.pushes_deliver_due",
         "schedule": 20.0,
         "options": {"expires": 20.0},
+    },
+    "interconnect-starts-dispatch": {
+        "task": "interconnect.partner_orders_dispatch_due",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
     },
     "interconnect-charge-status": {
         "task": "interconnect.charge_status_enqueue",
@@ -548,5 +555,9 @@ CELERY_BEAT_SCHEDULE |= {
     "interconnect-reconcile": {
         "task": "interconnect.reconciliations_enqueue",
         "schedule": crontab(hour=2, minute=30),
+    },
+    "interconnect-messages-prune": {
+        "task": "interconnect.messages_prune",
+        "schedule": crontab(hour=3, minute=50),
     },
 }

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -99,6 +100,12 @@ class Station(Hideable):
         help_text=_("Departments whose members may charge here on the company account."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # When what partner platforms are told about the station last changed (its details,
+    # piles, connectors, what is published; `services.network`): their incremental
+    # station queries (T/CEC 102 LastQueryTime) get it again.
+    details_changed_at = models.DateTimeField(
+        _("details changed at"), db_default=Now(), db_index=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("station")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chargenet import audit
@@ -129,6 +130,11 @@ def _bindings_check(
             )
 
 
+def _details_changed(*station_ids: int) -> None:
+    """What partners are told about these stations changed (`Station.details_changed_at`)."""
+    Station.objects.filter(pk__in=station_ids).update(details_changed_at=timezone.now())
+
+
 @transaction.atomic
 def station_create(
     *,
@@ -171,6 +177,7 @@ def station_update(*, station: Station, changes: dict, actor=None) -> Station:
         setattr(station, name, value)
     full_clean_or_raise(station, exclude=["operator"])
     station.save(update_fields=list(changes))
+    _details_changed(station.pk)
     after = snapshot(station, list(changes))
     if actor is not None and before != after:
         audit_record(actor=actor, action="station_update", obj=station, before=before, after=after)
@@ -206,6 +213,7 @@ def station_hide(*, station: Station, actor, reason: str = "") -> Station:
     station.sub_operators.clear()
     station.departments.clear()
     audit.hide(obj=station, actor=actor, reason=reason, extra_before=bindings)
+    _details_changed(station.pk)
     return station
 
 
@@ -229,6 +237,7 @@ def station_restore(*, station: Station, actor, reason: str = "") -> Station:
         )
     )
     audit.restore(obj=station, actor=actor, reason=reason)
+    _details_changed(station.pk)
     return station
 
 
@@ -313,6 +322,7 @@ def pile_create(
     if problems:
         raise DomainError(" ".join(problems))
     pile.save()
+    _details_changed(station.pk)
     for c in connectors:
         connector_create(pile=pile, data=c)
     if actor is not None:
@@ -349,6 +359,7 @@ def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
             raise DomainError(" ".join(problems), code="publish")
     full_clean_or_raise(pile)
     pile.save(update_fields=list(changes))
+    _details_changed(before.get("station_id", pile.station_id), pile.station_id)
     after = snapshot(pile, list(before))
     if "credential_hash" in before:  # never copy a credential into the log
         changed = before["credential_hash"] != after["credential_hash"]
@@ -378,6 +389,7 @@ def connector_create(*, pile: Pile, data: ConnectorData, actor=None) -> Connecto
             % {"code": pile.code, "number": data.number}
         )
     connector.save()
+    _details_changed(pile.station_id)
     if actor is not None:
         audit_record(
             actor=actor,
@@ -417,6 +429,7 @@ def connector_update(*, connector: Connector, rated_power_kw=None, standard=None
     if problems:
         raise DomainError(" ".join(problems), code="publish")
     connector.save(update_fields=fields)
+    _details_changed(connector.pile.station_id)
     after = snapshot(connector, fields)
     if actor is not None and before != after:
         audit_record(
@@ -448,6 +461,7 @@ def pile_publish(*, pile: Pile, actor=None) -> Pile:
     if not pile.is_published:
         pile.is_published = True
         pile.save(update_fields=["is_published"])
+        _details_changed(pile.station_id)
         if actor is not None:
             audit_record(
                 actor=actor,
@@ -466,6 +480,7 @@ def pile_unpublish(*, pile: Pile, actor=None) -> Pile:
     if pile.is_published:
         pile.is_published = False
         pile.save(update_fields=["is_published"])
+        _details_changed(pile.station_id)
         if actor is not None:
             audit_record(
                 actor=actor,
@@ -490,6 +505,7 @@ def pile_hide(*, pile: Pile, actor, reason: str = "") -> Pile:
         pile.is_published = False
         pile.save(update_fields=["is_published"])
     audit.hide(obj=pile, actor=actor, reason=reason, extra_before={"is_published": was_published})
+    _details_changed(pile.station_id)
     return pile
 
 
@@ -497,4 +513,5 @@ def pile_hide(*, pile: Pile, actor, reason: str = "") -> Pile:
 def pile_restore(*, pile: Pile, actor, reason: str = "") -> Pile:
     pile = Pile.objects.select_for_update().get(pk=pile.pk)
     audit.restore(obj=pile, actor=actor, reason=reason)
+    _details_changed(pile.station_id)
     return pile

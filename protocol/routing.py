@@ -71,6 +71,16 @@ def command_request(*, code: str, action: str, payload: dict, timeout: float) ->
     reply: ``{"outcome": "result" | "error" | "offline" | "timeout", ...}`` (whatever the
     protocol), or None when no live node holds the pile. Works from web, worker and shell
     (blocking Redis)."""
+    request_id = command_send(code=code, action=action, payload=payload, timeout=timeout)
+    if request_id is None:
+        return None
+    return command_reply(request_id=request_id, wait=timeout + 2) or {"outcome": "timeout"}
+
+
+def command_send(*, code: str, action: str, payload: dict, timeout: float) -> str | None:
+    """Push a command for pile ``code`` to the node holding it without waiting: its request
+    id (the node gives up after ``timeout`` seconds and replies under it, see
+    `command_reply`), or None when no live node holds the pile."""
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
     try:
         owner = parse_owner(client.get(pile_key(code)))
@@ -88,7 +98,23 @@ def command_request(*, code: str, action: str, payload: dict, timeout: float) ->
         with client.pipeline(transaction=False) as pipe:
             command_push(pipe, owner[0], json.dumps(command))
             pipe.execute()
-        answer = client.blpop([reply_key(request_id)], timeout=timeout + 2)
     finally:
         client.close()
-    return json.loads(answer[1]) if answer is not None else {"outcome": "timeout"}
+    return request_id
+
+
+def command_reply(*, request_id: str, wait: float) -> dict | None:
+    """The node's reply to ``request_id``, or None when none came (yet). ``wait`` > 0
+    waits up to that many seconds and takes the reply; ``wait`` = 0 only looks and leaves
+    it for the next reader (it expires after REPLY_TTL), so a page polling a command sent
+    earlier can ask as often as it likes."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
+    try:
+        if wait > 0:
+            answer = client.blpop([reply_key(request_id)], timeout=wait)
+            text = answer[1] if answer is not None else None
+        else:
+            text = client.lindex(reply_key(request_id), 0)
+    finally:
+        client.close()
+    return json.loads(text) if text is not None else None

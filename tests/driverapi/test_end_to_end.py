@@ -87,15 +87,36 @@ def test_login_start_live_stop_bill_notification(live_server, settling_gateway, 
             assert (status, started["state"]) == (202, "starting"), started
             number, id_tag = await asyncio.wait_for(sim.remote_starts.get(), 10)
             assert (number, id_tag) == (1, member.token)
+            # The pile's answer reaches the start the phone follows.
+            accepted = await asyncio.to_thread(
+                wait_for,
+                lambda: (
+                    http(base, "GET", f"starts/{started['id']}/", token=token)[1]["state"]
+                    == "accepted"
+                ),
+                every=0.2,
+            )
+            assert accepted
             # The car was plugged and the pile started a few minutes ago (by its clock): 6 kWh
             # in milliseconds would be more than any pile delivers (fault code 13).
             await sim.start_tx(number, id_tag, at=sim.now() - dt.timedelta(minutes=5))
             await sim.status(1, "Charging")
             await sim.meter(1, add_wh=5000, soc=61)
+            # The pile reported the start: the start names its session, the live one.
+            state = await asyncio.to_thread(
+                wait_for,
+                lambda: (
+                    (body := http(base, "GET", f"starts/{started['id']}/", token=token)[1])["state"]
+                    == "charging"
+                    and body
+                ),
+                every=0.2,
+            )
             status, current = await asyncio.to_thread(
                 http, base, "GET", "sessions/current/", token=token
             )
             assert status == 200, current
+            assert (state["session_id"], state["code"]) == (current["id"], "")
             live = current["live"]
             assert (live["energy_kwh"], live["power_kw"], live["soc"]) == ("5.000", "7.00", 61)
             status, _stopping = await asyncio.to_thread(

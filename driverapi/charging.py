@@ -35,7 +35,7 @@ from protocol.intents import Outcome, session_stop_remote
 from stations.public import connectors_open_to
 
 from .models import DriverStart, StartState
-from .starts import start_of, start_record, start_refresh, start_send
+from .starts import start_record, start_refresh, start_send, starts_of
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -276,7 +276,7 @@ class StartView(APIView):
                 _("The request needs an Idempotency-Key header (1 to 64 characters)."),
                 code="idempotency_key_required",
             )
-        start = start_of(member=member, key=key)
+        start, under_way = starts_of(member=member, key=key)
         if start is None:
             connector = get_object_or_404(
                 connectors_open_to(member)
@@ -285,7 +285,9 @@ class StartView(APIView):
                 pk=connector_id,
             )
             member_start_check(member=member, connector=connector, at=timezone.now())
-            start, recorded = start_record(member=member, connector=connector, key=key)
+            start, recorded = start_record(
+                member=member, connector=connector, key=key, under_way=under_way
+            )
             if recorded:
                 start = start_send(start=start, member=member)
         elif start.connector_id != connector_id:

@@ -10,9 +10,11 @@ cost a hundred short requests, not a hundred threads held for the round trip.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -44,31 +46,45 @@ class StartInProgress(Conflict):
     code = "start_in_progress"
 
 
-def start_of(*, member: Member, key: str) -> DriverStart | None:
-    return (
-        DriverStart.objects.filter(member=member, idempotency_key=key)
+def starts_of(*, member: Member, key: str) -> tuple[DriverStart | None, list[DriverStart]]:
+    """In one query: the member's start of ``key`` (a retry finds it), and their starts
+    still on their way."""
+    rows = (
+        DriverStart.objects.filter(member=member)
+        .filter(Q(idempotency_key=key) | Q(state__in=OPEN_STATES))
         .select_related("connector__pile", "member")
-        .first()
     )
+    keyed, under_way = None, []
+    for row in rows:
+        if row.idempotency_key == key:
+            keyed = row
+        else:
+            under_way.append(row)
+    return keyed, under_way
 
 
-def start_record(*, member: Member, connector: Connector, key: str) -> tuple[DriverStart, bool]:
+def start_record(
+    *, member: Member, connector: Connector, key: str, under_way: list[DriverStart]
+) -> tuple[DriverStart, bool]:
     """The start of ``key``: a new one (True), or the one a concurrent twin of this request
     recorded first (False: send nothing). Refused while another start of the member is
-    still on its way: two piles must not start for one driver."""
-    others = DriverStart.objects.filter(member=member, state__in=OPEN_STATES)
-    for other in others.select_related("connector__pile", "member"):
+    still on its way (``under_way``, from `starts_of`): two piles must not start for one
+    driver."""
+    for other in under_way:
         if start_refresh(start=other).state in OPEN_STATES:
             raise StartInProgress(
                 _("Your previous start is still on its way to the pile; please wait.")
             )
+    # Autocommit: one INSERT needs no transaction of its own; inside a caller's
+    # transaction a savepoint keeps a duplicate key from breaking it.
+    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with scope:
             start = DriverStart.objects.create(
                 member=member, connector=connector, idempotency_key=key
             )
     except IntegrityError:
-        return start_of(member=member, key=key), False
+        return starts_of(member=member, key=key)[0], False
     return start, True
 
 

@@ -341,6 +341,10 @@ WECHAT_APP_ID = env("WECHAT_APP_ID", "")
 WECHAT_APP_SECRET = env("WECHAT_APP_SECRET", "")
 WECHAT_TEMPLATE_CHARGE_FINISHED = env("WECHAT_TEMPLATE_CHARGE_FINISHED", "")
 WECHAT_TEMPLATE_BEING_CHECKED = env("WECHAT_TEMPLATE_BEING_CHECKED", "")
+# Messages about the driver's money: balance refunds (approved, rejected, refunded, failed)
+# and invoices (issued, rejected).
+WECHAT_TEMPLATE_REFUND = env("WECHAT_TEMPLATE_REFUND", "")
+WECHAT_TEMPLATE_INVOICE = env("WECHAT_TEMPLATE_INVOICE", "")
 WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
 if FAULTS_NOTIFICATION_SENDER == "wechat":
     for _name in (

@@ -33,7 +33,7 @@ from integrations.wechat.pay import (
     configured_pay_client,
 )
 
-from ..events import REFUND_FINISHED, REFUND_REQUESTED
+from ..events import REFUND_DECIDED, REFUND_FINISHED, REFUND_REQUESTED
 from ..models import (
     Recharge,
     RechargeRefund,
@@ -154,7 +154,21 @@ def refund_request_reject(*, refund_request: RefundRequest, reason: str, actor) 
         reason=reason,
         operator_id=request.member.operator_id,
     )
+    _decided(request)
     return request
+
+
+def _decided(request: RefundRequest) -> None:
+    event_publish(
+        kind=REFUND_DECIDED,
+        key=f"{request.pk}:{request.state}",
+        payload={
+            "request_id": request.pk,
+            "member_id": request.member_id,
+            "state": request.state,
+            "amount": str(request.amount),
+        },
+    )
 
 
 @transaction.atomic
@@ -204,6 +218,7 @@ def refund_request_approve(*, refund_request: RefundRequest, actor) -> RefundReq
         after={"state": request.state, "refunds": [r.pk for r, _p in parts]},
         operator_id=member.operator_id,
     )
+    _decided(request)
     transaction.on_commit(lambda: _queue_send(request.pk))
     return request
 

@@ -293,7 +293,10 @@ def main() -> int:
     parser.add_argument("--stations", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--starts", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=8, help="per gunicorn worker (2)")
+    # gunicorn's advice: 2 × cores + 1 workers; a few threads each (the requests wait on
+    # PostgreSQL and Redis); workers × threads database connections at most.
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--threads", type=int, default=4, help="per gunicorn worker")
     args = parser.parse_args()
 
     env = {
@@ -306,7 +309,7 @@ def main() -> int:
         "GATEWAY_MAX_CALLS_PER_MINUTE": "100000",
         "DRIVER_START_REQUIRES_PLUG": "1",
         # Persistent connections as in service (a fresh PostgreSQL backend per request
-        # costs more than the start itself); 2 workers × --threads of them at most.
+        # costs more than the start itself); --workers × --threads of them at most.
         "DB_CONN_MAX_AGE": "60",
     }
     os.environ.update(env)
@@ -339,7 +342,7 @@ def main() -> int:
     )  # fmt: skip
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "chargenet.wsgi", "-b", f"127.0.0.1:{web_port}",
-         "-w", "2", "--threads", str(args.threads), "--log-level", "warning"],
+         "-w", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
         env=env, cwd=ROOT,
     )  # fmt: skip
     try:

@@ -154,3 +154,16 @@ def _settle(start: DriverStart, **changes) -> DriverStart:
     else:
         start.refresh_from_db()
     return start
+
+
+def starts_settle(*, limit: int = 500) -> int:
+    """Read back the pile's answer (or the session) of starts still open a few seconds
+    after they were recorded — those no phone polled — so each ends recorded before its
+    reply leaves Redis (`protocol.routing.REPLY_TTL`). Returns how many changed."""
+    due = timezone.now() - dt.timedelta(seconds=5)
+    changed = 0
+    rows = DriverStart.objects.filter(state__in=OPEN_STATES, created_at__lt=due).order_by("pk")
+    for start in rows.select_related("connector__pile", "member")[:limit]:
+        before = start.state
+        changed += start_refresh(start=start).state != before
+    return changed

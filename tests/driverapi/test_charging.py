@@ -15,6 +15,7 @@ from billing.models import Bill, ChargingSession, MeterSample, PaymentState, Ses
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
 from driverapi.models import DriverStart
+from driverapi.starts import starts_settle
 from protocol import intents
 from protocol.adapters import Outcome
 from stations.models import ConnectorState, OpeningWindow, Pile
@@ -385,3 +386,19 @@ def test_time_filters_take_any_iso_offset_and_refuse_the_impossible(driver, valu
 def test_an_unknown_api_url_answers_in_the_error_shape(driver):
     answer = driver_client(driver).get("/api/v1/sessions/-1/")
     assert (answer.status_code, answer.json()["code"]) == (404, "not_found")
+
+
+def test_the_beat_job_records_starts_nobody_asked_about(driver, connector, pile_side):
+    first = _start(driver, connector, key="a").json()["id"]
+    DriverStart.objects.filter(pk=first).update(
+        created_at=timezone.now() - dt.timedelta(seconds=30)
+    )
+    fresh = DriverStart.objects.create(
+        member=MemberFactory(operator=driver.operator), connector=connector, idempotency_key="b"
+    )
+    # The first start's reply (accepted) is in Redis: recorded; the fresh one (5 s grace,
+    # never sent) stays open.
+    assert starts_settle() == 1
+    assert DriverStart.objects.get(pk=first).state == "accepted"
+    assert DriverStart.objects.get(pk=fresh.pk).state == "starting"
+    assert starts_settle() == 0

@@ -341,6 +341,10 @@ WECHAT_APP_ID = env("WECHAT_APP_ID", "")
 WECHAT_APP_SECRET = env("WECHAT_APP_SECRET", "")
 WECHAT_TEMPLATE_CHARGE_FINISHED = env("WECHAT_TEMPLATE_CHARGE_FINISHED", "")
 WECHAT_TEMPLATE_BEING_CHECKED = env("WECHAT_TEMPLATE_BEING_CHECKED", "")
+# Messages about the driver's money: balance refunds (approved, rejected, refunded, failed)
+# and invoices (issued, rejected).
+WECHAT_TEMPLATE_REFUND = env("WECHAT_TEMPLATE_REFUND", "")
+WECHAT_TEMPLATE_INVOICE = env("WECHAT_TEMPLATE_INVOICE", "")
 WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
 if FAULTS_NOTIFICATION_SENDER == "wechat":
     for _name in (
@@ -509,8 +513,15 @@ DRIVER_H5_LOGIN_PATH = "/h5/login/"
 # A driver's remote start needs the car plugged in first (the pile reports "Preparing");
 # off for piles that wait for the plug after the start (the demo simulator does).
 DRIVER_START_REQUIRES_PLUG = env_bool("DRIVER_START_REQUIRES_PLUG", True)
-# Seconds a driver's start or stop waits for the pile's answer.
+# Seconds the pile has to answer a driver's start (the gateway waits; the phone reads the
+# answer later at /api/v1/starts/<id>/) or stop (the request waits).
 DRIVER_COMMAND_TIMEOUT = env_float("DRIVER_COMMAND_TIMEOUT", 15.0)
+# A driver's start nobody asked about gets its outcome recorded (driverapi.starts).
+CELERY_BEAT_SCHEDULE["driver-starts-settle"] = {
+    "task": "driverapi.starts_settle",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 # The drivers' H5 pages sort stations from here when the phone gives no position.
 DRIVER_H5_DEFAULT_POSITION = env("DRIVER_H5_DEFAULT_POSITION", "22.517600,113.392600")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {

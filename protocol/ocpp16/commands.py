@@ -9,17 +9,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.services.sessions import CredentialKind
-from protocol.adapters import Outcome, PileAnswer, PowerSchedule, Setting, Trigger
+from protocol.adapters import Outcome, PileAnswer, PowerSchedule, Sent, Setting, Trigger
 from protocol.ocpp16 import words
 from protocol.ocpp16.values import parse_pile_time
 from protocol.services import (
-    CommandInvalid,
+    CommandError,
     CommandRejected,
     CommandTimeout,
     PileOffline,
+    command_answer,
+    command_send,
     send_command,
 )
 
@@ -53,6 +56,18 @@ def _invalid(reason) -> PileAnswer:
     return PileAnswer(Outcome.INVALID, reason=str(reason))
 
 
+def _refusal(exc: CommandError) -> PileAnswer:
+    """Why a command did not go through, in the platform's words."""
+    if isinstance(exc, PileOffline):
+        return PileAnswer(Outcome.OFFLINE)
+    if isinstance(exc, CommandTimeout):
+        return PileAnswer(Outcome.TIMEOUT)
+    if isinstance(exc, CommandRejected):
+        said = exc.details.get("status") or exc.details.get("error_code")
+        return PileAnswer(Outcome.NOT_SUPPORTED if said in NOT_SUPPORTED else Outcome.REJECTED)
+    return _invalid(exc.message)
+
+
 def _naive(*times: dt.datetime | None) -> PileAnswer | None:
     if any(at is not None and at.tzinfo is None for at in times):
         return _invalid(_("A time needs its time zone."))
@@ -67,19 +82,12 @@ class Ocpp16CoreProfile:
         """Send one CALL; the outcome in the platform's words and the raw answer payload."""
         try:
             answer = send_command(pile=pile, action=action, payload=payload, timeout=timeout)
-        except PileOffline:
-            return PileAnswer(Outcome.OFFLINE), None
-        except CommandTimeout:
-            return PileAnswer(Outcome.TIMEOUT), None
-        except CommandInvalid as exc:
-            return _invalid(exc.message), None
-        except CommandRejected as exc:
-            said = exc.details.get("status") or exc.details.get("error_code")
-            refused = Outcome.NOT_SUPPORTED if said in NOT_SUPPORTED else Outcome.REJECTED
-            return PileAnswer(refused), None
+        except CommandError as exc:
+            return _refusal(exc), None
         return PileAnswer(Outcome.ACCEPTED), answer
 
-    def connector_start(self, *, connector, credential_value: str, credential_kind: str, timeout):
+    def _start_command(self, credential_value: str, credential_kind: str, number: int):
+        """RemoteStartTransaction's payload, or the PileAnswer saying why it is not sent."""
         if credential_kind not in START_KINDS:
             return PileAnswer(
                 Outcome.NOT_SUPPORTED,
@@ -93,8 +101,35 @@ class Ocpp16CoreProfile:
                 _("The credential must be 1 to %(max)s characters for an OCPP 1.6 pile.")
                 % {"max": ID_TAG_MAX}
             )
-        payload = {"idTag": credential_value, "connectorId": connector.number}
+        return {"idTag": credential_value, "connectorId": number}
+
+    def connector_start(self, *, connector, credential_value: str, credential_kind: str, timeout):
+        payload = self._start_command(credential_value, credential_kind, connector.number)
+        if isinstance(payload, PileAnswer):
+            return payload
         return self._call(connector.pile, "RemoteStartTransaction", payload, timeout)[0]
+
+    def connector_start_send(
+        self, *, connector, credential_value: str, credential_kind: str, timeout
+    ) -> Sent | PileAnswer:
+        payload = self._start_command(credential_value, credential_kind, connector.number)
+        if isinstance(payload, PileAnswer):
+            return payload
+        action = "RemoteStartTransaction"
+        try:
+            request_id = command_send(
+                pile=connector.pile, action=action, payload=payload, timeout=timeout
+            )
+        except CommandError as exc:
+            return _refusal(exc)
+        return Sent(action, request_id, timezone.now().timestamp() + timeout)
+
+    def start_answer(self, *, sent: Sent, reply: dict) -> PileAnswer:
+        try:  # the exception's sentence is not kept: the outcome is what callers show
+            command_answer(code="", action=sent.action, reply=reply, timeout=0)
+        except CommandError as exc:
+            return _refusal(exc)
+        return PileAnswer(Outcome.ACCEPTED)
 
     def session_stop_remote(self, *, session, timeout):
         payload = {"transactionId": words.transaction_id(session.protocol_ref)}

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
+from billing.models import ChargingSession, SessionState
 from billing.services.power import station_power_shares
 from chargenet.celery import app as celery_app
 from chargenet.events import event_deliver
@@ -171,6 +172,11 @@ def test_the_station_limit_is_shared_and_rebalanced_as_sessions_start_and_stop(g
         first = await one.start_tx(1, a.token)
         await asyncio.to_thread(deliver, "session.started")
         after_one = _limits(one, two)
+        # The first session metered energy (charging): it still holds a share.
+        await one.meter(1, add_wh=500)
+        metered = await asyncio.to_thread(
+            lambda: ChargingSession.objects.get(pk=first.transaction_id).state
+        )
         await one.start_tx(2, b.token)
         await two.start_tx(1, c.token)
         await asyncio.to_thread(deliver, "session.started")
@@ -178,9 +184,10 @@ def test_the_station_limit_is_shared_and_rebalanced_as_sessions_start_and_stop(g
         one.meter_wh += 1000
         await one.stop_tx(1)
         await asyncio.to_thread(deliver, "session.stopped")
-        return first.transaction_id, after_one, after_three, _limits(one, two)
+        return first.transaction_id, metered, after_one, after_three, _limits(one, two)
 
-    first_tx, after_one, after_three, after_stop = _play_two(gateway, left, right, script)
+    first_tx, metered, after_one, after_three, after_stop = _play_two(gateway, left, right, script)
+    assert metered == SessionState.CHARGING
     share = STATION_SHARE_ID
     assert after_one == {(left.code, share + 1): 30000.0}
     assert after_three == {

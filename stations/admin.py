@@ -160,6 +160,7 @@ class StationAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
             {"fields": ("address", "city", "region_code", "latitude", "longitude", "time_zone")},
         ),
         (_("bindings"), {"fields": ("sub_operators", "departments")}),
+        (_("smart charging"), {"fields": ("power_limit_kw", "peak_power_limit_kw")}),
         (_("hidden"), {"fields": ("hidden_at", "hidden_by", "hidden_reason")}),
     )
     export_fields = [

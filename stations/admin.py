@@ -391,6 +391,7 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
             _("device"),
             {"fields": ("vendor", "model", "serial_number", "firmware_version", "protocol")},
         ),
+        (_("supply"), {"fields": ("supply_phases", "phase_voltage_v")}),
         (
             _("authentication"),
             {"fields": ("has_credential", "generate_credential", "new_credential")},

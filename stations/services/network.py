@@ -265,6 +265,8 @@ class PileData:
     firmware_version: str = ""
     credential_hash: str = ""
     protocol: str = Pile.Protocol.OCPP16J
+    supply_phases: int | None = None
+    phase_voltage_v: int = 220
 
 
 PILE_FIELDS = [f for f in PileData.__dataclass_fields__]

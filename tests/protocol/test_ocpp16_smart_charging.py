@@ -125,6 +125,44 @@ def test_profiles_set_cleared_and_the_composite_schedule_read(gateway):
 
 
 @pytest.mark.parametrize(
+    ("current_type", "phases", "voltage", "wire", "watts"),
+    [
+        # Phases not configured and not said: the OCPP 1.6 default of 3.
+        ("AC", None, 220, [{"start_period": 0, "limit": 32.0}], ((0, 21120.0),)),
+        # A single-phase 7 kW pile at China's 220 V.
+        ("AC", 1, 220, [{"start_period": 0, "limit": 32.0}], ((0, 7040.0),)),
+        # The phases a period names come first; then the pile's.
+        (
+            "AC",
+            1,
+            230,
+            [
+                {"start_period": 0, "limit": 16.0, "number_phases": 3},
+                {"start_period": 600, "limit": 10.0},
+            ],
+            ((0, 11040.0), (600, 2300.0)),
+        ),
+        # DC: amperes at the voltage configured for the pile.
+        ("DC", 3, 500, [{"start_period": 0, "limit": 100.0}], ((0, 50000.0),)),
+    ],
+)
+def test_a_composite_schedule_in_amperes_is_shown_in_watts_at_the_piles_supply(
+    gateway, current_type, phases, voltage, wire, watts
+):
+    pile = world.pile(current_type=current_type, supply_phases=phases, phase_voltage_v=voltage)
+
+    async def script(sim):
+        sim.composite_amperes = wire
+        return await asyncio.to_thread(
+            intents.pile_composite_schedule, pile=pile, connector_number=1, seconds=900
+        )
+
+    result = _play(gateway, pile, script)
+    assert result.outcome == Outcome.ACCEPTED
+    assert (result.answer.schedule.seconds, result.answer.schedule.periods) == (900, watts)
+
+
+@pytest.mark.parametrize(
     "answer, outcome",
     [("Rejected", Outcome.REJECTED), ("CALLERROR NotSupported", Outcome.NOT_SUPPORTED)],
 )

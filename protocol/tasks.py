@@ -146,4 +146,5 @@ def firmware_campaign_target_send_task(target_id: int) -> str:
     )
     if target is None or target.sent_outcome == "accepted":
         return ""
-    return firmware_campaign_target_send(target=target).outcome
+    result = firmware_campaign_target_send(target=target)
+    return result.outcome if result is not None else "cancelled"

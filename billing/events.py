@@ -20,3 +20,6 @@ INVOICE_REJECTED = "invoice.rejected"  # staff rejected an invoice request (with
 # A reservation was made, used, cancelled, expired or refused by the pile
 # (billing.services.reservations; the live view and the drivers' API show them).
 RESERVATION_CHANGED = "reservation.changed"
+# Stations' tariffs changed: a plan assigned to a station, or a version of a plan created or
+# corrected (billing.services.tariffs); payload: station_ids, effective_from (ISO 8601).
+STATION_TARIFF_CHANGED = "station.tariff_changed"

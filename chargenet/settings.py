@@ -256,6 +256,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Time-of-use caps of connected piles that differ from the tariff in force (a tariff
+    # change that started since; a pile that missed a push): sent again.
+    "time-of-use-refresh": {
+        "task": "protocol.time_of_use_refresh",
+        "schedule": 1800.0,
+        "options": {"expires": 1800.0},
+    },
 }
 
 REST_FRAMEWORK = {

@@ -332,19 +332,33 @@ class Ocpp16FeatureProfiles:
         wire = (result or {}).get("chargingSchedule")
         if answer.outcome != Outcome.ACCEPTED or not wire:
             return answer
+        in_watts = wire["chargingRateUnit"] == "W"
         periods = tuple(
-            (int(p["startPeriod"]), float(p["limit"]) * (1 if wire["chargingRateUnit"] == "W"
-                                                        else VOLTS_PER_AMP))
+            (
+                int(p["startPeriod"]),
+                float(p["limit"])
+                if in_watts
+                else amperes_to_watts(pile, float(p["limit"]), p.get("numberPhases")),
+            )
             for p in wire["chargingSchedulePeriod"]
-        )  # fmt: skip
+        )
         starts = wire.get("startSchedule") or result.get("scheduleStart")
         schedule = PowerSchedule(parse_pile_time(starts), wire.get("duration"), periods)
         return PileAnswer(answer.outcome, schedule=schedule)
 
 
-# A schedule in amperes is shown in watts at this many volts per ampere (230 V single
-# phase; a pile that wants exact watts answers in W, which the platform asks for).
-VOLTS_PER_AMP = 230
+# OCPP 1.6: "numberPhases=3 will be assumed unless another number is given".
+DEFAULT_PHASES = 3
+
+
+def amperes_to_watts(pile, amperes: float, number_phases: int | None) -> float:
+    """A limit a pile gave in amperes, in watts (the platform asks for W; some piles answer
+    in A anyway). AC: A × the pile's voltage per phase × phases (those the period names,
+    else the pile's configured phases, else 3); DC: A × the voltage configured for it."""
+    if pile.current_type == "DC":
+        return amperes * pile.phase_voltage_v
+    phases = number_phases or pile.supply_phases or DEFAULT_PHASES
+    return amperes * pile.phase_voltage_v * phases
 
 
 class Ocpp16Adapter(Ocpp16FeatureProfiles, Ocpp16CoreProfile):

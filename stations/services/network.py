@@ -19,9 +19,11 @@ from django.utils.translation import gettext_lazy as _
 from chargenet import audit
 from chargenet.audit import audit_record, snapshot
 from chargenet.errors import Conflict, DomainError, full_clean_or_raise
+from chargenet.events import event_publish
 from chargenet.models import AuditLog
 from orgs.models import Department, Operator, SubOperator
 
+from ..events import STATION_POWER_CHANGED
 from ..models import Connector, OpeningWindow, Pile, Station
 
 # --- opening hours -------------------------------------------------------------------
@@ -112,8 +114,14 @@ class StationData:
     time_zone: str = "Asia/Shanghai"
     is_public: bool = True
     password: str = ""
+    # Smart charging (issue 15): the grid connection shared by the station's sessions, and
+    # the lower limit of the tariff's sharp and peak periods (kW; None: no limit).
+    power_limit_kw: Decimal | None = None
+    peak_power_limit_kw: Decimal | None = None
 
 
+# Changing one of these re-sends piles their power profiles (`STATION_POWER_CHANGED`).
+POWER_FIELDS = ("power_limit_kw", "peak_power_limit_kw")
 STATION_FIELDS = [f for f in StationData.__dataclass_fields__]
 _STATION_FIELDS = STATION_FIELDS
 
@@ -181,6 +189,9 @@ def station_update(*, station: Station, changes: dict, actor=None) -> Station:
     after = snapshot(station, list(changes))
     if actor is not None and before != after:
         audit_record(actor=actor, action="station_update", obj=station, before=before, after=after)
+    if any(before.get(f) != after.get(f) for f in POWER_FIELDS):
+        payload = {"station_id": station.pk}
+        event_publish(kind=STATION_POWER_CHANGED, key=station.pk, payload=payload)
     return station
 
 
@@ -263,6 +274,8 @@ class PileData:
     firmware_version: str = ""
     credential_hash: str = ""
     protocol: str = Pile.Protocol.OCPP16J
+    supply_phases: int | None = None
+    phase_voltage_v: int = 220
 
 
 PILE_FIELDS = [f for f in PileData.__dataclass_fields__]

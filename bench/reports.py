@@ -25,8 +25,8 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 SEED_SQL = """
-INSERT INTO orgs_operator (id, code, name, rounding_mode, created_at)
-VALUES (1, 'bench', 'Bench Operator', 'ROUND_DOWN', now());
+INSERT INTO orgs_operator (id, code, name, rounding_mode, created_at, start_min_balance)
+VALUES (1, 'bench', 'Bench Operator', 'ROUND_DOWN', now(), 0);
 
 INSERT INTO orgs_suboperator (id, operator_id, code, name, contact, hidden_reason)
 VALUES (1, 1, 'sx', 'Sub X', '', ''), (2, 1, 'sy', 'Sub Y', '', '');
@@ -66,13 +66,13 @@ INSERT INTO billing_chargingsession (id, order_no, operator_id, station_id, pile
 SELECT i, '9' || lpad(i::text, 19, '0'), 1, 1 + (p - 1) %% 200, p, p, i::text,
        (ARRAY['scan','password','card','partner'])[1 + i %% 4], 'TAG', '', '',
        CASE WHEN i %% 50 = 0 THEN 'fault' ELSE 'settled' END,
-       t0, t0 + make_interval(mins => 20 + i %% 60), 0, wh, 'Local',
-       t0 + make_interval(mins => 20 + i %% 60), '{}', t0, t0,
+       t0, t0 + (20 + i %% 60) * interval '1 minute', 0, wh, 'Local',
+       t0 + (20 + i %% 60) * interval '1 minute', '{}', t0, t0,
        CASE WHEN i %% 10 = 0 THEN 1 + (i / 10) %% 2 END
 FROM (
     SELECT i, 1 + (i * 7919) %% 5000 AS p, 5000 + (i * 37) %% 40000 AS wh,
            %(start)s + make_interval(secs => (i::bigint * %(span)s / %(n)s)::int) AS t0
-    FROM generate_series(%(first)s, %(last)s) i
+    FROM generate_series(%(first)s::bigint, %(last)s::bigint) i
 ) s;
 
 INSERT INTO billing_bill (id, session_id, order_no, operator_id, station_id, channel,

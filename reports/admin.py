@@ -54,7 +54,12 @@ def report_page_context(request, report_class) -> dict:
         # The page shows the days it covers: this month so far by default.
         today = timezone.localdate()
         data["date_from"], data["date_to"] = str(today.replace(day=1)), str(today)
-    form = ReportFilterForm(data, staff=request.user)
+    form = ReportFilterForm(
+        data,
+        staff=request.user,
+        honoured=report_class.honoured,
+        channel_choices=report_class.channel_choices,
+    )
     extra = {}
     if report_class.slug == "faults":
         extra["group_by"] = [g for g in data.getlist("group_by") if g in DIMENSIONS]

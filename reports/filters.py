@@ -19,6 +19,12 @@ from stations.selectors import stations_visible_to
 # A report reads at most this many days at once (a year and a day for leap years).
 MAX_DAYS = 366
 
+# The filters besides the date range; a report honours all of them unless it says which
+# (`Report.honoured`): the others are shown disabled with `NOT_APPLICABLE`, never ignored
+# silently.
+NARROWING = ("station", "sub_operator", "department", "channel")
+NOT_APPLICABLE = _("Not applicable to this report.")
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -67,7 +73,7 @@ class Filters:
                 values[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
         return values
 
-    def used(self) -> list[tuple[str, str]]:
+    def used(self, channel_choices=Channel.choices) -> list[tuple[str, str]]:
         shown = [
             (str(_("date from")), str(self.first_day)),
             (str(_("date to")), str(self.last_day)),
@@ -76,7 +82,7 @@ class Filters:
             (_("station"), self.station),
             (_("sub-operator"), self.sub_operator),
             (_("department"), self.department),
-            (_("channel"), Channel(self.channel).label if self.channel else None),
+            (_("channel"), dict(channel_choices).get(self.channel, self.channel)),
         ):
             if value:
                 shown.append((str(label), str(value)))
@@ -93,11 +99,19 @@ class ReportFilterForm(forms.Form):
         label=_("channel"), required=False, choices=[("", "---------"), *Channel.choices]
     )
 
-    def __init__(self, *args, staff, **kwargs):
+    def __init__(self, *args, staff, honoured=NARROWING, channel_choices=Channel.choices,
+                 **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.fields["station"].queryset = stations_visible_to(staff).order_by("code")
         self.fields["sub_operator"].queryset = sub_operators_visible_to(staff).order_by("code")
         self.fields["department"].queryset = departments_visible_to(staff).order_by("name")
+        self.fields["channel"].choices = [("", "---------"), *channel_choices]
+        for name in NARROWING:
+            if name not in honoured:
+                # A disabled field takes its initial value (none), whatever the query says:
+                # the page and an export job build the report without it.
+                self.fields[name].disabled = True
+                self.fields[name].help_text = NOT_APPLICABLE
 
     def clean(self):
         data = super().clean()

@@ -7,10 +7,11 @@ from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
+from billing.models import Channel
 from chargenet.money import FEN, KWH_QUANTUM, WH_PER_KWH
 
 from ..exports.tabular import QUANTUM, Column
-from ..filters import Filters
+from ..filters import NARROWING, Filters
 
 # Rows a report page shows; the export carries them all.
 PAGE_ROWS = 200
@@ -44,6 +45,10 @@ class Report:
     slug: str
     title: str
     columns: list[Column]
+    # The filters (besides the days) this report applies; the page disables the others.
+    honoured: tuple[str, ...] = NARROWING
+    # What "channel" means here: how a charge was started, unless the report says otherwise.
+    channel_choices = Channel.choices
 
     def __init__(self, *, staff, filters: Filters):
         self.staff = staff
@@ -56,7 +61,7 @@ class Report:
         return None
 
     def filters_used(self) -> list[tuple[str, str]]:
-        return self.filters.used()
+        return self.filters.used(self.channel_choices)
 
     @property
     def filter_values(self) -> dict[str, list[str]]:

@@ -114,8 +114,14 @@ class MonthlyStatement(Report):
     ]
 
     def _statement(self) -> list[tuple]:
+        # Per channel only when a channel is asked for (the station rollup has none).
+        rows = (
+            bill_days_visible_to(self.staff)
+            if self.filters.channel
+            else station_bill_days_visible_to(self.staff)
+        )
         days = (
-            self.filters.apply(station_bill_days_visible_to(self.staff))
+            self.filters.apply(rows)
             .filter(sub_operator__isnull=False)
             .values("sub_operator_id", "sub_operator__name", "day")
             .annotate(

@@ -1,6 +1,10 @@
 """Pile utilisation and availability per pile × day: charging hours / 24 h (`PileDay`),
 online % and offline episodes (`PileFault` offline records clipped to the day), and the
-station's network outages (`StationOutage`) that day."""
+station's network outages (`StationOutage`) that day.
+
+A pile's time belongs to its station: the sub-operator filter keeps the piles of the
+stations the sub-operator is authorised on (as sub-operator staff see them); department
+and channel say nothing about a pile's availability and are disabled on the page."""
 
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ def _clip_by_day(spans, first_day, last_day, zone, now):
 class PileUtilisation(Report):
     slug = "utilisation"
     title = _("Pile utilisation and availability")
+    honoured = ("station", "sub_operator")
     columns = [
         Column("day", _("day"), "date"),
         Column("station", _("station"), "text"),
@@ -62,6 +67,8 @@ class PileUtilisation(Report):
         piles = piles_visible_to(self.staff)
         if self.filters.station is not None:
             piles = piles.filter(station=self.filters.station)
+        if self.filters.sub_operator is not None:
+            piles = piles.filter(station__sub_operators=self.filters.sub_operator)
         return piles
 
     def _table(self):

@@ -34,7 +34,7 @@ from .services.shares import fee_share_set
 from .tables import REPORTS
 from .tables.base import PAGE_ROWS
 from .tables.faults import DEFAULT_GROUPS, DIMENSIONS
-from .templatetags.reports_tags import numeric, shown_cells
+from .templatetags.reports_tags import numeric, rows_html, shown_cells
 
 register_scope(ServiceFeeShare, fee_shares_visible_to)
 register_scope(BillDay, bill_days_visible_to)
@@ -145,7 +145,8 @@ class ReportsAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
             title=report_class.title,
             opts=self.model._meta,
             rows=rows,
-            cells=[shown_cells(row, columns) for row in rows],
+            cells=(cells := [shown_cells(row, columns) for row in rows]),
+            rows_html=rows_html(cells),
             more=more,
             page_rows=PAGE_ROWS,
             totals=totals,

@@ -353,3 +353,18 @@ def test_monthly_statement_applies_each_days_share_rate(world):
     ]
     assert totals == ("total", 3, D("22.000"), D("15.40"), D("15.40"), D("30.80"), "", D("5.74"))
     assert table("statement", world, user="subop_y")[0] == []
+
+
+def test_the_page_renders_rows_and_choices_in_python_escaped():
+    from reports.filters import PlainSelect
+    from reports.templatetags.reports_tags import rows_html
+
+    assert rows_html([[("<b>&", False), ("1.00", True)]]) == (
+        '<tr><td>&lt;b&gt;&amp;</td><td class="num">1.00</td></tr>'
+    )
+    select = PlainSelect(choices=[("", "---"), (1, "<S>"), (2, "S2")])
+    assert select.render("station", 1, attrs={"id": "id_station", "disabled": True}) == (
+        '<select id="id_station" name="station" disabled><option value="">---</option>'
+        '<option value="1" selected>&lt;S&gt;</option><option value="2">S2</option></select>'
+    )
+    assert 'value="" selected' in select.render("station", None)

@@ -129,13 +129,9 @@ class ReportsAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         report = context["report"]
         if report is not None and request.GET.get("export") in EXPORT_FORMATS:
             return export_response(request, report, fmt=request.GET["export"])
-        rows, more = [], False
-        if report is not None:
-            for i, row in enumerate(report.rows()):
-                if i == PAGE_ROWS:
-                    more = True
-                    break
-                rows.append(row)
+        rows = report.page_rows(PAGE_ROWS + 1) if report is not None else []
+        more = len(rows) > PAGE_ROWS
+        rows = rows[:PAGE_ROWS]
         columns = report.columns if report else []
         totals = report.totals() if report else None
         query = request.GET.copy()

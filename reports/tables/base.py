@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from itertools import islice
 
 from django.db.models import QuerySet, Sum
 
@@ -56,6 +57,11 @@ class Report:
 
     def rows(self) -> Iterator[tuple]:
         raise NotImplementedError
+
+    def page_rows(self, n: int) -> list[tuple]:
+        """The first ``n`` rows (the page shows `PAGE_ROWS`; a report may ask the database
+        for no more)."""
+        return list(islice(self.rows(), n))
 
     def totals(self) -> tuple | None:
         return None

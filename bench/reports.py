@@ -200,10 +200,17 @@ def main() -> int:
         help="then time the pages again on rollup rows synthesized at the density of this "
         "many bills a year (when generating them all takes too long on this machine)",
     )
+    parser.add_argument(
+        "--time-only",
+        action="store_true",
+        help="time the pages again on the database a previous run seeded (after a change "
+        "to the code: seeding takes minutes)",
+    )
     args = parser.parse_args()
 
     url, name = _bench_url()
-    _fresh_database(url, name)
+    if not args.time_only:
+        _fresh_database(url, name)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chargenet.settings")
     import django
@@ -213,42 +220,12 @@ def main() -> int:
     from django.db import connection
     from django.utils import timezone
 
-    call_command("migrate", verbosity=0)
     today = timezone.localdate()
-    first_day = today - dt.timedelta(days=args.days)
-    start = dt.datetime.combine(first_day, dt.time(), tzinfo=timezone.get_current_timezone())
-    per_year = args.bills * 365 // args.days
-    print(
-        f"database {name}: seeding {args.bills:,} bills over {first_day}..{today} "
-        f"({per_year:,} bills a year at this density)…"
-    )
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE orgs_operator, orgs_staff RESTART IDENTITY CASCADE")
-        cursor.execute(SEED_SQL, {})
-        for first in range(1, args.bills + 1, args.chunk):
-            last = min(first + args.chunk - 1, args.bills)
-            cursor.execute(
-                SESSIONS_SQL,
-                {"first": first, "last": last, "n": args.bills, "start": start,
-                 "span": args.days * 86400},
-            )  # fmt: skip
-            print(f"  {last:,} bills, {time.perf_counter() - started:.0f} s", flush=True)
-        cursor.execute(FIX_CODES_SQL)
-        cursor.execute("ANALYZE")
-    print(f"  seeded in {time.perf_counter() - started:.1f} s")
-
-    from reports.services.rollups import rollups_rebuild
-
-    started = time.perf_counter()
-    bill_rows, fault_rows = rollups_rebuild(first_day=first_day - dt.timedelta(days=1),
-                                            last_day=today)  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    print(
-        f"reports_rebuild of {args.bills:,} bills: {time.perf_counter() - started:.1f} s, "
-        f"{bill_rows:,} daily rows, {fault_rows:,} fault rows"
-    )
+    if args.time_only:
+        _report_density(connection)
+    else:
+        call_command("migrate", verbosity=0)
+        _seed_and_rebuild(args, connection, today, name)
 
     from django.test.utils import setup_test_environment
     from django.urls import reverse
@@ -258,6 +235,7 @@ def main() -> int:
 
     setup_test_environment()
     roles_sync()
+    Staff.objects.filter(username__in=["bench-op", "bench-sub"]).delete()
     operator_staff = Staff.objects.create_user(
         "bench-op", password="x", operator_id=1, is_staff=True, role=Role.OPERATOR_ADMIN
     )
@@ -302,6 +280,52 @@ def main() -> int:
         )
         failed |= _time_pages(checks)
     return 1 if failed or differences else 0
+
+
+def _seed_and_rebuild(args, connection, today, name) -> None:
+    from django.utils import timezone
+
+    first_day = today - dt.timedelta(days=args.days)
+    start = dt.datetime.combine(first_day, dt.time(), tzinfo=timezone.get_current_timezone())
+    per_year = args.bills * 365 // args.days
+    print(
+        f"database {name}: seeding {args.bills:,} bills over {first_day}..{today} "
+        f"({per_year:,} bills a year at this density)…"
+    )
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE orgs_operator, orgs_staff RESTART IDENTITY CASCADE")
+        cursor.execute(SEED_SQL, {})
+        for first in range(1, args.bills + 1, args.chunk):
+            last = min(first + args.chunk - 1, args.bills)
+            cursor.execute(
+                SESSIONS_SQL,
+                {"first": first, "last": last, "n": args.bills, "start": start,
+                 "span": args.days * 86400},
+            )  # fmt: skip
+            print(f"  {last:,} bills, {time.perf_counter() - started:.0f} s", flush=True)
+        cursor.execute(FIX_CODES_SQL)
+        cursor.execute("ANALYZE")
+    print(f"  seeded in {time.perf_counter() - started:.1f} s")
+
+    from reports.services.rollups import rollups_rebuild
+
+    started = time.perf_counter()
+    bill_rows, fault_rows = rollups_rebuild(first_day=first_day - dt.timedelta(days=1),
+                                            last_day=today)  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(
+        f"reports_rebuild of {args.bills:,} bills: {time.perf_counter() - started:.1f} s, "
+        f"{bill_rows:,} daily rows, {fault_rows:,} fault rows"
+    )
+
+
+def _report_density(connection) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), min(started_at), max(started_at) FROM billing_bill")
+        n, first, last = cursor.fetchone()
+    print(f"timing again on the seeded database: {n:,} bills, {first:%Y-%m-%d}..{last:%Y-%m-%d}")
 
 
 def _time_pages(checks) -> bool:

@@ -20,7 +20,11 @@ from faults.selectors import fault_cases_visible_to, fault_code_counts
 from stations.models import ConnectorState
 from stations.selectors import piles_visible_to
 
-from .selectors import hour_loads_visible_to, station_bill_days_visible_to
+from .selectors import (
+    hour_loads_visible_to,
+    station_bill_days_visible_to,
+    station_day_totals_visible_to,
+)
 from .tables.base import kwh, ratio, yuan
 
 TREND_DAYS = 30
@@ -77,6 +81,13 @@ def _figures(days: list[dict]) -> Figures:
     )
 
 
+def _day_rows(staff):
+    """The rollup the dashboard sums: one row per station-day where the staff member sees
+    whole stations, else the station rollup under the bills' visibility."""
+    totals = station_day_totals_visible_to(staff)
+    return totals if totals is not None else station_bill_days_visible_to(staff)
+
+
 def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUse]:
     piles = {
         r["station_id"]: (r["station__name"], r["n"])
@@ -86,7 +97,7 @@ def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUs
         .annotate(n=Count("pk"))
     }
     charged = dict(
-        station_bill_days_visible_to(staff)
+        _day_rows(staff)
         .filter(day__gte=first_day, day__lte=last_day, station_id__in=list(piles))
         .values("station_id")
         .annotate(s=Sum("charging_s"))
@@ -108,7 +119,7 @@ def dashboard_for(staff, *, today: dt.date | None = None) -> Dashboard:
     # One pass over the rollups gives today, this month and the trend: the sums per day.
     trend = {
         r["day"]: r
-        for r in station_bill_days_visible_to(staff)
+        for r in _day_rows(staff)
         .filter(day__gte=min(first, month_start), day__lte=today)
         .values("day")
         .annotate(**_SUMS)

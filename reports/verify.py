@@ -25,7 +25,7 @@ from django.db.models.functions import TruncDate
 from billing.models import Bill, PaymentState, SessionState, SessionTransition
 from chargenet.money import to_fen
 
-from .models import BillDay, FaultDay, StationBillDay
+from .models import BillDay, FaultDay, StationBillDay, StationDayTotal
 
 KEY = ("day", "station_id", "sub_operator_id", "department_id", "channel")
 STATION_KEY = KEY[:-1]
@@ -128,7 +128,11 @@ def rollups_verify(
 ) -> list[Difference]:
     """Every rollup figure that differs from the sum of its bills (empty: all agree)."""
     differences = []
-    for model, keys in ((BillDay, KEY), (StationBillDay, STATION_KEY)):
+    for model, keys in (
+        (BillDay, KEY),
+        (StationBillDay, STATION_KEY),
+        (StationDayTotal, ("day", "station_id")),
+    ):
         differences += _figures_differ(model, keys, first_day, last_day)
     codes_expected: Counter = Counter()
     for bills in _bills(first_day, last_day):

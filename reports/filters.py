@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import escape
@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Channel
+from orgs.models import Department
 from orgs.selectors import departments_visible_to, sub_operators_visible_to
 from stations.selectors import stations_visible_to
 
@@ -92,6 +93,21 @@ class Filters:
         return shown
 
 
+def report_departments(staff) -> QuerySet[Department]:
+    """The departments a report may be narrowed to: `departments_visible_to`, but for
+    sub-operator staff "with a charge it sees" is read from the rollups it sees (a
+    department with a bill there) instead of every session of the network, which took
+    about a second for the dropdown alone at 1.7 million sessions."""
+    from .selectors import station_bill_days_visible_to  # the selectors import the models
+
+    if getattr(staff, "sub_operator_id", None) is None or staff.is_superuser:
+        return departments_visible_to(staff)
+    billed = station_bill_days_visible_to(staff).exclude(department=None).values("department_id")
+    return Department.objects.filter(operator_id=staff.operator_id).filter(
+        Q(sub_operator_id=staff.sub_operator_id) | Q(pk__in=billed)
+    )
+
+
 class PlainSelect(forms.Select):
     """A select rendered in Python: Django renders each option through a template, which
     for a network's few hundred stations took a large part of a report page's time."""
@@ -131,7 +147,7 @@ class ReportFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["station"].queryset = stations_visible_to(staff).order_by("code")
         self.fields["sub_operator"].queryset = sub_operators_visible_to(staff).order_by("code")
-        self.fields["department"].queryset = departments_visible_to(staff).order_by("name")
+        self.fields["department"].queryset = report_departments(staff).order_by("name")
         self.fields["channel"].choices = [("", "---------"), *channel_choices]
         for name in NARROWING:
             if name not in honoured:

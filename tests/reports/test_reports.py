@@ -373,3 +373,18 @@ def test_the_page_renders_rows_and_choices_in_python_escaped():
         '<option value="1" selected>&lt;S&gt;</option><option value="2">S2</option></select>'
     )
     assert 'value="" selected' in select.render("station", None)
+
+
+def test_sub_operator_department_choices_come_from_the_bills_it_sees(world):
+    from orgs.selectors import departments_visible_to
+    from reports.filters import report_departments
+
+    def names(user):
+        return sorted(d.name for d in report_departments(world[user]))
+
+    assert names("subop_x") == ["dept X"]
+    assert names("subop_y") == []
+    assert names("admin_a") == ["dept A", "dept X"]
+    billed(world["c1"], start=at(2019, 10, 6, 10), wh=1000, department=world["dept_a"])
+    assert names("subop_x") == ["dept A", "dept X"]
+    assert names("subop_x") == sorted(d.name for d in departments_visible_to(world["subop_x"]))

@@ -388,3 +388,12 @@ def test_sub_operator_department_choices_come_from_the_bills_it_sees(world):
     billed(world["c1"], start=at(2019, 10, 6, 10), wh=1000, department=world["dept_a"])
     assert names("subop_x") == ["dept A", "dept X"]
     assert names("subop_x") == sorted(d.name for d in departments_visible_to(world["subop_x"]))
+
+
+@pytest.mark.parametrize("slug", ["daily", "detail"])
+def test_a_page_holds_the_first_rows_of_the_report(world, slug):
+    report = REPORTS[slug](staff=world["admin_a"], filters=OCTOBER)
+    everything = list(report.rows())
+    assert len(everything) == 3
+    assert report.page_rows(2) == everything[:2]
+    assert report.page_rows(200) == everything

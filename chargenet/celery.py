@@ -75,17 +75,21 @@ def tasks_gathered():
 
 
 def tasks_send(sends: list) -> None:
-    """Send gathered ``(task, args)`` pairs. Tasks marked ``merges_lists`` (one list
-    argument, e.g. event ids) are sent once with the lists joined."""
-    merged: dict[str, tuple] = {}
+    """Send gathered ``(task, args)`` pairs in the order they were gathered. Tasks marked
+    ``merges_lists`` (one list argument, e.g. event ids) are sent once, where their first
+    send was, with the lists joined."""
+    ordered: list[tuple] = []
+    joined: dict[str, list] = {}
     for task, args in sends:
-        if getattr(task, "merges_lists", False):
-            held = merged.setdefault(task.name, (task, []))
-            held[1].extend(args[0])
-            continue
+        if not getattr(task, "merges_lists", False):
+            ordered.append((task, args))
+        elif task.name in joined:
+            joined[task.name].extend(args[0])
+        else:
+            joined[task.name] = list(args[0])
+            ordered.append((task, (joined[task.name],)))
+    for task, args in ordered:
         _send(task, args)
-    for task, joined in merged.values():
-        _send(task, (joined,))
 
 
 def _send(task, args: tuple) -> None:

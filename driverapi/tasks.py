@@ -9,6 +9,8 @@ from django.db import OperationalError
 @shared_task(
     name="driverapi.starts_settle",
     autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=120,
     max_retries=3,
     soft_time_limit=60,
     time_limit=90,

@@ -52,6 +52,7 @@ def test_every_task_ends_before_it_could_be_delivered_again():
         "billing.recharges_reconcile_pending": 120,
         "billing.refunds_send": 120,
         "billing.refunds_reconcile_pending": 120,
+        "driverapi.starts_settle": 120,
     }
 
 
@@ -76,4 +77,6 @@ def test_periodic_runs_expire_at_their_next_tick():
         "interconnect-orders-check": (600.0, 600.0),
         "piles-sync": (300.0, 300.0),
         "reservations-expire": (60.0, 60.0),
+        "driver-starts-settle": (60.0, 60.0),
+        "time-of-use-refresh": (1800.0, 1800.0),
     }

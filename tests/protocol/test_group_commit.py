@@ -133,7 +133,7 @@ def test_a_batch_sends_its_tasks_once_after_commit_with_lists_joined():
             return await asyncio.gather(*calls, return_exceptions=True)
         finally:
             await db.run_alone(connections.close_all)
-            db.shutdown()  # waits for the publisher thread
+            db.shutdown()
 
     answers = asyncio.run(play())
     assert [a for a in answers if isinstance(a, str)] == ["P0", "P1", "P2", "P3"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -25,7 +26,6 @@ from ocpp.exceptions import OCPPError
 
 from billing.services.sessions import Credential, CredentialKind
 from stations.models import Pile
-from stations.services import live
 
 from ..db import DatabaseUnavailable
 from ..gateway import throttle
@@ -36,6 +36,7 @@ from .handlers import (
     NoAnswer,
     YkcHandlers,
     credential_balance,
+    pile_login,
     session_open,
     tariff_in_force,
 )
@@ -82,6 +83,7 @@ class YkcConnection(YkcHandlers):
         self.pile_id: int | None = None
         self.token = uuid.uuid4().hex[:12]
         self._connection = _Closer(self)
+        self.heard_at = asyncio.get_running_loop().time()  # the last bytes from the pile
         self.decoder = codec.StreamDecoder()
         self.registered = False
         self.closing = False
@@ -96,15 +98,13 @@ class YkcConnection(YkcHandlers):
     # --- receive loop -----------------------------------------------------------------
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while not self.closing:
-                try:
-                    data = await asyncio.wait_for(
-                        self.reader.read(READ_BYTES), self.gw.idle_timeout
-                    )
-                except TimeoutError:
-                    self.close(f"silent for {self.gw.idle_timeout:g} s (heartbeats missed)")
-                    break
+                # No timer per read: the gateway's silence check (`YkcGateway._silence_loop`)
+                # closes a link whose pile stopped talking, for 10,000 piles in one pass.
+                data = await self.reader.read(READ_BYTES)
+                self.heard_at = math.inf  # busy with what it said, not silent
                 if not data:
                     self._connection.close_code = self._connection.close_code or "closed by pile"
                     break
@@ -112,6 +112,9 @@ class YkcConnection(YkcHandlers):
                     await self._on_item(item)
                     if self.closing or self.gw.stopping:
                         break
+                # Silence counts from when the gateway listens again: a pile waiting for
+                # the answer to its login in a reconnect storm is not a silent pile.
+                self.heard_at = loop.time()
                 if self.gw.stopping:
                     break
         except (ConnectionError, OSError):
@@ -144,8 +147,11 @@ class YkcConnection(YkcHandlers):
         return len(self._frames) > self.max_frames_per_minute
 
     async def _send(self, body: codec.Body, serial: int) -> None:
+        await self._write(codec.encode(body, serial=serial))
+
+    async def _write(self, frame: bytes) -> None:
         with contextlib.suppress(ConnectionError, OSError):
-            self.writer.write(codec.encode(body, serial=serial))
+            self.writer.write(frame)
             await self.writer.drain()
 
     async def _on_item(self, item: codec.Envelope | codec.Dropped) -> None:
@@ -240,14 +246,15 @@ class YkcConnection(YkcHandlers):
         )
         if answer is None:
             return
+        frame = codec.encode(answer, serial=envelope.serial)
         f_out = self._journal(
             Direction.OUT,
             MessageType.CALL_RESULT,
             wait=wait,
             action=action_name(answer.TYPE),
-            unique_id=str(envelope.serial),
+            unique_id=seen["unique_id"],
             payload=answer.fields(),
-            raw=self._hex(codec.encode(answer, serial=envelope.serial)),
+            raw=self._hex(frame),
             order_no=order_no,
         )
         if wait:
@@ -255,7 +262,7 @@ class YkcConnection(YkcHandlers):
             if any(r is not True for r in results):  # committed, not journaled: pile retries
                 logger.warning("%s: %s not journaled, not answered", self.code, body.NAME)
                 return
-        await self._send(answer, envelope.serial)
+        await self._write(frame)
 
     # --- login ------------------------------------------------------------------------
 
@@ -271,19 +278,9 @@ class YkcConnection(YkcHandlers):
             self.close("throttled")
             return
         try:
-            login = await gw.db.run(live.pile_login, code=code, password=None)
-            pile, reason = login.pile, login.reason
-            if pile is not None and pile.protocol != Pile.Protocol.YKC:
-                pile, reason = None, f"the pile speaks {pile.get_protocol_display()}"
-            if pile is not None:
-                await gw.db.run(
-                    live.pile_boot,
-                    pile_id=pile.pk,
-                    vendor=pile.vendor,
-                    model=pile.model,
-                    serial_number=pile.serial_number,
-                    firmware_version=body.program_version,
-                )
+            pile, reason = await gw.db.run(
+                pile_login, code=code, firmware_version=body.program_version
+            )
         except DatabaseUnavailable:
             self._journal(
                 Direction.IN, MessageType.CALL, **seen, code=code, error_code="NotAnswered"
@@ -312,6 +309,7 @@ class YkcConnection(YkcHandlers):
             self._frames = own
             await gw._register(self)
             self.registered = True
+            gw.anonymous.discard(self)
         self._journal(Direction.IN, MessageType.CALL, **seen, payload=body.fields())
         self._journal(Direction.OUT, MessageType.CALL_RESULT, **out)
         await self._send(answer, envelope.serial)

@@ -33,6 +33,9 @@ logger = logging.getLogger("protocol.ykc")
 PORT = 27600
 HEARTBEAT_SECONDS = 10  # piles heartbeat every 10 s (spec §6.3)
 MISSED_HEARTBEATS = 3  # three missed: the link is down, the pile must log in again
+# A pile's last-seen time is written at most this often: this gateway itself notices a
+# silent pile (`_silence_loop`); the database's time only backs the global offline sweep.
+SEEN_WRITE_SECONDS = 30.0
 
 
 class YkcGateway(Gateway):
@@ -48,19 +51,35 @@ class YkcGateway(Gateway):
         node = node or f"ykc-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         super().__init__(host=host, port=port, node=node, reuse_port=reuse_port)
         self.idle_timeout = idle_timeout
+        self.anonymous: set[YkcConnection] = set()  # connected, not logged in yet
+        self.seen_write_seconds = SEEN_WRITE_SECONDS
 
     async def handle_pile(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         conn = YkcConnection(reader=reader, writer=writer, gateway=self)
+        self.anonymous.add(conn)  # silent before logging in: closed as well
         try:
             await conn.start()
         except DatabaseUnavailable:
             conn.close("database unavailable")
         finally:
+            self.anonymous.discard(conn)
             conn.close(conn._connection.close_code or "closed")
             if conn.registered:
                 await self._unregister(conn)
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _silence_loop(self) -> None:
+        """Close the links of piles silent for ``idle_timeout`` (3 missed heartbeats): one
+        pass over the connections a second instead of a timer on every read."""
+        loop = asyncio.get_running_loop()
+        every = min(1.0, self.idle_timeout / 4)
+        while True:
+            await asyncio.sleep(every)
+            deadline = loop.time() - self.idle_timeout
+            for conn in list(self.connections.values()) + list(self.anonymous):
+                if conn.heard_at < deadline and not conn.closing:
+                    conn.close(f"silent for {self.idle_timeout:g} s (heartbeats missed)")
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         sys.setswitchinterval(settings.GATEWAY_SWITCH_INTERVAL)
@@ -79,6 +98,7 @@ class YkcGateway(Gateway):
             asyncio.create_task(self._command_loop()),
             asyncio.create_task(self._flush_seen_loop()),
             asyncio.create_task(self._sweep_loop()),
+            asyncio.create_task(self._silence_loop()),
         ]
         server = await asyncio.start_server(
             self.handle_pile, self.host, self.port, reuse_port=self.reuse_port or None, backlog=4096

@@ -86,6 +86,7 @@ class YkcConnection(YkcHandlers):
         self.heard_at = asyncio.get_running_loop().time()  # the last bytes from the pile
         self.decoder = codec.StreamDecoder()
         self.registered = False
+        self.went_silent = False  # closed for three missed heartbeats
         self.closing = False
         self.connector_states: dict[int, tuple[str, str]] = {}
         self.prefix_chars = settings.GATEWAY_JOURNAL_PREFIX_CHARS

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -21,6 +22,9 @@ import uuid
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.utils import timezone
+
+from stations.services import live
 
 from .. import routing
 from ..db import DatabaseUnavailable
@@ -53,6 +57,12 @@ class YkcGateway(Gateway):
         self.idle_timeout = idle_timeout
         self.anonymous: set[YkcConnection] = set()  # connected, not logged in yet
         self.seen_write_seconds = SEEN_WRITE_SECONDS
+        # Piles silent past ``idle_timeout`` (pile id → time of their last frame), taken
+        # offline by the next last-seen flush; and piles whose link ended otherwise (pile id
+        # → loop time of their last frame), offline once that is ``idle_timeout`` ago.
+        self._silent: dict[int, dt.datetime] = {}
+        self._departed: dict[int, float] = {}
+        self._flush_lock = asyncio.Lock()
 
     async def handle_pile(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         conn = YkcConnection(reader=reader, writer=writer, gateway=self)
@@ -65,6 +75,9 @@ class YkcGateway(Gateway):
             self.anonymous.discard(conn)
             conn.close(conn._connection.close_code or "closed")
             if conn.registered:
+                if not conn.went_silent and self.connections.get(conn.code) is conn:
+                    heard = conn.heard_at
+                    self._departed[conn.pile_id] = min(heard, asyncio.get_running_loop().time())
                 await self._unregister(conn)
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -76,10 +89,46 @@ class YkcGateway(Gateway):
         every = min(1.0, self.idle_timeout / 4)
         while True:
             await asyncio.sleep(every)
-            deadline = loop.time() - self.idle_timeout
+            now = loop.time()
+            deadline = now - self.idle_timeout
             for conn in list(self.connections.values()) + list(self.anonymous):
                 if conn.heard_at < deadline and not conn.closing:
                     conn.close(f"silent for {self.idle_timeout:g} s (heartbeats missed)")
+                    if conn.registered:
+                        conn.went_silent = True
+                        self._went_silent(conn.pile_id, conn.heard_at, now)
+            for pile_id, heard_at in list(self._departed.items()):
+                if heard_at < deadline:
+                    del self._departed[pile_id]
+                    self._went_silent(pile_id, heard_at, now)
+            if self._silent:
+                self._spawn(self.flush_seen())
+
+    def _went_silent(self, pile_id: int, heard_at: float, now: float) -> None:
+        """Three heartbeats missed: the pile goes offline at once (`live.piles_went_silent`,
+        the offline sweep's path), not when the global sweep comes by."""
+        self._seen.pop(pile_id, None)
+        self._heartbeats.pop(pile_id, None)
+        self._silent[pile_id] = timezone.now() - dt.timedelta(seconds=now - heard_at)
+
+    async def _register(self, conn) -> None:
+        self._silent.pop(conn.pile_id, None)  # back before its offline was written
+        self._departed.pop(conn.pile_id, None)
+        await super()._register(conn)
+
+    async def flush_seen(self) -> None:
+        # One flush at a time: a pile's last sighting is written before it goes offline.
+        async with self._flush_lock:
+            await super().flush_seen()
+            if not self._silent:
+                return
+            silent, self._silent = self._silent, {}
+            try:
+                await self.db.run_alone(live.piles_went_silent, silent=silent)
+            except Exception as exc:
+                logger.warning("offline piles not written: %s", exc)
+                for pile_id, at in silent.items():
+                    self._silent.setdefault(pile_id, at)
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         sys.setswitchinterval(settings.GATEWAY_SWITCH_INTERVAL)

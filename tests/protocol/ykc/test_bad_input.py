@@ -16,7 +16,7 @@ from protocol.ykc.simulator import parse_url
 from stations.models import StatusEvent
 
 from ..conftest import wait_for
-from .conftest import YkcProcess, card, ykc_pile
+from .conftest import card, ykc_pile
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
 
@@ -145,17 +145,3 @@ def test_three_missed_heartbeats_close_the_link(own_ykc):
     assert asyncio.run(play())
     row = wait_for(lambda: Frame.objects.filter(pile_code=pile.code, action="disconnected").first())
     assert row.raw == "close code silent for 1 s (heartbeats missed)"
-
-
-@pytest.fixture
-def own_ykc(live_db):
-    started: list[YkcProcess] = []
-
-    def start(idle_timeout: float = 30.0, **env) -> YkcProcess:
-        gw = YkcProcess(node=f"ykc-k-{len(started)}", env=env, idle_timeout=idle_timeout)
-        started.append(gw.start())
-        return gw
-
-    yield start
-    for gw in started:
-        gw.stop()

@@ -40,6 +40,7 @@ MISSED_HEARTBEATS = 3  # three missed: the link is down, the pile must log in ag
 # A pile's last-seen time is written at most this often: this gateway itself notices a
 # silent pile (`_silence_loop`); the database's time only backs the global offline sweep.
 SEEN_WRITE_SECONDS = 30.0
+SHUTDOWN_SECONDS = 10.0  # how long connections get to unregister when the node stops
 
 
 class YkcGateway(Gateway):
@@ -63,8 +64,22 @@ class YkcGateway(Gateway):
         self._silent: dict[int, dt.datetime] = {}
         self._departed: dict[int, float] = {}
         self._flush_lock = asyncio.Lock()
+        self._handlers: set[asyncio.Task] = set()  # one per open TCP connection
 
     async def handle_pile(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # Only at shutdown. Python 3.11's stream server asks a finished handler for its
+            # exception(), which raises (and logs a traceback) for a cancelled one: end
+            # quietly instead.
+            pass
+        finally:
+            self._handlers.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         conn = YkcConnection(reader=reader, writer=writer, gateway=self)
         self.anonymous.add(conn)  # silent before logging in: closed as well
         try:
@@ -161,12 +176,19 @@ class YkcGateway(Gateway):
             await stop.wait()
             self.stopping = True
             logger.info("YKC gateway %s stopping", self.node)
-            for conn in list(self.connections.values()):
+            for conn in list(self.connections.values()) + list(self.anonymous):
                 conn.close("gateway stopping")
+            # Let every connection unregister (Redis) and journal its end before the
+            # background tasks stop and the loop cancels what is left.
+            if self._handlers:
+                await asyncio.wait(set(self._handlers), timeout=SHUTDOWN_SECONDS)
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush_seen()
         await self.journal.close()
         with contextlib.suppress(Exception):
             await self.redis.delete(routing.alive_key(self.node))
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
         self.db.shutdown()

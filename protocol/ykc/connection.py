@@ -94,6 +94,9 @@ class YkcConnection(YkcHandlers):
         self._frames: deque[float] = deque()  # the pile's own window once it logged in
         self._serial = 0
         self._pending: dict[int, asyncio.Future] = {}  # answer type → its waiter
+        # Transaction serial → remote start whose answer did not come in time (a late 0x33
+        # saying "started" still opens its session).
+        self._late_starts: dict[str, dict] = {}
         self._outbound_lock = asyncio.Lock()
 
     # --- receive loop -----------------------------------------------------------------
@@ -320,6 +323,17 @@ class YkcConnection(YkcHandlers):
 
     def _on_answer(self, envelope, body: codec.Body, seen: dict) -> None:
         future = self._pending.get(envelope.type)
+        late = self._late_starts.pop(getattr(body, "serial", None), None)
+        if late is not None and (future is None or future.done()):
+            # The answer to a remote start whose wait timed out: if the pile did start,
+            # it charges under that serial and will report it: the session must exist.
+            self._journal(
+                Direction.IN, MessageType.CALL_RESULT, **seen, error_code="Late",
+                payload=body.fields(),
+            )  # fmt: skip
+            if body.result == 1:
+                self.gw._spawn(self._open_late_start(late))
+            return
         if future is None or future.done():
             self._journal(
                 Direction.IN, MessageType.CALL_RESULT, **seen, payload=body.fields(),
@@ -392,6 +406,8 @@ class YkcConnection(YkcHandlers):
                 await self.writer.drain()
                 answer = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
             except TimeoutError:
+                if action == "RemoteStart":
+                    self._late_starts[body.serial] = {**after, "gun": body.gun}
                 return {"outcome": "timeout"}
             except (ConnectionError, OSError):
                 return {"outcome": "offline"}
@@ -414,6 +430,17 @@ class YkcConnection(YkcHandlers):
                     "%s: session of remote start %s not opened", self.code, body.serial
                 )
         return {"outcome": "result", "payload": result}
+
+    async def _open_late_start(self, start: dict) -> None:
+        try:
+            result = await self.gw.db.run(
+                session_open, pile=self.pile, gun=start["gun"],
+                credential=start["credential"], serial=start["serial"],
+            )  # fmt: skip
+        except Exception:
+            logger.exception("%s: session of late remote start %s not opened", self.code, start)
+            return
+        logger.info("%s: late remote start %s opened as %s", self.code, start, result.order_no)
 
     def connection_lost(self) -> None:
         for future in self._pending.values():

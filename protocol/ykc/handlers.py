@@ -12,12 +12,14 @@ from typing import Any
 
 from django.utils import timezone
 
+from billing.models import ChargingSession
+from billing.models.sessions import ACTIVE_STATES
 from billing.pricing import TariffSpec
 from billing.selectors import tariff_specs_for
 from billing.services import sessions
 from billing.services.sessions import AuthDecision, Credential
 from billing.services.wallet import wallet_balance
-from stations.models import Pile
+from stations.models import ConnectorState, Pile
 from stations.services import live
 
 from ..gateway import bounds
@@ -99,6 +101,23 @@ def start_requested(
     return start.status, start.order_no, credential_balance(pile=pile, credential=credential)
 
 
+def charge_ended(*, pile: Pile, gun: int, serial: str) -> str:
+    """The pile ended the charge of transaction ``serial`` (0x19): its connector is
+    finishing while the session, still open, waits for its record. The session's order
+    number, or "" when no open session has that serial (already closed by its record)."""
+    order_no = (
+        ChargingSession.objects.filter(pile=pile, protocol_ref=serial, state__in=ACTIVE_STATES)
+        .values_list("order_no", flat=True)
+        .first()
+    )
+    if order_no is None:
+        return ""
+    live.connector_status_record(
+        pile=pile, connector_number=gun, state=ConnectorState.FINISHING, info="charge end (0x19)"
+    )
+    return order_no
+
+
 class YkcHandlers:
     """The ``on_<Name>`` handlers of a YKC connection (mixed into `YkcConnection`, which
     provides ``gw``, ``pile``, ``pile_id``, ``code`` and ``connector_states``)."""
@@ -155,7 +174,15 @@ class YkcHandlers:
         return None, result.order_no
 
     async def on_ChargeEnd(self, body: codec.ChargeEnd):
-        return None, ""  # the BMS summary: journaled; the record (0x3B) closes the session
+        """The charge is over (the BMS summary): the connector is finishing and the session
+        shows it is ending; the record (0x3B) still closes it and makes the bill."""
+        gun = bounds.connector_number(body.gun, field="gun", pile_itself=False)
+        if not words.is_serial(body.serial):
+            return None, ""
+        order_no = await self.gw.db.run(charge_ended, pile=self.pile, gun=gun, serial=body.serial)
+        if order_no:
+            self.connector_states[gun] = (ConnectorState.FINISHING, "")
+        return None, order_no
 
     async def on_StartRequest(self, body: codec.StartRequest):
         gun = bounds.connector_number(body.gun, field="gun", pile_itself=False)

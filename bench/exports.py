@@ -105,6 +105,7 @@ def main() -> int:
                 f"peak RSS {peak_mb:.0f} MB (limit {RSS_LIMIT_MB} MB)",
                 flush=True,
             )
+            print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
             failed |= job.rows_done != args.rows or peak_mb >= RSS_LIMIT_MB
     return 1 if failed else 0
 

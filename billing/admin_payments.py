@@ -30,6 +30,7 @@ from .models import (
     InvoiceState,
     Recharge,
     RechargeRefund,
+    RechargeRefundState,
     RechargeState,
     RefundRequest,
     RefundState,
@@ -37,7 +38,12 @@ from .models import (
 from .selectors import invoices_visible_to, recharges_visible_to, refund_requests_visible_to
 from .services.invoices import invoice_issue, invoice_reject
 from .services.recharges import recharge_reconcile
-from .services.refunds import refund_request_approve, refund_request_reject
+from .services.refunds import (
+    AbnormalAction,
+    refund_abnormal_resolve,
+    refund_request_approve,
+    refund_request_reject,
+)
 
 register_scope(Recharge, recharges_visible_to)
 register_scope(RefundRequest, refund_requests_visible_to)
@@ -57,6 +63,15 @@ register_scope(
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label=_("reason (the driver reads it)"), max_length=200, widget=forms.Textarea
+    )
+
+    def plain_fields(self):
+        return [self[name] for name in self.fields]
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(
+        label=_("what was done (for the record)"), max_length=200, widget=forms.Textarea
     )
 
     def plain_fields(self):
@@ -182,6 +197,45 @@ class RechargeRefundInline(_ReadOnlyInline):
     readonly_fields = fields
 
 
+class NeedsStaffFilter(admin.SimpleListFilter):
+    """Requests with a WeChat refund reported abnormal: the driver's money is stuck until
+    staff act."""
+
+    title = _("needs staff")
+    parameter_name = "needs_staff"
+
+    def lookups(self, request, model_admin):
+        return [("abnormal", _("WeChat refund abnormal"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "abnormal":
+            return queryset.filter(refunds__state=RechargeRefundState.ABNORMAL).distinct()
+        return queryset
+
+
+# What staff may do with an abnormal WeChat refund: (label, what the page says).
+ABNORMAL_ACTIONS = {
+    AbnormalAction.RETRY: (
+        _("Ask WeChat again"),
+        _(
+            "WeChat Pay is asked about this refund now (after you fixed it in WeChat Pay's "
+            "merchant platform, it finishes as refunded)."
+        ),
+    ),
+    AbnormalAction.HANDLED: (
+        _("Handled outside WeChat"),
+        _(
+            "The driver got %(amount)s yuan another way (e.g. bank transfer); the refund "
+            "ends as handled. The wallet does not change."
+        ),
+    ),
+    AbnormalAction.TO_WALLET: (
+        _("Back to the wallet"),
+        _("%(amount)s yuan go back into the driver's wallet; the refund ends as closed."),
+    ),
+}
+
+
 @admin.register(RefundRequest)
 class RefundRequestAdmin(_ReadOnly):
     list_display = (
@@ -192,8 +246,9 @@ class RefundRequestAdmin(_ReadOnly):
         "created_at",
         "decided_by",
         "decide_links",
+        "abnormal_links",
     )
-    list_filter = ("state", ("created_at", admin.DateFieldListFilter))
+    list_filter = ("state", NeedsStaffFilter, ("created_at", admin.DateFieldListFilter))
     search_fields = ("member__phone", "member__nickname")
     list_select_related = ("member", "decided_by")
     fields = (
@@ -207,9 +262,81 @@ class RefundRequestAdmin(_ReadOnly):
         "rejection_reason",
         "finished_at",
         "decide_links",
+        "abnormal_links",
     )
     readonly_fields = fields
     inlines = [RechargeRefundInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("refunds")
+
+    @admin.display(description=_("abnormal WeChat refunds"))
+    def abnormal_links(self, refund_request):
+        abnormal = [
+            r for r in refund_request.refunds.all() if r.state == RechargeRefundState.ABNORMAL
+        ]
+        if not abnormal:
+            return "—"
+        return format_html_join(
+            format_html("<br>"),
+            '<strong class="errornote-inline">{} {}</strong> {}',
+            (
+                (
+                    _("Abnormal:"),
+                    f"{part.out_refund_no} ({part.amount})",
+                    format_html_join(
+                        " ",
+                        '<a class="button" href="{}">{}</a>',
+                        (
+                            (
+                                reverse(
+                                    "admin:billing_refundrequest_abnormal",
+                                    args=[refund_request.pk, part.pk, action],
+                                ),
+                                label,
+                            )
+                            for action, (label, _said) in ABNORMAL_ACTIONS.items()
+                        ),
+                    ),
+                )
+                for part in abnormal
+            ),
+        )
+
+    def abnormal_view(self, request, object_id, refund_id, action):
+        refund_request = self._decidable(request, self.get_queryset(request), object_id)
+        part = get_object_or_404(
+            RechargeRefund, pk=refund_id, request=refund_request, state=RechargeRefundState.ABNORMAL
+        )
+        if action not in ABNORMAL_ACTIONS:
+            raise Http404
+        label, said = ABNORMAL_ACTIONS[action]
+        form_class = ConfirmForm if action == AbnormalAction.RETRY else NoteForm
+        form = form_class(request.POST if request.method == "POST" else None)
+
+        def act(form):
+            line = refund_abnormal_resolve(
+                refund=part,
+                action=action,
+                note=form.cleaned_data.get("note", ""),
+                actor=request.user,
+            )
+            return (
+                reverse("admin:billing_refundrequest_change", args=[refund_request.pk]),
+                _("Refund %(no)s is now: %(state)s.")
+                % {"no": line.out_refund_no, "state": line.get_state_display()},
+            )
+
+        return self.service_form(
+            request,
+            form,
+            title=_("Abnormal WeChat refund %(no)s of %(member)s")
+            % {"no": part.out_refund_no, "member": refund_request.member},
+            intro=said % {"amount": part.amount},
+            submit_label=label,
+            on_valid=act,
+        )
+
     actions = ["approve"]
 
     @admin.display(description=_("decision"))
@@ -235,6 +362,11 @@ class RefundRequestAdmin(_ReadOnly):
                 "<int:object_id>/reject/",
                 self.admin_site.admin_view(self.reject_view),
                 name="billing_refundrequest_reject",
+            ),
+            path(
+                "<int:object_id>/refunds/<int:refund_id>/<str:action>/",
+                self.admin_site.admin_view(self.abnormal_view),
+                name="billing_refundrequest_abnormal",
             ),
             *super().get_urls(),
         ]

@@ -17,6 +17,12 @@ Consumers live in their app's ``consumers.py`` (imported at start-up by
 
     @consumer("bill.settled", name="faults.cases_open")
     def cases_open(event: OutboxEvent) -> None: ...
+
+A consumer that can take many events at once says ``batch=True`` and receives a list:
+`events_deliver` (the after-commit task) gives it every event of a burst in one
+transaction with their `EventDelivery` rows (one INSERT), instead of a transaction per
+event. If the batch fails, each event is given to it alone (one bad event holds up only
+itself).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
+from chargenet.celery import task_queue_on_commit
 from chargenet.models import EventDelivery, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -41,20 +48,31 @@ class Consumer:
     name: str
     kinds: frozenset[str]
     handle: Callable[[OutboxEvent], None]
+    # Set for ``batch=True`` consumers: takes a list of events in one transaction.
+    handle_many: Callable[[list[OutboxEvent]], None] | None = None
 
 
 _CONSUMERS: dict[str, Consumer] = {}
 
 
-def consumer(*kinds: str, name: str) -> Callable:
-    """Register ``handle(event)`` for events of ``kinds``; ``name`` is stored with each
-    delivery, so it must stay the same across releases."""
+def consumer(*kinds: str, name: str, batch: bool = False) -> Callable:
+    """Register ``handle(event)`` for events of ``kinds`` (``handle(events)``, a list,
+    with ``batch=True``); ``name`` is stored with each delivery, so it must stay the same
+    across releases."""
 
-    def register(handle: Callable[[OutboxEvent], None]) -> Callable[[OutboxEvent], None]:
+    def register(handle: Callable) -> Callable:
         existing = _CONSUMERS.get(name)
-        if existing is not None and existing.handle is not handle:
+        if existing is not None and (existing.handle_many or existing.handle) is not handle:
             raise ValueError(f"two consumers are named {name!r}")
-        _CONSUMERS[name] = Consumer(name=name, kinds=frozenset(kinds), handle=handle)
+        if batch:
+            _CONSUMERS[name] = Consumer(
+                name=name,
+                kinds=frozenset(kinds),
+                handle=lambda event: handle([event]),
+                handle_many=handle,
+            )
+        else:
+            _CONSUMERS[name] = Consumer(name=name, kinds=frozenset(kinds), handle=handle)
         return handle
 
     return register
@@ -89,18 +107,11 @@ def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[Outb
         ]
     )
     if due:
-        ids = [row.pk for row in rows]
-        transaction.on_commit(lambda: _queue_deliveries(ids))
+        from chargenet.tasks import events_deliver_task
+
+        # A broker that is down loses nothing: the sweep delivers what was not queued.
+        task_queue_on_commit(events_deliver_task, [row.pk for row in rows])
     return rows
-
-
-def _queue_deliveries(event_ids: list[int]) -> None:
-    from chargenet.tasks import events_deliver_task
-
-    try:
-        events_deliver_task.delay(event_ids)
-    except Exception:  # the broker is down: the sweep delivers them
-        logger.warning("events %s not queued; the sweep will deliver them", event_ids[:10])
 
 
 def event_deliver(*, event_id: int) -> list[str]:
@@ -136,6 +147,52 @@ def event_deliver(*, event_id: int) -> list[str]:
     return took
 
 
+def events_deliver(*, event_ids: list[int]) -> int:
+    """Deliver these events: a ``batch`` consumer takes all of its events still due in one
+    transaction (their `EventDelivery` rows in one INSERT, then one call); every other
+    consumer, and a batch that failed, goes through `event_deliver` one event at a time.
+    Events all of whose consumers took them here are marked delivered in one UPDATE.
+    Returns how many consumer deliveries ran."""
+    events = list(
+        OutboxEvent.objects.filter(pk__in=event_ids, delivered_at__isnull=True).order_by("pk")
+    )
+    alone = set()  # events that still go through event_deliver
+    took = 0
+    for c in _CONSUMERS.values():
+        mine = [e for e in events if e.kind in c.kinds]
+        if not mine:
+            continue
+        if c.handle_many is None or len(mine) < 2:
+            alone.update(e.pk for e in mine)
+            continue
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"INSERT INTO {EventDelivery._meta.db_table} (event_id, consumer, at) "
+                        "SELECT id, %s, now() FROM unnest(%s::bigint[]) AS id "
+                        "ON CONFLICT DO NOTHING RETURNING event_id",
+                        [c.name, [e.pk for e in mine]],
+                    )
+                    new = {row[0] for row in cursor.fetchall()}
+                taken = [e for e in mine if e.pk in new]
+                if taken:
+                    c.handle_many(taken)
+            took += len(taken)
+        except Exception:
+            logger.exception("batch consumer %s failed on %d events; one by one", c.name, len(mine))
+            alone.update(e.pk for e in mine)
+    whole = [e.pk for e in events if e.pk not in alone]
+    if whole:
+        OutboxEvent.objects.filter(pk__in=whole, delivered_at__isnull=True).update(
+            delivered_at=timezone.now()
+        )
+    for event in events:
+        if event.pk in alone:
+            took += len(event_deliver(event_id=event.pk))
+    return took
+
+
 # An event whose consumer failed this often is left for a person (the admin lists it).
 MAX_ATTEMPTS = 20
 
@@ -153,8 +210,7 @@ def events_deliver_pending(
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    for event_id in ids:
-        event_deliver(event_id=event_id)
+    events_deliver(event_ids=ids)
     return len(ids)
 
 

@@ -256,6 +256,13 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Time-of-use caps of connected piles that differ from the tariff in force (a tariff
+    # change that started since; a pile that missed a push): sent again.
+    "time-of-use-refresh": {
+        "task": "protocol.time_of_use_refresh",
+        "schedule": 1800.0,
+        "options": {"expires": 1800.0},
+    },
 }
 
 REST_FRAMEWORK = {
@@ -341,6 +348,10 @@ WECHAT_APP_ID = env("WECHAT_APP_ID", "")
 WECHAT_APP_SECRET = env("WECHAT_APP_SECRET", "")
 WECHAT_TEMPLATE_CHARGE_FINISHED = env("WECHAT_TEMPLATE_CHARGE_FINISHED", "")
 WECHAT_TEMPLATE_BEING_CHECKED = env("WECHAT_TEMPLATE_BEING_CHECKED", "")
+# Messages about the driver's money: balance refunds (approved, rejected, refunded, failed)
+# and invoices (issued, rejected).
+WECHAT_TEMPLATE_REFUND = env("WECHAT_TEMPLATE_REFUND", "")
+WECHAT_TEMPLATE_INVOICE = env("WECHAT_TEMPLATE_INVOICE", "")
 WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
 if FAULTS_NOTIFICATION_SENDER == "wechat":
     for _name in (
@@ -509,8 +520,15 @@ DRIVER_H5_LOGIN_PATH = "/h5/login/"
 # A driver's remote start needs the car plugged in first (the pile reports "Preparing");
 # off for piles that wait for the plug after the start (the demo simulator does).
 DRIVER_START_REQUIRES_PLUG = env_bool("DRIVER_START_REQUIRES_PLUG", True)
-# Seconds a driver's start or stop waits for the pile's answer.
+# Seconds the pile has to answer a driver's start (the gateway waits; the phone reads the
+# answer later at /api/v1/starts/<id>/) or stop (the request waits).
 DRIVER_COMMAND_TIMEOUT = env_float("DRIVER_COMMAND_TIMEOUT", 15.0)
+# A driver's start nobody asked about gets its outcome recorded (driverapi.starts).
+CELERY_BEAT_SCHEDULE["driver-starts-settle"] = {
+    "task": "driverapi.starts_settle",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 # The drivers' H5 pages sort stations from here when the phone gives no position.
 DRIVER_H5_DEFAULT_POSITION = env("DRIVER_H5_DEFAULT_POSITION", "22.517600,113.392600")
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
@@ -529,11 +547,18 @@ INTERCONNECT_OPERATOR_ID = env("INTERCONNECT_OPERATOR_ID", "CHARGENET")
 INTERCONNECT_SECRET_KEY = env("INTERCONNECT_SECRET_KEY", "")
 INTERCONNECT_TOKEN_SECONDS = env_int("INTERCONNECT_TOKEN_SECONDS", 7200)
 INTERCONNECT_CLOCK_SKEW_SECONDS = env_int("INTERCONNECT_CLOCK_SKEW_SECONDS", 300)
+# The partner message log is kept this long (interconnect.messages_prune, nightly).
+INTERCONNECT_MESSAGE_RETENTION_DAYS = env_int("INTERCONNECT_MESSAGE_RETENTION_DAYS", 180)
 CELERY_BEAT_SCHEDULE |= {
     "interconnect-pushes": {
         "task": "interconnect.pushes_deliver_due",
         "schedule": 20.0,
         "options": {"expires": 20.0},
+    },
+    "interconnect-starts-dispatch": {
+        "task": "interconnect.partner_orders_dispatch_due",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
     },
     "interconnect-charge-status": {
         "task": "interconnect.charge_status_enqueue",
@@ -548,5 +573,9 @@ CELERY_BEAT_SCHEDULE |= {
     "interconnect-reconcile": {
         "task": "interconnect.reconciliations_enqueue",
         "schedule": crontab(hour=2, minute=30),
+    },
+    "interconnect-messages-prune": {
+        "task": "interconnect.messages_prune",
+        "schedule": crontab(hour=3, minute=50),
     },
 }

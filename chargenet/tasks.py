@@ -23,7 +23,11 @@ from chargenet import events
 )
 def events_deliver_task(event_ids: list[int]) -> int:
     """Deliver events just committed; returns how many consumer deliveries ran."""
-    return sum(len(events.event_deliver(event_id=event_id)) for event_id in event_ids)
+    return events.events_deliver(event_ids=event_ids)
+
+
+# Sends gathered in one gateway batch go as one task with the ids joined.
+events_deliver_task.merges_lists = True
 
 
 @shared_task(name="chargenet.events_deliver_pending", soft_time_limit=120, time_limit=180)

@@ -1,11 +1,13 @@
 """Charging from the phone: start on a connector, the live charge, stop, my sessions and
 my bills (with their period lines; a fault bill is "being checked").
 
-A start is checked by the core (`member_start_check`) and sent to the pile through the
-remote intent `connector_start`, outside any transaction (it waits for the pile). The
-session itself opens when the pile reports the start, as for any channel; the page polls
-``sessions/current/``. Starts carry an ``Idempotency-Key``: a retried request (a flaky
-4G link) gets the first answer again and sends nothing twice.
+A start is checked by the core (`member_start_check`: every refusal that needs no pile
+is a 4xx at once), recorded and sent towards the pile without waiting (`driverapi.starts`):
+the answer is a 202 with the start's id. The pile's answer (accepted, rejected, no answer)
+and then the session — which opens when the pile reports the start, as for any channel —
+are read from ``starts/<id>/``, which the live page polls before ``sessions/current/``.
+Starts carry an ``Idempotency-Key``: a retried request (a flaky 4G link) gets the same
+start again and sends nothing twice.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import datetime as dt
 
 import django_filters
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -28,15 +29,15 @@ from rest_framework.views import APIView
 from billing.live import session_live
 from billing.models import Bill, BillLine, ChargingSession, PaymentState, Period, SessionState
 from billing.models.sessions import ACTIVE_STATES
-from billing.services.sessions import CredentialKind
 from billing.services.sessions.eligibility import member_start_check
-from chargenet.errors import Conflict, DomainError, error_body
-from protocol.intents import IntentChannel, Outcome, connector_start, session_stop_remote
+from chargenet.errors import Conflict, DomainError
+from protocol.intents import Outcome, session_stop_remote
 from stations.public import connectors_open_to
 
-IDEMPOTENCY_TTL = 24 * 3600
+from .models import DriverStart, StartState
+from .starts import start_record, start_refresh, start_send, starts_of
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-IDEMPOTENCY_PREFIX = "driverapi:start"  # cache keys: <prefix>:<member id>:<key>
 
 
 class PileTimeout(DomainError):
@@ -108,10 +109,42 @@ def session_data(session: ChargingSession, *, live: bool) -> dict:
     }
 
 
+START_STATES = [state.value for state in StartState]
+# What the driver reads for each state of a start (failures: also the code of the refusal).
+START_MESSAGES = {
+    StartState.STARTING: _("Sent to the pile; waiting for its answer."),
+    StartState.ACCEPTED: _("The pile accepted; charging is starting."),
+    StartState.CHARGING: _("Charging has started."),
+}
+
+
 class StartOut(serializers.Serializer):
-    state = serializers.ChoiceField(choices=["starting"])
+    id = serializers.IntegerField()
+    state = serializers.ChoiceField(
+        choices=START_STATES,
+        help_text="starting → accepted → charging; or rejected, offline, timeout, failed "
+        "(then ``code`` and ``message`` say why).",
+    )
     connector_id = serializers.IntegerField()
+    session_id = serializers.IntegerField(allow_null=True, help_text="Once charging.")
+    code = serializers.CharField(help_text="Why it failed; empty while it goes well.")
     message = serializers.CharField()
+
+
+def start_data(start: DriverStart) -> dict:
+    if start.state in START_MESSAGES:
+        code, message = "", START_MESSAGES[start.state]
+    else:
+        error = _outcome_error(Outcome(start.outcome or Outcome.INVALID))
+        code, message = error.code, error.message
+    return {
+        "id": start.pk,
+        "state": start.state,
+        "connector_id": start.connector_id,
+        "session_id": start.session_id,
+        "code": code,
+        "message": str(message),
+    }
 
 
 class BillLineOut(serializers.Serializer):
@@ -216,8 +249,9 @@ def my_bills(member):
 
 
 class StartView(APIView):
-    """Start charging on a connector. 202: the pile accepted and the charge is starting
-    (poll ``sessions/current/``); 4xx/5xx: why not, in ``code``."""
+    """Start charging on a connector. 202: recorded and on its way to the pile — follow
+    it at ``starts/<id>/``; 4xx: refused at once, why in ``code`` (pile offline, connector
+    occupied or not plugged in, station closed, balance, debt, another start on its way)."""
 
     @extend_schema(
         request=None,
@@ -228,7 +262,8 @@ class StartView(APIView):
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 required=True,
-                description="A fresh random value per start the driver asks for.",
+                description="A fresh random value per start the driver asks for; the same "
+                "value again answers with the same start and sends nothing.",
             )
         ],
         operation_id="charging_start",
@@ -241,47 +276,50 @@ class StartView(APIView):
                 _("The request needs an Idempotency-Key header (1 to 64 characters)."),
                 code="idempotency_key_required",
             )
-        done_key = f"{IDEMPOTENCY_PREFIX}:{member.pk}:{key}"
-        done = cache.get(done_key)
-        if done is not None:
-            return Response(done["body"], status=done["status"])
-        if not cache.add(f"{done_key}:lock", 1, timeout=int(settings.DRIVER_COMMAND_TIMEOUT) + 30):
-            raise Conflict(
-                _("This start is already being sent; please wait."), code="start_in_progress"
+        start, under_way = starts_of(member=member, key=key)
+        if start is None:
+            connector = get_object_or_404(
+                connectors_open_to(member)
+                .select_related("pile__station")
+                .prefetch_related("pile__station__opening_windows"),
+                pk=connector_id,
             )
-        try:
-            answer = self._start(request, member, connector_id)
-        except DomainError as exc:
-            answer = Response(error_body(exc.code, exc.message, exc.details), exc.http_status)
-        if answer.status_code != status.HTTP_504_GATEWAY_TIMEOUT:  # unknown outcome: retryable
-            cache.set(done_key, {"status": answer.status_code, "body": answer.data},
-                      IDEMPOTENCY_TTL)  # fmt: skip
-        cache.delete(f"{done_key}:lock")
-        return answer
+            member_start_check(member=member, connector=connector, at=timezone.now())
+            start, recorded = start_record(
+                member=member, connector=connector, key=key, under_way=under_way
+            )
+            if recorded:
+                start = start_send(start=start, member=member)
+        elif start.connector_id != connector_id:
+            raise Conflict(
+                _("This Idempotency-Key was used for another connector."),
+                code="idempotency_key_reused",
+            )
+        else:
+            start = start_refresh(start=start)
+        if not start.request_id and start.state != StartState.STARTING:
+            # Never sent (the pile is not connected, or cannot start remotely): a refusal
+            # now, and the same refusal to a retry.
+            raise _outcome_error(Outcome(start.outcome))
+        return Response(
+            StartOut(start_data(start)).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/starts/{start.pk}/"},
+        )
 
-    def _start(self, request, member, connector_id: int) -> Response:
-        connector = get_object_or_404(
-            connectors_open_to(member)
-            .select_related("pile__station")
-            .prefetch_related("pile__station__opening_windows"),
-            pk=connector_id,
+
+class StartStateView(APIView):
+    """What became of my start: the pile's answer, then the session it opened."""
+
+    @extend_schema(responses=StartOut, operation_id="charging_start_state")
+    def get(self, request, start_id: int):
+        start = get_object_or_404(
+            DriverStart.objects.filter(member=request.user.member).select_related(
+                "connector__pile", "member"
+            ),
+            pk=start_id,
         )
-        member_start_check(member=member, connector=connector, at=timezone.now())
-        result = connector_start(
-            connector=connector,
-            credential_value=member.token,
-            credential_kind=CredentialKind.MEMBER_TOKEN,
-            channel=IntentChannel.DRIVER_APP,
-            timeout=settings.DRIVER_COMMAND_TIMEOUT,
-        )
-        if result.outcome != Outcome.ACCEPTED:
-            raise _outcome_error(result.outcome)
-        body = {
-            "state": "starting",
-            "connector_id": connector.pk,
-            "message": str(_("The pile accepted; charging is starting.")),
-        }
-        return Response(StartOut(body).data, status=status.HTTP_202_ACCEPTED)
+        return Response(StartOut(start_data(start_refresh(start=start))).data)
 
 
 class _UtcDateTimeField(django_filters.fields.IsoDateTimeField):

@@ -18,6 +18,7 @@ urlpatterns = [
     path("connectors/scan/", stations.ScanView.as_view(), name="connector-scan"),
     path("connectors/<int:connector_id>/", stations.ConnectorView.as_view(), name="connector"),
     path("connectors/<int:connector_id>/start/", charging.StartView.as_view(), name="start"),
+    path("starts/<int:start_id>/", charging.StartStateView.as_view(), name="start-state"),
     path("sessions/", charging.SessionListView.as_view(), name="sessions"),
     path("sessions/current/", charging.CurrentSessionView.as_view(), name="session-current"),
     path("sessions/<int:session_id>/", charging.SessionView.as_view(), name="session"),

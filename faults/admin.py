@@ -549,8 +549,11 @@ class FaultSettingsAdmin(ScopedModelAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
-    list_display = ("created_at", "session", "kind", "state", "attempts", "sent_at", "last_error")
+    list_display = (
+        "created_at", "member", "session", "subject", "kind", "state", "attempts", "sent_at",
+        "last_error",
+    )  # fmt: skip
     list_filter = ("kind", "state")
-    search_fields = ("=session__order_no",)
-    list_select_related = ("session",)
+    search_fields = ("=session__order_no", "=subject")
+    list_select_related = ("session", "member")
     readonly_fields = [f.name for f in Notification._meta.fields]

@@ -243,12 +243,19 @@ class FaultAction(models.Model):
 
 
 class Notification(models.Model):
-    """The driver-notification outbox: written in the transaction that ends the session,
-    sent after commit by a task, exactly once per session and kind."""
+    """The driver-notification outbox: written in the transaction that ends the session
+    (or changes the driver's refund or invoice), sent after commit by a task, exactly once
+    per session, or per ``subject`` for the driver's money."""
 
     class Kind(models.TextChoices):
         CHARGE_FINISHED = "charge_finished", _("charging finished")
         BEING_CHECKED = "being_checked", _("bill being checked")
+        REFUND_APPROVED = "refund_approved", _("balance refund approved")
+        REFUND_REJECTED = "refund_rejected", _("balance refund rejected")
+        REFUND_REFUNDED = "refund_refunded", _("balance refunded")
+        REFUND_FAILED = "refund_failed", _("balance refund failed")
+        INVOICE_ISSUED = "invoice_issued", _("invoice issued")
+        INVOICE_REJECTED = "invoice_rejected", _("invoice request rejected")
 
     class State(models.TextChoices):
         PENDING = "pending", _("pending")
@@ -260,6 +267,8 @@ class Notification(models.Model):
         verbose_name=_("charging session"),
         on_delete=models.CASCADE,
         related_name="notifications",
+        null=True,
+        blank=True,
     )
     member = models.ForeignKey(
         "orgs.Member",
@@ -267,6 +276,9 @@ class Notification(models.Model):
         on_delete=models.CASCADE,
         related_name="notifications",
     )
+    # What a message that is not about a session is about ("refund:12:refunded",
+    # "invoice:7:issued"): one message each, however often its event is delivered.
+    subject = models.CharField(_("about"), max_length=64, blank=True)
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     payload = models.JSONField(_("content"), default=dict)
     state = models.CharField(
@@ -292,6 +304,13 @@ class Notification(models.Model):
         constraints = [
             # One "session ended" message per session: finished or being checked, not both.
             models.UniqueConstraint(fields=["session"], name="notification_once_per_session"),
+            models.UniqueConstraint(
+                fields=["subject"], condition=~Q(subject=""), name="notification_once_per_subject"
+            ),
+            models.CheckConstraint(
+                condition=Q(session__isnull=False) | ~Q(subject=""),
+                name="notification_about_something",
+            ),
         ]
         indexes = [models.Index(fields=["state", "created_at"], name="notification_pending")]
 

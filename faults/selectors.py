@@ -7,6 +7,7 @@ from django.db.models import Q, QuerySet
 
 from billing.selectors import sessions_visible_to
 from chargenet.scope import staff_scoped
+from orgs.selectors import members_visible_to
 from stations.selectors import stations_visible_to
 
 from .codes import FaultCode
@@ -47,8 +48,12 @@ def fault_settings_visible_to(staff) -> QuerySet[FaultSettings]:
 
 
 def notifications_visible_to(staff) -> QuerySet[Notification]:
-    """Notifications of the sessions ``staff`` may see."""
-    return Notification.objects.filter(session__in=sessions_visible_to(staff).values("pk"))
+    """Notifications of the sessions ``staff`` may see, and the money messages (refunds,
+    invoices) of the members they may see."""
+    return Notification.objects.filter(
+        Q(session__in=sessions_visible_to(staff).values("pk"))
+        | Q(session__isnull=True, member__in=members_visible_to(staff).values("pk"))
+    )
 
 
 def fault_code_counts(cases: QuerySet[FaultCase]) -> list[tuple[FaultCode, int]]:

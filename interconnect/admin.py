@@ -18,7 +18,11 @@ from orgs.services import partner_access_set
 
 from . import selectors
 from .models import Interconnection, Message, PartnerOrder, Push, PushState, Reconciliation
-from .services.partners import interconnection_credentials_renew, publishable_stations
+from .services.partners import (
+    interconnection_credentials_renew,
+    publishable_stations,
+    stations_newly_published,
+)
 from .services.pushes import pushes_retry
 
 register_scope(Interconnection, selectors.interconnections_visible_to)
@@ -87,6 +91,11 @@ class InterconnectionAdmin(ScopedModelAdmin):
             .get_queryset(request)
             .annotate(n_stations=Count("stations", distinct=True), n_pending=pending)
         )
+
+    def save_related(self, request, form, formsets, change):
+        before = set(form.instance.stations.values_list("pk", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        stations_newly_published(link=form.instance, before=before)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "stations":

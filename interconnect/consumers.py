@@ -10,13 +10,14 @@ from chargenet.models import OutboxEvent
 from stations.events import PILE_STATUS_CHANGED
 from stations.models import Connector
 
+from .models import Interconnection
 from .services.orders import (
     links_enabled,
     order_bill_settled,
     order_session_link,
     order_session_stopped,
 )
-from .services.pushes import push_enqueue
+from .services.pushes import Queued, pushes_enqueue
 from .wire import connector_status, connector_wire_id
 
 
@@ -40,32 +41,56 @@ def bill_settled(event: OutboxEvent) -> None:
     order_bill_settled(session_id=session_id)
 
 
-@consumer(PILE_STATUS_CHANGED, name="interconnect.station_status")
-def pile_status_changed(event: OutboxEvent) -> None:
+@consumer(PILE_STATUS_CHANGED, name="interconnect.station_status", batch=True)
+def pile_status_changed(events: list[OutboxEvent]) -> None:
     """notification_stationStatus to each enabled partner the station is published to
-    (a pile-wide report, connector 0, has no connector to tell about). Two reads: the
-    partners, the connector."""
-    payload = event.payload
-    number = payload.get("connector_number") or 0
-    if not number:
+    (a pile-wide report, connector 0, has no connector to tell about). A burst of
+    events costs the same four statements as one: the partners' stations, the partners,
+    the connectors, the INSERT of every push."""
+    wanted = [e for e in events if e.payload.get("connector_number")]
+    if not wanted:
         return
-    links = list(links_enabled().filter(stations=payload["station_id"]))
-    if not links:
+    published = Interconnection.stations.through.objects.filter(
+        station_id__in={e.payload["station_id"] for e in wanted},
+        interconnection__in=links_enabled(),
+    ).values_list("station_id", "interconnection_id")
+    links_of: dict[int, list[int]] = {}
+    for station_id, link_id in published:
+        links_of.setdefault(station_id, []).append(link_id)
+    wanted = [e for e in wanted if e.payload["station_id"] in links_of]
+    if not wanted:
         return
-    pile_code = (
-        Connector.objects.filter(pile_id=payload["pile_id"], number=number, pile__is_published=True)
-        .values_list("pile__code", flat=True)
-        .first()
-    )
-    if pile_code is None:
-        return
-    data = {
-        "ConnectorStatusInfo": {
-            "ConnectorID": connector_wire_id(pile_code, number),
-            "Status": connector_status(state=payload["state"], pile_online=True),
-        }
-    }
-    for link in links:
-        push_enqueue(
-            link=link, operation="notification_stationStatus", key=str(event.pk), data=data
+    links = {
+        link.pk: link
+        for link in Interconnection.objects.filter(
+            pk__in={i for ids in links_of.values() for i in ids}
         )
+    }
+    codes = {
+        (pile_id, number): code
+        for pile_id, number, code in Connector.objects.filter(
+            pile_id__in={e.payload["pile_id"] for e in wanted}, pile__is_published=True
+        ).values_list("pile_id", "number", "pile__code")
+    }
+    queued = []
+    for event in wanted:
+        payload = event.payload
+        pile_code = codes.get((payload["pile_id"], payload["connector_number"]))
+        if pile_code is None:
+            continue
+        data = {
+            "ConnectorStatusInfo": {
+                "ConnectorID": connector_wire_id(pile_code, payload["connector_number"]),
+                "Status": connector_status(state=payload["state"], pile_online=True),
+            }
+        }
+        queued += [
+            Queued(
+                link=links[link_id],
+                operation="notification_stationStatus",
+                key=str(event.pk),
+                data=data,
+            )
+            for link_id in links_of[payload["station_id"]]
+        ]
+    pushes_enqueue(queued)

@@ -13,10 +13,12 @@ adapter's codec.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
 import secrets
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -70,6 +72,7 @@ class FakePartnerPlatform:
         self._lock = threading.Lock()
         self.token = ""
         self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
 
     # --- serving our pushes -----------------------------------------------------------
 
@@ -81,6 +84,14 @@ class FakePartnerPlatform:
         platform = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keeps connections alive, as partner platforms do (our client pools them).
+            protocol_version = "HTTP/1.1"
+            timeout = 30  # an idle kept connection is closed after this
+            # Headers and body leave in two writes: without this, Nagle's algorithm holds
+            # the body back for the client's delayed ACK (40 ms a push on a kept
+            # connection), as no real platform's server does.
+            disable_nagle_algorithm = True
+
             def log_message(self, *args):
                 pass
 
@@ -90,6 +101,7 @@ class FakePartnerPlatform:
                     platform.http_calls += 1
                 if platform.down:
                     self.send_response(503)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 operation = self.path.rstrip("/").rsplit("/", 1)[-1]
@@ -101,14 +113,36 @@ class FakePartnerPlatform:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False  # kept-alive connections are cut in stop() instead
+            request_queue_size = 128  # a burst of new connections is not refused
+
+            def process_request(self, request, client_address):
+                with platform._lock:
+                    platform._connections.add(request)
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request):
+                with platform._lock:
+                    platform._connections.discard(request)
+                super().shutdown_request(request)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut the connections kept alive: a stopped platform answers
+        nothing more."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            with self._lock:
+                kept, self._connections = list(self._connections), set()
+            for conn in kept:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> FakePartnerPlatform:
         return self.start()

@@ -20,7 +20,7 @@ from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .codec import STANDARD, CodecError, Request, Ret, answer_seal
+from .codec import CHINA, STANDARD, CodecError, Request, Ret, answer_seal
 from .models import Interconnection, PartnerOrder
 from .services.inbound import (
     RequestRefused,
@@ -31,7 +31,6 @@ from .services.inbound import (
 )
 from .services.orders import (
     link_enabled,
-    partner_order_dispatch,
     partner_order_open,
     partner_order_stop,
 )
@@ -98,13 +97,29 @@ def query_token(link: Interconnection, request: Request) -> dict:
             "TokenAvailableTime": seconds, "FailReason": 0}  # fmt: skip
 
 
+def _time(data: dict, name: str) -> dt.datetime | None:
+    """An optional "yyyy-MM-dd HH:mm:ss" (China time), None when absent or empty."""
+    value = data.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        if not isinstance(value, str) or len(value) != 19:
+            raise ValueError(value)
+        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+    except ValueError as exc:
+        raise CodecError(Ret.DATA, f"{name} must be a time yyyy-MM-dd HH:mm:ss") from exc
+
+
 def query_stations_info(link: Interconnection, request: Request) -> dict:
+    """All published stations, or with ``LastQueryTime`` only those changed since (a
+    station no longer published among them as closed, StationStatus 5)."""
+    since = _time(request.data, "LastQueryTime")
     page = _int(request.data, "PageNo", default=1, low=1, high=10**6)
     size = _int(request.data, "PageSize", default=10, low=1, high=MAX_PAGE_SIZE)
     _seen(link, request)
     if not link_enabled(link):
         return {"PageNo": 1, "PageCount": 1, "ItemSize": 0, "StationInfos": []}
-    return stations_info(link, page=page, page_size=size)
+    return stations_info(link, page=page, page_size=size, since=since)
 
 
 def query_station_status(link: Interconnection, request: Request) -> dict:
@@ -164,17 +179,15 @@ def query_start_charge(link: Interconnection, request: Request) -> dict:
     connector = connector_by_wire_id(link, wire_id)
     with transaction.atomic():
         request_seen(link=link, request=request)
+        # The pile is asked after commit, by a task: the partner is answered at once and
+        # told the pile's answer by notification_start_charge_result (T/CEC 102).
         opened = partner_order_open(link=link, start_charge_seq=seq, connector=connector)
-    started = opened
-    if opened.order is not None and opened.succeeded and not opened.order.dispatched:
-        started = partner_order_dispatch(order=opened.order)  # after commit, no transaction
-    order = started.order
     return {
         "StartChargeSeq": seq,
-        "StartChargeSeqStat": _wire_state(order),
+        "StartChargeSeqStat": _wire_state(opened.order),
         "ConnectorID": wire_id,
-        "SuccStat": 0 if started.succeeded else 1,
-        "FailReason": started.fail_reason,
+        "SuccStat": 0 if opened.succeeded else 1,
+        "FailReason": opened.fail_reason,
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -98,8 +99,11 @@ def _piles_prefetch() -> Prefetch:
 
 
 def station_info(station: Station, operator_id_wire: str) -> dict:
+    # Closed (5) when hidden or no pile is published any more (incremental queries tell
+    # the partner so), with no equipment; else in use (50).
+    in_use = bool(station.wire_piles) and station.hidden_at is None
     equipments = []
-    for pile in station.wire_piles:
+    for pile in station.wire_piles if in_use else []:
         connectors = [
             {
                 "ConnectorID": connector_wire_id(pile.code, c.number),
@@ -130,7 +134,7 @@ def station_info(station: Station, operator_id_wire: str) -> dict:
         "Address": station.address,
         "ServiceTel": "",
         "StationType": 1 if station.is_public else 50,
-        "StationStatus": 50,
+        "StationStatus": 50 if in_use else 5,
         "ParkNums": 0,
         "StationLng": _num(station.longitude, 6),
         "StationLat": _num(station.latitude, 6),
@@ -139,16 +143,24 @@ def station_info(station: Station, operator_id_wire: str) -> dict:
     }
 
 
-def stations_info(link: Interconnection, *, page: int, page_size: int) -> dict:
+def stations_info(
+    link: Interconnection, *, page: int, page_size: int, since: dt.datetime | None = None
+) -> dict:
     """query_stations_info: one page of the published stations, in a fixed number of
-    queries (count, stations, piles, connectors)."""
-    stations = published_stations(link)
+    queries (count, stations, piles, connectors). With ``since`` (the partner's
+    LastQueryTime) only the stations of ``link`` whose details changed after it
+    (`Station.details_changed_at`), published or not any more; the window starts earlier
+    by the clock skew we accept and a minute, so neither the partner's clock nor a change
+    committed just after it was stamped is missed (a repeat is harmless)."""
+    if since is None:
+        stations = published_stations(link)
+    else:
+        margin = dt.timedelta(seconds=settings.INTERCONNECT_CLOCK_SKEW_SECONDS + 60)
+        stations = link.stations.filter(details_changed_at__gt=since - margin).order_by("pk")
     total = stations.count()
     page_count = max(1, -(-total // page_size))
     page = min(max(page, 1), page_count)
     rows = stations[(page - 1) * page_size : page * page_size].prefetch_related(_piles_prefetch())
-    from django.conf import settings
-
     operator_id_wire = settings.INTERCONNECT_OPERATOR_ID
     return {
         "PageNo": page,

@@ -83,7 +83,7 @@ def driver_token_issue(*, member: Member) -> IssuedToken:
 def driver_token_member(*, key: str) -> Member | None:
     """The active, visible member a still-valid token belongs to; None for anything else."""
     token = (
-        DriverToken.objects.select_related("member")
+        DriverToken.objects.select_related("member__operator")  # most requests read it
         .filter(
             key_hash=_token_hash(key),
             expires_at__gt=timezone.now(),

@@ -166,10 +166,15 @@ ROLE_PERMISSIONS[Role.OPERATOR_ADMIN]["stations"] |= {
     **_OCPP_FEATURES_VIEW,
     "reservation": ("view", "change"),
     "configurationsetting": _EDIT,  # removed with an audited action, not "delete"
-    "firmwarecampaign": ("view", "add"),
+    "firmwarecampaign": ("view", "add", "change"),  # change: cancel (the pages are read-only)
     "firmwarecampaignpile": _VIEW,
 }
-ROLE_PERMISSIONS[Role.SUB_OPERATOR_STAFF]["stations"] |= _OCPP_FEATURES_VIEW
+ROLE_PERMISSIONS[Role.SUB_OPERATOR_STAFF]["stations"] |= {
+    **_OCPP_FEATURES_VIEW,
+    # Campaigns over their piles, and of each only their piles (stations.selectors).
+    "firmwarecampaign": _VIEW,
+    "firmwarecampaignpile": _VIEW,
+}
 ROLE_PERMISSIONS[Role.CUSTOMER_SERVICE]["stations"] |= {
     **_OCPP_FEATURES_VIEW,
     "reservation": ("view", "change"),

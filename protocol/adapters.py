@@ -67,6 +67,26 @@ class PileAnswer:
     schedule: PowerSchedule | None = None  # the power a pile plans to give (composite)
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A command on its way to a pile whose answer is read later: ``request_id`` names the
+    reply the gateway node leaves in Redis (`protocol.routing.command_reply`), ``expires``
+    (epoch seconds) is when the node gives up waiting for the pile. Kept as plain values so
+    a caller can store it and read the answer from another request or process."""
+
+    action: str
+    request_id: str
+    expires: float
+
+
+# --- Starts answered later (a driver's phone must not wait for the pile) ------------------
+# An adapter also offers the start in two halves, by these method names:
+#   connector_start_send(connector, credential_value, credential_kind, timeout)
+#       → Sent, or a PileAnswer when it was not sent (offline, invalid, not supported)
+#   start_answer(sent, reply) → PileAnswer     reply: the node's reply dict
+#       ({"outcome": "timeout"} when none came before ``sent.expires``)
+
+
 # --- OCPP 1.6 feature profiles (issue 15) -----------------------------------------------
 # The intents below are protocol-neutral; an adapter implements those its protocol has,
 # by these method names (keyword arguments as in `protocol.intents`):

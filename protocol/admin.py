@@ -47,8 +47,10 @@ from stations.selectors import (
     stations_visible_to,
 )
 from stations.services.campaigns import (
+    CANCELLED,
     NOT_SENT,
     WAITING,
+    firmware_campaign_cancel,
     firmware_campaign_create,
     firmware_campaign_progress,
     firmware_campaign_targets,
@@ -345,7 +347,8 @@ class CampaignTargetInline(admin.TabularInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
-        targets = firmware_campaign_targets(campaign=obj) if obj else None
+        piles = campaign_piles_scope(request.user)
+        targets = firmware_campaign_targets(campaign=obj, piles=piles) if obj else None
 
         class WithStates(formset):
             def get_queryset(self):
@@ -361,8 +364,15 @@ class CampaignTargetInline(admin.TabularInline):
         return False
 
 
+def campaign_piles_scope(staff):
+    """The piles of a campaign ``staff`` sees: all for operator-wide staff, their own for
+    sub-operator staff (`stations.selectors.firmware_campaigns_visible_to`)."""
+    return piles_visible_to(staff) if staff.sub_operator_id is not None else None
+
+
 def campaign_state_label(state: str) -> str:
     labels = {NOT_SENT: _("not sent yet"), WAITING: _("sent, no report yet"),
+              CANCELLED: _("cancelled, not sent"),
               **dict(FirmwareStatus.choices), **dict(Outcome.choices)}  # fmt: skip
     return str(labels.get(state, state))
 
@@ -394,10 +404,48 @@ class FirmwareCampaignAdmin(ScopedModelAdmin):
     firmware); sent by workers, its progress read from the piles' firmware reports."""
 
     form = FirmwareCampaignForm
-    list_display = ("name", "location", "retrieve_at", "created_at", "progress")
+    list_display = ("name", "location", "retrieve_at", "created_at", "progress", "cancelled_at")
+    actions = ["cancel_campaigns"]
 
     def get_inlines(self, request, obj):
         return [CampaignTargetInline] if obj is not None else []
+
+    def get_object(self, request, object_id, from_field=None):
+        campaign = super().get_object(request, object_id, from_field)
+        if campaign is not None:
+            campaign.scope_piles = campaign_piles_scope(request.user)
+        return campaign
+
+    def get_list_display(self, request):
+        piles = campaign_piles_scope(request.user)
+
+        @admin.display(description=_("progress"))
+        def progress(campaign):
+            campaign.scope_piles = piles
+            return self.progress(campaign)
+
+        return [progress if name == "progress" else name for name in self.list_display]
+
+    def has_cancel_permission(self, request):
+        """Operator-wide staff who may change campaigns; a sub-operator's staff see only
+        some of a campaign's piles, so they cannot stop the others'."""
+        user = request.user
+        return user.has_perm("stations.change_firmwarecampaign") and user.sub_operator_id is None
+
+    @admin.action(permissions=["cancel"], description=_("Cancel the selected campaigns"))
+    def cancel_campaigns(self, request, queryset):
+        for campaign in queryset.order_by("pk"):
+            try:
+                unsent = firmware_campaign_cancel(campaign=campaign, acting_user=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+                continue
+            self.message_user(
+                request,
+                _("Campaign “%(name)s” cancelled: %(n)d piles will not be sent the update "
+                  "(piles already updating carry on).") % {"name": campaign.name, "n": unsent},
+                messages.SUCCESS,
+            )  # fmt: skip
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -408,14 +456,16 @@ class FirmwareCampaignAdmin(ScopedModelAdmin):
         if obj is None:
             return ("name", "location", "retrieve_at", "retries", "retry_interval",
                     "station", "pile_model", "from_version")  # fmt: skip
-        return ("name", "location", "retrieve_at", "retries", "retry_interval", "progress")
+        return ("name", "location", "retrieve_at", "retries", "retry_interval", "progress",
+                "cancelled_at", "cancelled_by")  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj) if obj is not None else ()
 
     @admin.display(description=_("progress"))
     def progress(self, campaign) -> str:
-        done = firmware_campaign_progress(campaign=campaign)
+        piles = getattr(campaign, "scope_piles", None)
+        done = firmware_campaign_progress(campaign=campaign, piles=piles)
         parts = [f"{campaign_state_label(state)} {count}" for state, count in
                  sorted(done.by_state.items())]  # fmt: skip
         return _("%(installed)s of %(total)s installed (%(parts)s)") % {

@@ -38,6 +38,8 @@ from django.db import (
     transaction,
 )
 
+from chargenet.celery import tasks_gathered, tasks_send
+
 logger = logging.getLogger(__name__)
 
 
@@ -85,7 +87,9 @@ class _Redo(Exception):
     """The batch's fast pass met a failure: roll it all back and run it with savepoints."""
 
 
-def _group(calls: list[tuple[Callable, dict]]) -> list[tuple[bool, Any]]:
+def _group(
+    calls: list[tuple[Callable, dict]], publisher: ThreadPoolExecutor | None = None
+) -> list[tuple[bool, Any]]:
     """Run ``calls`` in one transaction; return (ok, result or exception) per call, after
     the commit.
 
@@ -95,10 +99,20 @@ def _group(calls: list[tuple[Callable, dict]]) -> list[tuple[bool, Any]]:
     the batch runs again with a savepoint per call, so a failing call takes back only its
     own work. A call that lost a lock (deadlock, lock or statement timeout) is run again
     alone once the others have committed."""
-    try:
-        return _group_pass(calls, savepoints=False)
-    except _Redo:
-        return _group_pass(calls, savepoints=True)
+    with tasks_gathered() as sends:
+        try:
+            results = _group_pass(calls, savepoints=False)
+        except _Redo:
+            del sends[:]  # that pass rolled back; its commit hooks never ran, but be sure
+            results = _group_pass(calls, savepoints=True)
+    if sends and publisher is not None:
+        # The batch's Celery sends (event deliveries, settlements) go from one publisher
+        # thread, event ids joined, while the callers are answered: the answers need not
+        # wait on the broker, and a send lost to a crash here is one the beat sweeps make.
+        publisher.submit(tasks_send, sends)
+    elif sends:
+        tasks_send(sends)
+    return results
 
 
 def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list:
@@ -142,6 +156,7 @@ def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list
 class DbRunner:
     def __init__(self, threads: int = 8, *, groups: int | None = None, max_group: int = 500):
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="gw-db")
+        self.publisher = ThreadPoolExecutor(1, thread_name_prefix="gw-publish")
         # Batches running at once; the other threads stay free for `run_alone`.
         self.groups = groups or max(1, threads // 2)
         self.max_group = max_group
@@ -169,9 +184,8 @@ class DbRunner:
             del self._waiting[: self.max_group]
             self._running += 1
             calls = [(fn, kwargs) for fn, kwargs, _future in batch]
-            done = loop.run_in_executor(
-                self.executor, functools.partial(_call, _group, {"calls": calls})
-            )
+            group = {"calls": calls, "publisher": self.publisher}
+            done = loop.run_in_executor(self.executor, functools.partial(_call, _group, group))
             done.add_done_callback(functools.partial(self._finished, batch))
 
     def _finished(self, batch: list, done: asyncio.Future) -> None:
@@ -192,4 +206,5 @@ class DbRunner:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.publisher.shutdown(wait=True)  # what the last batches committed is sent
         # The worker threads have ended; their connections are closed with the process.

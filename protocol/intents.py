@@ -35,7 +35,8 @@ from stations.models import (
     Station,
 )
 
-from .adapters import IntentChannel, Outcome, PileAnswer, Trigger
+from . import routing
+from .adapters import IntentChannel, Outcome, PileAnswer, Sent, Trigger
 from .ocpp16.commands import Ocpp16Adapter
 from .ykc.commands import YkcAdapter
 
@@ -45,9 +46,12 @@ __all__ = [
     "IntentChannel",
     "IntentResult",
     "Outcome",
+    "Sent",
     "Trigger",
     "connector_reserve",
     "connector_start",
+    "connector_start_answer",
+    "connector_start_send",
     "connector_unlock",
     "pile_charging_profile_clear",
     "pile_charging_profile_set",
@@ -69,6 +73,8 @@ __all__ = [
 ADAPTERS = {Pile.Protocol.OCPP16J: Ocpp16Adapter(), Pile.Protocol.YKC: YkcAdapter()}
 
 TIMEOUT = 30.0  # seconds a person waits for the pile's answer
+# After a command's deadline, how long its node's reply may still be on its way.
+REPLY_GRACE = 2.0
 
 MESSAGES = {
     Outcome.ACCEPTED: _("Pile %(pile)s accepted: %(what)s."),
@@ -106,21 +112,25 @@ def _run(intent: str, pile: Pile, /, *, described, acting_user, refusal=None, no
         )
     else:
         answer = method(**kwargs)
-    message = MESSAGES[answer.outcome] % {"pile": pile.code, "what": described}
-    if answer.reason:
-        message = f"{message} {answer.reason}"
-    result = IntentResult(
-        intent=intent, outcome=Outcome(answer.outcome), message=message, answer=answer
-    )
+    result = _result(intent, pile, described, answer)
     if acting_user is not None:
         audit_record(
             actor=acting_user,
             action="pile_intent",
             obj=pile,
             before={"intent": intent, **_arguments(kwargs), **(noted or {})},
-            after={"outcome": result.outcome.value, "message": message, **_data(answer)},
+            after={"outcome": result.outcome.value, "message": result.message, **_data(answer)},
         )
     return result
+
+
+def _result(intent: str, pile: Pile, described, answer: PileAnswer) -> IntentResult:
+    message = MESSAGES[answer.outcome] % {"pile": pile.code, "what": described}
+    if answer.reason:
+        message = f"{message} {answer.reason}"
+    return IntentResult(
+        intent=intent, outcome=Outcome(answer.outcome), message=message, answer=answer
+    )
 
 
 def _arguments(kwargs: dict) -> dict:
@@ -145,6 +155,14 @@ def _data(answer: PileAnswer) -> dict:
     return {key: value for key, value in data.items() if value}
 
 
+def _start_described(connector: Connector, credential_kind: str, credential_value: str):
+    return _("start connector %(number)s for %(kind)s %(value)s") % {
+        "number": connector.number,
+        "kind": CredentialKind(credential_kind).label,
+        "value": credential_value,
+    }
+
+
 def connector_start(
     *,
     connector: Connector,
@@ -158,15 +176,10 @@ def connector_start(
     card number, or a partner order's tag (`billing.services.sessions.identity.partner_id_tag`),
     which the core recognises again when the pile reports the start and opens the session.
     ``channel`` says who asked (recorded in the audit row)."""
-    what = _("start connector %(number)s for %(kind)s %(value)s") % {
-        "number": connector.number,
-        "kind": CredentialKind(credential_kind).label,
-        "value": credential_value,
-    }
     return _run(
         "connector_start",
         connector.pile,
-        described=what,
+        described=_start_described(connector, credential_kind, credential_value),
         acting_user=acting_user,
         noted={"channel": channel},
         connector=connector,
@@ -174,6 +187,46 @@ def connector_start(
         credential_kind=credential_kind,
         timeout=timeout,
     )
+
+
+def connector_start_send(
+    *, connector: Connector, credential_value: str, credential_kind: str, timeout: float = TIMEOUT
+) -> Sent | IntentResult:
+    """`connector_start` without waiting for the pile, for a caller that must answer at
+    once (a driver's phone): `Sent` once the command is on its way (read the pile's answer
+    later with `connector_start_answer`), or the result when it was not sent (offline,
+    invalid, not supported). No person of ours acts here, so nothing is audited."""
+    pile = connector.pile
+    described = _start_described(connector, credential_kind, credential_value)
+    send = getattr(ADAPTERS.get(pile.protocol), "connector_start_send", None)
+    if send is None:
+        return _run("connector_start_send", pile, described=described, acting_user=None)
+    sent = send(
+        connector=connector,
+        credential_value=credential_value,
+        credential_kind=credential_kind,
+        timeout=timeout,
+    )
+    if isinstance(sent, Sent):
+        return sent
+    return _result("connector_start", pile, described, sent)
+
+
+def connector_start_answer(
+    *, connector: Connector, credential_value: str, credential_kind: str, sent: Sent
+) -> IntentResult | None:
+    """The pile's answer to a start sent by `connector_start_send`, without waiting: None
+    while it may still come; *timeout* once the gateway node's deadline has passed with
+    no reply (the node itself died, say). Safe to ask any number of times."""
+    reply = routing.command_reply(request_id=sent.request_id, wait=0)
+    if reply is None:
+        if timezone.now().timestamp() < sent.expires + REPLY_GRACE:
+            return None
+        reply = {"outcome": "timeout"}
+    pile = connector.pile
+    answer = ADAPTERS[pile.protocol].start_answer(sent=sent, reply=reply)
+    described = _start_described(connector, credential_kind, credential_value)
+    return _result("connector_start", pile, described, answer)
 
 
 def session_stop_remote(

@@ -15,6 +15,7 @@ gateway node and every caller of `protocol.services.send_command`.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import redis
@@ -71,24 +72,58 @@ def command_request(*, code: str, action: str, payload: dict, timeout: float) ->
     reply: ``{"outcome": "result" | "error" | "offline" | "timeout", ...}`` (whatever the
     protocol), or None when no live node holds the pile. Works from web, worker and shell
     (blocking Redis)."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
-    try:
-        owner = parse_owner(client.get(pile_key(code)))
-        if owner is None or not client.exists(alive_key(owner[0])):
-            return None
-        request_id = uuid.uuid4().hex
-        command = {
-            "kind": "call",
-            "id": request_id,
-            "pile": code,
-            "action": action,
-            "payload": payload,
-            "expires": timezone.now().timestamp() + timeout,
-        }
-        with client.pipeline(transaction=False) as pipe:
-            command_push(pipe, owner[0], json.dumps(command))
-            pipe.execute()
-        answer = client.blpop([reply_key(request_id)], timeout=timeout + 2)
-    finally:
-        client.close()
-    return json.loads(answer[1]) if answer is not None else {"outcome": "timeout"}
+    request_id = command_send(code=code, action=action, payload=payload, timeout=timeout)
+    if request_id is None:
+        return None
+    return command_reply(request_id=request_id, wait=timeout + 2) or {"outcome": "timeout"}
+
+
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def _client() -> redis.Redis:
+    """This process's Redis client (its pool is thread-safe): a web thread sending a
+    command reuses a connection instead of opening one. Keyed by process id too, so a
+    forked worker never shares its parent's sockets."""
+    key = (os.getpid(), settings.REDIS_URL)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=None)
+    return client
+
+
+def command_send(*, code: str, action: str, payload: dict, timeout: float) -> str | None:
+    """Push a command for pile ``code`` to the node holding it without waiting: its request
+    id (the node gives up after ``timeout`` seconds and replies under it, see
+    `command_reply`), or None when no live node holds the pile."""
+    client = _client()
+    owner = parse_owner(client.get(pile_key(code)))
+    if owner is None or not client.exists(alive_key(owner[0])):
+        return None
+    request_id = uuid.uuid4().hex
+    command = {
+        "kind": "call",
+        "id": request_id,
+        "pile": code,
+        "action": action,
+        "payload": payload,
+        "expires": timezone.now().timestamp() + timeout,
+    }
+    with client.pipeline(transaction=False) as pipe:
+        command_push(pipe, owner[0], json.dumps(command))
+        pipe.execute()
+    return request_id
+
+
+def command_reply(*, request_id: str, wait: float) -> dict | None:
+    """The node's reply to ``request_id``, or None when none came (yet). ``wait`` > 0
+    waits up to that many seconds and takes the reply; ``wait`` = 0 only looks and leaves
+    it for the next reader (it expires after REPLY_TTL), so a page polling a command sent
+    earlier can ask as often as it likes."""
+    client = _client()
+    if wait > 0:
+        answer = client.blpop([reply_key(request_id)], timeout=wait)
+        text = answer[1] if answer is not None else None
+    else:
+        text = client.lindex(reply_key(request_id), 0)
+    return json.loads(text) if text is not None else None

@@ -83,6 +83,18 @@ def send_command(
     its answer payload. Raises `PileOffline`, `CommandTimeout`, `CommandRejected` (the pile
     answered Rejected/NotSupported/… or a CALLERROR) or `CommandInvalid`."""
     code = pile.code if isinstance(pile, Pile) else str(pile)
+    request_id = command_send(pile=code, action=action, payload=payload, timeout=timeout)
+    reply = routing.command_reply(request_id=request_id, wait=timeout + 2)
+    return command_answer(code=code, action=action, reply=reply, timeout=timeout)
+
+
+def command_send(
+    *, pile: Pile | str, action: str, payload: dict | None = None, timeout: float = 30.0
+) -> str:
+    """The sending half of `send_command`: check the command and push it to the node
+    holding the pile, without waiting; its request id for `command_answer`. Raises
+    `PileOffline` or `CommandInvalid`."""
+    code = pile.code if isinstance(pile, Pile) else str(pile)
     payload = payload or {}
     if action not in COMMAND_ACTIONS:
         raise CommandInvalid(
@@ -97,11 +109,18 @@ def send_command(
             % {"action": action, "cause": exc.details.get("cause", exc.description)}
         ) from exc
     _check_maintenance(action, payload)
-    reply = routing.command_request(code=code, action=action, payload=payload, timeout=timeout)
-    if reply is None:
+    request_id = routing.command_send(code=code, action=action, payload=payload, timeout=timeout)
+    if request_id is None:
         raise PileOffline(
             _("Pile %(code)s is offline: it is not connected to any gateway.") % {"code": code}
         )
+    return request_id
+
+
+def command_answer(*, code: str, action: str, reply: dict | None, timeout: float) -> dict[str, Any]:
+    """The other half: the node's ``reply`` (None: none came) as the pile's answer payload,
+    or `PileOffline`, `CommandTimeout`, `CommandRejected`."""
+    reply = reply or {"outcome": "timeout"}
     outcome = reply.get("outcome")
     if outcome == "offline":
         raise PileOffline(_("Pile %(code)s is offline: its connection closed.") % {"code": code})

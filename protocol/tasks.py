@@ -30,7 +30,7 @@ from stations.services import live
 from . import services
 from .campaigns import firmware_campaign_pending, firmware_campaign_target_send
 from .models import FRAME_PARTITIONS
-from .smart_charging import station_power_rebalance
+from .smart_charging import station_power_push, station_power_rebalance, time_of_use_refresh
 from .sync import pile_configuration_push, pile_local_list_sync, pile_sync
 
 
@@ -105,6 +105,21 @@ def station_power_rebalance_task(station_id: int) -> int:
     return len(station_power_rebalance(station=station))
 
 
+@shared_task(name="protocol.station_power_push", acks_late=True, time_limit=300)
+def station_power_push_task(station_id: int) -> int:
+    """A station's tariff or power limits changed: its connected piles' caps and shares."""
+    station = Station.objects.filter(pk=station_id).first()
+    if station is None:
+        return 0
+    return len(station_power_push(station=station))
+
+
+@shared_task(name="protocol.time_of_use_refresh", acks_late=True, time_limit=300)
+def time_of_use_refresh_task() -> int:
+    """Beat: time-of-use caps that differ from the tariff in force, sent again."""
+    return time_of_use_refresh()
+
+
 @shared_task(name="protocol.firmware_campaign_send", acks_late=True)
 def firmware_campaign_send_task(campaign_id: int) -> int:
     """Queue one task per pile of the campaign still to be sent the update."""
@@ -131,4 +146,5 @@ def firmware_campaign_target_send_task(target_id: int) -> str:
     )
     if target is None or target.sent_outcome == "accepted":
         return ""
-    return firmware_campaign_target_send(target=target).outcome
+    result = firmware_campaign_target_send(target=target)
+    return result.outcome if result is not None else "cancelled"

@@ -34,7 +34,7 @@ from .services.shares import fee_share_set
 from .tables import REPORTS
 from .tables.base import PAGE_ROWS
 from .tables.faults import DEFAULT_GROUPS, DIMENSIONS
-from .templatetags.reports_tags import numeric, shown_cells
+from .templatetags.reports_tags import numeric, rows_html, shown_cells
 
 register_scope(ServiceFeeShare, fee_shares_visible_to)
 register_scope(BillDay, bill_days_visible_to)
@@ -54,7 +54,12 @@ def report_page_context(request, report_class) -> dict:
         # The page shows the days it covers: this month so far by default.
         today = timezone.localdate()
         data["date_from"], data["date_to"] = str(today.replace(day=1)), str(today)
-    form = ReportFilterForm(data, staff=request.user)
+    form = ReportFilterForm(
+        data,
+        staff=request.user,
+        honoured=report_class.honoured,
+        channel_choices=report_class.channel_choices,
+    )
     extra = {}
     if report_class.slug == "faults":
         extra["group_by"] = [g for g in data.getlist("group_by") if g in DIMENSIONS]
@@ -124,13 +129,9 @@ class ReportsAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         report = context["report"]
         if report is not None and request.GET.get("export") in EXPORT_FORMATS:
             return export_response(request, report, fmt=request.GET["export"])
-        rows, more = [], False
-        if report is not None:
-            for i, row in enumerate(report.rows()):
-                if i == PAGE_ROWS:
-                    more = True
-                    break
-                rows.append(row)
+        rows = report.page_rows(PAGE_ROWS + 1) if report is not None else []
+        more = len(rows) > PAGE_ROWS
+        rows = rows[:PAGE_ROWS]
         columns = report.columns if report else []
         totals = report.totals() if report else None
         query = request.GET.copy()
@@ -140,7 +141,8 @@ class ReportsAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
             title=report_class.title,
             opts=self.model._meta,
             rows=rows,
-            cells=[shown_cells(row, columns) for row in rows],
+            cells=(cells := [shown_cells(row, columns) for row in rows]),
+            rows_html=rows_html(cells),
             more=more,
             page_rows=PAGE_ROWS,
             totals=totals,

@@ -17,10 +17,14 @@ from billing.selectors import sessions_visible_to
 from faults.codes import FaultCode
 from faults.models import UNRESOLVED_STATES
 from faults.selectors import fault_cases_visible_to, fault_code_counts
-from stations.models import ConnectorState, Station
+from stations.models import ConnectorState
 from stations.selectors import piles_visible_to
 
-from .selectors import hour_loads_visible_to, station_bill_days_visible_to
+from .selectors import (
+    hour_loads_visible_to,
+    station_bill_days_visible_to,
+    station_day_totals_visible_to,
+)
 from .tables.base import kwh, ratio, yuan
 
 TREND_DAYS = 30
@@ -57,36 +61,52 @@ class Dashboard:
     bottom: list[StationUse]
 
 
-def _figures(rows) -> Figures:
-    s = rows.aggregate(
-        n=Sum("sessions"),
-        e=Sum("energy_wh"),
-        fe=Sum("electricity_fee"),
-        fs=Sum("service_fee"),
-        t=Sum("total"),
+_SUMS = {
+    "n": Sum("sessions"),
+    "e": Sum("energy_wh"),
+    "fe": Sum("electricity_fee"),
+    "fs": Sum("service_fee"),
+    "t": Sum("total"),
+}
+
+
+def _figures(days: list[dict]) -> Figures:
+    """The figures of some days' sums (rows of ``_SUMS``)."""
+
+    def total(key):
+        return sum((d[key] or 0 for d in days), start=0)
+
+    return Figures(
+        total("n"), kwh(total("e")), yuan(total("fe")), yuan(total("fs")), yuan(total("t"))
     )
-    return Figures(s["n"] or 0, kwh(s["e"]), yuan(s["fe"]), yuan(s["fs"]), yuan(s["t"]))
+
+
+def _day_rows(staff):
+    """The rollup the dashboard sums: one row per station-day where the staff member sees
+    whole stations, else the station rollup under the bills' visibility."""
+    totals = station_day_totals_visible_to(staff)
+    return totals if totals is not None else station_bill_days_visible_to(staff)
 
 
 def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUse]:
-    piles = dict(
-        piles_visible_to(staff)
+    piles = {
+        r["station_id"]: (r["station__name"], r["n"])
+        for r in piles_visible_to(staff)
         .visible()
-        .values("station_id")
+        .values("station_id", "station__name")
         .annotate(n=Count("pk"))
-        .values_list("station_id", "n")
-    )
+    }
     charged = dict(
-        station_bill_days_visible_to(staff)
+        _day_rows(staff)
         .filter(day__gte=first_day, day__lte=last_day, station_id__in=list(piles))
         .values("station_id")
         .annotate(s=Sum("charging_s"))
         .values_list("station_id", "s")
     )
-    names = dict(Station.objects.filter(pk__in=list(piles)).values_list("pk", "name"))
     seconds = ((last_day - first_day).days + 1) * 86400
     uses = [
-        StationUse(names[sid], ratio(charged.get(sid, 0), n * seconds)) for sid, n in piles.items()
+        StationUse(name, ratio(charged.get(sid, 0), n * seconds))
+        for sid, (name, n) in piles.items()
     ]
     return sorted(uses, key=lambda u: (-(u.utilisation or 0), u.name))
 
@@ -94,13 +114,15 @@ def _station_use(staff, first_day: dt.date, last_day: dt.date) -> list[StationUs
 def dashboard_for(staff, *, today: dt.date | None = None) -> Dashboard:
     today = today or timezone.localdate()
     zone = timezone.get_current_timezone()
-    rows = station_bill_days_visible_to(staff)
     first = today - dt.timedelta(days=TREND_DAYS - 1)
+    month_start = today.replace(day=1)
+    # One pass over the rollups gives today, this month and the trend: the sums per day.
     trend = {
         r["day"]: r
-        for r in rows.filter(day__gte=first, day__lte=today)
+        for r in _day_rows(staff)
+        .filter(day__gte=min(first, month_start), day__lte=today)
         .values("day")
-        .annotate(e=Sum("energy_wh"), t=Sum("total"))
+        .annotate(**_SUMS)
     }
     days = [first + dt.timedelta(days=i) for i in range(TREND_DAYS)]
     start = dt.datetime.combine(today, dt.time(), tzinfo=zone)
@@ -122,8 +144,8 @@ def dashboard_for(staff, *, today: dt.date | None = None) -> Dashboard:
     )
     uses = _station_use(staff, first, today)
     return Dashboard(
-        today=_figures(rows.filter(day=today)),
-        month=_figures(rows.filter(day__gte=today.replace(day=1), day__lte=today)),
+        today=_figures([trend[today]] if today in trend else []),
+        month=_figures([r for day, r in trend.items() if day >= month_start]),
         in_progress=sessions_visible_to(staff).filter(state__in=ACTIVE_STATES).count(),
         piles_online=piles["online"],
         piles_offline=piles["offline"],

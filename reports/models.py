@@ -131,6 +131,21 @@ class StationBillDay(_Departmental, _BillFigures):
         ]
 
 
+class StationDayTotal(_StationDay, _BillFigures):
+    """The same sums per station-day only (one row): what operator-wide staff's dashboard and
+    the daily report's totals and chart read (a month is a few thousand rows, not the ~100
+    thousand of a busy network's station rollup). Sub-operator staff never read it: they
+    also see bills attributed to them at other stations, which it does not tell apart."""
+
+    class Meta:
+        verbose_name = _("daily station total")
+        verbose_name_plural = _("daily station totals")
+        indexes = [
+            models.Index(fields=["operator", "day"], name="stationtotal_operator_day"),
+            models.Index(fields=["station", "day"], name="stationtotal_station_day"),
+        ]
+
+
 class FaultDay(_Attributed):
     """Fault bills of one station-day × … × fault code (a bill with two codes counts in both)."""
 

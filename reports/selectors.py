@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from django.db.models import Model, Q, QuerySet
 
-from chargenet.scope import staff_scoped
+from chargenet.scope import is_active_staff, staff_scoped
 from stations.selectors import stations_visible_to
 
-from .models import BillDay, FaultDay, HourLoad, PileDay, ServiceFeeShare, StationBillDay
+from .models import (
+    BillDay,
+    FaultDay,
+    HourLoad,
+    PileDay,
+    ServiceFeeShare,
+    StationBillDay,
+    StationDayTotal,
+)
 
 
 def _as_bills_are(model: type[Model], staff) -> QuerySet:
@@ -32,6 +40,15 @@ def bill_days_visible_to(staff) -> QuerySet[BillDay]:
 
 def station_bill_days_visible_to(staff) -> QuerySet[StationBillDay]:
     return _as_bills_are(StationBillDay, staff)
+
+
+def station_day_totals_visible_to(staff) -> QuerySet[StationDayTotal] | None:
+    """Station-day totals for staff who see whole stations only (operator-wide staff,
+    superusers); None for sub-operator staff, who read `station_bill_days_visible_to`
+    (they also see the bills attributed to them at other stations)."""
+    if is_active_staff(staff) and not staff.is_superuser and staff.sub_operator_id is not None:
+        return None
+    return staff_scoped(StationDayTotal, staff)
 
 
 def fault_days_visible_to(staff) -> QuerySet[FaultDay]:

@@ -160,6 +160,7 @@ class StationAdmin(OperatorInitialMixin, ExportCsvMixin, HideableScopedAdmin):
             {"fields": ("address", "city", "region_code", "latitude", "longitude", "time_zone")},
         ),
         (_("bindings"), {"fields": ("sub_operators", "departments")}),
+        (_("smart charging"), {"fields": ("power_limit_kw", "peak_power_limit_kw")}),
         (_("hidden"), {"fields": ("hidden_at", "hidden_by", "hidden_reason")}),
     )
     export_fields = [
@@ -390,6 +391,7 @@ class PileAdmin(ExportCsvMixin, HideableScopedAdmin):
             _("device"),
             {"fields": ("vendor", "model", "serial_number", "firmware_version", "protocol")},
         ),
+        (_("supply"), {"fields": ("supply_phases", "phase_voltage_v")}),
         (
             _("authentication"),
             {"fields": ("has_credential", "generate_credential", "new_credential")},

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -99,6 +101,12 @@ class Station(Hideable):
         help_text=_("Departments whose members may charge here on the company account."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # When what partner platforms are told about the station last changed (its details,
+    # piles, connectors, what is published; `services.network`): their incremental
+    # station queries (T/CEC 102 LastQueryTime) get it again.
+    details_changed_at = models.DateTimeField(
+        _("details changed at"), db_default=Now(), db_index=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("station")
@@ -202,6 +210,27 @@ class Pile(Hideable):
         validators=[validate_positive_power],
     )
     firmware_version = models.CharField(_("firmware"), max_length=64, blank=True, db_index=True)
+    # How a power limit in amperes (a pile answering GetCompositeSchedule in A) becomes
+    # watts: A × voltage × phases (`protocol.ocpp16.commands.amperes_to_watts`).
+    supply_phases = models.PositiveSmallIntegerField(
+        _("supply phases"),
+        choices=[(1, _("single phase")), (3, _("three phase"))],
+        null=True,
+        blank=True,
+        help_text=_(
+            "AC piles: the phases it charges on. Empty: what the pile says, else 3 (the OCPP "
+            "1.6 default)."
+        ),
+    )
+    phase_voltage_v = models.PositiveSmallIntegerField(
+        _("voltage per phase (V)"),
+        default=220,
+        validators=[MinValueValidator(100), MaxValueValidator(1000)],
+        help_text=_(
+            "Phase-to-neutral voltage of an AC pile's supply (220 V in China); for a DC pile, "
+            "the output voltage its current limits are meant at."
+        ),
+    )
     protocol = models.CharField(
         _("protocol"), max_length=16, choices=Protocol.choices, default=Protocol.OCPP16J
     )
@@ -664,6 +693,16 @@ class FirmwareCampaign(models.Model):
     retries = models.PositiveSmallIntegerField(_("retries"), null=True, blank=True)
     retry_interval = models.PositiveIntegerField(_("retry interval (s)"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Cancelled: piles not sent the update yet are not sent it (those sent keep going).
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("cancelled by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("firmware campaign")

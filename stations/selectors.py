@@ -15,6 +15,7 @@ from .models import (
     ConfigurationSetting,
     Connector,
     FirmwareCampaign,
+    FirmwareCampaignPile,
     MaintenanceReport,
     Pile,
     Reservation,
@@ -77,6 +78,15 @@ def configuration_settings_visible_to(staff) -> QuerySet[ConfigurationSetting]:
 
 
 def firmware_campaigns_visible_to(staff) -> QuerySet[FirmwareCampaign]:
-    """Campaigns are the operator's: operator-wide staff see them, sub-operator staff
-    (whose piles are only some of a campaign's) do not."""
-    return staff_scoped(FirmwareCampaign, staff)
+    """Campaigns are the operator's: operator-wide staff see them all, sub-operator staff
+    those over at least one of their piles (and of each, only their piles:
+    `firmware_campaign_targets` with ``piles=piles_visible_to(staff)``)."""
+    return staff_scoped(
+        FirmwareCampaign,
+        staff,
+        for_sub_operator=lambda rows: rows.filter(
+            pk__in=FirmwareCampaignPile.objects.filter(pile__in=piles_visible_to(staff)).values(
+                "campaign_id"
+            )
+        ),
+    )

@@ -137,6 +137,9 @@ class RechargeRefundState(models.TextChoices):
     SUCCESS = "success", _("refunded")
     CLOSED = "closed", _("closed (returned to the wallet)")
     ABNORMAL = "abnormal", _("abnormal (needs staff)")
+    # Staff settled an abnormal refund outside WeChat Pay (e.g. paid the driver by bank
+    # transfer); the wallet already gave the amount up at approval.
+    HANDLED = "handled", _("handled by staff")
 
 
 class RechargeRefund(models.Model):

@@ -22,7 +22,7 @@ from chargenet.audit import audit_record
 from chargenet.errors import Conflict, DomainError, NotFound
 from chargenet.events import event_publish
 
-from ..events import INVOICE_ISSUED, INVOICE_REQUESTED
+from ..events import INVOICE_ISSUED, INVOICE_REJECTED, INVOICE_REQUESTED
 from ..models import (
     Bill,
     InvoiceItem,
@@ -178,6 +178,11 @@ def invoice_reject(*, invoice: InvoiceRequest, reason: str, actor) -> InvoiceReq
         after={"state": locked.state},
         reason=reason,
         operator_id=locked.member.operator_id,
+    )
+    event_publish(
+        kind=INVOICE_REJECTED,
+        key=locked.pk,
+        payload={"invoice_id": locked.pk, "member_id": locked.member_id},
     )
     return locked
 

@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.models import ChargingSession, Period, SessionState
+from billing.models import ChargingSession, Period
+from billing.models.sessions import ACTIVE_STATES
 from billing.selectors import tariff_specs_for
 from stations.models import Pile, Station
 
@@ -25,8 +26,9 @@ PEAK_PERIODS = (Period.SHARP, Period.PEAK)
 # Outside the peak an unrated pile of a station without a limit is not limited: a limit
 # above any pile's power (1 MW).
 UNLIMITED_W = 1_000_000
-# Sessions drawing power: started and not yet stopped (refused ones draw nothing).
-DRAWING = (SessionState.STARTED,)
+# Sessions drawing power: started and not yet stopped, whether or not they have metered
+# energy yet (``charging``); refused ones draw nothing.
+DRAWING = tuple(ACTIVE_STATES)
 
 
 @dataclass(frozen=True)

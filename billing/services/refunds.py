@@ -7,7 +7,9 @@ can no longer be spent on charging while WeChat pays it back. Each part is then 
 WeChat outside any transaction (`refund_send`, a lease like a notification's). WeChat's
 refund notification or the beat job's query settles it (`refund_result_record`): SUCCESS
 ends it; CLOSED puts the part back in the wallet (once: keyed by the refund number);
-ABNORMAL (the driver's account refused it) waits for staff at WeChat.
+ABNORMAL (the driver's account refused it) waits for staff: the back office shows it and
+lets them ask WeChat again (after fixing it at WeChat Pay), mark it handled outside WeChat,
+or put it back in the wallet (`refund_abnormal_resolve`, audited).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from integrations.wechat.pay import (
     configured_pay_client,
 )
 
-from ..events import REFUND_FINISHED, REFUND_REQUESTED
+from ..events import REFUND_DECIDED, REFUND_FINISHED, REFUND_REQUESTED
 from ..models import (
     Recharge,
     RechargeRefund,
@@ -50,7 +52,9 @@ logger = logging.getLogger(__name__)
 # WeChat refunds an order up to a year after its payment.
 REFUNDABLE_FOR = dt.timedelta(days=365)
 SEND_LEASE = dt.timedelta(seconds=60)
-FINAL = (RechargeRefundState.SUCCESS, RechargeRefundState.CLOSED)
+FINAL = (RechargeRefundState.SUCCESS, RechargeRefundState.CLOSED, RechargeRefundState.HANDLED)
+# The driver has the money (through WeChat, or from staff outside it).
+PAID_OUT = (RechargeRefundState.SUCCESS, RechargeRefundState.HANDLED)
 
 
 class RefundError(DomainError):
@@ -154,7 +158,21 @@ def refund_request_reject(*, refund_request: RefundRequest, reason: str, actor) 
         reason=reason,
         operator_id=request.member.operator_id,
     )
+    _decided(request)
     return request
+
+
+def _decided(request: RefundRequest) -> None:
+    event_publish(
+        kind=REFUND_DECIDED,
+        key=f"{request.pk}:{request.state}",
+        payload={
+            "request_id": request.pk,
+            "member_id": request.member_id,
+            "state": request.state,
+            "amount": str(request.amount),
+        },
+    )
 
 
 @transaction.atomic
@@ -204,6 +222,7 @@ def refund_request_approve(*, refund_request: RefundRequest, actor) -> RefundReq
         after={"state": request.state, "refunds": [r.pk for r, _p in parts]},
         operator_id=member.operator_id,
     )
+    _decided(request)
     transaction.on_commit(lambda: _queue_send(request.pk))
     return request
 
@@ -299,11 +318,11 @@ def _request_finish(request: RefundRequest) -> None:
     states = list(request.refunds.values_list("state", flat=True))
     if request.state != RefundState.REFUNDING or any(s not in FINAL for s in states):
         return
-    ok = all(s == RechargeRefundState.SUCCESS for s in states)
+    ok = all(s in PAID_OUT for s in states)
     request.state = RefundState.REFUNDED if ok else RefundState.FAILED
     request.finished_at = timezone.now()
     request.save(update_fields=["state", "finished_at"])
-    refunded = request.refunds.filter(state=RechargeRefundState.SUCCESS).aggregate(
+    refunded = request.refunds.filter(state__in=PAID_OUT).aggregate(
         s=Coalesce(Sum("amount"), Decimal("0.00"))
     )["s"]
     event_publish(
@@ -389,3 +408,67 @@ def refunds_send(*, request_id: int, client: WeChatPayClient | None = None) -> i
         for refund_id in ids:
             refund_send(refund_id=refund_id, client=client)
     return len(ids)
+
+
+class AbnormalAction:
+    RETRY = "retry"  # ask WeChat again now (staff fixed it at WeChat Pay's merchant platform)
+    HANDLED = "handled"  # paid to the driver outside WeChat Pay
+    TO_WALLET = "to_wallet"  # given back to the driver's wallet
+
+
+def refund_abnormal_resolve(
+    *, refund: RechargeRefund, action: str, note: str, actor, client: WeChatPayClient | None = None
+) -> RechargeRefund:
+    """Staff act on a refund WeChat reported ABNORMAL: ask WeChat again (it may have been
+    settled at WeChat's merchant platform meanwhile), mark it handled outside WeChat, or put
+    the amount back in the wallet. Audited with the note, before and after."""
+    note = (note or "").strip()
+    if action != AbnormalAction.RETRY and not note:
+        raise RefundError(_("Say what was done, for the record."))
+    if action == AbnormalAction.RETRY:
+        before = RechargeRefund.objects.get(pk=refund.pk).state
+        if before != RechargeRefundState.ABNORMAL:
+            raise Conflict(_("This refund is no longer abnormal."))
+        refund_reconcile(refund_id=refund.pk, client=client)  # a WeChat call: no transaction
+        line = RechargeRefund.objects.select_related("request__member").get(pk=refund.pk)
+        with transaction.atomic():
+            _abnormal_audit(line, action, note, actor, before=before)
+        return line
+    with transaction.atomic():
+        line = (
+            RechargeRefund.objects.select_for_update()
+            .select_related("request__member")
+            .get(pk=refund.pk)
+        )
+        if line.state != RechargeRefundState.ABNORMAL:
+            raise Conflict(_("This refund is no longer abnormal."))
+        if action == AbnormalAction.HANDLED:
+            line.state = RechargeRefundState.HANDLED
+        elif action == AbnormalAction.TO_WALLET:
+            line.state = RechargeRefundState.CLOSED
+            wallet_refund(
+                member=line.request.member,
+                amount=line.amount,
+                reference=line.out_refund_no,
+                reason=str(_("An abnormal balance refund, returned to the wallet by staff")),
+                actor=actor,
+            )
+        else:
+            raise RefundError(_("Unknown action."))
+        line.finished_at = timezone.now()
+        line.save(update_fields=["state", "finished_at"])
+        _abnormal_audit(line, action, note, actor, before=RechargeRefundState.ABNORMAL)
+        _request_finish(line.request)
+    return line
+
+
+def _abnormal_audit(line: RechargeRefund, action: str, note: str, actor, *, before) -> None:
+    audit_record(
+        actor=actor,
+        action=f"recharge_refund.{action}",
+        obj=line,
+        before={"state": before},
+        after={"state": line.state},
+        reason=note,
+        operator_id=line.request.member.operator_id,
+    )

@@ -13,8 +13,10 @@ from django.utils.translation import gettext_lazy as _
 
 from chargenet.audit import audit_record
 from chargenet.errors import Conflict, DomainError
+from chargenet.events import event_publish
 from chargenet.money import price
 
+from ..events import STATION_TARIFF_CHANGED
 from ..models import StationTariff, TariffPlan, TariffPrice, TariffVersion
 
 CURRENT_TYPES = ("AC", "DC")
@@ -31,6 +33,24 @@ class ScheduleError(TariffError):
 
 class TariffVersionInUse(Conflict):
     code = "tariff_version_in_use"
+
+
+def _tariff_changed(*, station_ids, effective_from: dt.datetime, key: object) -> None:
+    """Tell whoever holds something derived from these stations' tariff (piles' time-of-use
+    power caps, YKC piles' billing models) that it changes at ``effective_from``."""
+    station_ids = sorted(set(station_ids))
+    if station_ids:
+        event_publish(
+            kind=STATION_TARIFF_CHANGED,
+            key=key,
+            payload={"station_ids": station_ids, "effective_from": effective_from.isoformat()},
+        )
+
+
+def _plan_station_ids(plan: TariffPlan) -> list[int]:
+    """Stations assigned ``plan`` at some time (those that left it since recompute the
+    same derived values from the tariff in force, which is harmless)."""
+    return list(StationTariff.objects.filter(plan=plan).values_list("station_id", flat=True))
 
 
 @dataclass(frozen=True)
@@ -211,6 +231,9 @@ def tariff_version_create(
         after=_version_snapshot(version),
         operator_id=plan.operator_id,
     )
+    _tariff_changed(
+        station_ids=_plan_station_ids(plan), effective_from=effective_from, key=f"plan:{plan.pk}"
+    )
     return version
 
 
@@ -249,6 +272,11 @@ def tariff_version_update(
         after=_version_snapshot(version),
         operator_id=version.plan.operator_id,
     )
+    _tariff_changed(
+        station_ids=_plan_station_ids(version.plan),
+        effective_from=version.effective_from,
+        key=f"plan:{version.plan_id}",
+    )
     return version
 
 
@@ -282,4 +310,5 @@ def station_tariff_assign(
         after={"plan": plan.pk, "effective_from": effective_from},
         operator_id=station.operator_id,
     )
+    _tariff_changed(station_ids=[station.pk], effective_from=effective_from, key=station.pk)
     return assignment

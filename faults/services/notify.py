@@ -53,15 +53,32 @@ class SessionEnded:
     amount: Decimal | None = None
 
 
-def notifications_enqueue(*, messages: Sequence[SessionEnded]) -> list[Notification]:
+@dataclass(frozen=True)
+class MemberMessage:
+    """A message about the driver's money (a balance refund, an invoice) for
+    `notifications_enqueue`: ``subject`` names what it is about, once."""
+
+    member_id: int
+    kind: str
+    subject: str
+    payload: dict
+
+
+def notifications_enqueue(
+    *, messages: Sequence[SessionEnded | MemberMessage]
+) -> list[Notification]:
     """The one writer of driver notifications: queue the "session ended" message of each
     session ("charging finished" with energy and amount, or "being checked" for a fault
-    bill) in ONE statement, and have them sent after commit. A session notified already
-    is skipped (one message per session: a unique constraint); sessions without a member
-    get none. Returns the messages queued now."""
+    bill) and each message about the driver's money in ONE statement, and have them sent
+    after commit. A session or subject notified already is skipped (one message each: a
+    unique constraint); sessions without a member get none. Returns the messages queued
+    now."""
     rows = []
     now = timezone.now()
     for m in messages:
+        if isinstance(m, MemberMessage):
+            rows.append((None, m.subject[:64], m.member_id, m.kind, m.payload))
+            continue
         if m.session.member_id is None:
             continue
         kind = (
@@ -71,43 +88,44 @@ def notifications_enqueue(*, messages: Sequence[SessionEnded]) -> list[Notificat
         )
         amount = None if m.being_checked else m.amount
         payload = _payload(m.session, energy_wh=m.energy_wh, amount=amount)
-        rows.append((m.session.pk, m.session.member_id, kind, payload))
+        rows.append((m.session.pk, "", m.session.member_id, kind, payload))
     first = {}
-    for row in rows:  # one message per session: the first asked for
-        first.setdefault(row[0], row)
+    for row in rows:  # one message per session or subject: the first asked for
+        first.setdefault(row[:2], row)
     rows = list(first.values())
     if not rows:
         return []
-    values = ", ".join(["(%s, %s, %s, %s, %s, 0, '', '', '', %s)"] * len(rows))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, 0, '', '', '', %s)"] * len(rows))
     params = []
-    for session_id, member_id, kind, payload in rows:
-        params += [session_id, member_id, kind, json.dumps(payload, ensure_ascii=False)]
+    for session_id, subject, member_id, kind, payload in rows:
+        params += [session_id, subject, member_id, kind, json.dumps(payload, ensure_ascii=False)]
         params += [Notification.State.PENDING, now]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {Notification._meta.db_table} (session_id, member_id, kind, payload,
-                state, attempts, last_error, sender, external_id, created_at)
+            INSERT INTO {Notification._meta.db_table} (session_id, subject, member_id, kind,
+                payload, state, attempts, last_error, sender, external_id, created_at)
             VALUES {values}
-            ON CONFLICT DO NOTHING RETURNING id, session_id
+            ON CONFLICT DO NOTHING RETURNING id, session_id, subject
             """,
             params,
         )
-        created = {session_id: pk for pk, session_id in cursor.fetchall()}
+        created = {(session_id, subject): pk for pk, session_id, subject in cursor.fetchall()}
     if created:
         _queue_send()
     return [
         Notification(
-            pk=created[session_id],
+            pk=created[(session_id, subject)],
             session_id=session_id,
+            subject=subject,
             member_id=member_id,
             kind=kind,
             payload=payload,
             state=Notification.State.PENDING,
             created_at=now,
         )
-        for session_id, member_id, kind, payload in rows
-        if session_id in created
+        for session_id, subject, member_id, kind, payload in rows
+        if (session_id, subject) in created
     ]
 
 
@@ -161,7 +179,7 @@ def _notification_claim(notification_id: int) -> Notification | None:
     )
     if notification is None:
         return None  # sent, failed, or another worker is sending it
-    if not notification.payload:
+    if not notification.payload and notification.session is not None:
         notification.payload = _payload(notification.session, energy_wh=None, amount=None)
     notification.attempts += 1
     notification.claimed_until = now + SEND_LEASE

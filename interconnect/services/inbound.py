@@ -146,3 +146,25 @@ def message_log(
         error=error[:300],
         push_id=push_id,
     )
+
+
+PRUNE_CHUNK = 10_000  # rows a statement: a long delete would hold back vacuum and replicas
+
+
+def messages_prune(*, now: dt.datetime | None = None) -> int:
+    """Delete the message log older than ``INTERCONNECT_MESSAGE_RETENTION_DAYS``, in
+    chunks; with it the replay guard's requests whose TimeStamp is too old to be accepted
+    again anyway, and expired tokens. Returns how many log rows were deleted."""
+    now = now or timezone.now()
+    before = now - dt.timedelta(days=settings.INTERCONNECT_MESSAGE_RETENTION_DAYS)
+    deleted = 0
+    while ids := list(
+        Message.objects.filter(at__lt=before).order_by().values_list("pk", flat=True)[:PRUNE_CHUNK]
+    ):
+        deleted += Message.objects.filter(pk__in=ids).delete()[0]
+    # A request is refused when its TimeStamp is off by more than the skew: past twice
+    # that, its (TimeStamp, Seq) cannot come back.
+    stale = now - dt.timedelta(seconds=2 * settings.INTERCONNECT_CLOCK_SKEW_SECONDS)
+    SeenRequest.objects.filter(at__lt=stale).delete()
+    AccessToken.objects.filter(expires_at__lt=now).delete()
+    return deleted

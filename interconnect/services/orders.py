@@ -1,8 +1,10 @@
 """Partner orders: a partner's start is one more channel into the core.
 
 query_start_charge opens a `PartnerOrder` per StartChargeSeq (a repeat finds it: one
-effect), then — after commit, outside any transaction — asks the pile through
-`protocol.intents.connector_start` for the order's partner credential. When the pile
+effect) and answers at once (accepted, or refused with its FailReason); after commit a
+task — or, were it lost, the beat (`partner_orders_dispatch_due`) — asks the pile through
+`protocol.intents.connector_start` for the order's partner credential, and the outcome
+reaches the partner as notification_start_charge_result. When the pile
 reports the start, the core opens the session (channel *partner*, by the credential) and
 its ``session.started`` event links it back here (`order_session_link`); the stop and the
 bill follow the same way. Every change of an order queues its push (`pushes`).
@@ -10,8 +12,11 @@ bill follow the same way. Every change of an order queues its push (`pushes`).
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import secrets
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
@@ -29,8 +34,17 @@ from ..models import ORDER_WIRE_STATE, Interconnection, OrderState, PartnerOrder
 from ..wire import charge_status, connector_wire_id, order_info
 from .pushes import push_enqueue
 
+logger = logging.getLogger(__name__)
+
 # FailReason of query_start_charge / notification_start_charge_result (1, 2 standard).
 FAIL_NONE, FAIL_NO_CONNECTOR, FAIL_OFFLINE, FAIL_SWITCHED_OFF, FAIL_REFUSED = 0, 1, 2, 3, 4
+# A start not sent to the pile this long after the partner asked is failed instead.
+START_DEADLINE = dt.timedelta(minutes=2)
+# A start the pile accepted but never began is failed after this (well past the piles'
+# plug-in timeout: OCPP ConnectionTimeOut is a minute or two).
+NEVER_STARTED_AFTER = dt.timedelta(minutes=10)
+# An order's own task normally runs within this: the beat leaves it alone until then.
+DISPATCH_GRACE = dt.timedelta(seconds=15)
 # FailReason of query_stop_charge (1, 2 standard).
 STOP_NO_ORDER, STOP_ENDED, STOP_REFUSED = 1, 2, 3
 
@@ -83,6 +97,7 @@ def partner_order_open(
                     connector=connector,
                     tag=tag,
                 )
+            transaction.on_commit(partial(_dispatch_later, order.pk), robust=True)
             return StartAnswer(order, True, FAIL_NONE)
         except IntegrityError:
             # A concurrent twin of this start won (one order per StartChargeSeq), or
@@ -95,13 +110,26 @@ def partner_order_open(
     raise IntegrityError("no free partner tag")
 
 
-def partner_order_dispatch(*, order: PartnerOrder) -> StartAnswer:
+def _dispatch_later(order_id: int) -> None:
+    from ..tasks import partner_order_dispatch_task
+
+    try:
+        partner_order_dispatch_task.delay(order_id)
+    except Exception:  # the broker is down: the beat dispatches it
+        logger.warning("partner order %s not queued; the beat will dispatch it", order_id)
+
+
+def partner_order_dispatch(*, order: PartnerOrder, now: dt.datetime | None = None) -> StartAnswer:
     """Ask the pile to start ``order`` — once: whoever claims it sends it. Call outside a
-    transaction (it waits for the pile). A refusal fails the order and queues its result."""
+    transaction (it waits for the pile). A refusal fails the order and queues its result;
+    so does an order no worker got to within `START_DEADLINE` (a charge the driver asked
+    for minutes ago is not started now)."""
     claimed = PartnerOrder.objects.filter(pk=order.pk, dispatched=False).update(dispatched=True)
     if not claimed:
         order.refresh_from_db()
         return StartAnswer(order, order.state != OrderState.FAILED, FAIL_NONE)
+    if (now or timezone.now()) - order.created_at > START_DEADLINE:
+        return _start_failed(order, FAIL_REFUSED, "not sent to the pile in time")
     result = connector_start(
         connector=order.connector,
         credential_value=order.tag,
@@ -112,13 +140,62 @@ def partner_order_dispatch(*, order: PartnerOrder) -> StartAnswer:
         PartnerOrder.objects.filter(pk=order.pk).update(outcome=str(result.message)[:200])
         return StartAnswer(order, True, FAIL_NONE)
     reason = FAIL_OFFLINE if result.outcome == Outcome.OFFLINE else FAIL_REFUSED
+    return _start_failed(order, reason, str(result.message))
+
+
+def _start_failed(order: PartnerOrder, reason: int, outcome: str) -> StartAnswer:
     with transaction.atomic():
         order = PartnerOrder.objects.select_for_update().get(pk=order.pk)
         if order.session_id is None:  # the pile may have started it all the same
-            order.state, order.outcome = OrderState.FAILED, str(result.message)[:200]
+            order.state, order.outcome = OrderState.FAILED, outcome[:200]
             order.save(update_fields=["state", "outcome"])
             _start_result_enqueue(order, fail_reason=reason)
     return StartAnswer(order, order.state != OrderState.FAILED, reason)
+
+
+def partner_orders_dispatch_due(*, now: dt.datetime | None = None) -> int:
+    """The beat's catch-up for orders whose dispatch task was lost (the broker was down,
+    the worker died): past `START_DEADLINE` they are failed (their result pushed), the
+    others queued again (the claim in `partner_order_dispatch` keeps it to one start).
+    Never waits for a pile itself. Returns how many orders it took."""
+    now = now or timezone.now()
+    orders = list(
+        PartnerOrder.objects.select_related("interconnection", "connector__pile")
+        .filter(dispatched=False, state=OrderState.STARTING, created_at__lt=now - DISPATCH_GRACE)
+        .order_by("pk")[:500]
+    )
+    for order in orders:
+        if now - order.created_at > START_DEADLINE:
+            partner_order_dispatch(order=order, now=now)  # fails it: no pile is asked
+        else:
+            _dispatch_later(order.pk)
+    return len(orders)
+
+
+def partner_orders_never_started(*, now: dt.datetime | None = None) -> int:
+    """Orders the pile accepted that are still no session `NEVER_STARTED_AFTER` later (no
+    car plugged in, the pile dropped it): one whose session the core opened but the
+    consumer has not linked yet is linked now; the others fail, their result pushed
+    (FailReason 4), so the partner is told instead of waiting for ever. Returns how many
+    orders it took."""
+    now = now or timezone.now()
+    orders = list(
+        PartnerOrder.objects.select_related("interconnection", "connector__pile")
+        .filter(
+            dispatched=True,
+            state=OrderState.STARTING,
+            session=None,
+            created_at__lt=now - NEVER_STARTED_AFTER,
+        )
+        .order_by("pk")[:500]
+    )
+    for order in orders:
+        session = order_session_find(order)
+        if session is not None:
+            order_session_link(session_id=session.pk)
+        else:
+            _start_failed(order, FAIL_REFUSED, "the pile never started the charge")
+    return len(orders)
 
 
 def _start_result_enqueue(order: PartnerOrder, *, fail_reason: int = FAIL_NONE) -> None:

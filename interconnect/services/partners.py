@@ -73,6 +73,13 @@ def push_secrets(link: Interconnection) -> Secrets:
     )
 
 
+def stations_newly_published(*, link: Interconnection, before: set[int]) -> int:
+    """Stations just added to ``link``'s published ones (others than ``before``) count as
+    changed, so the partner's next incremental query (LastQueryTime) gets them."""
+    added = set(link.stations.values_list("pk", flat=True)) - before
+    return Station.objects.filter(pk__in=added).update(details_changed_at=timezone.now())
+
+
 def publishable_stations(operator: Operator) -> QuerySet[Station]:
     """Stations of ``operator`` with at least one published pile (a pile is published only
     with its max power and every connector's rated power: `stations.services.network`)."""

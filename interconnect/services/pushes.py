@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -55,24 +56,48 @@ def push_enqueue(
 ) -> bool:
     """Queue one push in the caller's transaction (the same operation and key again is
     ignored); the worker is woken after commit. True if queued now."""
+    return bool(
+        pushes_enqueue([Queued(link=link, operation=operation, key=key, data=data, order=order)])
+    )
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A push to queue (`pushes_enqueue`)."""
+
+    link: Interconnection
+    operation: str
+    key: str
+    data: dict
+    order: PartnerOrder | None = None
+
+
+def pushes_enqueue(queued: list[Queued]) -> int:
+    """Queue pushes in the caller's transaction, in one INSERT (those whose operation and
+    key are queued already are ignored); the worker is woken once after commit. Returns
+    how many were queued now."""
+    if not queued:
+        return 0
+    now = timezone.now()
     rows = Push.objects.bulk_create(
         [
             Push(
-                interconnection=link,
-                operator_id=link.operator_id,
-                operation=operation,
-                key=key[:80],
-                order=order,
-                data=data,
-                next_at=timezone.now(),
+                interconnection=q.link,
+                operator_id=q.link.operator_id,
+                operation=q.operation,
+                key=q.key[:80],
+                order=q.order,
+                data=q.data,
+                next_at=now,
             )
+            for q in queued
         ],
         ignore_conflicts=True,
     )
-    queued = rows[0].pk is not None
-    if queued:
+    count = sum(row.pk is not None for row in rows)
+    if count:
         transaction.on_commit(_wake, robust=True)
-    return queued
+    return count
 
 
 def _wake() -> None:
@@ -84,7 +109,7 @@ def _wake() -> None:
         logger.warning("push delivery not queued; the beat will deliver")
 
 
-def pushes_claim(*, limit: int = 200, now: dt.datetime | None = None) -> list[Push]:
+def pushes_claim(*, limit: int = 500, now: dt.datetime | None = None) -> list[Push]:
     """Take up to ``limit`` due pushes for this worker: their lease starts now (others
     skip them until it ends) and their attempt is counted. Commits before any sending."""
     now = now or timezone.now()
@@ -159,6 +184,10 @@ class _Sender:
     def __init__(self, client: TcecClient):
         self.client = client
         self.links: dict[int, tuple[Secrets, str | Exception]] = {}
+        # Partners that could not be reached in this batch (refused, timed out, HTTP
+        # error): their other pushes wait for the next round instead of each waiting out
+        # the timeout, which would outlast the claim's lease.
+        self.unreachable: dict[int, str] = {}
 
     def prepare(self, links: list[Interconnection], *, fresh: bool = False) -> None:
         for link in links:
@@ -173,11 +202,16 @@ class _Sender:
         secrets_out, token = self.links[push.interconnection_id]
         if isinstance(token, Exception):
             return Attempt(push, error=str(token))
+        if push.interconnection_id in self.unreachable:
+            return Attempt(push, error=f"waiting: {self.unreachable[push.interconnection_id]}")
         try:
             answer = _post(
                 push.interconnection, secrets_out, self.client, push.operation, push.data, token
             )
-        except (TcecError, CodecError) as exc:
+        except TcecError as exc:
+            self.unreachable.setdefault(push.interconnection_id, str(exc))
+            return Attempt(push, error=str(exc))
+        except CodecError as exc:
             return Attempt(push, error=str(exc))
         error = "" if answer.ret == Ret.OK else f"Ret {answer.ret}: {answer.msg}"
         return Attempt(push, answer.ret, answer.data, error)
@@ -194,7 +228,13 @@ def _sequence(push: Push) -> tuple:
     return (push.interconnection_id, "push", push.pk)
 
 
-def pushes_send(pushes: list[Push], *, client: TcecClient, workers: int = 16) -> list[Attempt]:
+def pushes_send(
+    pushes: list[Push],
+    *,
+    client: TcecClient,
+    workers: int = 32,
+    pool: ThreadPoolExecutor | None = None,
+) -> list[Attempt]:
     """One attempt at each claimed push, ``workers`` sequences at a time: a sequence
     (`_sequence`) is sent in order and stops at its first failure (the rest wait, so an
     older state never arrives after a newer one). A partner that answers 4002 (its token
@@ -216,7 +256,10 @@ def pushes_send(pushes: list[Push], *, client: TcecClient, workers: int = 16) ->
                 break
         return attempts
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sequences)))) as pool:
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sequences)))) as own:
+            done = list(own.map(send_in_order, sequences.values()))
+    else:
         done = list(pool.map(send_in_order, sequences.values()))
     expired = [(i, s) for i, s in enumerate(done) if any(a.ret == Ret.TOKEN for a in s)]
     if expired:  # here, not in the threads: a new token is written to the database
@@ -280,13 +323,42 @@ def pushes_record(*, attempts: list[Attempt]) -> dict[str, int]:
                 )
             failed.append(push)
         counts[push.state] = counts.get(push.state, 0) + 1
-    if delivered:
-        Push.objects.bulk_update(delivered, ["state", "delivered_at", "answer", "last_error"])
-        for push in delivered:
-            _acknowledged(push, push.answer or {}, now)
-    if failed:
-        Push.objects.bulk_update(failed, ["state", "next_at", "last_error"])
+    _pushes_update(delivered=delivered, failed=failed, now=now)
+    for push in delivered:
+        _acknowledged(push, push.answer or {}, now)
     return counts
+
+
+def _pushes_update(*, delivered: list[Push], failed: list[Push], now: dt.datetime) -> None:
+    """Two UPDATEs whatever the batch size, each row's values passed as arrays (Django's
+    bulk_update builds a CASE per field and row, which cost more CPU than the sending)."""
+    table = Push._meta.db_table
+    with connection.cursor() as cursor:
+        if delivered:
+            cursor.execute(
+                f"UPDATE {table} AS p SET state = %s, delivered_at = %s, last_error = '', "
+                "answer = v.answer::jsonb "
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, answer) WHERE p.id = v.id",
+                [
+                    PushState.DELIVERED,
+                    now,
+                    [p.pk for p in delivered],
+                    [None if p.answer is None else json.dumps(p.answer) for p in delivered],
+                ],
+            )
+        if failed:
+            cursor.execute(
+                f"UPDATE {table} AS p SET state = v.state, next_at = v.next_at, "
+                "last_error = v.last_error "
+                "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[]) "
+                "AS v(id, state, next_at, last_error) WHERE p.id = v.id",
+                [
+                    [p.pk for p in failed],
+                    [str(p.state) for p in failed],
+                    [p.next_at for p in failed],
+                    [p.last_error for p in failed],
+                ],
+            )
 
 
 def _acknowledged(push: Push, data: dict, now: dt.datetime) -> None:
@@ -305,18 +377,20 @@ def _acknowledged(push: Push, data: dict, now: dt.datetime) -> None:
 
 
 def pushes_deliver_due(
-    *, limit: int = 200, client: TcecClient | None = None, workers: int = 16
+    *, limit: int = 500, client: TcecClient | None = None, workers: int = 32
 ) -> dict[str, int]:
     """Claim, send and record due pushes in batches of ``limit`` until none is due;
-    returns how many ended in each state."""
+    returns how many ended in each state. One pool of ``workers`` threads serves every
+    batch, so their kept-alive connections to the partners (`TcecClient`) do too."""
     counts: dict[str, int] = {}
     client = client or TcecClient()
-    while pushes := pushes_claim(limit=limit):
-        attempts = pushes_send(pushes, client=client, workers=workers)
-        for state, n in pushes_record(attempts=attempts).items():
-            counts[state] = counts.get(state, 0) + n
-        if len(pushes) < limit:
-            break
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push") as pool:
+        while pushes := pushes_claim(limit=limit):
+            attempts = pushes_send(pushes, client=client, workers=workers, pool=pool)
+            for state, n in pushes_record(attempts=attempts).items():
+                counts[state] = counts.get(state, 0) + n
+            if len(pushes) < limit:
+                break
     return counts
 
 

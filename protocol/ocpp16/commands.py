@@ -9,17 +9,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.services.sessions import CredentialKind
-from protocol.adapters import Outcome, PileAnswer, PowerSchedule, Setting, Trigger
+from protocol.adapters import Outcome, PileAnswer, PowerSchedule, Sent, Setting, Trigger
 from protocol.ocpp16 import words
 from protocol.ocpp16.values import parse_pile_time
 from protocol.services import (
-    CommandInvalid,
+    CommandError,
     CommandRejected,
     CommandTimeout,
     PileOffline,
+    command_answer,
+    command_send,
     send_command,
 )
 
@@ -53,6 +56,18 @@ def _invalid(reason) -> PileAnswer:
     return PileAnswer(Outcome.INVALID, reason=str(reason))
 
 
+def _refusal(exc: CommandError) -> PileAnswer:
+    """Why a command did not go through, in the platform's words."""
+    if isinstance(exc, PileOffline):
+        return PileAnswer(Outcome.OFFLINE)
+    if isinstance(exc, CommandTimeout):
+        return PileAnswer(Outcome.TIMEOUT)
+    if isinstance(exc, CommandRejected):
+        said = exc.details.get("status") or exc.details.get("error_code")
+        return PileAnswer(Outcome.NOT_SUPPORTED if said in NOT_SUPPORTED else Outcome.REJECTED)
+    return _invalid(exc.message)
+
+
 def _naive(*times: dt.datetime | None) -> PileAnswer | None:
     if any(at is not None and at.tzinfo is None for at in times):
         return _invalid(_("A time needs its time zone."))
@@ -67,19 +82,12 @@ class Ocpp16CoreProfile:
         """Send one CALL; the outcome in the platform's words and the raw answer payload."""
         try:
             answer = send_command(pile=pile, action=action, payload=payload, timeout=timeout)
-        except PileOffline:
-            return PileAnswer(Outcome.OFFLINE), None
-        except CommandTimeout:
-            return PileAnswer(Outcome.TIMEOUT), None
-        except CommandInvalid as exc:
-            return _invalid(exc.message), None
-        except CommandRejected as exc:
-            said = exc.details.get("status") or exc.details.get("error_code")
-            refused = Outcome.NOT_SUPPORTED if said in NOT_SUPPORTED else Outcome.REJECTED
-            return PileAnswer(refused), None
+        except CommandError as exc:
+            return _refusal(exc), None
         return PileAnswer(Outcome.ACCEPTED), answer
 
-    def connector_start(self, *, connector, credential_value: str, credential_kind: str, timeout):
+    def _start_command(self, credential_value: str, credential_kind: str, number: int):
+        """RemoteStartTransaction's payload, or the PileAnswer saying why it is not sent."""
         if credential_kind not in START_KINDS:
             return PileAnswer(
                 Outcome.NOT_SUPPORTED,
@@ -93,8 +101,35 @@ class Ocpp16CoreProfile:
                 _("The credential must be 1 to %(max)s characters for an OCPP 1.6 pile.")
                 % {"max": ID_TAG_MAX}
             )
-        payload = {"idTag": credential_value, "connectorId": connector.number}
+        return {"idTag": credential_value, "connectorId": number}
+
+    def connector_start(self, *, connector, credential_value: str, credential_kind: str, timeout):
+        payload = self._start_command(credential_value, credential_kind, connector.number)
+        if isinstance(payload, PileAnswer):
+            return payload
         return self._call(connector.pile, "RemoteStartTransaction", payload, timeout)[0]
+
+    def connector_start_send(
+        self, *, connector, credential_value: str, credential_kind: str, timeout
+    ) -> Sent | PileAnswer:
+        payload = self._start_command(credential_value, credential_kind, connector.number)
+        if isinstance(payload, PileAnswer):
+            return payload
+        action = "RemoteStartTransaction"
+        try:
+            request_id = command_send(
+                pile=connector.pile, action=action, payload=payload, timeout=timeout
+            )
+        except CommandError as exc:
+            return _refusal(exc)
+        return Sent(action, request_id, timezone.now().timestamp() + timeout)
+
+    def start_answer(self, *, sent: Sent, reply: dict) -> PileAnswer:
+        try:  # the exception's sentence is not kept: the outcome is what callers show
+            command_answer(code="", action=sent.action, reply=reply, timeout=0)
+        except CommandError as exc:
+            return _refusal(exc)
+        return PileAnswer(Outcome.ACCEPTED)
 
     def session_stop_remote(self, *, session, timeout):
         payload = {"transactionId": words.transaction_id(session.protocol_ref)}
@@ -297,19 +332,33 @@ class Ocpp16FeatureProfiles:
         wire = (result or {}).get("chargingSchedule")
         if answer.outcome != Outcome.ACCEPTED or not wire:
             return answer
+        in_watts = wire["chargingRateUnit"] == "W"
         periods = tuple(
-            (int(p["startPeriod"]), float(p["limit"]) * (1 if wire["chargingRateUnit"] == "W"
-                                                        else VOLTS_PER_AMP))
+            (
+                int(p["startPeriod"]),
+                float(p["limit"])
+                if in_watts
+                else amperes_to_watts(pile, float(p["limit"]), p.get("numberPhases")),
+            )
             for p in wire["chargingSchedulePeriod"]
-        )  # fmt: skip
+        )
         starts = wire.get("startSchedule") or result.get("scheduleStart")
         schedule = PowerSchedule(parse_pile_time(starts), wire.get("duration"), periods)
         return PileAnswer(answer.outcome, schedule=schedule)
 
 
-# A schedule in amperes is shown in watts at this many volts per ampere (230 V single
-# phase; a pile that wants exact watts answers in W, which the platform asks for).
-VOLTS_PER_AMP = 230
+# OCPP 1.6: "numberPhases=3 will be assumed unless another number is given".
+DEFAULT_PHASES = 3
+
+
+def amperes_to_watts(pile, amperes: float, number_phases: int | None) -> float:
+    """A limit a pile gave in amperes, in watts (the platform asks for W; some piles answer
+    in A anyway). AC: A × the pile's voltage per phase × phases (those the period names,
+    else the pile's configured phases, else 3); DC: A × the voltage configured for it."""
+    if pile.current_type == "DC":
+        return amperes * pile.phase_voltage_v
+    phases = number_phases or pile.supply_phases or DEFAULT_PHASES
+    return amperes * pile.phase_voltage_v * phases
 
 
 class Ocpp16Adapter(Ocpp16FeatureProfiles, Ocpp16CoreProfile):

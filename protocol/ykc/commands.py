@@ -8,6 +8,7 @@ The wire words stop here and in `protocol.ykc.connection`, which builds the fram
 
 from __future__ import annotations
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.services.sessions import (
@@ -17,7 +18,7 @@ from billing.services.sessions import (
     session_authorize,
 )
 from protocol import routing
-from protocol.adapters import Outcome, PileAnswer
+from protocol.adapters import Outcome, PileAnswer, Sent
 
 # A YKC start carries a card (its physical number) or an account; the core reads the
 # credential back when the session opens on the pile's answer.
@@ -39,6 +40,9 @@ class YkcAdapter:
         reply = routing.command_request(
             code=pile.code, action=action, payload=payload, timeout=timeout
         )
+        return self._answer(reply)
+
+    def _answer(self, reply: dict | None) -> tuple[PileAnswer, dict]:
         outcome = (reply or {"outcome": "offline"}).get("outcome")
         if outcome == "offline":
             return PileAnswer(Outcome.OFFLINE), {}
@@ -50,7 +54,8 @@ class YkcAdapter:
         accepted = result.get("result") == 1
         return PileAnswer(Outcome.ACCEPTED if accepted else Outcome.REJECTED), result
 
-    def connector_start(self, *, connector, credential_value: str, credential_kind: str, timeout):
+    def _start_command(self, connector, credential_value: str, credential_kind: str):
+        """The 0x34 frame's fields, or the PileAnswer saying why it is not sent."""
         if credential_kind not in START_KINDS:
             return PileAnswer(
                 Outcome.NOT_SUPPORTED,
@@ -65,8 +70,29 @@ class YkcAdapter:
             return PileAnswer(
                 Outcome.INVALID, reason=_("The platform does not accept this credential.")
             )
-        payload = {"gun": connector.number, "kind": credential_kind, "value": credential_value}
+        return {"gun": connector.number, "kind": credential_kind, "value": credential_value}
+
+    def connector_start(self, *, connector, credential_value: str, credential_kind: str, timeout):
+        payload = self._start_command(connector, credential_value, credential_kind)
+        if isinstance(payload, PileAnswer):
+            return payload
         return self._call(connector.pile, "RemoteStart", payload, timeout)[0]
+
+    def connector_start_send(
+        self, *, connector, credential_value: str, credential_kind: str, timeout
+    ) -> Sent | PileAnswer:
+        payload = self._start_command(connector, credential_value, credential_kind)
+        if isinstance(payload, PileAnswer):
+            return payload
+        request_id = routing.command_send(
+            code=connector.pile.code, action="RemoteStart", payload=payload, timeout=timeout
+        )
+        if request_id is None:
+            return PileAnswer(Outcome.OFFLINE)
+        return Sent("RemoteStart", request_id, timezone.now().timestamp() + timeout)
+
+    def start_answer(self, *, sent: Sent, reply: dict) -> PileAnswer:
+        return self._answer(reply)[0]
 
     def session_stop_remote(self, *, session, timeout):
         payload = {"gun": session.connector.number}

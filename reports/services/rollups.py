@@ -21,7 +21,7 @@ from billing.models import Bill, BillLine, ChargingSession, PaymentState, Period
 from billing.models import SessionTransition as Transition
 from stations.models import FirmwareRecord, Pile, Station
 
-from ..models import BillDay, FaultDay, HourLoad, PileDay, StationBillDay
+from ..models import BillDay, FaultDay, HourLoad, PileDay, StationBillDay, StationDayTotal
 
 # A bill whose charging time is longer than this is counted in its first hour only (a
 # fault bill may claim years); the load curve is a picture, the day's totals are exact.
@@ -108,6 +108,7 @@ def _insert_sql() -> str:
     return (
         _bill_figures("bill_days", BillDay, _ATTRIBUTED)
         + _bill_figures("station_days", StationBillDay, _DEPARTMENTAL)
+        + _bill_figures("station_totals", StationDayTotal, "day, operator_id, station_id")
         + f"""
     fault_days AS (
         INSERT INTO {_t(FaultDay)} ({_ATTRIBUTED}, code, fault_bills, waiting, repaired,
@@ -150,7 +151,7 @@ def _insert_sql() -> str:
     )
 
 
-ROLLUPS = (BillDay, StationBillDay, FaultDay, PileDay, HourLoad)
+ROLLUPS = (BillDay, StationBillDay, StationDayTotal, FaultDay, PileDay, HourLoad)
 
 
 def _lock(station_id: int, day: dt.date) -> None:

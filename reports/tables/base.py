@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from itertools import islice
 
 from django.db.models import QuerySet, Sum
 
+from billing.models import Channel
 from chargenet.money import FEN, KWH_QUANTUM, WH_PER_KWH
 
 from ..exports.tabular import QUANTUM, Column
-from ..filters import Filters
+from ..filters import NARROWING, Filters
 
 # Rows a report page shows; the export carries them all.
 PAGE_ROWS = 200
@@ -44,6 +46,10 @@ class Report:
     slug: str
     title: str
     columns: list[Column]
+    # The filters (besides the days) this report applies; the page disables the others.
+    honoured: tuple[str, ...] = NARROWING
+    # What "channel" means here: how a charge was started, unless the report says otherwise.
+    channel_choices = Channel.choices
 
     def __init__(self, *, staff, filters: Filters):
         self.staff = staff
@@ -52,11 +58,16 @@ class Report:
     def rows(self) -> Iterator[tuple]:
         raise NotImplementedError
 
+    def page_rows(self, n: int) -> list[tuple]:
+        """The first ``n`` rows (the page shows `PAGE_ROWS`; a report may ask the database
+        for no more)."""
+        return list(islice(self.rows(), n))
+
     def totals(self) -> tuple | None:
         return None
 
     def filters_used(self) -> list[tuple[str, str]]:
-        return self.filters.used()
+        return self.filters.used(self.channel_choices)
 
     @property
     def filter_values(self) -> dict[str, list[str]]:

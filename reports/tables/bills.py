@@ -59,27 +59,35 @@ class ChargingDetail(Report):
         "settled_at", "paid_at", "station__time_zone",
     )  # fmt: skip
 
+    def _query(self):
+        return _bills(self).order_by("started_at", "pk").values_list(*self.FIELDS)
+
+    def _row(self, row, channels, states) -> tuple:
+        (order, station, channel, member, sub, dept, ct, start, end, duration, energy,
+         fee_e, fee_s, total, state, codes, settled, paid, zone_name) = row  # fmt: skip
+        zone = ZoneInfo(zone_name)  # ZoneInfo keeps its instances
+        start, end, settled, paid = (
+            None if at is None else timezone.localtime(at, zone)
+            for at in (start, end, settled, paid)
+        )
+        return (
+            order, station, str(channels.get(channel, channel)), member or "", sub or "",
+            dept or "", ct, start, end, duration, kwh(energy), fee_e, fee_s, total,
+            str(states.get(state, state)), ",".join(map(str, codes)), settled, paid,
+        )  # fmt: skip
+
     def rows(self):
         """Times on the station's clock, as the bills list and the exports show them."""
         channels, states = dict(Channel.choices), dict(PaymentState.choices)
-        for row in (
-            _bills(self)
-            .order_by("started_at", "pk")
-            .values_list(*self.FIELDS)
-            .iterator(chunk_size=2000)
-        ):
-            (order, station, channel, member, sub, dept, ct, start, end, duration, energy,
-             fee_e, fee_s, total, state, codes, settled, paid, zone_name) = row  # fmt: skip
-            zone = ZoneInfo(zone_name)  # ZoneInfo keeps its instances
-            start, end, settled, paid = (
-                None if at is None else timezone.localtime(at, zone)
-                for at in (start, end, settled, paid)
-            )
-            yield (
-                order, station, str(channels.get(channel, channel)), member or "", sub or "",
-                dept or "", ct, start, end, duration, kwh(energy), fee_e, fee_s, total,
-                str(states.get(state, state)), ",".join(map(str, codes)), settled, paid,
-            )  # fmt: skip
+        for row in self._query().iterator(chunk_size=2000):
+            yield self._row(row, channels, states)
+
+    def page_rows(self, n: int) -> list[tuple]:
+        # LIMIT in the query: the page's cursor (WITH HOLD, in autocommit) would otherwise
+        # have PostgreSQL materialise every bill of the range first (~9 s for a month of a
+        # 10M-bills-a-year network).
+        channels, states = dict(Channel.choices), dict(PaymentState.choices)
+        return [self._row(row, channels, states) for row in self._query()[:n]]
 
     def totals(self):
         s = _bills(self).aggregate(

@@ -1,34 +1,35 @@
-"""Recharges per day × channel, over the wallet ledger's credit entries.
+"""Recharges per day × payment channel, over billing's recharge orders (`Recharge`: a
+WeChat Pay order, credited to the wallet once paid) and their WeChat refunds.
 
-Billing has no recharge orders yet (only the ledger), so: a recharge is a credited
-``recharge`` entry; "pending" (orders paid but not yet credited) cannot exist and is 0;
-refunds are ``refund`` entries; the channel is how the credit was made — by staff in the
-back office (the entry names its actor) or by a payment (no actor).
+A row is the orders opened on one day (the back office's zone) through one channel and
+what became of them: count and amount ordered, credited (paid, so credited exactly once),
+pending (still awaiting payment; closed and failed orders are in neither) and refunded
+(the successful WeChat refunds of those orders, whenever they came). "Channel" here is the
+payment channel; the station has no meaning for a recharge and is disabled on the page.
+A member's sub-operator and department are those of the department the member is filed in.
 """
 
 from __future__ import annotations
 
-from django.db.models import Case, CharField, Count, Q, Sum, Value, When
-from django.db.models.functions import TruncDate
+from django.db.models import Count, DecimalField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
-from billing.models import EntryKind, LedgerEntry
-from billing.selectors import wallets_visible_to
+from billing.models import PayChannel, RechargeRefund, RechargeRefundState, RechargeState
+from billing.selectors import recharges_visible_to
 
 from ..exports.tabular import Column
 from .base import Report, yuan
 
-CHANNELS = {
-    "payment": _("online payment"),
-    "staff": pgettext_lazy("recharge channel", "back office"),
-}
+_MONEY = DecimalField(max_digits=16, decimal_places=2)
 
 
 class Recharges(Report):
     slug = "recharges"
     title = _("Recharges")
+    honoured = ("sub_operator", "department", "channel")
+    channel_choices = PayChannel.choices
     columns = [
         Column("day", _("day"), "date"),
         Column("channel", _("channel"), "text"),
@@ -39,46 +40,51 @@ class Recharges(Report):
         Column("refunded", _("refunded (yuan)"), "yuan"),
     ]
 
-    def _entries(self):
+    def _orders(self):
         f = self.filters
         start, end = f.window()
-        entries = LedgerEntry.objects.filter(
-            wallet__in=wallets_visible_to(self.staff).values("pk"),
-            kind__in=[EntryKind.RECHARGE, EntryKind.REFUND],
-            created_at__gte=start,
-            created_at__lt=end,
-        )
+        orders = recharges_visible_to(self.staff).filter(created_at__gte=start, created_at__lt=end)
+        if f.sub_operator is not None:
+            orders = orders.filter(member__department__sub_operator=f.sub_operator)
         if f.department is not None:
-            entries = entries.filter(wallet__member__department=f.department)
-        return entries
+            orders = orders.filter(member__department=f.department)
+        if f.channel:
+            orders = orders.filter(channel=f.channel)
+        refunded = (
+            RechargeRefund.objects.filter(
+                recharge=OuterRef("pk"), state=RechargeRefundState.SUCCESS
+            )
+            .order_by()
+            .values("recharge")
+            .annotate(s=Sum("amount"))
+            .values("s")
+        )
+        return orders.annotate(
+            refunded=Coalesce(Subquery(refunded, output_field=_MONEY), Value(0, _MONEY))
+        )
 
     FIGURES = {
-        "n": Count("pk", filter=Q(kind=EntryKind.RECHARGE)),
-        "a": Sum("amount", filter=Q(kind=EntryKind.RECHARGE)),
-        "r": Sum("amount", filter=Q(kind=EntryKind.REFUND)),
+        "n": Count("pk"),
+        "a": Sum("amount"),
+        "c": Sum("amount", filter=Q(state=RechargeState.PAID)),
+        "p": Sum("amount", filter=Q(state=RechargeState.PENDING)),
+        "r": Sum("refunded"),
     }
 
     def rows(self):
+        channels = dict(PayChannel.choices)
         grouped = (
-            self._entries()
-            .annotate(
-                day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()),
-                via=Case(
-                    When(actor__isnull=True, then=Value("payment")),
-                    default=Value("staff"),
-                    output_field=CharField(),
-                ),
-            )
-            .values("day", "via")
+            self._orders()
+            .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+            .values("day", "channel")
             .annotate(**self.FIGURES)
-            .order_by("day", "via")
+            .order_by("day", "channel")
         )
         for row in grouped:
-            amount = yuan(row["a"])
-            yield (row["day"], CHANNELS[row["via"]], row["n"], amount, amount, yuan(0),
-                   yuan(row["r"]))  # fmt: skip
+            yield (row["day"], str(channels.get(row["channel"], row["channel"])), row["n"],
+                   yuan(row["a"]), yuan(row["c"]), yuan(row["p"]), yuan(row["r"]))  # fmt: skip
 
     def totals(self):
-        s = self._entries().aggregate(**self.FIGURES)
-        amount = yuan(s["a"])
-        return (str(_("total")), "", s["n"], amount, amount, yuan(0), yuan(s["r"]))
+        s = self._orders().aggregate(**self.FIGURES)
+        return (str(_("total")), "", s["n"], yuan(s["a"]), yuan(s["c"]), yuan(s["p"]),
+                yuan(s["r"]))  # fmt: skip

@@ -8,6 +8,8 @@ from decimal import Decimal
 from django import template
 from django.urls import reverse
 from django.utils import formats
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -39,6 +41,20 @@ def numeric(kind: str) -> bool:
 def shown_cells(row, columns) -> list[tuple[str, bool]]:
     """(shown value, right-aligned) of each cell of a row (the page renders them as is)."""
     return [(cell(v, c.kind), numeric(c.kind)) for v, c in zip(row, columns, strict=True)]
+
+
+def rows_html(rows: list[list[tuple[str, bool]]]) -> SafeString:
+    """The table rows of ``shown_cells`` rows as HTML, escaped here: a template loop per
+    cell took most of a report page's time (200 rows × 15 columns)."""
+    out = []
+    for row in rows:
+        out.append("<tr>")
+        for value, num in row:
+            out.append('<td class="num">' if num else "<td>")
+            out.append(escape(value))
+            out.append("</td>")
+        out.append("</tr>")
+    return mark_safe("".join(out))  # every value escaped above
 
 
 @register.inclusion_tag("admin/reports/dashboard_panel.html", takes_context=True)

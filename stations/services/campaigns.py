@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -64,6 +64,43 @@ def firmware_campaign_create(
     return campaign
 
 
+class CampaignCancelled(DomainError):
+    code = "firmware_campaign_cancelled"
+
+
+@transaction.atomic
+def firmware_campaign_cancel(*, campaign: FirmwareCampaign, acting_user) -> int:
+    """Stop ``campaign``: its piles not sent the update yet (or to be tried again) are not
+    sent it; piles already downloading or installing carry on. Audited; returns how many
+    piles will not be sent the update."""
+    campaign = FirmwareCampaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.cancelled_at is not None:
+        raise CampaignCancelled(
+            _("Campaign “%(name)s” was cancelled already.") % {"name": campaign.name}
+        )
+    campaign.cancelled_at = timezone.now()
+    campaign.cancelled_by = acting_user if getattr(acting_user, "pk", None) else None
+    campaign.save(update_fields=["cancelled_at", "cancelled_by"])
+    unsent = firmware_campaign_unsent(campaign=campaign).count()
+    audit_record(
+        actor=acting_user,
+        action="firmware_campaign_cancel",
+        obj=campaign,
+        after={"not_sent": unsent},
+        operator_id=campaign.operator_id,
+    )
+    return unsent
+
+
+# Answers to the update worth another try (the pile was offline or did not answer).
+RETRY_OUTCOMES = ("offline", "timeout")
+
+
+def firmware_campaign_unsent(*, campaign: FirmwareCampaign) -> QuerySet[FirmwareCampaignPile]:
+    """The campaign's piles still to be sent the update: never sent, or to be tried again."""
+    return campaign.targets.filter(Q(sent_outcome="") | Q(sent_outcome__in=RETRY_OUTCOMES))
+
+
 def firmware_campaign_target_sent(*, target: FirmwareCampaignPile, outcome: str) -> None:
     FirmwareCampaignPile.objects.filter(pk=target.pk).update(
         sent_outcome=outcome[:16], sent_at=timezone.now()
@@ -71,8 +108,8 @@ def firmware_campaign_target_sent(*, target: FirmwareCampaignPile, outcome: str)
 
 
 # A pile's place in a campaign when it has not reported a firmware status since: not sent
-# yet, or sent and the pile has said nothing yet.
-NOT_SENT, WAITING = "not_sent", "waiting"
+# yet, sent and the pile has said nothing yet, or never to be sent (campaign cancelled).
+NOT_SENT, WAITING, CANCELLED = "not_sent", "waiting", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -85,22 +122,29 @@ class CampaignProgress:
         return self.by_state.get("Installed", 0)
 
 
-def firmware_campaign_targets(*, campaign: FirmwareCampaign) -> QuerySet[FirmwareCampaignPile]:
-    """The campaign's piles, each with the latest firmware status reported since the
-    campaign began (``latest_status``), in one query."""
+def firmware_campaign_targets(
+    *, campaign: FirmwareCampaign, piles: QuerySet[Pile] | None = None
+) -> QuerySet[FirmwareCampaignPile]:
+    """The campaign's piles (those among ``piles`` when given: what a sub-operator sees),
+    each with the latest firmware status reported since the campaign began
+    (``latest_status``), in one query."""
     latest = MaintenanceReport.objects.filter(
         pile_id=OuterRef("pile_id"),
         kind=MaintenanceReport.Kind.FIRMWARE,
         at__gte=campaign.created_at,
     ).order_by("-at", "-pk")
+    targets = campaign.targets.all() if piles is None else campaign.targets.filter(pile__in=piles)
     return (
-        campaign.targets.select_related("pile__station")
+        targets.select_related("pile__station", "campaign")
         .annotate(latest_status=Subquery(latest.values("status")[:1]))
         .order_by("pile__code")
     )
 
 
 def target_state(target) -> str:
+    unsent = not target.sent_outcome or target.sent_outcome in RETRY_OUTCOMES
+    if unsent and target.campaign.cancelled_at is not None:
+        return CANCELLED
     if not target.sent_outcome:
         return NOT_SENT
     if target.sent_outcome != "accepted":
@@ -108,6 +152,8 @@ def target_state(target) -> str:
     return target.latest_status or WAITING
 
 
-def firmware_campaign_progress(*, campaign: FirmwareCampaign) -> CampaignProgress:
-    targets = list(firmware_campaign_targets(campaign=campaign))
+def firmware_campaign_progress(
+    *, campaign: FirmwareCampaign, piles: QuerySet[Pile] | None = None
+) -> CampaignProgress:
+    targets = list(firmware_campaign_targets(campaign=campaign, piles=piles))
     return CampaignProgress(len(targets), dict(Counter(target_state(t) for t in targets)))

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chargenet import audit
 from chargenet.audit import audit_record, snapshot
 from chargenet.errors import Conflict, DomainError, full_clean_or_raise
+from chargenet.events import event_publish
 from chargenet.models import AuditLog
 from orgs.models import Department, Operator, SubOperator
 
+from ..events import STATION_POWER_CHANGED
 from ..models import Connector, OpeningWindow, Pile, Station
 
 # --- opening hours -------------------------------------------------------------------
@@ -111,8 +114,14 @@ class StationData:
     time_zone: str = "Asia/Shanghai"
     is_public: bool = True
     password: str = ""
+    # Smart charging (issue 15): the grid connection shared by the station's sessions, and
+    # the lower limit of the tariff's sharp and peak periods (kW; None: no limit).
+    power_limit_kw: Decimal | None = None
+    peak_power_limit_kw: Decimal | None = None
 
 
+# Changing one of these re-sends piles their power profiles (`STATION_POWER_CHANGED`).
+POWER_FIELDS = ("power_limit_kw", "peak_power_limit_kw")
 STATION_FIELDS = [f for f in StationData.__dataclass_fields__]
 _STATION_FIELDS = STATION_FIELDS
 
@@ -127,6 +136,11 @@ def _bindings_check(
                 % {"kind": row._meta.verbose_name, "name": row},
                 code="other_operator",
             )
+
+
+def _details_changed(*station_ids: int) -> None:
+    """What partners are told about these stations changed (`Station.details_changed_at`)."""
+    Station.objects.filter(pk__in=station_ids).update(details_changed_at=timezone.now())
 
 
 @transaction.atomic
@@ -171,9 +185,13 @@ def station_update(*, station: Station, changes: dict, actor=None) -> Station:
         setattr(station, name, value)
     full_clean_or_raise(station, exclude=["operator"])
     station.save(update_fields=list(changes))
+    _details_changed(station.pk)
     after = snapshot(station, list(changes))
     if actor is not None and before != after:
         audit_record(actor=actor, action="station_update", obj=station, before=before, after=after)
+    if any(before.get(f) != after.get(f) for f in POWER_FIELDS):
+        payload = {"station_id": station.pk}
+        event_publish(kind=STATION_POWER_CHANGED, key=station.pk, payload=payload)
     return station
 
 
@@ -206,6 +224,7 @@ def station_hide(*, station: Station, actor, reason: str = "") -> Station:
     station.sub_operators.clear()
     station.departments.clear()
     audit.hide(obj=station, actor=actor, reason=reason, extra_before=bindings)
+    _details_changed(station.pk)
     return station
 
 
@@ -229,6 +248,7 @@ def station_restore(*, station: Station, actor, reason: str = "") -> Station:
         )
     )
     audit.restore(obj=station, actor=actor, reason=reason)
+    _details_changed(station.pk)
     return station
 
 
@@ -254,6 +274,8 @@ class PileData:
     firmware_version: str = ""
     credential_hash: str = ""
     protocol: str = Pile.Protocol.OCPP16J
+    supply_phases: int | None = None
+    phase_voltage_v: int = 220
 
 
 PILE_FIELDS = [f for f in PileData.__dataclass_fields__]
@@ -313,6 +335,7 @@ def pile_create(
     if problems:
         raise DomainError(" ".join(problems))
     pile.save()
+    _details_changed(station.pk)
     for c in connectors:
         connector_create(pile=pile, data=c)
     if actor is not None:
@@ -349,6 +372,7 @@ def pile_update(*, pile: Pile, changes: dict, actor=None) -> Pile:
             raise DomainError(" ".join(problems), code="publish")
     full_clean_or_raise(pile)
     pile.save(update_fields=list(changes))
+    _details_changed(before.get("station_id", pile.station_id), pile.station_id)
     after = snapshot(pile, list(before))
     if "credential_hash" in before:  # never copy a credential into the log
         changed = before["credential_hash"] != after["credential_hash"]
@@ -378,6 +402,7 @@ def connector_create(*, pile: Pile, data: ConnectorData, actor=None) -> Connecto
             % {"code": pile.code, "number": data.number}
         )
     connector.save()
+    _details_changed(pile.station_id)
     if actor is not None:
         audit_record(
             actor=actor,
@@ -417,6 +442,7 @@ def connector_update(*, connector: Connector, rated_power_kw=None, standard=None
     if problems:
         raise DomainError(" ".join(problems), code="publish")
     connector.save(update_fields=fields)
+    _details_changed(connector.pile.station_id)
     after = snapshot(connector, fields)
     if actor is not None and before != after:
         audit_record(
@@ -448,6 +474,7 @@ def pile_publish(*, pile: Pile, actor=None) -> Pile:
     if not pile.is_published:
         pile.is_published = True
         pile.save(update_fields=["is_published"])
+        _details_changed(pile.station_id)
         if actor is not None:
             audit_record(
                 actor=actor,
@@ -466,6 +493,7 @@ def pile_unpublish(*, pile: Pile, actor=None) -> Pile:
     if pile.is_published:
         pile.is_published = False
         pile.save(update_fields=["is_published"])
+        _details_changed(pile.station_id)
         if actor is not None:
             audit_record(
                 actor=actor,
@@ -490,6 +518,7 @@ def pile_hide(*, pile: Pile, actor, reason: str = "") -> Pile:
         pile.is_published = False
         pile.save(update_fields=["is_published"])
     audit.hide(obj=pile, actor=actor, reason=reason, extra_before={"is_published": was_published})
+    _details_changed(pile.station_id)
     return pile
 
 
@@ -497,4 +526,5 @@ def pile_hide(*, pile: Pile, actor, reason: str = "") -> Pile:
 def pile_restore(*, pile: Pile, actor, reason: str = "") -> Pile:
     pile = Pile.objects.select_for_update().get(pk=pile.pk)
     audit.restore(obj=pile, actor=actor, reason=reason)
+    _details_changed(pile.station_id)
     return pile

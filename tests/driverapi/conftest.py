@@ -3,8 +3,6 @@ import uuid
 import pytest
 from rest_framework.throttling import SimpleRateThrottle
 
-from driverapi import charging
-
 
 @pytest.fixture(autouse=True)
 def _fresh_throttles(monkeypatch):
@@ -13,9 +11,3 @@ def _fresh_throttles(monkeypatch):
     monkeypatch.setattr(
         SimpleRateThrottle, "cache_format", f"throttle_{uuid.uuid4().hex[:8]}_%(scope)s_%(ident)s"
     )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_idempotency_keys(monkeypatch):
-    """Start answers kept in Redis outlive a test (and a test database: ids repeat)."""
-    monkeypatch.setattr(charging, "IDEMPOTENCY_PREFIX", f"test-start-{uuid.uuid4().hex[:8]}")

@@ -14,6 +14,8 @@ from django.utils import timezone
 from billing.models import Bill, ChargingSession, MeterSample, PaymentState, SessionState
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
+from driverapi.models import DriverStart
+from driverapi.starts import starts_settle
 from protocol import intents
 from protocol.adapters import Outcome
 from stations.models import ConnectorState, OpeningWindow, Pile
@@ -55,24 +57,68 @@ def _start(member, connector, key="k-1"):
     return driver_client(member).post(f"/api/v1/connectors/{connector.pk}/start/", headers=headers)
 
 
-def test_a_start_goes_to_the_pile_for_the_members_token(driver, connector, pile_side):
+def _state(member, start_id):
+    return driver_client(member).get(f"/api/v1/starts/{start_id}/")
+
+
+def test_a_start_is_answered_at_once_and_the_piles_answer_read_later(driver, connector, pile_side):
     answer = _start(driver, connector)
+    start = DriverStart.objects.get(member=driver)
     assert answer.status_code == 202
+    assert answer["Location"] == f"/api/v1/starts/{start.pk}/"
     assert answer.json() == {
+        "id": start.pk,
         "state": "starting",
         "connector_id": connector.pk,
-        "message": "The pile accepted; charging is starting.",
+        "session_id": None,
+        "code": "",
+        "message": "Sent to the pile; waiting for its answer.",
     }
     assert pile_side.starts == [(connector.pk, driver.token, "member_token")]
+    # The pile accepted (its reply is in Redis): the start says so when asked.
+    later = _state(driver, start.pk)
+    assert (later.status_code, later.json()["state"], later.json()["message"]) == (
+        200,
+        "accepted",
+        "The pile accepted; charging is starting.",
+    )
+    # The pile reports the start: the session opened for this start.
+    session = _running(driver, connector)
+    body = _state(driver, start.pk).json()
+    assert (body["state"], body["session_id"], body["code"]) == ("charging", session.pk, "")
+    start.refresh_from_db()
+    assert (start.state, start.session_id, start.outcome) == ("charging", session.pk, "accepted")
 
 
 def test_a_retried_start_is_answered_again_and_sent_once(driver, connector, pile_side):
     first = _start(driver, connector, key="same")
     again = _start(driver, connector, key="same")
-    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert (again.status_code, again.json()["id"]) == (first.status_code, first.json()["id"])
     assert len(pile_side.starts) == 1
-    _start(driver, connector, key="another")
-    assert len(pile_side.starts) == 2
+    assert DriverStart.objects.filter(member=driver).count() == 1
+    # The pile's answer came (accepted) and the session opened: another start now is
+    # refused by the core (one charge per driver), not by the start on its way.
+    _running(driver, connector)
+    assert _state(driver, first.json()["id"]).json()["state"] == "charging"
+    other = _start(driver, ConnectorFactory(pile=connector.pile, number=2), key="another")
+    assert (other.status_code, other.json()["code"]) == (409, "member_busy")
+    assert len(pile_side.starts) == 1
+
+
+def test_a_second_start_waits_for_the_first_to_be_answered(driver, connector, pile_side):
+    pile_side.outcome = Outcome.TIMEOUT
+    DriverStart.objects.create(member=driver, connector=connector, idempotency_key="first")
+    second = _start(driver, connector, key="second")
+    assert (second.status_code, second.json()["code"]) == (409, "start_in_progress")
+    assert pile_side.starts == []
+
+
+def test_a_key_names_one_connector(driver, connector, pile_side):
+    _start(driver, connector, key="k")
+    other = ConnectorFactory(pile=connector.pile, number=2, status=ConnectorState.PREPARING)
+    answer = _start(driver, other, key="k")
+    assert (answer.status_code, answer.json()["code"]) == (409, "idempotency_key_reused")
+    assert len(pile_side.starts) == 1
 
 
 def test_a_start_needs_an_idempotency_key(driver, connector, pile_side):
@@ -146,21 +192,59 @@ def test_without_the_plug_rule_a_free_connector_starts(driver, connector, pile_s
 
 
 @pytest.mark.parametrize(
-    ("outcome", "status", "code", "cached"),
+    ("outcome", "state", "code", "message"),
     [
-        (Outcome.REJECTED, 409, "pile_rejected", True),
-        (Outcome.OFFLINE, 409, "pile_offline", True),
-        (Outcome.TIMEOUT, 504, "pile_timeout", False),
+        (Outcome.REJECTED, "rejected", "pile_rejected",
+         "The pile refused; please check the plug and retry."),
+        (Outcome.TIMEOUT, "timeout", "pile_timeout",
+         "The pile did not answer in time; please try again."),
     ],
-)
-def test_the_piles_answer_is_the_drivers_error(
-    driver, connector, pile_side, outcome, status, code, cached
+)  # fmt: skip
+def test_the_piles_answer_is_read_from_the_start(
+    driver, connector, pile_side, outcome, state, code, message
 ):
     pile_side.outcome = outcome
     answer = _start(driver, connector)
-    assert (answer.status_code, answer.json()["code"]) == (status, code)
-    _start(driver, connector)  # the same key again: a timeout's outcome is unknown, resent
-    assert len(pile_side.starts) == (1 if cached else 2)
+    assert (answer.status_code, answer.json()["state"]) == (202, "starting")
+    body = _state(driver, answer.json()["id"]).json()
+    assert (body["state"], body["code"], body["message"], body["session_id"]) == (
+        state,
+        code,
+        message,
+        None,
+    )
+    # Told once, the same answer; the same key again sends nothing more.
+    assert _state(driver, answer.json()["id"]).json() == body
+    assert _start(driver, connector).json() == body
+    assert len(pile_side.starts) == 1
+    # After a failed start the driver may start again (a fresh key).
+    pile_side.outcome = Outcome.ACCEPTED
+    assert _start(driver, connector, key="again").status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("outcome", "code"),
+    [(Outcome.OFFLINE, "pile_offline"), (Outcome.NOT_SUPPORTED, "pile_not_supported")],
+)
+def test_a_start_that_cannot_be_sent_is_refused_at_once(
+    driver, connector, pile_side, outcome, code
+):
+    pile_side.outcome = outcome
+    answer = _start(driver, connector)
+    assert (answer.status_code, answer.json()["code"]) == (409, code)
+    again = _start(driver, connector)  # a retry: the same refusal, nothing sent again
+    assert (again.status_code, again.json()) == (409, answer.json())
+    assert len(pile_side.starts) == 1
+    assert DriverStart.objects.get(member=driver).state == (
+        "offline" if outcome == Outcome.OFFLINE else "failed"
+    )
+
+
+def test_another_drivers_start_is_not_found(driver, connector, pile_side, station):
+    start_id = _start(driver, connector).json()["id"]
+    other = MemberFactory(operator=station.operator)
+    answer = _state(other, start_id)
+    assert (answer.status_code, answer.json()["code"]) == (404, "not_found")
 
 
 def _running(member, connector, *, samples=(), t0=None):
@@ -302,3 +386,19 @@ def test_time_filters_take_any_iso_offset_and_refuse_the_impossible(driver, valu
 def test_an_unknown_api_url_answers_in_the_error_shape(driver):
     answer = driver_client(driver).get("/api/v1/sessions/-1/")
     assert (answer.status_code, answer.json()["code"]) == (404, "not_found")
+
+
+def test_the_beat_job_records_starts_nobody_asked_about(driver, connector, pile_side):
+    first = _start(driver, connector, key="a").json()["id"]
+    DriverStart.objects.filter(pk=first).update(
+        created_at=timezone.now() - dt.timedelta(seconds=30)
+    )
+    fresh = DriverStart.objects.create(
+        member=MemberFactory(operator=driver.operator), connector=connector, idempotency_key="b"
+    )
+    # The first start's reply (accepted) is in Redis: recorded; the fresh one (5 s grace,
+    # never sent) stays open.
+    assert starts_settle() == 1
+    assert DriverStart.objects.get(pk=first).state == "accepted"
+    assert DriverStart.objects.get(pk=fresh.pk).state == "starting"
+    assert starts_settle() == 0

@@ -50,7 +50,36 @@ def http(base: str, method: str, path: str, *, token: str = "", body=None, heade
         return error.code, json.loads(error.read() or b"null")
 
 
-def test_login_start_live_stop_bill_notification(live_server, settling_gateway, settings):
+@pytest.fixture(scope="module")
+def wechat():
+    """The fake WeChat API for the whole module: the gateway process sends through it."""
+    with FakeWeChat(secret="s3cret") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def notifying_gateway(django_db_setup, django_db_blocker, wechat):
+    """A gateway process that settles at once (Celery eager in it, as a worker would) and
+    tells the driver by WeChat template message through the fake."""
+    from tests.protocol.conftest import GatewayProcess
+
+    gw = GatewayProcess(
+        node=f"gw-n-{uuid.uuid4().hex[:6]}",
+        env={
+            "CELERY_TASK_ALWAYS_EAGER": "1",
+            "FAULTS_NOTIFICATION_SENDER": "wechat",
+            "WECHAT_API_BASE": wechat.url,
+            "WECHAT_APP_ID": f"wx-e2e-{uuid.uuid4().hex[:6]}",  # its own cached token
+            "WECHAT_APP_SECRET": "s3cret",
+            "WECHAT_TEMPLATE_CHARGE_FINISHED": "TPL-FIN",
+            "WECHAT_TEMPLATE_BEING_CHECKED": "TPL-CHK",
+        },
+    ).start()
+    yield gw
+    gw.stop()
+
+
+def test_login_start_live_stop_bill_notification(live_server, notifying_gateway, wechat, settings):
     station = tariffed_station()
     pile = world.pile(station, is_published=True, max_power_kw=Decimal("99999.00"))
     connector = Connector.objects.get(pile=pile)
@@ -59,18 +88,15 @@ def test_login_start_live_stop_bill_notification(live_server, settling_gateway, 
     wallet_recharge(member=member, amount=Decimal("100.00"), reference=f"e2e-{member.pk}")
     base = live_server.url
 
-    with FakeWeChat(secret="s3cret") as wechat:
-        settings.WECHAT_API_BASE = wechat.url
-        settings.WECHAT_APP_SECRET = "s3cret"
-        settings.DRIVER_OPERATOR_CODE = station.operator.code
-        status, login = http(
-            base, "POST", "auth/wechat/", body={"code": wechat.oauth_code_for(openid)}
-        )
+    settings.WECHAT_API_BASE = wechat.url
+    settings.WECHAT_APP_SECRET = "s3cret"
+    settings.DRIVER_OPERATOR_CODE = station.operator.code
+    status, login = http(base, "POST", "auth/wechat/", body={"code": wechat.oauth_code_for(openid)})
     assert (status, login["me"]["id"]) == (200, member.pk)
     token = login["token"]
 
     async def charge():
-        async with serving(settling_gateway.url, pile.code, pile.password) as sim:
+        async with serving(notifying_gateway.url, pile.code, pile.password) as sim:
             await sim.boot()
             await sim.status(1, "Preparing")
             await asyncio.to_thread(
@@ -87,15 +113,36 @@ def test_login_start_live_stop_bill_notification(live_server, settling_gateway, 
             assert (status, started["state"]) == (202, "starting"), started
             number, id_tag = await asyncio.wait_for(sim.remote_starts.get(), 10)
             assert (number, id_tag) == (1, member.token)
+            # The pile's answer reaches the start the phone follows.
+            accepted = await asyncio.to_thread(
+                wait_for,
+                lambda: (
+                    http(base, "GET", f"starts/{started['id']}/", token=token)[1]["state"]
+                    == "accepted"
+                ),
+                every=0.2,
+            )
+            assert accepted
             # The car was plugged and the pile started a few minutes ago (by its clock): 6 kWh
             # in milliseconds would be more than any pile delivers (fault code 13).
             await sim.start_tx(number, id_tag, at=sim.now() - dt.timedelta(minutes=5))
             await sim.status(1, "Charging")
             await sim.meter(1, add_wh=5000, soc=61)
+            # The pile reported the start: the start names its session, the live one.
+            state = await asyncio.to_thread(
+                wait_for,
+                lambda: (
+                    (body := http(base, "GET", f"starts/{started['id']}/", token=token)[1])["state"]
+                    == "charging"
+                    and body
+                ),
+                every=0.2,
+            )
             status, current = await asyncio.to_thread(
                 http, base, "GET", "sessions/current/", token=token
             )
             assert status == 200, current
+            assert (state["session_id"], state["code"]) == (current["id"], "")
             live = current["live"]
             assert (live["energy_kwh"], live["power_kw"], live["soc"]) == ("5.000", "7.00", 61)
             status, _stopping = await asyncio.to_thread(
@@ -120,6 +167,13 @@ def test_login_start_live_stop_bill_notification(live_server, settling_gateway, 
     assert bill.payment_state == PaymentState.PAID
     status, session = http(base, "GET", f"sessions/{session_id}/", token=token)
     assert (session["state"], session["bill_id"]) == ("settled", bill.pk)
-    notification = wait_for(lambda: Notification.objects.filter(session_id=session_id).first())
+    notification = wait_for(
+        lambda: Notification.objects.filter(session_id=session_id, state="sent").first()
+    )
     assert (notification.kind, notification.member_id) == ("charge_finished", member.pk)
     assert notification.payload["amount"] == str(bill.total)
+    # The driver's phone got it: a WeChat template message to their openid.
+    [message] = [m for m in wechat.sent() if m["touser"] == openid]
+    assert message["template_id"] == "TPL-FIN"
+    assert str(bill.total) in message["data"]["keyword4"]["value"]  # "<amount> 元"
+    assert notification.external_id  # WeChat's message id

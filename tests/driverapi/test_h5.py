@@ -19,6 +19,7 @@ from billing.services.sessions.stop import session_stop
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
 from integrations.wechat.fake import FakeWeChat
+from orgs.drivers import driver_token_issue
 from protocol import intents
 from protocol.adapters import Outcome, PileAnswer
 from stations.models import ConnectorState, Pile
@@ -52,8 +53,8 @@ class ObedientPile(PileStandIn):
         super().__init__()
         self.pile = pile
 
-    def connector_start(self, *, connector, credential_value, credential_kind, timeout):
-        answer = super().connector_start(
+    def connector_start_send(self, *, connector, credential_value, credential_kind, timeout):
+        answer = super().connector_start_send(
             connector=connector,
             credential_value=credential_value,
             credential_kind=credential_kind,
@@ -170,3 +171,37 @@ def test_a_driver_charges_from_the_pages(live_server, settings, monkeypatch):
                 assert problems == []
             finally:
                 browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+@pytest.mark.django_db(transaction=True)
+def test_a_start_the_pile_refuses_is_shown_plainly(live_server, settings, monkeypatch):
+    from playwright.sync_api import expect, sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    station = tariffed_station(name="东区兴中广场站")
+    pile = PileFactory(station=station, is_published=True, is_online=True)
+    connector = ConnectorFactory(pile=pile, status=ConnectorState.PREPARING)
+    member = MemberFactory(operator=station.operator)
+    wallet_recharge(member=member, amount=Decimal("100.00"), reference="h5-refused")
+    refusing = PileStandIn()
+    refusing.outcome = Outcome.REJECTED
+    monkeypatch.setitem(intents.ADAPTERS, Pile.Protocol.OCPP16J, refusing)
+    token = driver_token_issue(member=member).key
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844})
+            # Logged in already (the WeChat round trip is the other test's).
+            context.add_init_script(f"localStorage.setItem('cn.driver.token', {token!r})")
+            page = context.new_page()
+            page.goto(f"{live_server.url}/h5/connectors/{connector.pk}/")
+            page.click("#start")
+            failed = page.locator("#start-failed")
+            expect(failed).to_contain_text("启动失败")
+            expect(failed).to_contain_text("充电桩拒绝了请求，请检查插枪后重试。")
+            assert refusing.starts == [(connector.pk, member.token, "member_token")]
+            page.get_by_text("重新启动").click()
+            expect(page.locator("#start")).to_be_enabled()
+        finally:
+            browser.close()

@@ -14,6 +14,7 @@ from django.urls import get_resolver
 from billing.models import ChargingSession, SessionState
 from billing.services.settlement import bill_settle
 from billing.services.wallet import wallet_recharge
+from driverapi.models import DriverStart
 from orgs.models import DriverToken
 from protocol import intents
 from stations.models import ConnectorState, Pile, Reservation
@@ -53,6 +54,10 @@ def two_drivers(monkeypatch):
         connector=free, member=a, id_tag=a.token,
         expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20),
     )  # fmt: skip
+    # A's start under the key B will send too: keys are per driver, B gets none of it.
+    a_start = DriverStart.objects.create(
+        member=a, connector=connector, idempotency_key="k", request_id="r", action="x"
+    )
     other_op = PileFactory(is_published=True, is_online=True)
     foreign = ConnectorFactory(pile=other_op, status=ConnectorState.PREPARING)
     a_client = driver_client(a)
@@ -63,6 +68,7 @@ def two_drivers(monkeypatch):
         "bill": bill,
         "running": running,
         "reservation": held,
+        "start": a_start,
         "connector": connector,
         "foreign_connector": foreign,
         "foreign_station": other_op.station,
@@ -75,6 +81,7 @@ def _ids(w):
         "bill": w["bill"].pk,
         "session": w["running"].pk,
         "reservation": w["reservation"].pk,
+        "start": w["start"].pk,
         "foreign_connector": w["foreign_connector"].pk,
         "foreign_station": w["foreign_station"].pk,
     }
@@ -93,6 +100,7 @@ MATRIX = [
     ("station", "get", "/api/v1/stations/{foreign_station}/", None, 404),
     ("connector", "get", "/api/v1/connectors/{foreign_connector}/", None, 404),
     ("start", "post", "/api/v1/connectors/{foreign_connector}/start/", None, 404),
+    ("start-state", "get", "/api/v1/starts/{start}/", None, 404),
     ("connector-scan", "get", "/api/v1/connectors/scan/?code={foreign_pile_code}-1", None, 404),
     ("reservations", "get", "/api/v1/reservations/", None, 200),
     ("reservation", "delete", "/api/v1/reservations/{reservation}", None, 404),

@@ -162,12 +162,23 @@ def test_configured_sender_follows_the_settings(settings):
     settings.WECHAT_APP_ID = "wx-app"
     settings.WECHAT_TEMPLATE_CHARGE_FINISHED = "TPL-FIN"
     settings.WECHAT_TEMPLATE_BEING_CHECKED = "TPL-CHK"
+    settings.WECHAT_TEMPLATE_REFUND = "TPL-REF"
+    settings.WECHAT_TEMPLATE_INVOICE = "TPL-INV"
     settings.WECHAT_API_BASE = "http://fake"
     chosen = configured_sender()
     assert isinstance(chosen, WeChatTemplateSender)
     assert (chosen.client.app_id, chosen.templates, chosen.client.base_url) == (
         "wx-app",
-        {"charge_finished": "TPL-FIN", "being_checked": "TPL-CHK"},
+        {
+            "charge_finished": "TPL-FIN",
+            "being_checked": "TPL-CHK",
+            "refund_approved": "TPL-REF",
+            "refund_rejected": "TPL-REF",
+            "refund_refunded": "TPL-REF",
+            "refund_failed": "TPL-REF",
+            "invoice_issued": "TPL-INV",
+            "invoice_rejected": "TPL-INV",
+        },
         "http://fake",
     )
 

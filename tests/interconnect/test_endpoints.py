@@ -5,13 +5,14 @@ refused request gets its Ret and changes nothing."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError
 from django.utils import timezone
 
 from billing.models import ChargingSession
-from interconnect.codec import Ret
+from interconnect.codec import CHINA, Ret
 from interconnect.models import (
     AccessToken,
     Interconnection,
@@ -22,6 +23,14 @@ from interconnect.models import (
 )
 from interconnect.wire import stations_info
 from orgs.models import PartnerAccess
+from stations.models import Station
+from stations.services.network import (
+    connector_update,
+    pile_publish,
+    pile_unpublish,
+    pile_update,
+    station_update,
+)
 
 from .conftest import partner_add
 from .world import network, operator_id
@@ -248,3 +257,50 @@ def test_message_log_keeps_secrets_out(platform_for):
     assert logged.request == {"OperatorID": link.operator_id_wire, "OperatorSecret": "***"}
     assert logged.answer["AccessToken"] == "***"
     assert (logged.ret, logged.direction) == (0, "in")
+
+
+def test_last_query_time_gives_only_the_stations_changed_since(platform_for):
+    net = network()
+    other_pile = net.other_station.piles.get()
+    pile_update(pile=other_pile, changes={"max_power_kw": Decimal(60)})
+    connector_update(connector=other_pile.connectors.get(), rated_power_kw=Decimal(60))
+    pile_publish(pile=other_pile)
+    credentials, link = _add(net)
+    assert set(link.stations.all()) == {net.station, net.other_station}
+    platform = platform_for(credentials)
+    platform.login()
+    long_ago = timezone.now() - dt.timedelta(days=2)
+    Station.objects.filter(pk__in=[net.station.pk, net.other_station.pk]).update(
+        details_changed_at=long_ago
+    )
+
+    def since(moment: dt.datetime) -> dict:
+        text = moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+        answer = platform.call(
+            "query_stations_info", {"LastQueryTime": text, "PageNo": 1, "PageSize": 10}
+        )
+        assert answer.ret == Ret.OK
+        return {s["StationID"]: s for s in answer.data["StationInfos"]}
+
+    yesterday = timezone.now() - dt.timedelta(days=1)
+    assert since(yesterday) == {}
+    station_update(station=net.station, changes={"name": "中山站 新"})
+    changed = since(yesterday)
+    assert list(changed) == [net.station.code]
+    info = changed[net.station.code]
+    assert (info["StationName"], info["StationStatus"]) == ("中山站 新", 50)
+    # The partner's clock may be ahead, the change committed after it was stamped: a
+    # LastQueryTime up to the accepted skew and a minute after the change still gets it.
+    assert list(since(timezone.now() + dt.timedelta(minutes=5))) == [net.station.code]
+    assert since(timezone.now() + dt.timedelta(minutes=7)) == {}
+    pile_unpublish(pile=other_pile)
+    changed = since(yesterday)
+    assert sorted(changed) == sorted([net.station.code, net.other_station.code])
+    closed = changed[net.other_station.code]
+    assert (closed["StationStatus"], closed["EquipmentInfos"]) == (5, [])  # 关闭下线
+    everything = platform.call("query_stations_info", {"PageNo": 1, "PageSize": 10})
+    assert [s["StationID"] for s in everything.data["StationInfos"]] == [net.station.code]
+    seen = SeenRequest.objects.filter(interconnection=link).count()
+    bad = platform.call("query_stations_info", {"LastQueryTime": "yesterday", "PageNo": 1})
+    assert (bad.ret, bad.msg) == (Ret.DATA, "LastQueryTime must be a time yyyy-MM-dd HH:mm:ss")
+    assert SeenRequest.objects.filter(interconnection=link).count() == seen

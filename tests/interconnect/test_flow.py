@@ -17,6 +17,7 @@ from billing.services.settlement import bill_settle
 from chargenet.events import events_deliver_pending
 from interconnect.models import Interconnection, PartnerOrder, Push, PushState
 from interconnect.services.pushes import pushes_deliver_due
+from interconnect.tasks import partner_order_dispatch_task
 from protocol.models import Frame
 from tests.protocol.clients import serving
 
@@ -36,6 +37,14 @@ async def booted(url: str, pile):
 def deliver_events() -> None:
     """What the worker does after each commit: hand the outbox's events to consumers."""
     events_deliver_pending(older_than=dt.timedelta(0))
+
+
+def dispatch_starts() -> list[bool]:
+    """What the worker does after query_start_charge committed: ask the pile."""
+    return [
+        partner_order_dispatch_task(pk)
+        for pk in PartnerOrder.objects.filter(dispatched=False).values_list("pk", flat=True)
+    ]
 
 
 def test_partner_charge_from_token_to_acknowledged_order(gateway, platform_for):
@@ -63,7 +72,11 @@ def test_partner_charge_from_token_to_acknowledged_order(gateway, platform_for):
             assert (answer.ret, answer.data["SuccStat"], answer.data["StartChargeSeqStat"]) == (
                 0, 0, 1,
             )  # fmt: skip
+            # Answered before the pile was asked: the worker asks it after the commit.
+            assert sim.remote_starts.empty()
+            dispatched = asyncio.create_task(asyncio.to_thread(dispatch_starts))
             number, tag = await asyncio.wait_for(sim.remote_starts.get(), 10)
+            assert await dispatched == [True]
             # The same start again: the same order, nothing sent to the pile.
             again = await asyncio.to_thread(platform.call, "query_start_charge", start)
             assert (again.data["SuccStat"], again.data["StartChargeSeqStat"]) == (0, 1)

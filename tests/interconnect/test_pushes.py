@@ -9,24 +9,35 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Bill, SessionState
 from billing.services.settlement import bill_settle
-from chargenet.events import events_deliver_pending
+from chargenet.events import events_deliver, events_deliver_pending, events_publish
 from faults.models import FaultCase
 from integrations.tcec.client import TcecClient
 from interconnect.models import Interconnection, PartnerOrder, Push, PushState, Reconciliation
 from interconnect.services.checks import orders_check
-from interconnect.services.orders import order_session_link, partner_order_open
+from interconnect.services.orders import (
+    order_session_link,
+    partner_order_open,
+    partner_orders_dispatch_due,
+    partner_orders_never_started,
+)
 from interconnect.services.pushes import (
+    LEASE,
+    pushes_claim,
     pushes_deliver_due,
+    pushes_send,
     reconciliation_enqueue,
     retry_delay,
 )
+from interconnect.tasks import partner_order_dispatch_task
 from interconnect.wire import station_stats
 from orgs.services import partner_access_set
+from stations.events import PILE_STATUS_CHANGED
 from stations.services.live import connector_status_record
 from tests.protocol import world as pworld
 
@@ -82,6 +93,14 @@ def partner_session(platform_for, *, seq: str = "ORD1"):
     bill = bill_settle(session_id=session.pk)
     events_deliver_pending(older_than=dt.timedelta(0))
     return platform, link, PartnerOrder.objects.get(pk=order.pk), bill
+
+
+def _others_later(link) -> None:
+    """Pushes other tests of this module left pending are not due in this one (the
+    worker takes every due push, whoever it is for)."""
+    Push.objects.filter(state=PushState.PENDING).exclude(interconnection=link).update(
+        next_at=timezone.now() + dt.timedelta(days=1)
+    )
 
 
 def _due_now(link) -> None:
@@ -211,3 +230,183 @@ def test_station_stats_add_up_the_bills_per_connector(platform_for):
         }
     ]
     assert station_stats(link, "no-such-station", day, day) is None
+
+
+def test_a_crash_between_sending_and_recording_sends_again_never_loses(platform_for):
+    platform, link, order, _bill = partner_session(platform_for, seq="CRASH1")
+    _others_later(link)
+    rows = Push.objects.filter(interconnection=link)
+    operations = sorted(rows.values_list("operation", flat=True))
+    before = timezone.now()
+    claimed = pushes_claim()
+    assert sorted(p.operation for p in claimed) == operations
+    attempts = pushes_send(claimed, client=CLIENT)
+    assert [a.error for a in attempts] == ["", "", ""]  # the partner acknowledged them all
+    # ... and the worker died before recording it: each push stays pending, leased.
+    assert {(p.state, p.attempts) for p in rows} == {(PushState.PENDING, 1)}
+    assert all(before + LEASE <= p.next_at <= timezone.now() + LEASE for p in rows)
+    assert deliver() == {}  # no other worker sends them while the lease holds
+    _due_now(link)  # the lease ran out
+    assert deliver() == {PushState.DELIVERED: 3}
+    assert {(p.state, p.attempts) for p in rows.all()} == {(PushState.DELIVERED, 2)}
+    assert len(platform.pushes(ORDER_INFO)) == 2  # sent twice on the wire, recorded once
+    order.refresh_from_db()
+    assert (order.confirm_result, order.confirmed_at is not None) == (0, True)
+    _due_now(link)
+    assert deliver() == {}
+
+
+def test_a_burst_of_pushes_is_consumed_and_delivered_in_a_fixed_number_of_queries(
+    platform_for,
+):
+    platform, link, order, _bill = partner_session(platform_for, seq="BURST1")
+    _others_later(link)
+    assert deliver() == {PushState.DELIVERED: 3}
+    pile = order.connector.pile
+    states = ["Preparing", "Charging", "SuspendedEV", "Charging", "Finishing"] * 12
+    with transaction.atomic():
+        events = events_publish(
+            kind=PILE_STATUS_CHANGED,
+            events=[
+                (pile.pk, {"pile_id": pile.pk, "station_id": pile.station_id,
+                           "connector_number": 1, "state": state, "error_code": ""})
+                for state in states
+            ],
+        )  # fmt: skip
+    with CaptureQueriesContext(connection) as consumed:
+        events_deliver(event_ids=[e.pk for e in events])
+    with CaptureQueriesContext(connection) as delivered:
+        assert deliver() == {PushState.DELIVERED: 60}
+    # Events: read, one transaction (deliveries, partners, stations, connectors, pushes),
+    # marked delivered. Pushes: claim, send (no query), record — per batch, not per push.
+    assert len(consumed) <= 10
+    assert len(delivered) <= 14
+    pushed = platform.pushes("notification_stationStatus")
+    received = [p["ConnectorStatusInfo"]["Status"] for p in pushed]
+    assert received == [2, 3, 2, 3, 2] * 12  # one connector's states arrive in their order
+    assert Push.objects.filter(interconnection=link, state=PushState.DELIVERED).count() == 63
+
+
+def _start(platform, net, seq: str):
+    return platform.call(
+        "query_start_charge",
+        {"StartChargeSeq": seq, "ConnectorID": net.piles[0].code + "01", "QRCode": ""},
+    )
+
+
+def _linked(platform_for, net):
+    credentials = partner_add(
+        "--name", "滴滴", "--operator-id", operator_id(), "--base-url", "http://127.0.0.1:9/",
+        "--operator", net.operator.code,
+    )  # fmt: skip
+    platform = platform_for(credentials)
+    link = Interconnection.objects.get(operator_id_wire=credentials["OperatorID"])
+    Interconnection.objects.filter(pk=link.pk).update(base_url=platform.url)
+    platform.login()
+    _others_later(link)
+    return platform, link
+
+
+def test_a_start_is_answered_at_once_and_the_piles_answer_pushed_as_its_result(platform_for):
+    net = network(online=True)  # online as far as the database knows; no gateway holds it
+    platform, link = _linked(platform_for, net)
+    answer = _start(platform, net, "ASYNC1")
+    assert (answer.ret, answer.data["SuccStat"], answer.data["StartChargeSeqStat"]) == (0, 0, 1)
+    assert answer.data["FailReason"] == 0
+    order = PartnerOrder.objects.get(interconnection=link, start_charge_seq="ASYNC1")
+    assert (order.state, order.dispatched) == ("starting", False)  # the pile not asked yet
+    assert partner_order_dispatch_task(order.pk) is False  # the worker: the pile is offline
+    assert partner_order_dispatch_task(order.pk) is False  # again: asked once only
+    order.refresh_from_db()
+    assert (order.state, order.dispatched) == ("failed", True)
+    assert deliver() == {PushState.DELIVERED: 1}
+    (result,) = platform.pushes("notification_start_charge_result")
+    assert (result["StartChargeSeq"], result["StartChargeSeqStat"], result["FailReason"]) == (
+        "ASYNC1", 4, 2,
+    )  # fmt: skip
+    status = platform.call("query_equip_charge_status", {"StartChargeSeq": "ASYNC1"})
+    assert status.data["StartChargeSeqStat"] == 4
+
+
+def test_a_start_no_worker_took_in_time_is_failed_by_the_beat_never_started_late(platform_for):
+    net = network(online=True)
+    platform, link = _linked(platform_for, net)
+    assert _start(platform, net, "LATE1").data["SuccStat"] == 0
+    assert _start(platform, net, "FRESH1").data["SuccStat"] == 0
+    late = PartnerOrder.objects.get(interconnection=link, start_charge_seq="LATE1")
+    PartnerOrder.objects.filter(pk=late.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=3)
+    )
+    # The fresh one is left to its own task; the late one is failed without a pile call.
+    assert partner_orders_dispatch_due(now=timezone.now()) == 1
+    late.refresh_from_db()
+    assert (late.state, late.dispatched, late.outcome) == (
+        "failed", True, "not sent to the pile in time",
+    )  # fmt: skip
+    fresh = PartnerOrder.objects.get(interconnection=link, start_charge_seq="FRESH1")
+    assert (fresh.state, fresh.dispatched) == ("starting", False)
+    assert deliver() == {PushState.DELIVERED: 1}
+    (result,) = platform.pushes("notification_start_charge_result")
+    assert (result["StartChargeSeq"], result["StartChargeSeqStat"], result["FailReason"]) == (
+        "LATE1", 4, 4,
+    )  # fmt: skip
+    assert partner_orders_dispatch_due(now=timezone.now()) == 0  # nothing due any more
+
+
+def test_an_unreachable_partner_is_tried_once_a_round_the_rest_wait(platform_for):
+    platform, link, _order, _bill = partner_session(platform_for, seq="DOWN2")
+    _others_later(link)
+    assert deliver() == {PushState.DELIVERED: 3}  # our token at the partner is kept
+    platform.down = True
+    piles = Interconnection.objects.get(pk=link.pk).stations.get().piles.filter(is_published=True)
+    for pile in piles:  # two piles: two sequences of pushes, sent side by side
+        connector_status_record(pile=pile, connector_number=1, state="Preparing")
+    events_deliver_pending(older_than=dt.timedelta(0))
+    calls = platform.http_calls
+    # One sending thread: the second sequence starts after the first refusal.
+    assert pushes_deliver_due(client=CLIENT, workers=1) == {PushState.PENDING: 2}
+    assert platform.http_calls == calls + 1  # the first refusal stops the round
+    errors = sorted(
+        Push.objects.filter(interconnection=link, state=PushState.PENDING).values_list(
+            "last_error", flat=True
+        )
+    )
+    assert "503" in errors[0] and errors[1].startswith("waiting: ") and "503" in errors[1]
+    platform.down = False
+    _due_now(link)
+    assert deliver() == {PushState.DELIVERED: 2}
+    assert len(platform.pushes("notification_stationStatus")) == 2
+
+
+def test_a_start_the_pile_accepted_but_never_began_is_failed_and_told(platform_for):
+    net = network(online=True)
+    platform, link = _linked(platform_for, net)
+    connector = net.piles[0].connectors.get()
+    lost = partner_order_open(link=link, start_charge_seq="NOCAR1", connector=connector).order
+    lagging = partner_order_open(
+        link=link, start_charge_seq="LAG1", connector=net.piles[1].connectors.get()
+    ).order
+    fresh = partner_order_open(
+        link=link, start_charge_seq="FRESH2", connector=net.piles[0].connectors.get()
+    ).order
+    eleven_minutes_ago = timezone.now() - dt.timedelta(minutes=11)
+    PartnerOrder.objects.filter(pk__in=[lost.pk, lagging.pk, fresh.pk]).update(dispatched=True)
+    PartnerOrder.objects.filter(pk__in=[lost.pk, lagging.pk]).update(created_at=eleven_minutes_ago)
+    # The pile did start LAG1; the session.started consumer has not run yet.
+    session = pworld.session(
+        net.piles[1], id_tag=lagging.tag, channel="partner", partner_id=link.partner_id,
+        started_at=eleven_minutes_ago,
+    )  # fmt: skip
+    assert partner_orders_never_started() == 2
+    states = dict(
+        PartnerOrder.objects.filter(interconnection=link).values_list("start_charge_seq", "state")
+    )
+    assert states == {"NOCAR1": "failed", "LAG1": "charging", "FRESH2": "starting"}
+    assert PartnerOrder.objects.get(pk=lagging.pk).session_id == session.pk
+    assert deliver() == {PushState.DELIVERED: 2}
+    results = {
+        r["StartChargeSeq"]: (r["StartChargeSeqStat"], r["FailReason"])
+        for r in platform.pushes("notification_start_charge_result")
+    }
+    assert results == {"NOCAR1": (4, 4), "LAG1": (2, 0)}
+    assert partner_orders_never_started() == 0

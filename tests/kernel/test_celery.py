@@ -71,6 +71,7 @@ def test_periodic_runs_expire_at_their_next_tick():
         "recharges-reconcile": (60.0, 60.0),
         "refunds-reconcile": (300.0, 300.0),
         "interconnect-pushes": (20.0, 20.0),
+        "interconnect-starts-dispatch": (30.0, 30.0),
         "interconnect-charge-status": (60.0, 60.0),
         "interconnect-orders-check": (600.0, 600.0),
         "piles-sync": (300.0, 300.0),

@@ -203,3 +203,50 @@ def test_staff_who_are_not_superusers_do_not_see_events(client, django_user_mode
     staff = django_user_model.objects.create_user("ops", password="x", is_staff=True)
     client.force_login(staff)
     assert client.get("/admin/chargenet/outboxevent/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_batch_consumer_takes_a_burst_in_one_transaction_and_the_others_one_by_one(
+    registry, django_assert_max_num_queries
+):
+    calls = []
+
+    @registry.consumer("thing.happened", name="test.batch", batch=True)
+    def handle_many(evts):
+        calls.append(sorted(e.key for e in evts))
+        AuditLog.objects.bulk_create([AuditLog(action="test.batch", object_id=e.key) for e in evts])
+
+    _audit_consumer(registry, name="test.single", kind="other.kind")
+    with transaction.atomic():
+        burst = events.events_publish(kind="thing.happened", events=[(i, {}) for i in range(50)])
+        other = events.event_publish(kind="other.kind", key="x")
+    ids = [e.pk for e in burst] + [other.pk]
+    # select, savepoint + rows + one insert + savepoint end, mark delivered, the other event
+    with django_assert_max_num_queries(15):
+        assert events.events_deliver(event_ids=ids) == 51
+    assert calls == [sorted(str(i) for i in range(50))]
+    assert AuditLog.objects.filter(action="test.batch").count() == 50
+    assert AuditLog.objects.filter(action="test.single").count() == 1
+    assert not OutboxEvent.objects.filter(pk__in=ids, delivered_at__isnull=True).exists()
+    assert EventDelivery.objects.filter(consumer="test.batch").count() == 50
+    # Again: nothing is taken twice.
+    assert events.events_deliver(event_ids=ids) == 0
+    assert events.event_deliver(event_id=burst[0].pk) == []
+    assert AuditLog.objects.filter(action="test.batch").count() == 50
+
+
+@pytest.mark.django_db
+def test_a_failing_batch_falls_back_to_one_event_at_a_time(registry):
+    @registry.consumer("thing.happened", name="test.batch", batch=True)
+    def handle_many(evts):
+        if any(e.key == "13" for e in evts):
+            raise ValueError("bad event")
+        AuditLog.objects.bulk_create([AuditLog(action="test.batch", object_id=e.key) for e in evts])
+
+    with transaction.atomic():
+        burst = events.events_publish(kind="thing.happened", events=[(i, {}) for i in range(20)])
+    assert events.events_deliver(event_ids=[e.pk for e in burst]) == 19
+    assert AuditLog.objects.filter(action="test.batch").count() == 19
+    bad = OutboxEvent.objects.get(key="13")
+    assert (bad.delivered_at, bad.attempts) == (None, 1)  # stays due, for the sweep
+    assert OutboxEvent.objects.filter(delivered_at__isnull=True).count() == 1

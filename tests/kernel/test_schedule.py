@@ -15,4 +15,5 @@ def test_every_scheduled_task_is_registered():
         "faults.notifications_send_pending",
         "protocol.journal_prune",
         "protocol.heartbeat_history_prune",
+        "interconnect.messages_prune",
     } <= scheduled

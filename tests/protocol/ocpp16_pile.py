@@ -27,6 +27,8 @@ class FeaturePile(SimulatedPile):
         self.reservations: dict[int, dict] = {}
         self.profiles: dict[int, dict] = {}
         self.requests: list[tuple[str, dict]] = []
+        # A pile answering GetCompositeSchedule in amperes whatever it was asked: its periods.
+        self.composite_amperes: list[dict] | None = None
 
     async def _asked(self, action: str, kwargs: dict) -> str:
         self.requests.append((action, kwargs))
@@ -100,6 +102,17 @@ class FeaturePile(SimulatedPile):
         status = await self._asked("GetCompositeSchedule", {"connector_id": connector_id})
         if status != "Accepted":
             return call_result.GetCompositeSchedule(status=status)
+        if self.composite_amperes is not None:
+            return call_result.GetCompositeSchedule(
+                status="Accepted",
+                connector_id=connector_id,
+                schedule_start="2026-11-29T00:00:00Z",
+                charging_schedule={
+                    "duration": duration,
+                    "charging_rate_unit": "A",
+                    "charging_schedule_period": self.composite_amperes,
+                },
+            )
         limits = sorted(
             (p["charging_schedule"]["charging_schedule_period"][0]["limit"], pid)
             for pid, p in self.profiles.items()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
+from chargenet.celery import task_queue_on_commit, tasks_gathered, tasks_send
 from chargenet.errors import DomainError
 from protocol.db import DbRunner, _group
 from protocol.models import Frame
@@ -97,3 +98,68 @@ def test_calls_arriving_together_share_a_commit_and_each_gets_its_answer():
     # The first call ran at once, alone; the others waited for it and went together.
     assert len({txid for _code, txid in answers}) == 2
     assert stored() == [f"P{n:02d}" for n in range(20)]
+
+
+class RecordingTask:
+    """Stands in for a Celery task: records what would have been sent to the broker."""
+
+    def __init__(self, name: str, *, merges_lists: bool = False):
+        self.name, self.merges_lists, self.sent = name, merges_lists, []
+
+    def delay(self, *args):
+        self.sent.append(args)
+
+
+DELIVER = RecordingTask("deliver", merges_lists=True)
+SETTLE = RecordingTask("settle")
+
+
+def queue_after_commit(*, code: str, ids: list[int]) -> str:
+    journal(code=code)
+    task_queue_on_commit(DELIVER, ids)
+    task_queue_on_commit(SETTLE, code)
+    return code
+
+
+def test_a_batch_sends_its_tasks_once_after_commit_with_lists_joined():
+    DELIVER.sent.clear()
+    SETTLE.sent.clear()
+
+    async def play():
+        db = DbRunner(1, groups=1)
+        try:
+            calls = [db.run(queue_after_commit, code=f"P{n}", ids=[n, n + 10]) for n in range(4)]
+            calls.insert(2, db.run(journal_then_refuse, code="X"))  # rolled back: sends nothing
+            return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            await db.run_alone(connections.close_all)
+            db.shutdown()  # waits for the publisher thread
+
+    answers = asyncio.run(play())
+    assert [a for a in answers if isinstance(a, str)] == ["P0", "P1", "P2", "P3"]
+    # P0 ran alone, then P1..P3 (and the refused X) together: two batches, two deliveries.
+    assert DELIVER.sent == [([0, 10],), ([1, 11, 2, 12, 3, 13],)]
+    assert SETTLE.sent == [("P0",), ("P1",), ("P2",), ("P3",)]
+
+
+def test_outside_a_batch_a_task_is_sent_at_commit_and_a_rollback_sends_nothing():
+    SETTLE.sent.clear()
+    with transaction.atomic():
+        task_queue_on_commit(SETTLE, "kept")
+        assert SETTLE.sent == []
+    with pytest.raises(RuntimeError), transaction.atomic():
+        task_queue_on_commit(SETTLE, "rolled back")
+        raise RuntimeError
+    assert SETTLE.sent == [("kept",)]
+
+
+def test_a_broker_that_is_down_does_not_undo_a_commit():
+    class Unreachable(RecordingTask):
+        def delay(self, *args):
+            raise ConnectionError("broker down")
+
+    with tasks_gathered() as sends, transaction.atomic():
+        journal(code="B1")
+        task_queue_on_commit(Unreachable("deliver", merges_lists=True), [1])
+    tasks_send(sends)  # logged, not raised
+    assert stored() == ["B1"]

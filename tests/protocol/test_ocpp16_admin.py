@@ -17,6 +17,7 @@ from stations.models import (
     ChargingProfile,
     ConfigurationSetting,
     FirmwareCampaign,
+    FirmwareCampaignPile,
     MaintenanceReport,
     Reservation,
 )
@@ -26,10 +27,10 @@ from . import world
 pytestmark = pytest.mark.django_db
 
 
-def staff_of(op, **kwargs):
+def staff_of(op, role_override="operator_admin", **kwargs):
     user = get_user_model().objects.create_user(
         username=f"admin-{op.code}-{len(kwargs)}", password="x", operator=op, is_staff=True,
-        role="operator_admin", **kwargs,
+        role=role_override, **kwargs,
     )  # fmt: skip
     from orgs.services import staff_assign_role
 
@@ -122,3 +123,66 @@ def test_the_lists_are_scoped_and_within_a_query_budget(name, django_assert_max_
     with django_assert_max_num_queries(20):
         assert browser.get(url).context["cl"].result_count == 1
     assert outsider.get(url).context["cl"].result_count == 0
+
+
+def _campaign(op, name, piles):
+    campaign = FirmwareCampaign.objects.create(
+        operator=op, name=name, location="https://fw.example.com/a.bin", retrieve_at=timezone.now()
+    )
+    for pile in piles:
+        FirmwareCampaignPile.objects.create(campaign=campaign, pile=pile)
+    return campaign
+
+
+def test_staff_cancel_a_campaign_with_feedback_and_it_is_audited():
+    station = world.station()
+    sent, unsent = world.pile(station), world.pile(station)
+    campaign = _campaign(station.operator, "winter", [sent, unsent])
+    campaign.targets.filter(pile=sent).update(sent_outcome="accepted", sent_at=timezone.now())
+    user, browser = staff_of(station.operator)
+    url = reverse("admin:stations_firmwarecampaign_changelist")
+    form = {"action": "cancel_campaigns", "_selected_action": [campaign.pk]}
+    answer = browser.post(url, form, follow=True)
+    assert [str(m) for m in answer.context["messages"]] == [
+        "Campaign “winter” cancelled: 1 piles will not be sent the update (piles already "
+        "updating carry on)."
+    ]
+    again = browser.post(url, form, follow=True)
+    assert [str(m) for m in again.context["messages"]] == [
+        "Campaign “winter” was cancelled already."
+    ]
+    campaign.refresh_from_db()
+    assert (campaign.cancelled_by, campaign.cancelled_at is not None) == (user, True)
+    assert AuditLog.objects.get(action="firmware_campaign_cancel").actor == user
+    page = browser.get(reverse("admin:stations_firmwarecampaign_change", args=[campaign.pk]))
+    assert (
+        "0 of 2 installed (cancelled, not sent 1, sent, no report yet 1)" in page.content.decode()
+    )
+
+
+def test_sub_operator_staff_see_campaigns_over_their_piles_only_and_cannot_cancel():
+    station = world.station()
+    op = station.operator
+    other_station = world.station(op)
+    sub = world.sub_operator(op)
+    station.sub_operators.add(sub)
+    theirs, not_theirs = world.pile(station), world.pile(other_station)
+    mixed = _campaign(op, "mixed", [theirs, not_theirs])
+    elsewhere = _campaign(op, "elsewhere", [not_theirs])
+    _user, browser = staff_of(op, sub_operator=sub, role_override="sub_operator_staff")
+    url = reverse("admin:stations_firmwarecampaign_changelist")
+    page = browser.get(url)
+    assert [c.name for c in page.context["cl"].result_list] == ["mixed"]
+    assert page.context["action_form"] is None  # no action for them: no cancel
+    detail = browser.get(reverse("admin:stations_firmwarecampaign_change", args=[mixed.pk]))
+    text = detail.content.decode()
+    assert "0 of 1 installed (not sent yet 1)" in text
+    assert theirs.code in text and not_theirs.code not in text
+    hidden = browser.get(reverse("admin:stations_firmwarecampaign_change", args=[elsewhere.pk]))
+    assert hidden.status_code in (302, 404)
+    refused = browser.post(
+        url, {"action": "cancel_campaigns", "_selected_action": [mixed.pk]}, follow=True
+    )
+    assert refused.status_code == 200
+    mixed.refresh_from_db()
+    assert mixed.cancelled_at is None

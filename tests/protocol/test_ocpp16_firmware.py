@@ -14,10 +14,12 @@ from ocpp.v16 import call
 
 from chargenet.celery import app as celery_app
 from chargenet.models import AuditLog
-from protocol.tasks import firmware_campaign_send_task
-from stations.models import MaintenanceReport, Pile
+from protocol.tasks import firmware_campaign_send_task, firmware_campaign_target_send_task
+from stations.models import FirmwareCampaignPile, MaintenanceReport, Pile
 from stations.services.campaigns import (
+    CampaignCancelled,
     CampaignInvalid,
+    firmware_campaign_cancel,
     firmware_campaign_create,
     firmware_campaign_progress,
 )
@@ -107,6 +109,58 @@ def test_a_firmware_campaign_over_a_filtered_set_of_piles_with_its_progress(gate
     assert firmware_campaign_progress(campaign=campaign).by_state == {
         "Installed": 1, "DownloadFailed": 1, "waiting": 1, "offline": 1,
     }  # fmt: skip
+
+
+def test_a_cancelled_campaign_sends_no_pile_it_had_not_reached(gateway, eager_here):
+    station = world.station()
+    reached, away, queued = (world.pile(station, model="SIM-DC-60") for _ in range(3))
+    staff = get_user_model().objects.create_superuser(username=f"c-{station.code}", password="x")
+    campaign = firmware_campaign_create(
+        operator_id=station.operator_id,
+        name="to cancel",
+        piles=Pile.objects.filter(pk__in=[reached.pk, away.pk]),
+        location=FIRMWARE,
+        retrieve_at=timezone.now(),
+    )
+    target_queued = FirmwareCampaignPile.objects.create(campaign=campaign, pile=queued)
+
+    async def first():
+        async with serving(
+            gateway.url, reached.code, reached.password, pile_class=FeaturePile
+        ) as a:
+            await a.boot()
+            await asyncio.to_thread(firmware_campaign_send_task, campaign.pk)
+            await a.call(call.FirmwareStatusNotification(status="Downloading"))
+
+    asyncio.run(first())  # "away" was offline; "queued" too
+    unsent = firmware_campaign_cancel(campaign=campaign, acting_user=staff)
+    with pytest.raises(CampaignCancelled):
+        firmware_campaign_cancel(campaign=campaign, acting_user=staff)
+
+    # The piles come back: neither a new run nor a send queued before the cancel sends them.
+    async def later():
+        async with (
+            serving(gateway.url, away.code, away.password, pile_class=FeaturePile) as b,
+            serving(gateway.url, queued.code, queued.password, pile_class=FeaturePile) as c,
+        ):
+            for sim in (b, c):
+                await sim.boot()
+            sent = await asyncio.to_thread(firmware_campaign_send_task, campaign.pk)
+            late = await asyncio.to_thread(firmware_campaign_target_send_task, target_queued.pk)
+            return sent, late, b.requests + c.requests
+
+    sent, late, asked = asyncio.run(later())
+    assert (unsent, sent, late, asked) == (2, 0, "cancelled", [])
+    progress = wait_for(
+        lambda: (
+            (p := firmware_campaign_progress(campaign=campaign)).by_state.get("Downloading") and p
+        )
+    )
+    assert progress.by_state == {"Downloading": 1, "cancelled": 2}
+    campaign.refresh_from_db()
+    assert campaign.cancelled_by == staff
+    entry = AuditLog.objects.get(action="firmware_campaign_cancel", object_id=str(campaign.pk))
+    assert (entry.actor, entry.after) == (staff, {"not_sent": 2})
 
 
 def test_a_campaign_matching_no_pile_is_refused():

@@ -117,6 +117,31 @@ def test_the_workbook_has_typed_cells_formats_frozen_header_totals_and_filters()
     assert filters["B2"].data_type == "s"
 
 
+@dataclass
+class Awkward(Sample):
+    """Values the fast row writer must escape or skip as openpyxl would."""
+
+    def rows(self):
+        yield ("=HYPERLINK(1)", None, D("1.50"), None, None, None, None)
+        yield ("  a <b> & c\x07 ", 2, None, D("0.001"), D("0"), dt.date(2026, 11, 2), None)
+        yield ("", 3, D("-0.01"), D("12345678.123"), D("100.00"), None, None)
+
+    def totals(self):
+        return None
+
+
+def test_the_fast_rows_are_typed_escaped_and_sparse_like_openpyxls():
+    data = load_workbook(io.BytesIO(_xlsx(Awkward(0)))).worksheets[0]
+    rows = [[(c.value, c.number_format, c.data_type) for c in r] for r in data.iter_rows(min_row=2)]
+    assert [[v for v, _f, _t in r] for r in rows] == [
+        ["=HYPERLINK(1)", None, 1.5, None, None, None, None],
+        ["  a <b> & c ", 2, None, 0.001, 0, dt.datetime(2026, 11, 2), None],  # noqa: DTZ001
+        [None, 3, -0.01, 12345678.123, 100, None, None],
+    ]
+    assert rows[0][0][2] == "s"  # text, not a formula
+    assert [f for _v, f, _t in rows[1]][1:6] == ["0", "General", "0.000", '0.00"%"', "yyyy-mm-dd"]
+
+
 def test_headers_are_chinese_in_zh_hans():
     from reports.exports.changelists import BillsTabular
 

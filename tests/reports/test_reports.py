@@ -10,16 +10,25 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import PaymentState
-from billing.services.wallet import wallet_recharge, wallet_refund
+from billing.models import (
+    PaymentState,
+    RechargeRefund,
+    RechargeRefundState,
+    RechargeState,
+    RefundRequest,
+    RefundState,
+)
+from billing.services.wallet import wallet_recharge
 from reports.filters import Filters
+from reports.models import StationBillDay, StationDayTotal
 from reports.services.shares import fee_share_set
 from reports.tables import REPORTS
-from reports.verify import rollups_verify
+from reports.verify import reports_verify, rollups_verify
 from stations.models import FirmwareRecord, PileFault, StationOutage
 from tests.factories import ConnectorFactory, PileFactory
 from tests.faults.worked_example import at
 from tests.reports.conftest import billed
+from tests.wechatpay import paid_recharge
 from tests.world import client_as
 
 pytestmark = pytest.mark.django_db
@@ -204,35 +213,126 @@ def test_utilisation_counts_charging_time_offline_time_and_outages(world):
     assert rows == [(dt.date(2019, 10, 5), "S1", p1.code, 1, "1.00", D("4.17"), D("75.00"), 1, 1)]
 
 
-def test_recharges_per_day_and_channel(world, django_user_model):
-    member = world["m_a"]
-    wallet_recharge(member=member, amount=D("100.00"), reference="WX-R1")
-    wallet_recharge(member=member, amount=D("50.00"), reference="WX-R2", actor=world["admin_a"])
-    wallet_refund(member=member, amount=D("20.00"), reference="RF-1", reason="left")
+def _refunded(recharge, amount):
+    """A successful WeChat refund of part of ``recharge`` (as the refund notification
+    leaves it)."""
+    request = RefundRequest.objects.create(
+        member=recharge.member, amount=amount, state=RefundState.REFUNDED
+    )
+    RechargeRefund.objects.create(
+        request=request,
+        recharge=recharge,
+        out_refund_no=f"RF{recharge.out_trade_no}",
+        amount=amount,
+        state=RechargeRefundState.SUCCESS,
+        finished_at=timezone.now(),
+    )
+
+
+def test_recharges_are_wechat_pay_orders_per_day_and_channel(world):
+    paid = paid_recharge(world["m_a"], D("100.00"))
+    paid_recharge(world["m_x"], D("50.00"))
+    paid_recharge(world["m_a"], D("30.00"), state=RechargeState.PENDING)
+    paid_recharge(world["m_a"], D("20.00"), state=RechargeState.CLOSED)
+    paid_recharge(world["m_b"], D("70.00"))  # operator B's
+    _refunded(paid, D("25.00"))
+    # A ledger credit by staff is no recharge order: not in this report.
+    wallet_recharge(member=world["m_a"], amount=D("5.00"), reference="BO-1",
+                    actor=world["admin_a"])  # fmt: skip
     today = timezone.localdate()
-    rows, totals = table(
-        "recharges",
-        world,
-        filters=Filters(
-            first_day=today - dt.timedelta(days=1), last_day=today + dt.timedelta(days=1)
-        ),
+    days = {"first_day": today - dt.timedelta(days=1), "last_day": today + dt.timedelta(days=1)}
+    rows, totals = table("recharges", world, filters=Filters(**days))
+    assert rows == [
+        (today, "WeChat Pay (official account)", 4, D("200.00"), D("150.00"), D("30.00"),
+         D("25.00")),
+    ]  # fmt: skip
+    assert totals == ("total", "", 4, D("200.00"), D("150.00"), D("30.00"), D("25.00"))
+    # The channel filter is the payment channel; sub-operator and department the member's.
+    assert table("recharges", world, filters=Filters(**days, channel="wechat_jsapi"))[1] == totals
+    assert table("recharges", world, filters=Filters(**days, channel="scan"))[0] == []
+    by_dept = Filters(**days, department=world["dept_x"])
+    assert table("recharges", world, filters=by_dept)[1] == (
+        "total", "", 1, D("50.00"), D("50.00"), D("0.00"), D("0.00"),
+    )  # fmt: skip
+    by_sub = Filters(**days, sub_operator=world["sub_x"])
+    assert table("recharges", world, filters=by_sub)[1][2:4] == (1, D("50.00"))
+    assert table("recharges", world, user="admin_b", filters=Filters(**days))[1][2:4] == (
+        1,
+        D("70.00"),
     )
-    assert [r[1:] for r in rows] == [
-        ("online payment", 1, D("100.00"), D("100.00"), D("0.00"), D("20.00")),
-        ("back office", 1, D("50.00"), D("50.00"), D("0.00"), D("0.00")),
+    assert reports_verify(**days) == []
+
+
+def test_filters_a_report_cannot_apply_are_disabled_and_say_so(client, world):
+    client_as(client, world, "admin_a")
+    url = reverse("admin:reports_report", args=["recharges"])
+    response = client.get(url, {"station": world["s1"].pk, "channel": "wechat_jsapi"})
+    form = response.context["form"]
+    assert [n for n, f in form.fields.items() if f.disabled] == ["station"]
+    assert response.context["report"].filters.station is None
+    assert response.context["report"].filters.channel == "wechat_jsapi"
+    assert b"Not applicable to this report." in response.content
+    assert b'<option value="wechat_jsapi"' in response.content
+    url = reverse("admin:reports_report", args=["utilisation"])
+    response = client.get(
+        url, {"department": world["dept_x"].pk, "channel": "scan", "date_from": "2019-10-05",
+              "date_to": "2019-10-05"},
+    )  # fmt: skip
+    form = response.context["form"]
+    assert [n for n, f in form.fields.items() if f.disabled] == ["department", "channel"]
+    assert response.context["report"].filters.department is None
+    assert response.context["report"].filters.channel == ""
+    assert len(response.context["rows"]) == 2  # S1's and S2's pile, neither filter applied
+    response = client.get(reverse("admin:reports_report", args=["daily"]))
+    assert not any(f.disabled for f in response.context["form"].fields.values())
+    assert b"Not applicable to this report." not in response.content
+
+
+def test_utilisation_keeps_the_piles_of_the_sub_operators_stations(world):
+    day = {"first_day": dt.date(2019, 10, 5), "last_day": dt.date(2019, 10, 5)}
+    rows, _totals = table("utilisation", world, filters=Filters(**day))
+    assert [(r[1], r[3]) for r in rows] == [("S1", 1), ("S2", 2)]
+    rows, _totals = table("utilisation", world, filters=Filters(**day, sub_operator=world["sub_x"]))
+    assert [(r[1], r[3]) for r in rows] == [("S1", 1)]
+    rows, _totals = table("utilisation", world, filters=Filters(**day, sub_operator=world["sub_y"]))
+    assert rows == []
+
+
+def test_monthly_statement_by_channel(world):
+    fee_share_set(
+        sub_operator=world["sub_x"],
+        rate=D("0.5000"),
+        effective_from=dt.date(2019, 10, 1),
+        acting_user=world["admin_a"],
+    )
+    by_scan = Filters(first_day=OCTOBER.first_day, last_day=OCTOBER.last_day, channel="scan")
+    assert table("statement", world, filters=by_scan)[0] == [
+        ("sub X", 1, D("14.000"), D("9.80"), D("9.80"), D("19.60"), "50.00%", D("4.90"))
     ]
-    assert totals == ("total", "", 2, D("150.00"), D("150.00"), D("0.00"), D("20.00"))
-    assert (
-        table(
-            "recharges",
-            world,
-            user="admin_b",
-            filters=Filters(
-                first_day=today - dt.timedelta(days=1), last_day=today + dt.timedelta(days=1)
-            ),
-        )[0]
-        == []
+    by_card = Filters(first_day=OCTOBER.first_day, last_day=OCTOBER.last_day, channel="card")
+    assert table("statement", world, filters=by_card)[0] == []
+
+
+def test_reports_verify_checks_each_report_against_its_bills(world):
+    assert reports_verify(first_day=OCTOBER.first_day, last_day=OCTOBER.last_day) == []
+    StationBillDay.objects.filter(station=world["s2"], sub_operator=world["sub_x"]).update(
+        total=D("1.00")
     )
+    found = [str(d) for d in reports_verify(first_day=OCTOBER.first_day,
+                                            last_day=OCTOBER.last_day)]  # fmt: skip
+    StationDayTotal.objects.filter(station=world["s2"]).update(total=D("2.00"))
+    assert [str(d) for d in rollups_verify(first_day=OCTOBER.first_day,
+                                           last_day=OCTOBER.last_day)][-1] == (
+        f"day=2019-10-05 station={world['s2'].pk}: stationdaytotal.total rollup=2.00 bills=23.80"
+    )  # fmt: skip
+    # The daily report by sub-operator and the statement read the station rollup; the
+    # unfiltered daily report reads the station-day totals, the by-channel ones the channel
+    # rollup: those still agree.
+    assert found == [
+        "op-a/daily [sub-operator=sub X]: total report=1.00 bills=19.60",
+        "op-a/statement [all]: total report=1.00 bills=19.60",
+        "op-a/statement [sub-operator=sub X]: total report=1.00 bills=19.60",
+    ]
 
 
 def test_monthly_statement_applies_each_days_share_rate(world):
@@ -258,3 +358,42 @@ def test_monthly_statement_applies_each_days_share_rate(world):
     ]
     assert totals == ("total", 3, D("22.000"), D("15.40"), D("15.40"), D("30.80"), "", D("5.74"))
     assert table("statement", world, user="subop_y")[0] == []
+
+
+def test_the_page_renders_rows_and_choices_in_python_escaped():
+    from reports.filters import PlainSelect
+    from reports.templatetags.reports_tags import rows_html
+
+    assert rows_html([[("<b>&", False), ("1.00", True)]]) == (
+        '<tr><td>&lt;b&gt;&amp;</td><td class="num">1.00</td></tr>'
+    )
+    select = PlainSelect(choices=[("", "---"), (1, "<S>"), (2, "S2")])
+    assert select.render("station", 1, attrs={"id": "id_station", "disabled": True}) == (
+        '<select id="id_station" name="station" disabled><option value="">---</option>'
+        '<option value="1" selected>&lt;S&gt;</option><option value="2">S2</option></select>'
+    )
+    assert 'value="" selected' in select.render("station", None)
+
+
+def test_sub_operator_department_choices_come_from_the_bills_it_sees(world):
+    from orgs.selectors import departments_visible_to
+    from reports.filters import report_departments
+
+    def names(user):
+        return sorted(d.name for d in report_departments(world[user]))
+
+    assert names("subop_x") == ["dept X"]
+    assert names("subop_y") == []
+    assert names("admin_a") == ["dept A", "dept X"]
+    billed(world["c1"], start=at(2019, 10, 6, 10), wh=1000, department=world["dept_a"])
+    assert names("subop_x") == ["dept A", "dept X"]
+    assert names("subop_x") == sorted(d.name for d in departments_visible_to(world["subop_x"]))
+
+
+@pytest.mark.parametrize("slug", ["daily", "detail"])
+def test_a_page_holds_the_first_rows_of_the_report(world, slug):
+    report = REPORTS[slug](staff=world["admin_a"], filters=OCTOBER)
+    everything = list(report.rows())
+    assert len(everything) == 3
+    assert report.page_rows(2) == everything[:2]
+    assert report.page_rows(200) == everything

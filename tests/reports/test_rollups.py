@@ -140,9 +140,14 @@ def test_rebuild_restores_lost_rollups_and_verify_names_what_differs(station, ca
     bill_settle(session_id=session.pk)
     events_delivered()
     BillDay.objects.filter(station=station).update(total=D("1.00"))
-    with pytest.raises(CommandError, match="1 report figures differ"):
+    with pytest.raises(CommandError, match="2 report figures differ"):
         call_command("reports_verify")
-    assert "total rollup=1.00 bills=8.05" in capsys.readouterr().out
+    # The rollup row, and the daily report that reads it (asked for its channel).
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("channel=unknown: billday.total rollup=1.00 bills=8.05")
+    assert (
+        out[1] == f"{station.operator.code}/daily [channel=unknown]: total report=1.00 bills=8.05"
+    )
     call_command("reports_rebuild", "--from", "2019-09-06", "--to", "2019-09-06")
     call_command("reports_verify")
     assert day_figures(station, dt.date(2019, 9, 6))[0][4] == D("8.05")

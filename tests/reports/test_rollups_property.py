@@ -21,7 +21,7 @@ from reports.models import BillDay, FaultDay, HourLoad, PileDay, StationBillDay
 from reports.services.rollups import rollups_rebuild
 from reports.tables import DailyConsumption
 from reports.tables.base import kwh
-from reports.verify import rollups_verify
+from reports.verify import reports_verify, rollups_verify
 from tests.billing.factories import (
     MemberFactory,
     StaffFactory,
@@ -164,6 +164,8 @@ def test_rollups_always_equal_the_bills(network, plans):
                 wallet_refund(member=member, amount=D("1.00"), reference=f"RF-{n}", reason="x")
             events_delivered()
         assert [str(d) for d in rollups_verify()] == []
+        # Each report's totals (all, per channel, per sub-operator) against its bills.
+        assert [str(d) for d in reports_verify(first_day=OCTOBER[0], last_day=OCTOBER[1])] == []
         for filters in report_filters(stations, sub_operator):
             assert daily_totals(superuser, filters) == bill_totals(filters)
         assert Bill.objects.count() == len(plans)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from billing.events import SESSION_STOPPED
+from chargenet.celery import task_queue_on_commit
 from chargenet.events import events_publish
 
 
@@ -18,5 +17,6 @@ def _sessions_stopped(session_ids: list[int]) -> None:
         events=[(session_id, {"session_id": session_id}) for session_id in session_ids],
     )
     for session_id in session_ids:
-        # robust: a broker hiccup after commit must not turn a committed stop into an error
-        transaction.on_commit(lambda sid=session_id: tasks.session_settle.delay(sid), robust=True)
+        # A broker hiccup after commit must not turn a committed stop into an error: the
+        # beat's settle sweep picks up a session whose task was not queued.
+        task_queue_on_commit(tasks.session_settle, session_id)

@@ -7,7 +7,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.verify import rollups_verify
+from reports.verify import reports_verify, rollups_verify
 
 
 class Command(BaseCommand):
@@ -18,7 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="last_day", type=dt.date.fromisoformat)
 
     def handle(self, *args, first_day=None, last_day=None, **options):
-        differences = rollups_verify(first_day=first_day, last_day=last_day)
+        differences = [
+            *rollups_verify(first_day=first_day, last_day=last_day),
+            *reports_verify(first_day=first_day, last_day=last_day),
+        ]
         for difference in differences[:200]:
             self.stdout.write(str(difference))
         if differences:

@@ -212,8 +212,8 @@ pages.connector = async () => {
     button.disabled = true;
     button.textContent = "正在启动…";
     try {
-      await api(`connectors/${id}/start/`, { method: "POST", headers: { "Idempotency-Key": key } });
-      location.href = "/h5/charge/";
+      const start = await api(`connectors/${id}/start/`, { method: "POST", headers: { "Idempotency-Key": key } });
+      location.href = `/h5/charge/?start=${start.id}`;
     } catch (e) {
       key = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
       button.disabled = false;
@@ -237,6 +237,28 @@ pages.charge = async () => {
       stop.textContent = "结束充电";
     }
   });
+  // Just started: the pile's answer comes after the 202; follow the start until the
+  // session opens, and say plainly when the pile refused or did not answer.
+  const startId = new URLSearchParams(location.search).get("start");
+  for (let start = null; startId && (!start || ["starting", "accepted"].includes(start.state)); ) {
+    try {
+      start = await api(`starts/${startId}/`);
+    } catch (e) {
+      await sleep(2000);
+      continue;
+    }
+    if (start.state === "charging") break;
+    if (!["starting", "accepted"].includes(start.state)) {
+      box.replaceChildren(
+        el("div", { class: "failed", id: "start-failed" },
+          el("div", { class: "title" }, "启动失败"), el("p", {}, start.message)),
+        el("a", { class: "button big", href: `/h5/connectors/${start.connector_id}/` }, "重新启动"),
+      );
+      return;
+    }
+    box.replaceChildren(el("p", { class: "muted", id: "start-state" }, start.message));
+    await sleep(1000);
+  }
   for (let tries = 0; ; tries++) {
     let session = null;
     try {

@@ -15,9 +15,14 @@ from billing.models import ChargingSession
 from chargenet.events import consumer
 from chargenet.models import OutboxEvent
 from stations.events import PILE_CONFIGURATION_CHANGED, STATION_POWER_CHANGED
-from stations.models import Station
+from stations.models import Pile, Station
 
-from .tasks import pile_sync_task, station_power_push_task, station_power_rebalance_task
+from .tasks import (
+    pile_sync_task,
+    station_power_push_task,
+    station_power_rebalance_task,
+    station_tariff_push_task,
+)
 
 
 @consumer(PILE_CONFIGURATION_CHANGED, name="protocol.configuration_push")
@@ -54,6 +59,25 @@ def tariff_power_push(event: OutboxEvent) -> None:
     ).values_list("pk", flat=True)
     for station_id in stations:
         transaction.on_commit(lambda sid=station_id: station_power_push_task.delay(sid))
+
+
+@consumer(STATION_TARIFF_CHANGED, name="protocol.billing_model_push")
+def billing_model_push(event: OutboxEvent) -> None:
+    """Stations' tariffs changed: their YKC piles, which price the charge themselves, take
+    the new billing model (0x58). A change that starts later reaches a pile when it next
+    checks its model (0x05, at every login)."""
+    starts = dt.datetime.fromisoformat(event.payload["effective_from"])
+    if starts > timezone.now():
+        return
+    stations = (
+        Station.objects.filter(
+            pk__in=event.payload["station_ids"], piles__protocol=Pile.Protocol.YKC
+        )
+        .distinct()
+        .values_list("pk", flat=True)
+    )
+    for station_id in stations:
+        transaction.on_commit(lambda sid=station_id: station_tariff_push_task.delay(sid))
 
 
 @consumer(STATION_POWER_CHANGED, name="protocol.station_power_push")

@@ -27,7 +27,8 @@ from stations.models import (
 )
 from stations.services import live
 
-from . import services
+from . import intents, services
+from .adapters import Outcome
 from .campaigns import firmware_campaign_pending, firmware_campaign_target_send
 from .models import FRAME_PARTITIONS
 from .smart_charging import station_power_push, station_power_rebalance, time_of_use_refresh
@@ -112,6 +113,17 @@ def station_power_push_task(station_id: int) -> int:
     if station is None:
         return 0
     return len(station_power_push(station=station))
+
+
+@shared_task(name="protocol.station_tariff_push", acks_late=True, time_limit=300)
+def station_tariff_push_task(station_id: int) -> int:
+    """A station's tariff changed: its connected YKC piles take the new billing model
+    (0x58; each answer, 0x57, is journaled). Returns how many piles accepted it."""
+    station = Station.objects.filter(pk=station_id).first()
+    if station is None:
+        return 0
+    results = intents.station_tariff_push(station=station)
+    return sum(result.outcome == Outcome.ACCEPTED for result in results)
 
 
 @shared_task(name="protocol.time_of_use_refresh", acks_late=True, time_limit=300)

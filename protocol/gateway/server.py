@@ -79,6 +79,11 @@ class Gateway:
         self.known_credentials: dict[str, str] = {}
         self.stopping = False
         self._seen: dict[int, object] = {}
+        # Write a pile's last-seen time at most this often (0: every batch). Piles that
+        # heartbeat far more often than the offline sweep needs (YKC: every 10 s) would
+        # otherwise rewrite thousands of pile rows a second.
+        self.seen_write_seconds = 0.0
+        self._seen_written: dict[int, float] = {}
         self._last_sample: dict[int, float] = {}
         self._heartbeats: dict[int, tuple[object, str]] = {}
         self._tasks: list[asyncio.Task] = []
@@ -208,6 +213,7 @@ class Gateway:
         self._event(conn.code, "connected", f"node {self.node}")
         # Online again: the next last-seen batch (`piles_seen`) marks it online and closes
         # its offline fault; no transaction per connection during a reconnect storm.
+        self._seen_written.pop(conn.pile_id, None)
         self.seen(conn.pile_id)
 
     async def _take_over(self, conn: PileConnection, node: str, token: str) -> None:
@@ -281,6 +287,10 @@ class Gateway:
         seen, self._seen = self._seen, {}
         beats, self._heartbeats = self._heartbeats, {}
         now = asyncio.get_running_loop().time()
+        if self.seen_write_seconds:
+            written, every = self._seen_written, self.seen_write_seconds
+            seen = {p: at for p, at in seen.items() if now - written.get(p, -1e9) >= every}
+            written.update(dict.fromkeys(seen, now))
         every = settings.GATEWAY_HEARTBEAT_SAMPLE_SECONDS
         samples = []
         # The history samples heartbeats (with the pile state they carried), at most one
@@ -295,6 +305,7 @@ class Gateway:
             logger.warning("last-seen batch not written: %s", exc)
             for pile_id, at in seen.items():
                 self._seen.setdefault(pile_id, at)
+                self._seen_written.pop(pile_id, None)
 
     async def _sweep_loop(self) -> None:
         every = settings.GATEWAY_SWEEP_SECONDS

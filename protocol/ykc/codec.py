@@ -286,11 +286,20 @@ class Body:
 
     @classmethod
     def layout(cls) -> list[tuple[str, Codec]]:
-        return [(f.name, f.metadata["codec"]) for f in dataclasses.fields(cls)]
+        # Computed once per class: every frame in and out walks it (10,000 piles
+        # heartbeating are a thousand frames a second).
+        layout = cls.__dict__.get("_layout")
+        if layout is None:
+            layout = [(f.name, f.metadata["codec"]) for f in dataclasses.fields(cls)]
+            cls._layout = layout
+        return layout
 
     @classmethod
     def size(cls) -> int:
-        return sum(codec.size for _name, codec in cls.layout())
+        size = cls.__dict__.get("_size")
+        if size is None:
+            size = cls._size = sum(codec.size for _name, codec in cls.layout())
+        return size
 
     def encode(self) -> bytes:
         return b"".join(codec.encode(getattr(self, name)) for name, codec in self.layout())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -25,7 +26,6 @@ from ocpp.exceptions import OCPPError
 
 from billing.services.sessions import Credential, CredentialKind
 from stations.models import Pile
-from stations.services import live
 
 from ..db import DatabaseUnavailable
 from ..gateway import throttle
@@ -36,6 +36,7 @@ from .handlers import (
     NoAnswer,
     YkcHandlers,
     credential_balance,
+    pile_login,
     session_open,
     tariff_in_force,
 )
@@ -82,8 +83,10 @@ class YkcConnection(YkcHandlers):
         self.pile_id: int | None = None
         self.token = uuid.uuid4().hex[:12]
         self._connection = _Closer(self)
+        self.heard_at = asyncio.get_running_loop().time()  # the last bytes from the pile
         self.decoder = codec.StreamDecoder()
         self.registered = False
+        self.went_silent = False  # closed for three missed heartbeats
         self.closing = False
         self.connector_states: dict[int, tuple[str, str]] = {}
         self.prefix_chars = settings.GATEWAY_JOURNAL_PREFIX_CHARS
@@ -91,20 +94,21 @@ class YkcConnection(YkcHandlers):
         self._frames: deque[float] = deque()  # the pile's own window once it logged in
         self._serial = 0
         self._pending: dict[int, asyncio.Future] = {}  # answer type → its waiter
+        # Transaction serial → remote start whose answer did not come in time (a late 0x33
+        # saying "started" still opens its session).
+        self._late_starts: dict[str, dict] = {}
         self._outbound_lock = asyncio.Lock()
 
     # --- receive loop -----------------------------------------------------------------
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while not self.closing:
-                try:
-                    data = await asyncio.wait_for(
-                        self.reader.read(READ_BYTES), self.gw.idle_timeout
-                    )
-                except TimeoutError:
-                    self.close(f"silent for {self.gw.idle_timeout:g} s (heartbeats missed)")
-                    break
+                # No timer per read: the gateway's silence check (`YkcGateway._silence_loop`)
+                # closes a link whose pile stopped talking, for 10,000 piles in one pass.
+                data = await self.reader.read(READ_BYTES)
+                self.heard_at = math.inf  # busy with what it said, not silent
                 if not data:
                     self._connection.close_code = self._connection.close_code or "closed by pile"
                     break
@@ -112,6 +116,9 @@ class YkcConnection(YkcHandlers):
                     await self._on_item(item)
                     if self.closing or self.gw.stopping:
                         break
+                # Silence counts from when the gateway listens again: a pile waiting for
+                # the answer to its login in a reconnect storm is not a silent pile.
+                self.heard_at = loop.time()
                 if self.gw.stopping:
                     break
         except (ConnectionError, OSError):
@@ -144,8 +151,11 @@ class YkcConnection(YkcHandlers):
         return len(self._frames) > self.max_frames_per_minute
 
     async def _send(self, body: codec.Body, serial: int) -> None:
+        await self._write(codec.encode(body, serial=serial))
+
+    async def _write(self, frame: bytes) -> None:
         with contextlib.suppress(ConnectionError, OSError):
-            self.writer.write(codec.encode(body, serial=serial))
+            self.writer.write(frame)
             await self.writer.drain()
 
     async def _on_item(self, item: codec.Envelope | codec.Dropped) -> None:
@@ -240,14 +250,15 @@ class YkcConnection(YkcHandlers):
         )
         if answer is None:
             return
+        frame = codec.encode(answer, serial=envelope.serial)
         f_out = self._journal(
             Direction.OUT,
             MessageType.CALL_RESULT,
             wait=wait,
             action=action_name(answer.TYPE),
-            unique_id=str(envelope.serial),
+            unique_id=seen["unique_id"],
             payload=answer.fields(),
-            raw=self._hex(codec.encode(answer, serial=envelope.serial)),
+            raw=self._hex(frame),
             order_no=order_no,
         )
         if wait:
@@ -255,7 +266,7 @@ class YkcConnection(YkcHandlers):
             if any(r is not True for r in results):  # committed, not journaled: pile retries
                 logger.warning("%s: %s not journaled, not answered", self.code, body.NAME)
                 return
-        await self._send(answer, envelope.serial)
+        await self._write(frame)
 
     # --- login ------------------------------------------------------------------------
 
@@ -271,19 +282,9 @@ class YkcConnection(YkcHandlers):
             self.close("throttled")
             return
         try:
-            login = await gw.db.run(live.pile_login, code=code, password=None)
-            pile, reason = login.pile, login.reason
-            if pile is not None and pile.protocol != Pile.Protocol.YKC:
-                pile, reason = None, f"the pile speaks {pile.get_protocol_display()}"
-            if pile is not None:
-                await gw.db.run(
-                    live.pile_boot,
-                    pile_id=pile.pk,
-                    vendor=pile.vendor,
-                    model=pile.model,
-                    serial_number=pile.serial_number,
-                    firmware_version=body.program_version,
-                )
+            pile, reason = await gw.db.run(
+                pile_login, code=code, firmware_version=body.program_version
+            )
         except DatabaseUnavailable:
             self._journal(
                 Direction.IN, MessageType.CALL, **seen, code=code, error_code="NotAnswered"
@@ -312,6 +313,7 @@ class YkcConnection(YkcHandlers):
             self._frames = own
             await gw._register(self)
             self.registered = True
+            gw.anonymous.discard(self)
         self._journal(Direction.IN, MessageType.CALL, **seen, payload=body.fields())
         self._journal(Direction.OUT, MessageType.CALL_RESULT, **out)
         await self._send(answer, envelope.serial)
@@ -321,6 +323,17 @@ class YkcConnection(YkcHandlers):
 
     def _on_answer(self, envelope, body: codec.Body, seen: dict) -> None:
         future = self._pending.get(envelope.type)
+        late = self._late_starts.pop(getattr(body, "serial", None), None)
+        if late is not None and (future is None or future.done()):
+            # The answer to a remote start whose wait timed out: if the pile did start,
+            # it charges under that serial and will report it: the session must exist.
+            self._journal(
+                Direction.IN, MessageType.CALL_RESULT, **seen, error_code="Late",
+                payload=body.fields(),
+            )  # fmt: skip
+            if body.result == 1:
+                self.gw._spawn(self._open_late_start(late))
+            return
         if future is None or future.done():
             self._journal(
                 Direction.IN, MessageType.CALL_RESULT, **seen, payload=body.fields(),
@@ -393,6 +406,8 @@ class YkcConnection(YkcHandlers):
                 await self.writer.drain()
                 answer = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
             except TimeoutError:
+                if action == "RemoteStart":
+                    self._late_starts[body.serial] = {**after, "gun": body.gun}
                 return {"outcome": "timeout"}
             except (ConnectionError, OSError):
                 return {"outcome": "offline"}
@@ -415,6 +430,17 @@ class YkcConnection(YkcHandlers):
                     "%s: session of remote start %s not opened", self.code, body.serial
                 )
         return {"outcome": "result", "payload": result}
+
+    async def _open_late_start(self, start: dict) -> None:
+        try:
+            result = await self.gw.db.run(
+                session_open, pile=self.pile, gun=start["gun"],
+                credential=start["credential"], serial=start["serial"],
+            )  # fmt: skip
+        except Exception:
+            logger.exception("%s: session of late remote start %s not opened", self.code, start)
+            return
+        logger.info("%s: late remote start %s opened as %s", self.code, start, result.order_no)
 
     def connection_lost(self) -> None:
         for future in self._pending.values():

@@ -12,12 +12,14 @@ from typing import Any
 
 from django.utils import timezone
 
+from billing.models import ChargingSession
+from billing.models.sessions import ACTIVE_STATES
 from billing.pricing import TariffSpec
 from billing.selectors import tariff_specs_for
 from billing.services import sessions
 from billing.services.sessions import AuthDecision, Credential
 from billing.services.wallet import wallet_balance
-from stations.models import Pile
+from stations.models import ConnectorState, Pile
 from stations.services import live
 
 from ..gateway import bounds
@@ -47,6 +49,24 @@ def tariff_in_force(*, pile: Pile, at: dt.datetime) -> TariffSpec | None:
     return spec
 
 
+def pile_login(*, code: str, firmware_version: str) -> tuple[Pile | None, str]:
+    """A YKC login (0x01): the pile, booted with the firmware it reports, or None and why.
+    One call, so a reconnect storm costs one group-commit slot per pile, not two."""
+    login = live.pile_login(code=code, password=None)
+    pile, reason = login.pile, login.reason
+    if pile is not None and pile.protocol != Pile.Protocol.YKC:
+        return None, f"the pile speaks {pile.get_protocol_display()}"
+    if pile is not None:
+        live.pile_boot(
+            pile_id=pile.pk,
+            vendor=pile.vendor,
+            model=pile.model,
+            serial_number=pile.serial_number,
+            firmware_version=firmware_version,
+        )
+    return pile, reason
+
+
 def credential_balance(*, pile: Pile, credential: Credential) -> Decimal:
     """What a pile shows the driver as the account balance (read only): the member's
     wallet, 0 when the credential names no member."""
@@ -66,6 +86,36 @@ def session_open(*, pile: Pile, gun: int, credential: Credential, serial: str):
         started_at=timezone.now(),
         protocol_ref=serial,
     )
+
+
+def start_requested(
+    *, pile: Pile, gun: int, credential: Credential, serial: str
+) -> tuple[AuthDecision, str, Decimal]:
+    """A start the pile asks for (0x31): the decision, and when accepted the session opened
+    under ``serial`` and the balance the pile shows. One call (one group-commit slot):
+    a thousand piles starting at once wait for one commit each, not three."""
+    decision = sessions.session_authorize(pile=pile, credential=credential)
+    if decision != AuthDecision.ACCEPTED:
+        return decision, "", Decimal(0)
+    start = session_open(pile=pile, gun=gun, credential=credential, serial=serial)
+    return start.status, start.order_no, credential_balance(pile=pile, credential=credential)
+
+
+def charge_ended(*, pile: Pile, gun: int, serial: str) -> str:
+    """The pile ended the charge of transaction ``serial`` (0x19): its connector is
+    finishing while the session, still open, waits for its record. The session's order
+    number, or "" when no open session has that serial (already closed by its record)."""
+    order_no = (
+        ChargingSession.objects.filter(pile=pile, protocol_ref=serial, state__in=ACTIVE_STATES)
+        .values_list("order_no", flat=True)
+        .first()
+    )
+    if order_no is None:
+        return ""
+    live.connector_status_record(
+        pile=pile, connector_number=gun, state=ConnectorState.FINISHING, info="charge end (0x19)"
+    )
+    return order_no
 
 
 class YkcHandlers:
@@ -124,7 +174,15 @@ class YkcHandlers:
         return None, result.order_no
 
     async def on_ChargeEnd(self, body: codec.ChargeEnd):
-        return None, ""  # the BMS summary: journaled; the record (0x3B) closes the session
+        """The charge is over (the BMS summary): the connector is finishing and the session
+        shows it is ending; the record (0x3B) still closes it and makes the bill."""
+        gun = bounds.connector_number(body.gun, field="gun", pile_itself=False)
+        if not words.is_serial(body.serial):
+            return None, ""
+        order_no = await self.gw.db.run(charge_ended, pile=self.pile, gun=gun, serial=body.serial)
+        if order_no:
+            self.connector_states[gun] = (ConnectorState.FINISHING, "")
+        return None, order_no
 
     async def on_StartRequest(self, body: codec.StartRequest):
         gun = bounds.connector_number(body.gun, field="gun", pile_itself=False)
@@ -147,19 +205,13 @@ class YkcHandlers:
 
         if credential is None:
             return answer(AuthDecision.INVALID), ""
-        decision = await self.gw.db.run(
-            sessions.session_authorize, pile=self.pile, credential=credential
-        )
-        if decision != AuthDecision.ACCEPTED:
-            return answer(decision), ""
         try:
-            start = await self.gw.db.run(
-                session_open, pile=self.pile, gun=gun, credential=credential, serial=serial
+            decision, order_no, balance = await self.gw.db.run(
+                start_requested, pile=self.pile, gun=gun, credential=credential, serial=serial
             )
         except live.UnknownConnector as exc:
             raise NoAnswer("UnknownGun", f"gun {gun} is not a connector of this pile") from exc
-        balance = await self.gw.db.run(credential_balance, pile=self.pile, credential=credential)
-        return answer(start.status, balance), start.order_no
+        return answer(decision, balance), order_no
 
     async def on_TransactionRecord(self, body: codec.TransactionRecord):
         zone = self.zone

@@ -190,19 +190,21 @@ class YkcPile:
         body = codec.Heartbeat(pile_code=self.code, gun=gun, gun_state=0)
         return await self.request(body, codec.HeartbeatAnswer, timeout=timeout)
 
-    async def start_by_card(self, gun: int, card: str) -> codec.StartAnswer:
-        return await self._start(gun, kind=words.START_BY_CARD, card=words.card_bytes(card))
+    async def start_by_card(self, gun: int, card: str, *, timeout=10.0) -> codec.StartAnswer:
+        card = words.card_bytes(card)
+        return await self._start(gun, kind=words.START_BY_CARD, card=card, timeout=timeout)
 
     async def start_by_vin(self, gun: int, vin: str) -> codec.StartAnswer:
         return await self._start(gun, kind=words.START_BY_VIN, vin=vin)
 
-    async def _start(self, gun: int, *, kind: int, card: str = "00" * 8, vin: str = ""):
+    async def _start(self, gun, *, kind: int, card: str = "00" * 8, vin: str = "", timeout=10.0):
         answer = await self.request(
             codec.StartRequest(
                 pile_code=self.code, gun=gun, start_kind=kind, password_needed=0, card=card,
                 password_md5="00" * 16, vin_reversed=vin[::-1],
             ),
             codec.StartAnswer,
+            timeout=timeout,
         )  # fmt: skip
         if answer.accepted == 1:
             self.begin(gun, answer.serial, trade_kind=5 if kind == words.START_BY_VIN else 2)
@@ -275,19 +277,21 @@ class YkcPile:
             physical_card=charge["card"], **values,
         )  # fmt: skip
 
-    async def send_record(self, record: codec.TransactionRecord) -> codec.TransactionRecordAnswer:
-        answer = await self.request(record, codec.TransactionRecordAnswer)
+    async def send_record(
+        self, record: codec.TransactionRecord, *, timeout: float = 10.0
+    ) -> codec.TransactionRecordAnswer:
+        answer = await self.request(record, codec.TransactionRecordAnswer, timeout=timeout)
         if answer.serial != record.serial:
             raise AssertionError("0x40 names another transaction")
         return answer
 
-    async def stop(self, gun: int, *, reason: int = STOP_MANUAL, extra_kwh=Decimal(0)):
+    async def stop(self, gun, *, reason: int = STOP_MANUAL, extra_kwh=Decimal(0), timeout=10.0):
         """End the charge: idle real-time data, then the record (answered after commit)."""
         record = self.record(gun, reason=reason, extra_kwh=extra_kwh)
         self.meter_kwh += extra_kwh
         del self.charges[gun]
         await self.send(self.real_time(gun, status=words.STATUS_IDLE))
-        return await self.send_record(record)
+        return await self.send_record(record, timeout=timeout)
 
 
 @contextlib.asynccontextmanager

@@ -244,36 +244,68 @@ def piles_sweep_offline(*, now: dt.datetime | None = None) -> list[int]:
             .only("pk", "station_id", "last_heartbeat_at")
             .order_by("pk")
         )
-        if not piles:
-            return []
-        Pile.objects.filter(pk__in=[p.pk for p in piles]).update(is_online=False)
-        faults = PileFault.objects.bulk_create(
-            [
-                PileFault(
-                    pile_id=p.pk,
-                    kind=PileFault.Kind.OFFLINE,
-                    started_at=p.last_heartbeat_at or now,
-                )
-                for p in piles
-            ],
-            ignore_conflicts=True,
+        return _piles_offline(piles=piles, now=now, min_piles=min_piles)
+
+
+def piles_went_silent(
+    *, silent: dict[int, dt.datetime], now: dt.datetime | None = None
+) -> list[int]:
+    """Piles their gateway heard nothing from for their protocol's allowance (a YKC pile:
+    three missed heartbeats, ``silent`` maps each to the time of its last frame) go
+    offline now, the way the sweep takes piles offline (`piles_sweep_offline`): offline
+    fault from the last frame, outage grouping, ``pile.offline`` event; their connectors
+    show offline with them. A pile heard of since (a newer last-seen: it reconnected,
+    perhaps to another node) stays online."""
+    now = now or timezone.now()
+    if not silent:
+        return []
+    quiet = Q()
+    for pile_id, at in silent.items():
+        quiet |= Q(pk=pile_id) & (Q(last_heartbeat_at__isnull=True) | Q(last_heartbeat_at__lte=at))
+    with transaction.atomic():
+        piles = list(
+            Pile.objects.select_for_update(skip_locked=True)
+            .filter(quiet, is_online=True)
+            .only("pk", "station_id", "last_heartbeat_at")
+            .order_by("pk")
         )
-        _group_outages(piles=piles, min_piles=min_piles)
-        events_publish(
-            kind=PILE_OFFLINE,
-            events=[
-                (
-                    p.pk,
-                    {
-                        "pile_id": p.pk,
-                        "station_id": p.station_id,
-                        "last_heartbeat_at": p.last_heartbeat_at
-                        and p.last_heartbeat_at.isoformat(),
-                    },
-                )
-                for p in piles
-            ],
-        )
+        for pile in piles:  # its gateway writes last-seen times coarsely: the exact one
+            pile.last_heartbeat_at = silent[pile.pk]
+            Pile.objects.filter(pk=pile.pk).update(last_heartbeat_at=pile.last_heartbeat_at)
+        return _piles_offline(piles=piles, now=now, min_piles=settings.GATEWAY_OUTAGE_MIN_PILES)
+
+
+def _piles_offline(*, piles: list[Pile], now: dt.datetime, min_piles: int) -> list[int]:
+    """Take ``piles`` (locked, online) offline: fault records, outages, events."""
+    if not piles:
+        return []
+    Pile.objects.filter(pk__in=[p.pk for p in piles]).update(is_online=False)
+    faults = PileFault.objects.bulk_create(
+        [
+            PileFault(
+                pile_id=p.pk,
+                kind=PileFault.Kind.OFFLINE,
+                started_at=p.last_heartbeat_at or now,
+            )
+            for p in piles
+        ],
+        ignore_conflicts=True,
+    )
+    _group_outages(piles=piles, min_piles=min_piles)
+    events_publish(
+        kind=PILE_OFFLINE,
+        events=[
+            (
+                p.pk,
+                {
+                    "pile_id": p.pk,
+                    "station_id": p.station_id,
+                    "last_heartbeat_at": p.last_heartbeat_at and p.last_heartbeat_at.isoformat(),
+                },
+            )
+            for p in piles
+        ],
+    )
     return [p.pk for p in piles] if faults else []
 
 

@@ -46,6 +46,21 @@ def ykc(live_db):
     gw.stop()
 
 
+@pytest.fixture
+def own_ykc(live_db):
+    """Start gateways of a test's own (e.g. with a short heartbeat allowance)."""
+    started: list[YkcProcess] = []
+
+    def start(idle_timeout: float = 30.0, **env) -> YkcProcess:
+        gw = YkcProcess(node=f"ykc-k-{len(started)}", env=env, idle_timeout=idle_timeout)
+        started.append(gw.start())
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
 def ykc_pile(station=None, *, guns: int = 1, current_type: str = "DC") -> Pile:
     """A YKC pile (14-digit code, no password) on a station with a tariff since 2019."""
     station = station or tariffed_station()

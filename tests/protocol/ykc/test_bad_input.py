@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 
 import pytest
 
@@ -16,7 +17,7 @@ from protocol.ykc.simulator import parse_url
 from stations.models import StatusEvent
 
 from ..conftest import wait_for
-from .conftest import YkcProcess, card, ykc_pile
+from .conftest import card, ykc_pile
 
 pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
 
@@ -147,15 +148,30 @@ def test_three_missed_heartbeats_close_the_link(own_ykc):
     assert row.raw == "close code silent for 1 s (heartbeats missed)"
 
 
-@pytest.fixture
-def own_ykc(live_db):
-    started: list[YkcProcess] = []
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_gateway_stops_cleanly_with_piles_connected_and_talking(own_ykc, signum):
+    gateway = own_ykc()
+    piles = [ykc_pile() for _ in range(5)]
 
-    def start(idle_timeout: float = 30.0, **env) -> YkcProcess:
-        gw = YkcProcess(node=f"ykc-k-{len(started)}", env=env, idle_timeout=idle_timeout)
-        started.append(gw.start())
-        return gw
+    async def play():
+        connected = [
+            await simulator.connected(*parse_url(gateway.url), p.code).__aenter__() for p in piles
+        ]
+        # Frames in flight when the signal comes: the handlers are busy (in the database,
+        # in Redis) as the node stops.
+        for yp in connected:
+            for n in range(20):
+                yp.writer.write(heartbeat(yp.code, 100 + n))
+                body = codec.BillingModelRequest(pile_code=yp.code)
+                yp.writer.write(codec.encode(body, serial=200 + n))
+        gateway.proc.send_signal(signum)
+        for yp in connected:
+            await yp.close()
 
-    yield start
-    for gw in started:
-        gw.stop()
+    asyncio.run(play())
+    assert gateway.proc.wait(30) == 0
+    output = "".join(gateway.output)
+    assert "Traceback" not in output and "CancelledError" not in output, output
+    # Every connection unregistered and journaled its end before the node went away.
+    for pile in piles:
+        assert Frame.objects.filter(pile_code=pile.code, action="disconnected").count() == 1

@@ -8,8 +8,14 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
-from billing.models import ChargingSession, SessionState
+from billing.events import STATION_TARIFF_CHANGED
+from billing.models import ChargingSession, SessionState, StationTariff
+from billing.services.tariffs import tariff_version_create
+from chargenet.celery import app as celery_app
+from chargenet.events import event_deliver
+from chargenet.models import OutboxEvent
 from orgs.models import Card, CardStatus
 from protocol import intents
 from protocol.adapters import Outcome
@@ -18,6 +24,7 @@ from protocol.ykc import codec, simulator
 from protocol.ykc.simulator import YkcPile, parse_url
 from stations.models import Pile
 
+from ...billing.factories import DOMAIN_SCHEDULE, prices
 from ..conftest import wait_for
 from .conftest import card, ykc_pile
 
@@ -205,3 +212,36 @@ def test_a_remote_start_for_a_refused_credential_is_not_sent(ykc):
     assert yp.remote_starts.empty()
     assert not ChargingSession.objects.filter(pile=pile).exists()
     assert not Frame.objects.filter(pile_code=pile.code, action="0x34 RemoteStart").exists()
+
+
+def test_a_tariff_change_pushes_the_new_billing_model_to_the_stations_ykc_piles(ykc):
+    pile = ykc_pile()
+    plan = StationTariff.objects.get(station=pile.station).plan
+    dc = [("1.30", "0.90"), ("1.15", "0.85"), ("0.80", "0.75"), ("0.40", "0.65")]
+
+    def change_the_tariff():
+        with transaction.atomic():
+            tariff_version_create(plan=plan, schedule=DOMAIN_SCHEDULE, prices=prices(dc=dc))
+        event = OutboxEvent.objects.filter(kind=STATION_TARIFF_CHANGED).latest("pk")
+        # As the outbox worker delivers it, with the queued push run right away.
+        eager, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, True
+        try:
+            return event, event_deliver(event_id=event.pk)
+        finally:
+            celery_app.conf.task_always_eager = eager
+
+    async def play():
+        async with simulator.connected(*parse_url(ykc.url), pile.code) as yp:
+            before = yp.model.prices()
+            event, took = await asyncio.to_thread(change_the_tariff)
+            return yp, before, event, took
+
+    yp, before, event, took = run(play())
+    assert "protocol.billing_model_push" in took
+    assert event.payload["station_ids"] == [pile.station_id]
+    assert before[1] == (Decimal("1.05000"), Decimal("0.80000"))
+    assert isinstance(yp.model, codec.SetBillingModel)  # pushed (0x58), not asked for (0x0A)
+    assert yp.model.prices() == [(Decimal(e), Decimal(s)) for e, s in dc]
+    answers = Frame.objects.filter(pile_code=pile.code, action="0x57 SetBillingModelAnswer")
+    answer = wait_for(answers.first)
+    assert (answer.payload["result"], answer.error_code) == (1, "")

@@ -38,6 +38,7 @@ from django.utils import timezone  # noqa: E402
 from billing.models.sessions import METER_SAMPLE_PARTITIONS  # noqa: E402
 from chargenet.partitions import partitions_drop_before, partitions_ensure  # noqa: E402
 from protocol.models import FRAME_PARTITIONS, Frame  # noqa: E402
+from protocol.selectors import frames_narrowed  # noqa: E402
 
 PILES = 10_000
 ACTIONS = "ARRAY['Heartbeat','MeterValues','StatusNotification','MeterValues','StartTransaction','StopTransaction']"  # noqa: E501
@@ -231,26 +232,26 @@ def log_search() -> None:
     order_no = sql("SELECT order_no FROM protocol_frame WHERE order_no <> '' "
                    "ORDER BY at DESC LIMIT 1 OFFSET 5000")[0][0]  # fmt: skip
     pile = "4420" + "7".zfill(16)
-    # The admin's log search (FrameAdmin.get_search_results), newest first, one page.
-    by_order = Q(order_no=order_no) | Q(pile_code=order_no)
+    # The admin's log search (FrameAdmin.get_search_results), newest first, one page: an
+    # order number's frames narrowed first (`frames_narrowed`), a pile's by its index.
+    by_order = Q(order_no=order_no)
     by_pile = Q(pile_code=pile)
+
+    def page(match):
+        narrowed = frames_narrowed(match) if match is by_order else match
+        return Frame.objects.filter(narrowed).order_by("-at", "-id")[:100]
+
     for name, match in (("order number", by_order), ("pile", by_pile)):
-        median, worst = search_ms(
-            lambda match=match: Frame.objects.filter(match).order_by("-at", "-id")[:100]
-        )
+        median, worst = search_ms(lambda match=match: page(match))
         print(f"log search by {name} over {frames} frames: median {median:.1f} ms, "
               f"worst {worst:.1f} ms")  # fmt: skip
     for name, match in (("order number", by_order), ("pile", by_pile)):
-        plan = (
-            Frame.objects.filter(match)
-            .order_by("-at", "-id")[:100]
-            .explain(analyze=True, summary=True)
-        )
+        plan = page(match).explain(analyze=True, summary=True)
         times = [line.strip() for line in plan.splitlines() if line.endswith(" ms")]
         print(f"  by {name}, in the database: {'; '.join(times[-2:])}")
     # The session page: its order number's frames, oldest first.
     median, worst = search_ms(
-        lambda: Frame.objects.filter(order_no=order_no).order_by("at", "id")[:500]
+        lambda: Frame.objects.filter(frames_narrowed(by_order)).order_by("at", "id")[:500]
     )
     print(f"a session's frames by order number: median {median:.1f} ms, worst {worst:.1f} ms")
 

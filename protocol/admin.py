@@ -8,6 +8,7 @@ expert form (`protocol.ocpp16.expert`) for commands no intent covers.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django import forms
@@ -66,10 +67,14 @@ from .adapters import Outcome
 from .forms import INTENT_FORMS
 from .models import Frame, PileConsole
 from .ocpp16.expert import ExpertCommandForm
-from .selectors import frames_of_session, frames_visible_to
+from .selectors import frames_narrowed, frames_of_session, frames_visible_to
 from .tasks import firmware_campaign_send_task
 
 register_scope(Frame, frames_visible_to)
+
+
+# The StartTransaction request is journaled as its session is made, within seconds.
+START_FRAME_SLACK = dt.timedelta(hours=1)
 
 
 @admin.register(Frame)
@@ -99,13 +104,16 @@ class FrameAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         term = search_term.strip()
         if term.isdigit() and len(term) == 20:
             # An order number: its frames, including the StartTransaction request that was
-            # journaled before the order existed (matched by the session's transaction id).
-            session = ChargingSession.objects.filter(order_no=term).values("pk", "pile__code")
-            session = session.first()
-            match = Q(order_no=term)
-            if session:
-                match |= Q(pile_code=session["pile__code"], transaction_id=session["pk"])
-            return queryset.filter(match | Q(pile_code=term)), False
+            # journaled before the order existed (matched by the session's transaction id,
+            # around the time the session was made). Otherwise a pile's code.
+            session = ChargingSession.objects.filter(order_no=term)
+            session = session.values("pk", "pile__code", "created_at").first()
+            if session is None:
+                return queryset.filter(pile_code=term), False
+            made = session["created_at"]
+            near = (made - START_FRAME_SLACK, made + START_FRAME_SLACK)
+            start = Q(pile_code=session["pile__code"], transaction_id=session["pk"], at__range=near)
+            return queryset.filter(frames_narrowed(Q(order_no=term) | start)), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description=_("payload"))

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 def _frame(pile_code, action, **kwargs):
     return Frame.objects.create(
-        at=dt.datetime(2026, 11, 27, 8, tzinfo=dt.UTC),
+        at=kwargs.pop("at", dt.datetime(2026, 11, 27, 8, tzinfo=dt.UTC)),
         pile_code=pile_code,
         direction=kwargs.pop("direction", Direction.IN),
         message_type=MessageType.CALL,
@@ -40,14 +40,31 @@ def test_log_search_by_order_number_finds_the_sessions_frames(admin_client):
         started_at=dt.datetime(2026, 11, 27, 8, tzinfo=dt.UTC),
         meter_start_wh=0,
     )
-    start = _frame(pile.code, "StartTransaction", transaction_id=session.pk)
-    stop = _frame(pile.code, "StopTransaction", order_no=session.order_no)
-    _frame(pile.code, "Heartbeat")
-    _frame(world.pile().code, "StopTransaction", order_no="20261127160000999999")
+    made = session.created_at
+    # The start request is journaled as the session is made; the stop came two days later
+    # (queued while the pile was offline).
+    start = _frame(pile.code, "StartTransaction", transaction_id=session.pk, at=made)
+    meter = _frame(pile.code, "MeterValues", order_no=session.order_no, at=made)
+    stop = _frame(
+        pile.code, "StopTransaction", order_no=session.order_no, at=made + dt.timedelta(days=2)
+    )
+    _frame(pile.code, "Heartbeat", at=made)
+    # The same transaction id on that pile long after: another life of the counter.
+    _frame(pile.code, "StartTransaction", transaction_id=session.pk, at=made + dt.timedelta(days=3))
+    _frame(world.pile().code, "StopTransaction", order_no="20261127160000999999", at=made)
 
     response = admin_client.get(reverse("admin:protocol_frame_changelist"), {"q": session.order_no})
     assert response.status_code == 200
-    assert {f.pk for f in response.context["cl"].result_list} == {start.pk, stop.pk}
+    assert [f.pk for f in response.context["cl"].result_list] == [stop.pk, meter.pk, start.pk]
+
+
+def test_log_search_for_an_order_nobody_journaled_finds_nothing(admin_client):
+    world.pile()
+    response = admin_client.get(
+        reverse("admin:protocol_frame_changelist"), {"q": "20261127169999999999"}
+    )
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
 
 
 def test_log_search_by_pile_and_action_filter(admin_client):

@@ -225,6 +225,7 @@ class Pile(Hideable):
     phase_voltage_v = models.PositiveSmallIntegerField(
         _("voltage per phase (V)"),
         default=220,
+        db_default=220,  # rows written in SQL (bulk loads, benchmarks) get it too
         validators=[MinValueValidator(100), MaxValueValidator(1000)],
         help_text=_(
             "Phase-to-neutral voltage of an AC pile's supply (220 V in China); for a DC pile, "

@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='pile',
             name='phase_voltage_v',
-            field=models.PositiveSmallIntegerField(default=220, help_text="Phase-to-neutral voltage of an AC pile's supply (220 V in China); for a DC pile, the output voltage its current limits are meant at.", validators=[django.core.validators.MinValueValidator(100), django.core.validators.MaxValueValidator(1000)], verbose_name='voltage per phase (V)'),
+            field=models.PositiveSmallIntegerField(db_default=220, default=220, help_text="Phase-to-neutral voltage of an AC pile's supply (220 V in China); for a DC pile, the output voltage its current limits are meant at.", validators=[django.core.validators.MinValueValidator(100), django.core.validators.MaxValueValidator(1000)], verbose_name='voltage per phase (V)'),
         ),
         migrations.AddField(
             model_name='pile',

@@ -14,10 +14,11 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 
-from billing.models import ChargingSession, Wallet
+from billing.models import Bill, ChargingSession, PaymentState, Wallet
 from billing.models.sessions import ACTIVE_STATES
 from billing.services.wallet import member_start_allowed
 from chargenet.errors import Conflict, DomainError
@@ -59,12 +60,26 @@ def member_start_check(*, member: Member, connector: Connector, at: dt.datetime)
         raise StartRefused(
             _("Please bind your mobile number before charging."), code="phone_required"
         )
-    if ChargingSession.objects.filter(member=member, state__in=ACTIVE_STATES).exists():
+    # One query for the member's side (a start is the busiest request drivers make).
+    facts = (
+        Member.objects.filter(pk=member.pk)
+        .annotate(
+            busy=Exists(
+                ChargingSession.objects.filter(member=OuterRef("pk"), state__in=ACTIVE_STATES)
+            ),
+            owes=Exists(
+                Bill.objects.filter(member=OuterRef("pk"), payment_state=PaymentState.OWED)
+            ),
+            balance=Subquery(Wallet.objects.filter(member=OuterRef("pk")).values("balance")[:1]),
+        )
+        .values("busy", "owes", "balance")
+        .get()
+    )
+    if facts["busy"]:
         raise StartRefused(_("You already have a charge running."), code="member_busy")
-    member_start_allowed(member=member)  # arrears: ArrearsError (member_in_arrears)
-    balance = Wallet.objects.filter(member=member).values_list(
-        "balance", flat=True
-    ).first() or Decimal("0.00")
+    if facts["owes"]:
+        member_start_allowed(member=member)  # ArrearsError (member_in_arrears), with the sum
+    balance = facts["balance"] or Decimal("0.00")
     minimum = member.operator.start_min_balance
     if balance < minimum:
         raise BalanceTooLow(

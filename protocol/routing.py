@@ -30,8 +30,9 @@ REPLY_TTL = 120
 PILE_TTL = 2 * ALIVE_TTL
 
 
-def pile_key(code: str) -> str:
-    return f"{settings.GATEWAY_REDIS_PREFIX}pile:{code}"
+def pile_key(code: str, prefix: str | None = None) -> str:
+    """Where a pile's owner node is registered (``prefix``: another deployment's keys)."""
+    return f"{settings.GATEWAY_REDIS_PREFIX if prefix is None else prefix}pile:{code}"
 
 
 def alive_key(node: str) -> str:

@@ -7,17 +7,28 @@ import asyncio
 import contextlib
 import json
 
+import redis
+from django.conf import settings
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from protocol import routing
 from protocol.simulator import SimulatedPile, basic_auth_header
 
 
 @contextlib.asynccontextmanager
-async def serving(url: str, code: str, password: str, *, pile_class=SimulatedPile, **options):
+async def serving(
+    url: str,
+    code: str,
+    password: str,
+    *,
+    pile_class=SimulatedPile,
+    registry_prefix: str | None = None,
+    **options,
+):
     async with ws_connect(
         f"{url}/{code}",
         subprotocols=["ocpp1.6"],
@@ -29,11 +40,28 @@ async def serving(url: str, code: str, password: str, *, pile_class=SimulatedPil
         pile = pile_class(code, ws)
         task = asyncio.create_task(pile.start())
         try:
+            await registered(code, prefix=registry_prefix)
             yield pile
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
+
+
+async def registered(code: str, *, prefix: str | None = None, within: float = 10.0) -> None:
+    """Wait until the gateway has registered the pile in Redis (it does so right after the
+    handshake, asynchronously): a remote command sent before that finds it offline.
+    ``prefix``: a gateway started with Redis keys of its own."""
+    key = routing.pile_key(code, prefix)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        for _ in range(int(within / 0.02)):
+            if await asyncio.to_thread(client.exists, key):
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        client.close()
+    raise AssertionError(f"pile {code} was not registered within {within} s")
 
 
 @contextlib.asynccontextmanager

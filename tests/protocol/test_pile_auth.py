@@ -41,7 +41,13 @@ async def _attempt(gateway, code: str, password: str, *, source: str) -> int | s
     """Connect from address ``source`` (any 127.x.y.z is this machine); the HTTP status of
     a refusal, or the BootNotification status once connected."""
     try:
-        async with serving(gateway.url, code, password, local_addr=(source, 0)) as pile:
+        async with serving(
+            gateway.url,
+            code,
+            password,
+            registry_prefix=gateway.env["GATEWAY_REDIS_PREFIX"],
+            local_addr=(source, 0),
+        ) as pile:
             return (await pile.boot()).status
     except InvalidStatus as refused:
         return refused.response.status_code

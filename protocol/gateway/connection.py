@@ -33,7 +33,6 @@ from ocpp.exceptions import (
 from ocpp.exceptions import (
     NotImplementedError as OcppNotImplemented,
 )
-from ocpp.messages import Call, _validate_payload
 from ocpp.v16 import ChargePoint
 from ocpp.v16.enums import Action
 from websockets.exceptions import ConnectionClosed
@@ -44,6 +43,7 @@ from ..db import DatabaseUnavailable
 from ..journal import storable
 from ..models import Direction, MessageType
 from ..ocpp16.handlers import INBOUND_ACTIONS, TRANSACTION_ACTIONS, Ocpp16Handlers
+from ..ocpp16.schemas import call_payload_validate
 from . import bounds
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ class PileConnection(Ocpp16Handlers, ChargePoint):
                     )
                 raise OcppNotImplemented(description=f"Unknown action {action!r}.")
             try:
-                _validate_payload(Call(unique_id, action, payload), "1.6")  # the library's schemas
+                call_payload_validate(unique_id, action, payload)  # the library's schemas
             except OCPPError as error:
                 raise _spec_error(error) from error
             bounds.text(payload)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import OperationalError
 
@@ -10,9 +12,11 @@ from chargenet.celery import lock_bounded
 from .services.sessions.meter import meter_samples_prune
 from .services.settlement import bill_settle, sessions_settle_pending
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(
-    name="billing.session_settle",
+    name="billing.sessions_settle",
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     retry_backoff_max=120,
@@ -20,10 +24,25 @@ from .services.settlement import bill_settle, sessions_settle_pending
     soft_time_limit=60,
     time_limit=90,
 )
-def session_settle(session_id: int) -> str:
-    """Settle a stopped session (queued with transaction.on_commit after its stop).
-    Returns the bill's order number; a repeat returns the same bill."""
-    return bill_settle(session_id=session_id).order_no
+def sessions_settle_task(session_ids: list[int]) -> list[str]:
+    """Settle stopped sessions (queued after their stops commit), each in a transaction of
+    its own. Returns the bills' order numbers; a repeat returns the same bills, so a retry
+    of the whole list is safe. A session that cannot be settled is logged and left to the
+    settle sweep (`sessions_settle_pending_task`); the others are settled."""
+    order_nos = []
+    for session_id in session_ids:
+        try:
+            order_nos.append(bill_settle(session_id=session_id).order_no)
+        except OperationalError:
+            raise
+        except Exception:
+            logger.exception("session %s not settled; the settle sweep retries it", session_id)
+    return order_nos
+
+
+# The stops of one gateway batch (or of several, see `chargenet.celery.TasksSender`) go
+# as one task with their ids joined.
+sessions_settle_task.merges_lists = True
 
 
 @shared_task(

@@ -8,7 +8,9 @@ held by someone else: see its docstring.
 import contextlib
 import logging
 import os
+import queue
 import threading
+import time
 
 from celery import Celery
 
@@ -97,3 +99,61 @@ def _send(task, args: tuple) -> None:
         task.delay(*args)
     except Exception:  # the broker is down: the beat sweeps pick the work up
         logger.warning("task %s%r not queued; its sweep will catch up", task.name, args[:1])
+
+
+class TasksSender:
+    """Sends gathered task sends from a thread of its own, so that whoever gathered them
+    (the gateway's group commit) answers its callers without waiting for the broker.
+
+    Sends are made in the order they were added. The sends of batches that arrive while
+    the thread waits ``linger`` seconds, or while it is sending, go together through
+    `tasks_send`, which joins the ``merges_lists`` tasks: under load a handful of
+    publishes serve many batches. A send that never happens (the process killed before
+    it) is covered as any lost send is: the beat's sweeps find the committed work that
+    no task announced (events not delivered, stopped sessions not settled).
+
+    With ``CELERY_TASK_ALWAYS_EAGER`` (tests, tools) a "send" runs the task: it is made
+    at once, in the caller's thread, so its effect is there when the caller answers."""
+
+    def __init__(self, *, linger: float = 0.02):
+        from django.conf import settings
+
+        self.linger = linger
+        self.eager = settings.CELERY_TASK_ALWAYS_EAGER
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="tasks-sender", daemon=True)
+        self._thread.start()
+
+    def add(self, sends: list) -> None:
+        if not sends:
+            return
+        if self.eager:
+            tasks_send(sends)
+        else:
+            self._queue.put(sends)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Make the sends still queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            sends = self._queue.get()
+            if sends is None:
+                return
+            time.sleep(self.linger)
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                    break
+                sends += more
+            try:
+                tasks_send(sends)
+            except Exception:  # never let the thread die: later batches still need it
+                logger.exception("sending %s gathered tasks failed", len(sends))

@@ -316,6 +316,9 @@ GATEWAY_JOURNAL_PREFIX_CHARS = env_int("GATEWAY_JOURNAL_PREFIX_CHARS", 512)
 # counted in the log.
 GATEWAY_REFUSED_JOURNAL_PER_MINUTE = env_int("GATEWAY_REFUSED_JOURNAL_PER_MINUTE", 10)
 GATEWAY_DB_THREADS = env_int("GATEWAY_DB_THREADS", 16)
+# Gateway processes prepare a statement once a connection has run it this many times
+# (protocol.db.statements_prepared); 0 sends every statement whole, as web and workers do.
+GATEWAY_DB_PREPARED = env_int("GATEWAY_DB_PREPARED", 2)
 GATEWAY_REDIS_PREFIX = env("GATEWAY_REDIS_PREFIX", "chargenet:gw:")
 # sys.setswitchinterval for the gateway process (the event loop shares the GIL with the
 # database threads).

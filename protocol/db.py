@@ -30,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.conf import settings
 from django.db import (
     InterfaceError,
     OperationalError,
@@ -38,9 +39,22 @@ from django.db import (
     transaction,
 )
 
-from chargenet.celery import tasks_gathered, tasks_send
+from chargenet.celery import TasksSender, tasks_gathered
 
 logger = logging.getLogger(__name__)
+
+
+def statements_prepared() -> None:
+    """For a gateway process, before its first query: bind parameters on the server and
+    let psycopg prepare the statements a connection runs again and again. A message runs
+    a handful of statements, the same ones for every pile: prepared, each is parsed and
+    planned once per connection instead of once per message (PostgreSQL's CPU per message
+    a quarter lower in `bench.gateway`). Not for web and workers, whose SQL includes DDL
+    with parameters (partitions), which server-side binding cannot run; off with
+    GATEWAY_DB_PREPARED=0 (a pooler in transaction mode that cannot keep statements)."""
+    if settings.GATEWAY_DB_PREPARED:
+        options = settings.DATABASES["default"].setdefault("OPTIONS", {})
+        options.update(server_side_binding=True, prepare_threshold=settings.GATEWAY_DB_PREPARED)
 
 
 class DatabaseUnavailable(Exception):
@@ -87,9 +101,9 @@ class _Redo(Exception):
     """The batch's fast pass met a failure: roll it all back and run it with savepoints."""
 
 
-def _group(calls: list[tuple[Callable, dict]]) -> list[tuple[bool, Any]]:
+def _group(calls: list[tuple[Callable, dict]], sender: TasksSender) -> list[tuple[bool, Any]]:
     """Run ``calls`` in one transaction; return (ok, result or exception) per call, after
-    the commit.
+    the commit. The Celery sends the calls queued on commit go to ``sender``.
 
     First without savepoints (each costs two round trips, per call and per nested
     ``atomic`` of the services): nearly every batch succeeds whole. If any call fails, or
@@ -104,11 +118,10 @@ def _group(calls: list[tuple[Callable, dict]]) -> list[tuple[bool, Any]]:
             del sends[:]  # that pass rolled back; its commit hooks never ran, but be sure
             results = _group_pass(calls, savepoints=True)
     # The batch's Celery sends (event deliveries, settlements) go once it has committed,
-    # event ids joined into one delivery: one broker round trip per batch instead of one
-    # per message. They go before the callers are answered, so a pile that is answered
-    # has had its stop's settlement queued (a send lost to a crash here is one the beat
-    # sweeps make).
-    tasks_send(sends)
+    # from the sender's thread, joined with other batches' (one broker round trip for
+    # many messages' events), while the callers are answered. A send lost to a crash is
+    # one the beat's sweeps make.
+    sender.add(sends)
     return results
 
 
@@ -158,6 +171,7 @@ class DbRunner:
         self.max_group = max_group
         self._waiting: list[tuple[Callable, dict, asyncio.Future]] = []
         self._running = 0
+        self.sender = TasksSender()
 
     async def run(self, fn: Callable, /, **kwargs) -> Any:
         """Run ``fn(**kwargs)`` in the next group commit; its result (or exception) once
@@ -181,7 +195,8 @@ class DbRunner:
             self._running += 1
             calls = [(fn, kwargs) for fn, kwargs, _future in batch]
             done = loop.run_in_executor(
-                self.executor, functools.partial(_call, _group, {"calls": calls})
+                self.executor,
+                functools.partial(_call, _group, {"calls": calls, "sender": self.sender}),
             )
             done.add_done_callback(functools.partial(self._finished, batch))
 
@@ -203,4 +218,5 @@ class DbRunner:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.sender.close()
         # The worker threads have ended; their connections are closed with the process.

@@ -18,7 +18,7 @@ from billing.models import (
 )
 from billing.services.settlement import SessionNotStopped, bill_settle
 from billing.services.wallet import ArrearsError, member_start_allowed, wallet_recharge
-from billing.tasks import session_settle
+from billing.tasks import sessions_settle_task
 from chargenet.models import OutboxEvent
 from faults.codes import FaultCode
 from tests.billing.factories import MemberFactory, StationFactory, stopped_session, tariffed_station
@@ -84,7 +84,7 @@ def test_settling_again_or_through_the_task_returns_the_same_bill():
     session = stopped_session(station=station, samples=EXAMPLE, member=member)
     first = bill_settle(session_id=session.pk)
     assert bill_settle(session_id=session.pk).pk == first.pk
-    assert session_settle(session.pk) == session.order_no
+    assert sessions_settle_task([session.pk]) == [session.order_no]
     assert LedgerEntry.objects.filter(bill=first).count() == 1
     assert SessionTransition.objects.filter(session=session).count() == 1
 

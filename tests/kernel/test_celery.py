@@ -27,7 +27,7 @@ def test_every_task_ends_before_it_could_be_delivered_again():
         if task.acks_late is not False
     }
     assert set(limits) >= {
-        "billing.session_settle",
+        "billing.sessions_settle",
         "billing.sessions_settle_pending",
         "faults.lost_bills_sweep",
         "faults.lost_bills_settle",
@@ -44,7 +44,7 @@ def test_every_task_ends_before_it_could_be_delivered_again():
         if getattr(task, "autoretry_for", ())
     }
     assert backoffs == {
-        "billing.session_settle": 120,
+        "billing.sessions_settle": 120,
         "billing.sessions_settle_pending": 120,
         "faults.lost_bills_settle": 120,
         "chargenet.events_deliver": 120,

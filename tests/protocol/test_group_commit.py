@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from chargenet.celery import task_queue_on_commit, tasks_gathered, tasks_send
+from chargenet.celery import TasksSender, task_queue_on_commit, tasks_gathered, tasks_send
 from chargenet.errors import DomainError
 from protocol.db import DbRunner, _group
 from protocol.models import Frame
@@ -48,7 +48,14 @@ def stored() -> list[str]:
     return sorted(Frame.objects.values_list("pile_code", flat=True))
 
 
-def test_a_failing_call_takes_back_only_its_own_work():
+@pytest.fixture
+def sender():
+    sender = TasksSender()
+    yield sender
+    sender.close()
+
+
+def test_a_failing_call_takes_back_only_its_own_work(sender):
     results = _group(
         [
             (journal, {"code": "A"}),
@@ -56,7 +63,8 @@ def test_a_failing_call_takes_back_only_its_own_work():
             (journal, {"code": "C"}),
             (journal_twice, {"code": "D"}),
             (journal, {"code": "E"}),
-        ]
+        ],
+        sender,
     )
     assert [ok for ok, _value in results] == [True, False, True, False, True]
     assert [results[0][1], results[2][1], results[4][1]] == ["A", "C", "E"]
@@ -64,7 +72,7 @@ def test_a_failing_call_takes_back_only_its_own_work():
     assert stored() == ["A", "C", "E"]
 
 
-def test_a_call_that_lost_a_lock_runs_again_alone():
+def test_a_call_that_lost_a_lock_runs_again_alone(sender):
     attempts = []
 
     def deadlocked_once(*, code: str) -> str:
@@ -74,7 +82,7 @@ def test_a_call_that_lost_a_lock_runs_again_alone():
             raise OperationalError("deadlock detected")
         return code
 
-    results = _group([(journal, {"code": "A"}), (deadlocked_once, {"code": "B"})])
+    results = _group([(journal, {"code": "A"}), (deadlocked_once, {"code": "B"})], sender)
     assert results == [(True, "A"), (True, "B")]
     assert stored() == ["A", "B"]
     assert len(attempts) == 3
@@ -121,7 +129,7 @@ def queue_after_commit(*, code: str, ids: list[int]) -> str:
     return code
 
 
-def test_a_batch_sends_its_tasks_once_after_commit_with_lists_joined():
+def test_a_batch_sends_its_tasks_after_commit_with_lists_joined():
     DELIVER.sent.clear()
     SETTLE.sent.clear()
 
@@ -135,11 +143,34 @@ def test_a_batch_sends_its_tasks_once_after_commit_with_lists_joined():
             await db.run_alone(connections.close_all)
             db.shutdown()
 
-    answers = asyncio.run(play())
+    answers = asyncio.run(play())  # shutting the runner down makes the sends still queued
     assert [a for a in answers if isinstance(a, str)] == ["P0", "P1", "P2", "P3"]
-    # P0 ran alone, then P1..P3 (and the refused X) together: two batches, two deliveries.
-    assert DELIVER.sent == [([0, 10],), ([1, 11, 2, 12, 3, 13],)]
+    # P0 ran alone, then P1..P3 (and the refused X) together: two batches, whose
+    # deliveries are joined when the second commits while the sender lingers on the first.
+    assert [i for (ids,) in DELIVER.sent for i in ids] == [0, 10, 1, 11, 2, 12, 3, 13]
+    assert len(DELIVER.sent) in (1, 2)
     assert SETTLE.sent == [("P0",), ("P1",), ("P2",), ("P3",)]
+
+
+def test_the_sender_joins_what_arrives_while_it_lingers_in_order():
+    DELIVER.sent.clear()
+    SETTLE.sent.clear()
+    sender = TasksSender(linger=0.5)
+    sender.add([(DELIVER, ([1],)), (SETTLE, ("a",))])
+    sender.add([(SETTLE, ("b",)), (DELIVER, ([2, 3],))])
+    assert DELIVER.sent == SETTLE.sent == []  # not yet: the callers are answered first
+    sender.close()
+    assert DELIVER.sent == [([1, 2, 3],)]
+    assert SETTLE.sent == [("a",), ("b",)]
+
+
+def test_an_eager_sender_runs_the_tasks_at_once_in_the_callers_thread(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    SETTLE.sent.clear()
+    sender = TasksSender(linger=5)
+    sender.add([(SETTLE, ("now",))])
+    assert SETTLE.sent == [("now",)]
+    sender.close()
 
 
 def test_outside_a_batch_a_task_is_sent_at_commit_and_a_rollback_sends_nothing():

@@ -16,7 +16,6 @@ def _sessions_stopped(session_ids: list[int]) -> None:
         kind=SESSION_STOPPED,
         events=[(session_id, {"session_id": session_id}) for session_id in session_ids],
     )
-    for session_id in session_ids:
-        # A broker hiccup after commit must not turn a committed stop into an error: the
-        # beat's settle sweep picks up a session whose task was not queued.
-        task_queue_on_commit(tasks.session_settle, session_id)
+    # A broker hiccup after commit must not turn a committed stop into an error: the
+    # beat's settle sweep picks up a session whose task was not queued.
+    task_queue_on_commit(tasks.sessions_settle_task, list(session_ids))

@@ -12,6 +12,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from protocol.db import statements_prepared
 from protocol.management.commands.rungateway import argparse_suppress
 from protocol.ykc.server import HEARTBEAT_SECONDS, MISSED_HEARTBEATS, PORT, YkcGateway
 
@@ -36,6 +37,7 @@ class Command(BaseCommand):
         if workers > 1:
             return self._supervise(host, port, workers, idle_timeout)
         settings.DEBUG = False  # a long-lived process: do not record every query
+        statements_prepared()
         gateway = YkcGateway(
             host=host, port=port, node=node, reuse_port=reuse_port, idle_timeout=idle_timeout
         )

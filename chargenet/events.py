@@ -28,6 +28,7 @@ itself).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,15 @@ def event_publish(*, kind: str, key: object = "", payload: dict | None = None) -
     return events_publish(kind=kind, events=[(key, payload or {})])[0]
 
 
+_PUBLISH_SQL = (
+    f"INSERT INTO {OutboxEvent._meta.db_table} "
+    "(kind, key, payload, created_at, delivered_at, attempts) "
+    "SELECT %s, e.key, e.payload::jsonb, %s, %s, 0 "
+    "FROM unnest(%s::varchar[], %s::text[]) WITH ORDINALITY AS e(key, payload, n) "
+    "ORDER BY e.n RETURNING id"
+)
+
+
 def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[OutboxEvent]:
     """Write events of ``kind`` ((key, payload) pairs) in the caller's transaction, in one
     INSERT, and deliver them after commit. An event nobody consumes is delivered at once."""
@@ -99,13 +109,20 @@ def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[Outb
     if not connection.in_atomic_block:
         raise RuntimeError("domain events belong inside the transaction of the change")
     due = bool(consumers_of(kind))
-    delivered_at = None if due else timezone.now()
-    rows = OutboxEvent.objects.bulk_create(
-        [
-            OutboxEvent(kind=kind, key=str(key)[:64], payload=payload, delivered_at=delivered_at)
-            for key, payload in events
-        ]
-    )
+    now = timezone.now()
+    delivered_at = None if due else now
+    keys = [str(key)[:64] for key, _payload in events]
+    payloads = [json.dumps(payload) for _key, payload in events]
+    # One statement of plain SQL: the gateway publishes on every start and stop, and the
+    # ORM's bulk_create spent more CPU building the INSERT than PostgreSQL running it.
+    with connection.cursor() as cursor:
+        cursor.execute(_PUBLISH_SQL, [kind, now, delivered_at, keys, payloads])
+        ids = [row[0] for row in cursor.fetchall()]
+    rows = [
+        OutboxEvent(pk=pk, kind=kind, key=key, payload=payload, created_at=now,
+                    delivered_at=delivered_at, attempts=0)
+        for pk, key, (_key, payload) in zip(ids, keys, events, strict=True)
+    ]  # fmt: skip
     if due:
         from chargenet.tasks import events_deliver_task
 

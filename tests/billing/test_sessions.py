@@ -316,6 +316,38 @@ def test_the_stop_of_a_refused_start_is_settled_only_with_energy(
     assert list(session.transitions.values_list("to_state", flat=True)) == moves
 
 
+def test_a_meter_value_on_a_charging_session_updates_its_row_in_place():
+    """The meter's update touches no indexed column and the table leaves room on its
+    pages: PostgreSQL updates the row in place (HOT), not in its twenty-odd indexes."""
+    from django.db import connection
+
+    pile = world.pile()
+    start = sessions.session_start(
+        pile=pile, connector_number=1, credential=presented("X"), meter_start_wh=0, started_at=T0
+    )
+    _energy(pile, start, 500)  # energy flows: charging (a state change, indexed)
+
+    def updates() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_updated(%s::regclass),"
+                " pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
+                [ChargingSession._meta.db_table] * 2,
+            )
+            return cursor.fetchone()
+
+    before = updates()
+    for minute in (6, 7, 8):
+        sessions.session_meter_record(
+            pile=pile, connector_number=1, protocol_ref=start.protocol_ref,
+            samples=[sessions.Sample(at=T0 + dt.timedelta(minutes=minute), energy_wh=minute)],
+        )  # fmt: skip
+    after = updates()
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 3)
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert session.last_sample_at == T0 + dt.timedelta(minutes=8)
+
+
 def _energy(pile, start, wh):
     return sessions.session_meter_record(
         pile=pile,

@@ -69,7 +69,7 @@ class Gateway:
         self.port = port
         self.reuse_port = reuse_port
         self.node = node or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-        self.db = DbRunner(settings.GATEWAY_DB_THREADS)
+        self.db = DbRunner(settings.GATEWAY_DB_THREADS, groups=settings.GATEWAY_DB_GROUPS)
         self.journal: JournalWriter | None = None
         self.redis: aioredis.Redis | None = None
         self.connections: dict[str, PileConnection] = {}

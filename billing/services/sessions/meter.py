@@ -51,41 +51,75 @@ def session_meter_record(
     Without a transaction reference (clock-aligned samples) they go to the session active
     on the connector, if any; samples of no known session are only in the frame journal.
 
-    This is the gateway's most frequent write, so it is two statements, not an ORM
-    round of select-modify-save: an UPDATE that finds and locks the session (and moves
-    its last-sample time forward), then one INSERT … ON CONFLICT DO NOTHING."""
+    This is the gateway's most frequent write, so it is one statement, not an ORM round
+    of select-modify-save: an UPDATE that finds and locks the session (and moves its
+    last-sample time forward) and, in the same statement, the INSERT … ON CONFLICT DO
+    NOTHING of the samples for the session it found."""
     latest = max((s.at for s in samples), default=None)
+    columns = _sample_columns(samples)
     with transaction.atomic(), connection.cursor() as cursor:
         if protocol_ref is not None:
-            cursor.execute(_METER_BY_REF, [latest, pile.pk, protocol_ref])
+            cursor.execute(_METER_BY_REF, [latest, pile.pk, protocol_ref, *columns])
         elif connector_number > 0:
             active = [str(state) for state in ACTIVE_STATES]
             cursor.execute(
-                _METER_ON_CONNECTOR, [latest, pile.pk, active, pile.pk, connector_number]
+                _METER_ON_CONNECTOR,
+                [latest, pile.pk, active, pile.pk, connector_number, *columns],
             )
         row = cursor.fetchone() if cursor.description else None
         if row is None:
             return MeterResult(None, "", 0)
-        session_id, order_no, state, meter_start_wh = row
-        stored = _insert_samples(cursor, session_id=session_id, samples=samples)
+        session_id, order_no, state, meter_start_wh, stored = row
         if state in _UNTIL_ENERGY and _energy_seen(meter_start_wh, samples):
             _session_charging(session_id, state)
     return MeterResult(session_id, order_no, stored)
 
 
+_SAMPLE_COLUMNS = ("session_id", "at", "energy_wh", "power_w", "current_a", "voltage_v", "soc",
+                   "context")  # fmt: skip
+# The samples as one array a column (after session_id), typed as the table's columns.
+_SAMPLE_ARRAYS = (
+    "%s::timestamptz[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], "
+    "%s::smallint[], %s::varchar[]"
+)
+
+
+def _sample_columns(samples: list[Sample]) -> list[list]:
+    """The samples, one per moment (the last given for it), as the arrays of
+    `_SAMPLE_ARRAYS`."""
+    unique = list({s.at: s for s in samples}.values())
+    return [
+        [s.at for s in unique],
+        [s.energy_wh for s in unique],
+        [s.power_w for s in unique],
+        [s.current_a for s in unique],
+        [s.voltage_v for s in unique],
+        [s.soc for s in unique],
+        [s.context for s in unique],
+    ]
+
+
 def _meter_sql(where: str) -> str:
     """The UPDATE that finds and locks a session for its samples, moving its last-sample
-    time forward; ``where`` uses field names in braces, filled from the model."""
+    time forward, with the INSERT of the samples (one array a column, `_sample_columns`)
+    for the session it found; ``where`` uses field names in braces, filled from the
+    model. Returns the session's id, order number, state, meter start and how many
+    samples were new."""
     meta = ChargingSession._meta
     q = connection.ops.quote_name
     c = {f.name: q(f.column) for f in meta.concrete_fields}
     connectors = Connector._meta
     k = {f.name: q(f.column) for f in connectors.concrete_fields}
     return (
-        f"UPDATE {meta.db_table} SET {c['last_sample_at']} = "
+        f"WITH s AS (UPDATE {meta.db_table} SET {c['last_sample_at']} = "
         f"GREATEST({c['last_sample_at']}, %s), {c['updated_at']} = now() "
         f"WHERE {where.format(c=c, k=k, connectors=connectors.db_table)} "
-        f"RETURNING {c['id']}, {c['order_no']}, {c['state']}, {c['meter_start_wh']}"
+        f"RETURNING {c['id']}, {c['order_no']}, {c['state']}, {c['meter_start_wh']}), "
+        f"stored AS (INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
+        f"SELECT s.{c['id']}, v.* FROM s, unnest({_SAMPLE_ARRAYS}) "
+        f"AS v({', '.join(_SAMPLE_COLUMNS[1:])}) "
+        "ON CONFLICT (session_id, at) DO NOTHING RETURNING 1) "
+        "SELECT s.*, (SELECT count(*) FROM stored) FROM s"
     )
 
 
@@ -132,10 +166,6 @@ def _session_charging(session_id: int, state: str) -> str:
         )
         _sessions_stopped([session_id])
         return SessionState.STOPPED
-
-
-_SAMPLE_COLUMNS = ("session_id", "at", "energy_wh", "power_w", "current_a", "voltage_v", "soc",
-                   "context")  # fmt: skip
 
 
 def _insert_samples(cursor, *, session_id: int, samples: list[Sample]) -> int:

@@ -19,6 +19,7 @@ from interconnect.models import Interconnection, PartnerOrder, Push, PushState
 from interconnect.services.pushes import pushes_deliver_due
 from interconnect.tasks import partner_order_dispatch_task
 from protocol.models import Frame
+from stations.models import Pile
 from tests.protocol.clients import serving
 
 from .conftest import partner_add, wait_for
@@ -63,6 +64,11 @@ def test_partner_charge_from_token_to_acknowledged_order(gateway, platform_for):
     async def charge():
         async with booted(gateway.url, pile) as sim:
             await sim.status(1, "Available")
+            # Online is written by the gateway's next last-seen batch, not at the
+            # handshake: a partner asking before it would be told the pile is offline.
+            await asyncio.to_thread(
+                wait_for, lambda: Pile.objects.filter(pk=pile.pk, is_online=True).exists()
+            )
             assert platform.login().ret == 0
             stations = await asyncio.to_thread(
                 platform.call, "query_stations_info", {"PageNo": 1, "PageSize": 10}

@@ -1,4 +1,6 @@
-"""Insert many new rows in one statement with one array parameter per column.
+"""Insert new rows without the ORM's per-call statement building.
+
+`bulk_insert`: many new rows in one statement with one array parameter per column.
 
 Django's `bulk_create` does this on PostgreSQL (INSERT … SELECT FROM UNNEST) unless a
 column is an array: then it sends one placeholder per value, and quoting thousands of
@@ -67,3 +69,33 @@ def bulk_insert(objs: Sequence[Model], *, unique_field: str) -> None:
         obj.pk = pks[getattr(obj, unique_field)]
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+_ROW_INSERTS: dict[type[Model], tuple[list, str]] = {}
+
+
+def row_insert(obj: Model) -> None:
+    """Insert ``obj`` (a new instance) and set its primary key, as ``save()`` would (each
+    field's ``pre_save`` and ``get_db_prep_save``, so ``auto_now_add`` and defaults
+    apply) but with the statement's text built once per model: for the gateway's
+    one-row-per-message inserts (a session a start), where ``objects.create()`` spent
+    0.3–0.5 ms of CPU compiling the same INSERT every time. No signals are sent (the
+    project registers none)."""
+    model = type(obj)
+    cached = _ROW_INSERTS.get(model)
+    if cached is None:
+        meta = model._meta
+        q = connection.ops.quote_name
+        fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+        sql = (
+            f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(meta.pk.column)}"
+        )
+        cached = _ROW_INSERTS[model] = (fields, sql)
+    fields, sql = cached
+    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        obj.pk = cursor.fetchone()[0]
+    obj._state.adding = False
+    obj._state.db = connection.alias

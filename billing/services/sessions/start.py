@@ -32,6 +32,7 @@ from billing.services.sessions.states import (
     session_transition,
     transition_check,
 )
+from chargenet.bulk import row_insert
 from chargenet.errors import DomainError
 from orgs.models import Department, SubOperator
 from stations.models import Pile, ReservationState
@@ -189,7 +190,7 @@ def _session_start(
             )
             transition_check(from_state=first, to_state=then[0])
         known_vehicle = identity.vehicle is not None or identity.card is not None
-        session = ChargingSession.objects.create(
+        session = ChargingSession(
             order_no=new_order_no(),
             operator_id=pile.station.operator_id,
             station_id=pile.station_id,
@@ -212,6 +213,7 @@ def _session_start(
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
+        row_insert(session)
         if refused:
             reason = f"start refused: {status}; {reason}".rstrip("; ")
         session_opened(session.pk, first, reason=reason, then=then, assign_ref=not protocol_ref)
@@ -244,7 +246,7 @@ def _session_start_member(
             return None
         if row.reserved:
             return None  # whose reservation it is, the general path decides
-        session = ChargingSession.objects.create(
+        session = ChargingSession(
             order_no=new_order_no(),
             operator_id=pile.station.operator_id,
             station_id=pile.station_id,
@@ -260,6 +262,7 @@ def _session_start_member(
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
+        row_insert(session)
         session_opened(session.pk, SessionState.STARTED, assign_ref=not protocol_ref)
     ref = protocol_ref or str(session.pk)
     return StartResult(session.pk, session.order_no, AuthDecision.ACCEPTED, ref)

@@ -70,7 +70,10 @@ def pile_login(*, code: str, firmware_version: str) -> tuple[Pile | None, str]:
 def credential_balance(*, pile: Pile, credential: Credential) -> Decimal:
     """What a pile shows the driver as the account balance (read only): the member's
     wallet, 0 when the credential names no member."""
-    member = sessions.identify(pile=pile, credential=credential).member
+    return _shown_balance(sessions.identify(pile=pile, credential=credential).member)
+
+
+def _shown_balance(member) -> Decimal:
     balance = wallet_balance(member=member) if member is not None else Decimal(0)
     return min(max(balance, Decimal(0)), BALANCE_MAX).quantize(Decimal("0.01"))
 
@@ -94,11 +97,13 @@ def start_requested(
     """A start the pile asks for (0x31): the decision, and when accepted the session opened
     under ``serial`` and the balance the pile shows. One call (one group-commit slot):
     a thousand piles starting at once wait for one commit each, not three."""
-    decision = sessions.session_authorize(pile=pile, credential=credential)
-    if decision != AuthDecision.ACCEPTED:
-        return decision, "", Decimal(0)
+    # A card or VIN is authorised by `identify` alone (`session_authorize` does no more
+    # for them); its member is the one whose balance the pile shows, identified once.
+    identity = sessions.identify(pile=pile, credential=credential)
+    if identity.status != AuthDecision.ACCEPTED:
+        return identity.status, "", Decimal(0)
     start = session_open(pile=pile, gun=gun, credential=credential, serial=serial)
-    return start.status, start.order_no, credential_balance(pile=pile, credential=credential)
+    return start.status, start.order_no, _shown_balance(identity.member)
 
 
 def charge_ended(*, pile: Pile, gun: int, serial: str) -> str:

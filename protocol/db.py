@@ -49,7 +49,7 @@ def statements_prepared() -> None:
     let psycopg prepare the statements a connection runs again and again. A message runs
     a handful of statements, the same ones for every pile: prepared, each is parsed and
     planned once per connection instead of once per message (PostgreSQL's CPU per message
-    a quarter lower in `bench.gateway`). Not for web and workers, whose SQL includes DDL
+    10–15 % lower in `bench.gateway`). Not for web and workers, whose SQL includes DDL
     with parameters (partitions), which server-side binding cannot run; off with
     GATEWAY_DB_PREPARED=0 (a pooler in transaction mode that cannot keep statements)."""
     if settings.GATEWAY_DB_PREPARED:

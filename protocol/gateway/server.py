@@ -43,6 +43,8 @@ from . import throttle
 from .connection import PileConnection
 from .refusals import RefusalLimiter
 
+# How long after a pile connects its online state is written (see `_flush_seen_loop`).
+CONNECTED_FLUSH_DELAY = 0.3
 logger = logging.getLogger("protocol.gateway")
 
 PATH_RE = re.compile(r"^/ocpp/([^/?#]{1,64})/?(?:\?.*)?$")
@@ -79,6 +81,7 @@ class Gateway:
         self.known_credentials: dict[str, str] = {}
         self.stopping = False
         self._seen: dict[int, object] = {}
+        self._connected = asyncio.Event()  # a pile connected since the last flush
         # Write a pile's last-seen time at most this often (0: every batch). Piles that
         # heartbeat far more often than the offline sweep needs (YKC: every 10 s) would
         # otherwise rewrite thousands of pile rows a second.
@@ -215,6 +218,7 @@ class Gateway:
         # its offline fault; no transaction per connection during a reconnect storm.
         self._seen_written.pop(conn.pile_id, None)
         self.seen(conn.pile_id)
+        self._connected.set()
 
     async def _take_over(self, conn: PileConnection, node: str, token: str) -> None:
         """The pile was held by another node: kick its old connection there, or, when that
@@ -278,7 +282,14 @@ class Gateway:
 
     async def _flush_seen_loop(self) -> None:
         while True:
-            await asyncio.sleep(settings.GATEWAY_SEEN_FLUSH_SECONDS)
+            # Every GATEWAY_SEEN_FLUSH_SECONDS, or a moment after a pile connects: it is
+            # shown online (and its offline fault closed) at once, not up to a period
+            # later, when a partner or a driver may already ask to start on it; the
+            # moment gathers a reconnect storm into a few batches.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), settings.GATEWAY_SEEN_FLUSH_SECONDS)
+                await asyncio.sleep(CONNECTED_FLUSH_DELAY)
+            self._connected.clear()
             await self.flush_seen()
 
     async def flush_seen(self) -> None:

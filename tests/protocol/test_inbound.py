@@ -499,3 +499,21 @@ def _owed_bill(station, member) -> Bill:
         payment_state=PaymentState.OWED,
         settled_at=session.stopped_at,
     )
+
+
+def test_a_pile_is_online_a_moment_after_it_connects_not_a_flush_period_later(own_gateway):
+    """The last-seen batch is written every GATEWAY_SEEN_FLUSH_SECONDS (an hour here), and
+    also a moment after a pile connects: a partner or a driver asking right after a boot
+    finds it online."""
+    gw = own_gateway(GATEWAY_SEEN_FLUSH_SECONDS="3600")
+    pile = world.pile()
+    assert Pile.objects.get(pk=pile.pk).is_online is False
+
+    async def connect_and_wait():
+        async with connected(gw.url, pile.code, pile.password) as sim:
+            await sim.boot()
+            return await asyncio.to_thread(
+                wait_for, lambda: Pile.objects.get(pk=pile.pk).is_online, timeout=5
+            )
+
+    assert run(connect_and_wait()) is True

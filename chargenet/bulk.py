@@ -27,6 +27,16 @@ def _unnestable(field) -> bool:
     return not isinstance(field, ArrayField) or isinstance(field.base_field, IntegerField)
 
 
+def _inserted_fields(model: type[Model]) -> list:
+    """The columns an INSERT of a new ``model`` row fills (all but an identity key)."""
+    return [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+
+
+def _db_value(field, obj: Model):
+    """What ``save()`` would store in ``field`` for the new ``obj`` (auto_now_add etc.)."""
+    return field.get_db_prep_save(field.pre_save(obj, True), connection)
+
+
 def bulk_insert(objs: Sequence[Model], *, unique_field: str) -> None:
     """Insert ``objs`` (new instances of one model) and set their primary keys, in ONE
     statement whatever their number. Keys are matched back by ``unique_field`` (a column
@@ -36,13 +46,13 @@ def bulk_insert(objs: Sequence[Model], *, unique_field: str) -> None:
     if not objs:
         return
     meta = type(objs[0])._meta
-    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+    fields = _inserted_fields(type(objs[0]))
     if not all(map(_unnestable, fields)):
         type(objs[0]).objects.bulk_create(objs)
         return
     columns, casts, params = [], [], []
     for n, field in enumerate(fields):
-        values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs]
+        values = [_db_value(field, obj) for obj in objs]
         if isinstance(field, ArrayField):
             casts.append(f"c{n}::{field.db_type(connection)}")
             params.append([_literal(v) for v in values])
@@ -86,14 +96,14 @@ def row_insert(obj: Model) -> None:
     if cached is None:
         meta = model._meta
         q = connection.ops.quote_name
-        fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+        fields = _inserted_fields(model)
         sql = (
             f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(meta.pk.column)}"
         )
         cached = _ROW_INSERTS[model] = (fields, sql)
     fields, sql = cached
-    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    values = [_db_value(field, obj) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         obj.pk = cursor.fetchone()[0]

@@ -198,9 +198,17 @@ def connector_detail_data(connector: Connector, *, member) -> dict:
 # --- views -----------------------------------------------------------------------------
 
 
+class CoordinateField(serializers.FloatField):
+    """Degrees, kept to 7 decimals (about a centimetre): a finer position means nothing,
+    and a value as small as 5e-324 underflows PostgreSQL's arithmetic (a 500 before)."""
+
+    def to_internal_value(self, data):
+        return round(super().to_internal_value(data), 7) + 0.0  # + 0.0: no "-0.0"
+
+
 class NearbyIn(serializers.Serializer):
-    lat = serializers.FloatField(min_value=-90, max_value=90)
-    lng = serializers.FloatField(min_value=-180, max_value=180)
+    lat = CoordinateField(min_value=-90, max_value=90)
+    lng = CoordinateField(min_value=-180, max_value=180)
     radius = serializers.IntegerField(
         min_value=1, max_value=MAX_RADIUS_M, default=5000, help_text="metres"
     )

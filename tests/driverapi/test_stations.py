@@ -123,6 +123,15 @@ def test_nearby_checks_its_input(net):
     assert set(answer.json()["details"]) == {"lat"}
 
 
+def test_a_position_is_kept_to_seven_decimals(net):
+    """A subnormal latitude (found by schemathesis) underflowed PostgreSQL: a 500."""
+    answer = _nearby(net["member"], lat="-5e-324", lng="113.39260004", radius=200)
+    assert answer.status_code == 200
+    assert answer.json()["count"] == 0  # the equator, nowhere near the stations
+    here = _nearby(net["member"], lat="22.51760004", lng="113.39259996", radius=1)
+    assert [(s["name"], s["distance_m"]) for s in here.json()["results"]] == [("here", 0)]
+
+
 def test_nearby_costs_three_queries(net, django_assert_num_queries):
     client = driver_client(net["member"])
     # token, the page with its total, connector counts

@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import Bill, Channel, ChargingSession, PaymentState
 from billing.models.sessions import ACTIVE_STATES
+from chargenet.sqltext import literal, literals
 from orgs.models import Card, CardStatus, Department, Member, MemberStatus, Vehicle
 from orgs.selectors import partner_enabled
 from orgs.validators import VIN_RE
@@ -283,14 +284,15 @@ def _member_by_token(
         "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
         "m.expires_at IS NOT NULL AND m.expires_at <= %s, "
         f"EXISTS (SELECT 1 FROM {sessions_table} s WHERE s.member_id = m.id "
-        "AND s.state = ANY(%s)), "
+        f"AND s.state IN ({literals(ACTIVE_STATES)})), "
         f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
-        "AND b.payment_state = %s), "
+        f"AND b.payment_state = {literal(PaymentState.OWED)}), "
         f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
         f"(SELECT t.suboperator_id FROM {through} t WHERE t.station_id = %s "
         "ORDER BY t.suboperator_id LIMIT 1), "
         f"EXISTS (SELECT 1 FROM {Reservation._meta.db_table} r JOIN {Connector._meta.db_table} rc "
-        "ON rc.id = r.connector_id WHERE rc.pile_id = %s AND rc.number = %s AND r.state = %s) "
+        "ON rc.id = r.connector_id WHERE rc.pile_id = %s AND rc.number = %s "
+        f"AND r.state = {literal(ReservationState.ACTIVE)}) "
         f"FROM {Member._meta.db_table} m WHERE m.token = %s AND m.operator_id = %s"
     )
     with connection.cursor() as cursor:
@@ -298,14 +300,11 @@ def _member_by_token(
             sql,
             [
                 timezone.now(),
-                [str(state) for state in ACTIVE_STATES],
-                PaymentState.OWED,
                 pile.pk,
                 connector_number or 0,
                 pile.station_id,
                 pile.pk,
                 connector_number or 0,
-                ReservationState.ACTIVE,
                 credential.value,
                 pile.station.operator_id,
             ],

@@ -16,6 +16,7 @@ from billing.models.sessions import ACTIVE_STATES, METER_SAMPLE_PARTITIONS
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import sessions_transition
 from chargenet.partitions import partitions_drop_before
+from chargenet.sqltext import literals
 from stations.models import Connector, Pile
 
 
@@ -63,10 +64,8 @@ def session_meter_record(
         if protocol_ref is not None:
             cursor.execute(_METER_BY_REF, [latest, pile.pk, protocol_ref, *columns])
         else:
-            active = [str(state) for state in ACTIVE_STATES]
             cursor.execute(
-                _METER_ON_CONNECTOR,
-                [latest, pile.pk, active, pile.pk, connector_number, *columns],
+                _METER_ON_CONNECTOR, [latest, pile.pk, pile.pk, connector_number, *columns]
             )
         # Not `cursor.description` first: psycopg builds its column objects on every
         # call, a tenth of this, the gateway's most frequent service.
@@ -127,9 +126,11 @@ def _meter_sql(where: str) -> str:
     )
 
 
-_METER_BY_REF = _meter_sql("{c[pile]} = %s AND {c[protocol_ref]} = %s")
+# The constants in the text (`chargenet.sqltext`): the reference is never empty (the
+# partial unique index on pile and reference), the states are the active ones.
+_METER_BY_REF = _meter_sql("{c[pile]} = %s AND {c[protocol_ref]} = %s AND {c[protocol_ref]} <> ''")
 _METER_ON_CONNECTOR = _meter_sql(
-    "{c[pile]} = %s AND {c[state]} = ANY(%s) AND {c[connector]} = "
+    f"{{c[pile]}} = %s AND {{c[state]}} IN ({literals(ACTIVE_STATES)}) AND {{c[connector]}} = "
     "(SELECT {k[id]} FROM {connectors} WHERE {k[pile]} = %s AND {k[number]} = %s)"
 )
 

@@ -16,6 +16,7 @@ from billing.events import SESSION_STARTED
 from billing.models import ChargingSession, SessionState, SessionTransition
 from chargenet.errors import DomainError
 from chargenet.events import event_publish
+from chargenet.sqltext import literals
 
 
 class IllegalTransition(DomainError):
@@ -136,8 +137,11 @@ def sessions_transition(
     `IllegalTransition` before anything is touched."""
     if not session_ids:
         return {}
+    # One session (the gateway's case) by equality: planned once, where a list of ids
+    # (ANY) gets a new plan for every execution (`chargenet.sqltext`).
+    ids = list(session_ids)
     rows = _transition(
-        match={"id": list(session_ids)},
+        match={"id": ids[0] if len(ids) == 1 else ids},
         from_states=from_states,
         to_state=to_state,
         reason=reason,
@@ -165,17 +169,20 @@ def _transition(
         transition_check(from_state=from_state, to_state=to_state)
     meta = ChargingSession._meta
     table, pk, state = meta.db_table, _column(meta, "id"), _column(meta, "state")
-    where = " AND ".join(
+    conditions = [
         f"s.{_column(meta, name)} = {'ANY(%s)' if isinstance(value, list) else '%s'}"
         for name, value in match.items()
-    )
+    ]
+    if "protocol_ref" in match:  # the partial unique index (`chargenet.sqltext`)
+        conditions.append(f"s.{_column(meta, 'protocol_ref')} <> ''")
+    where = " AND ".join(conditions)
     sets = {"state": to_state, "updated_at": now, **(values or {})}
     assignments = ", ".join(f"{_column(meta, name)} = %s" for name in sets)
     extra = "".join(f", s.{_column(meta, name)}" for name in returning)
     moved_columns = "id, from_state" + "".join(f", r{i}" for i in range(len(returning)))
     sql = (
         f"WITH old AS (SELECT s.{pk}, s.{state} FROM {table} s WHERE {where} "
-        f"AND s.{state} = ANY(%s) FOR UPDATE), "
+        f"AND s.{state} IN ({literals(from_states)}) FOR UPDATE), "
         f"moved ({moved_columns}) AS (UPDATE {table} s SET {assignments} FROM old "
         f"WHERE s.{pk} = old.{pk} RETURNING s.{pk}, old.{state}{extra}), "
         f"recorded AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
@@ -184,7 +191,7 @@ def _transition(
         "SELECT * FROM moved ORDER BY id"
     )
     each = {} if isinstance(reason, str) else dict(reason)
-    params = [*match.values(), from_states, *sets.values(), to_state, now]
+    params = [*match.values(), *sets.values(), to_state, now]
     params += [reason[:200] if isinstance(reason, str) else "", list(each)]
     params.append([text[:200] for text in each.values()])
     with connection.cursor() as cursor:

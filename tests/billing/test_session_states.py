@@ -108,7 +108,7 @@ def test_a_session_opens_only_in_a_first_state():
     pile = world.pile()
     start = _start(pile, world.member(pile.station.operator))
     with pytest.raises(sessions.IllegalTransition):
-        sessions.session_opened(start.session_id, "settled", assign_ref=False)
+        sessions.session_opened(start.session_id, "settled")
     assert SessionTransition.objects.filter(session_id=start.session_id).count() == 1
 
 
@@ -141,9 +141,7 @@ def test_a_session_cannot_open_with_a_move_the_table_forbids():
     pile = world.pile()
     start = _start(pile, world.member(pile.station.operator))
     with pytest.raises(sessions.IllegalTransition):
-        sessions.session_opened(
-            start.session_id, "started", then=("settled", "no"), assign_ref=False
-        )
+        sessions.session_opened(start.session_id, "started", then=("settled", "no"))
     assert SessionTransition.objects.filter(session_id=start.session_id).count() == 1
 
 

@@ -213,10 +213,10 @@ def _session_start(
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
-        row_insert(session)
+        row_insert(session, key_as_text=None if protocol_ref else "protocol_ref")
         if refused:
             reason = f"start refused: {status}; {reason}".rstrip("; ")
-        session_opened(session.pk, first, reason=reason, then=then, assign_ref=not protocol_ref)
+        session_opened(session.pk, first, reason=reason, then=then)
         if held is not None and held.usable and not refused:
             reservations.reservation_end(
                 reservation=held.reservation, state=ReservationState.USED, session_id=session.pk
@@ -262,8 +262,8 @@ def _session_start_member(
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
-        row_insert(session)
-        session_opened(session.pk, SessionState.STARTED, assign_ref=not protocol_ref)
+        row_insert(session, key_as_text=None if protocol_ref else "protocol_ref")
+        session_opened(session.pk, SessionState.STARTED)
     ref = protocol_ref or str(session.pk)
     return StartResult(session.pk, session.order_no, AuthDecision.ACCEPTED, ref)
 

@@ -52,17 +52,12 @@ def transition_check(*, from_state: str, to_state: str) -> None:
 
 
 def session_opened(
-    session_id: int,
-    state: str,
-    *,
-    reason: str = "",
-    then: tuple[str, str] | None = None,
-    assign_ref: bool,
+    session_id: int, state: str, *, reason: str = "", then: tuple[str, str] | None = None
 ) -> None:
     """Record the first state of a session just inserted (and ``then``, (state, reason),
-    a move it made at once, inserted in that state) and, when the adapter brought no
-    transaction reference, make its id the reference: one statement, so a start costs
-    what it did before references existed."""
+    a move it made at once, inserted in that state): one statement. A session whose
+    platform numbers its transactions was inserted with its id as its reference
+    (`chargenet.bulk.row_insert`'s ``key_as_text``)."""
     if state not in INITIAL_STATES:
         raise IllegalTransition(
             _("A session cannot open as “%(to)s”.") % {"to": state}, details={"to": state}
@@ -71,19 +66,13 @@ def session_opened(
     if then is not None:
         transition_check(from_state=state, to_state=then[0])
         moves.append((state, *then))
-    meta = ChargingSession._meta
-    assign, params = "", []
-    if assign_ref:
-        ref, pk = _column(meta, "protocol_ref"), _column(meta, "id")
-        assign = f"WITH ref AS (UPDATE {meta.db_table} SET {ref} = {pk}::text WHERE {pk} = %s) "
-        params.append(session_id)
+    params = []
     for from_state, to_state, why in moves:
         params += [session_id, from_state, to_state, why[:200]]
     rows = ", ".join("(%s, %s, %s, now(), %s)" for _move in moves)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"{assign}INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
-            f"VALUES {rows}",
+            f"INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) VALUES {rows}",
             params,
         )
     event_publish(

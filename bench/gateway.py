@@ -189,7 +189,7 @@ class Pile_:
         while True:
             msg = json.loads(await self.ws.recv())
             if msg[0] == 3 and msg[1] == str(self.n):
-                self.latencies.append(time.perf_counter() - t)
+                self.latencies.append((time.perf_counter() - t, action))
                 return msg[2]
             if msg[0] == 4:
                 raise RuntimeError(msg)
@@ -206,7 +206,7 @@ class BenchPile(ChargePoint):
     async def timed(self, payload):
         t = time.perf_counter()
         answer = await self.call(payload, suppress=False)
-        self.latencies.append(time.perf_counter() - t)
+        self.latencies.append((time.perf_counter() - t, type(payload).__name__))
         return answer
 
 
@@ -271,7 +271,7 @@ def _client_process(queue, url, pairs, first, seconds, warmup, heartbeats_only) 
 
 @dataclass
 class Measured:
-    latencies: list[float]
+    latencies: list[tuple[float, str]]  # (seconds, action) of each answered call
     seconds: float
     errors: list[str]
 
@@ -285,9 +285,21 @@ class Measured:
     def rate(self) -> float:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
-    def percentile_ms(self, q: float) -> float:
-        ordered = sorted(self.latencies)
+    def percentile_ms(self, q: float, action: str | None = None) -> float:
+        ordered = sorted(s for s, name in self.latencies if action in (None, name))
         return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else 0.0
+
+    def actions_line(self) -> str:
+        """p50/p99 of each action: which of them the tail is made of."""
+        actions = sorted({name for _s, name in self.latencies})
+        return (
+            "  "
+            + "  ".join(
+                f"{a} {self.percentile_ms(0.5, a):.0f}/{self.percentile_ms(0.99, a):.0f}"
+                for a in actions
+            )
+            + " (p50/p99 ms)"
+        )
 
     def line(self, name: str) -> str:
         return (
@@ -385,7 +397,9 @@ def main() -> None:
         "heartbeats_only": args.heartbeats_only,
     }
     if args.url:
-        print(closed_loop(args.url, pairs, **loop).line("gateway"))
+        measured = closed_loop(args.url, pairs, **loop)
+        print(measured.line("gateway"))
+        print(measured.actions_line())
         return
     load = os.getloadavg()[0]
     print(
@@ -411,6 +425,7 @@ def main() -> None:
     ours = rounds["gateway"]
     for name, measured in rounds.items():
         print(measured.line(name if name != "gateway" else f"gateway (--workers {args.workers})"))
+        print(measured.actions_line())
         if measured.errors:
             print(f"  first error: {measured.errors[0]}")
     baseline = rounds.get("store-nothing")

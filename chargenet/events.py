@@ -99,6 +99,13 @@ _PUBLISH_SQL = (
     "FROM unnest(%s::varchar[], %s::text[]) WITH ORDINALITY AS e(key, payload, n) "
     "ORDER BY e.n RETURNING id"
 )
+# One event (the gateway's starts and stops): its values, not arrays of one, which psycopg
+# dumps in Python at ten times the CPU.
+_PUBLISH_ONE_SQL = (
+    f"INSERT INTO {OutboxEvent._meta.db_table} "
+    "(kind, key, payload, created_at, delivered_at, attempts) "
+    "VALUES (%s, %s, %s::jsonb, %s, %s, 0) RETURNING id"
+)
 
 
 def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[OutboxEvent]:
@@ -116,7 +123,10 @@ def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[Outb
     # One statement of plain SQL: the gateway publishes on every start and stop, and the
     # ORM's bulk_create spent more CPU building the INSERT than PostgreSQL running it.
     with connection.cursor() as cursor:
-        cursor.execute(_PUBLISH_SQL, [kind, now, delivered_at, keys, payloads])
+        if len(events) == 1:
+            cursor.execute(_PUBLISH_ONE_SQL, [kind, keys[0], payloads[0], now, delivered_at])
+        else:
+            cursor.execute(_PUBLISH_SQL, [kind, now, delivered_at, keys, payloads])
         ids = [row[0] for row in cursor.fetchall()]
     rows = [
         OutboxEvent(pk=pk, kind=kind, key=key, payload=payload, created_at=now,

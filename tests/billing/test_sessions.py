@@ -466,3 +466,33 @@ def test_a_credential_of_a_stated_kind_is_resolved_as_that_kind(kind, names, dec
     credential = sessions.Credential(sessions.CredentialKind(kind), values[names])
     identity = sessions.identify(pile=world.pile(st), credential=credential)
     assert (identity.status, identity.channel) == (decision, channel)
+
+
+def test_meter_samples_in_any_number_are_stored_once_each():
+    """A message's samples go as rows of values (up to four) or as arrays (more, or
+    none): the same samples stored either way, the last given for a moment kept."""
+    pile = world.pile()
+    start = sessions.session_start(
+        pile=pile, connector_number=1, credential=presented("X"), meter_start_wh=0, started_at=T0
+    )
+
+    def record(minutes, wh=100):
+        samples = [
+            sessions.Sample(at=T0 + dt.timedelta(minutes=m), energy_wh=Decimal(m * wh), soc=m)
+            for m in minutes
+        ]
+        return sessions.session_meter_record(
+            pile=pile, connector_number=1, protocol_ref=start.protocol_ref, samples=samples
+        ).stored
+
+    assert record([]) == 0
+    assert record([1, 2, 3, 4, 5, 6]) == 6  # arrays
+    assert record([5, 6, 7, 8]) == 2  # rows: 5 and 6 were stored
+    assert record([9, 9], wh=200) == 1  # the last given for 9 minutes
+    assert list(
+        MeterSample.objects.filter(session_id=start.session_id)
+        .order_by("at")
+        .values_list("energy_wh", "soc")
+    ) == [(Decimal(m * 100), m) for m in range(1, 9)] + [(Decimal(1800), 9)]
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert session.last_sample_at == T0 + dt.timedelta(minutes=9)

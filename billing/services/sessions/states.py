@@ -169,20 +169,23 @@ def _transition(
     assignments = ", ".join(f"{_column(meta, name)} = %s" for name in sets)
     extra = "".join(f", s.{_column(meta, name)}" for name in returning)
     moved_columns = "id, from_state" + "".join(f", r{i}" for i in range(len(returning)))
+    params = [*match.values(), *sets.values(), to_state, now]
+    if isinstance(reason, str):  # one for all: no arrays to dump (psycopg does it in Python)
+        why, reasons = "%s", ""
+        params.append(reason[:200])
+    else:
+        why = "COALESCE(r.reason, '')"
+        reasons = " LEFT JOIN unnest(%s::bigint[], %s::varchar[]) AS r (id, reason) ON r.id = m.id"
+        params += [list(reason), [text[:200] for text in reason.values()]]
     sql = (
         f"WITH old AS (SELECT s.{pk}, s.{state} FROM {table} s WHERE {where} "
         f"AND s.{state} IN ({literals(from_states)}) FOR UPDATE), "
         f"moved ({moved_columns}) AS (UPDATE {table} s SET {assignments} FROM old "
         f"WHERE s.{pk} = old.{pk} RETURNING s.{pk}, old.{state}{extra}), "
         f"recorded AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
-        "SELECT m.id, m.from_state, %s, %s, COALESCE(r.reason, %s) FROM moved m "
-        "LEFT JOIN unnest(%s::bigint[], %s::varchar[]) AS r (id, reason) ON r.id = m.id) "
+        f"SELECT m.id, m.from_state, %s, %s, {why} FROM moved m{reasons}) "
         "SELECT * FROM moved ORDER BY id"
     )
-    each = {} if isinstance(reason, str) else dict(reason)
-    params = [*match.values(), *sets.values(), to_state, now]
-    params += [reason[:200] if isinstance(reason, str) else "", list(each)]
-    params.append([text[:200] for text in each.values()])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

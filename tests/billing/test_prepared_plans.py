@@ -37,9 +37,9 @@ def prepared():
     before = raw.cursor_factory, raw.prepare_threshold
     raw.cursor_factory, raw.prepare_threshold = ServerBindingCursor, 0
     yield
-    raw.cursor_factory, raw.prepare_threshold = before
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # seen by psycopg, which forgets its statements
         cursor.execute("DEALLOCATE ALL")
+    raw.cursor_factory, raw.prepare_threshold = before
 
 
 def plans() -> dict[str, tuple[int, int]]:

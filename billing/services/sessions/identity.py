@@ -273,31 +273,34 @@ class _MemberRow:
 _MEMBER_KINDS = (CredentialKind.MEMBER_TOKEN, CredentialKind.DRIVER_APP, CredentialKind.PRESENTED)
 
 
+_SESSIONS = ChargingSession._meta.db_table
+_THROUGH = Station.sub_operators.through._meta.db_table
+# Built once: the gateway runs it on every Authorize, start and stop.
+_MEMBER_SQL = (
+    "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
+    "m.expires_at IS NOT NULL AND m.expires_at <= %s, "
+    f"EXISTS (SELECT 1 FROM {_SESSIONS} s WHERE s.member_id = m.id "
+    f"AND s.state IN ({literals(ACTIVE_STATES)})), "
+    f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
+    f"AND b.payment_state = {literal(PaymentState.OWED)}), "
+    f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
+    f"(SELECT t.suboperator_id FROM {_THROUGH} t WHERE t.station_id = %s "
+    "ORDER BY t.suboperator_id LIMIT 1), "
+    f"EXISTS (SELECT 1 FROM {Reservation._meta.db_table} r JOIN {Connector._meta.db_table} rc "
+    "ON rc.id = r.connector_id WHERE rc.pile_id = %s AND rc.number = %s "
+    f"AND r.state = {literal(ReservationState.ACTIVE)}) "
+    f"FROM {Member._meta.db_table} m WHERE m.token = %s AND m.operator_id = %s"
+)
+
+
 def _member_by_token(
     *, pile: Pile, credential: Credential, connector_number: int | None = None
 ) -> _MemberRow | None:
     if credential.kind not in _MEMBER_KINDS:
         return None
-    sessions_table = ChargingSession._meta.db_table
-    through = Station.sub_operators.through._meta.db_table
-    sql = (
-        "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
-        "m.expires_at IS NOT NULL AND m.expires_at <= %s, "
-        f"EXISTS (SELECT 1 FROM {sessions_table} s WHERE s.member_id = m.id "
-        f"AND s.state IN ({literals(ACTIVE_STATES)})), "
-        f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
-        f"AND b.payment_state = {literal(PaymentState.OWED)}), "
-        f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
-        f"(SELECT t.suboperator_id FROM {through} t WHERE t.station_id = %s "
-        "ORDER BY t.suboperator_id LIMIT 1), "
-        f"EXISTS (SELECT 1 FROM {Reservation._meta.db_table} r JOIN {Connector._meta.db_table} rc "
-        "ON rc.id = r.connector_id WHERE rc.pile_id = %s AND rc.number = %s "
-        f"AND r.state = {literal(ReservationState.ACTIVE)}) "
-        f"FROM {Member._meta.db_table} m WHERE m.token = %s AND m.operator_id = %s"
-    )
     with connection.cursor() as cursor:
         cursor.execute(
-            sql,
+            _MEMBER_SQL,
             [
                 timezone.now(),
                 pile.pk,

@@ -49,14 +49,21 @@ class ChargingSession(models.Model):
     operator = models.ForeignKey(
         "orgs.Operator", verbose_name=_("operator"), on_delete=models.PROTECT, related_name="+"
     )
+    # station, pile, sub_operator and the four rarely set links carry no index of their
+    # own: see Meta.indexes.
     station = models.ForeignKey(
         "stations.Station",
         verbose_name=_("station"),
         on_delete=models.PROTECT,
         related_name="sessions",
+        db_index=False,
     )
     pile = models.ForeignKey(
-        "stations.Pile", verbose_name=_("pile"), on_delete=models.PROTECT, related_name="sessions"
+        "stations.Pile",
+        verbose_name=_("pile"),
+        on_delete=models.PROTECT,
+        related_name="sessions",
+        db_index=False,
     )
     connector = models.ForeignKey(
         "stations.Connector",
@@ -87,6 +94,7 @@ class ChargingSession(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="sessions",
+        db_index=False,
     )
     card = models.ForeignKey(
         "orgs.Card",
@@ -95,6 +103,7 @@ class ChargingSession(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="sessions",
+        db_index=False,
     )
     department = models.ForeignKey(
         "orgs.Department",
@@ -103,6 +112,7 @@ class ChargingSession(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="sessions",
+        db_index=False,
     )
     sub_operator = models.ForeignKey(
         "orgs.SubOperator",
@@ -111,6 +121,7 @@ class ChargingSession(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="sessions",
+        db_index=False,
     )
     partner = models.ForeignKey(
         "orgs.Partner",
@@ -119,6 +130,7 @@ class ChargingSession(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="sessions",
+        db_index=False,
     )
     vin = models.CharField(_("VIN reported"), max_length=17, blank=True)
     # The decision when the platform refused its start (an `AuthDecision`: invalid, blocked,
@@ -180,8 +192,21 @@ class ChargingSession(models.Model):
             # leaving room on the page) the update is HOT, in place. The silence sweep
             # reads last_sample_at through COALESCE, which this index never served.
             models.Index(fields=["state"], name="session_state"),
+            # Every start writes an entry in each index and every move of the state in
+            # each again, so the table keeps only the indexes a query needs: station,
+            # sub-operator and pile are found through these two and the unique
+            # constraints above, which lead with them; vehicle, card, department and
+            # partner, empty for most sessions, are indexed only where set.
             models.Index(fields=["station", "-started_at"]),
             models.Index(fields=["sub_operator", "-started_at"]),
+            *(
+                models.Index(
+                    fields=[link],
+                    condition=Q(**{f"{link}__isnull": False}),
+                    name=f"session_{link}_set",
+                )
+                for link in ("vehicle", "card", "department", "partner")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -96,17 +96,29 @@ def row_insert(obj: Model, *, key_as_text: str | None = None) -> None:
     statement (the key is drawn from the table's sequence first): a session whose
     platform numbers its transactions is inserted with its reference, instead of being
     updated with it after, which rewrote the row and every index of the table."""
+    sql, values = row_insert_statement(obj, key_as_text=key_as_text)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row_inserted(obj, cursor.fetchone()[0], key_as_text=key_as_text)
+
+
+def row_insert_statement(obj: Model, *, key_as_text: str | None = None) -> tuple[str, list]:
+    """`row_insert`'s statement and parameters, for a caller that runs it as a part of a
+    larger one (``WITH new AS (…) …``: it returns the new row's key) and then calls
+    `row_inserted` with the key."""
     model = type(obj)
     cached = _ROW_INSERTS.get((model, key_as_text))
     if cached is None:
         cached = _ROW_INSERTS[model, key_as_text] = _row_insert_sql(model, key_as_text)
     fields, sql = cached
-    values = [_db_value(field, obj) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        obj.pk = cursor.fetchone()[0]
+    return sql, [_db_value(field, obj) for field in fields]
+
+
+def row_inserted(obj: Model, pk: int, *, key_as_text: str | None = None) -> None:
+    """Make ``obj`` the saved row of key ``pk`` that `row_insert_statement` inserted."""
+    obj.pk = pk
     if key_as_text is not None:
-        setattr(obj, key_as_text, str(obj.pk))
+        setattr(obj, key_as_text, str(pk))
     obj._state.adding = False
     obj._state.db = connection.alias
 

@@ -40,6 +40,7 @@ from django.utils.module_loading import autodiscover_modules
 
 from chargenet.celery import task_queue_on_commit
 from chargenet.models import EventDelivery, OutboxEvent
+from chargenet.sqltext import literal
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +134,32 @@ def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[Outb
                     delivered_at=delivered_at, attempts=0)
         for pk, key, (_key, payload) in zip(ids, keys, events, strict=True)
     ]  # fmt: skip
-    if due:
+    events_inserted(kind, ids)
+    return rows
+
+
+def events_insert_sql(kind: str, *, key: str, payload: str, source: str) -> str:
+    """The INSERT of one ``kind`` event per row of ``source``, for a statement that
+    publishes what it changes as a part of itself (a CTE) instead of in a round trip of
+    its own, as the gateway's starts and stops do. ``key`` and ``payload`` (jsonb) are
+    SQL over the source's columns; the events are dated by the transaction (``now()``).
+    It returns the events' ids and keys: give the ids to `events_inserted`."""
+    delivered_at = "NULL" if consumers_of(kind) else "now()"  # nobody consumes: delivered
+    return (
+        f"INSERT INTO {OutboxEvent._meta.db_table} "
+        "(kind, key, payload, created_at, delivered_at, attempts) "
+        f"SELECT {literal(kind)}, {key}, {payload}, now(), {delivered_at}, 0 FROM {source} "
+        "RETURNING id, key"
+    )
+
+
+def events_inserted(kind: str, ids: list[int]) -> None:
+    """Deliver these new events of ``kind`` once the caller's transaction commits."""
+    if ids and consumers_of(kind):
         from chargenet.tasks import events_deliver_task
 
         # A broker that is down loses nothing: the sweep delivers what was not queued.
-        task_queue_on_commit(events_deliver_task, [row.pk for row in rows])
-    return rows
+        task_queue_on_commit(events_deliver_task, list(ids))
 
 
 def event_deliver(*, event_id: int) -> list[str]:

@@ -27,7 +27,7 @@ from billing.services.sessions.start import StartResult, new_order_no, session_s
 from billing.services.sessions.states import (
     TRANSITIONS,
     IllegalTransition,
-    session_opened,
+    session_open,
     session_transition,
     sessions_transition,
 )
@@ -53,7 +53,7 @@ __all__ = [
     "session_authorize",
     "session_link_vin",
     "session_meter_record",
-    "session_opened",
+    "session_open",
     "session_start",
     "session_stop",
     "session_transition",

@@ -28,11 +28,10 @@ from billing.services.sessions.identity import (
 )
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import (
-    session_opened,
+    session_open,
     session_transition,
     transition_check,
 )
-from chargenet.bulk import row_insert
 from chargenet.errors import DomainError
 from orgs.models import Department, SubOperator
 from stations.models import Pile, ReservationState
@@ -213,10 +212,10 @@ def _session_start(
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
-        row_insert(session, key_as_text=None if protocol_ref else "protocol_ref")
         if refused:
             reason = f"start refused: {status}; {reason}".rstrip("; ")
-        session_opened(session.pk, first, reason=reason, then=then)
+        key_as_text = None if protocol_ref else "protocol_ref"
+        session_open(session, first, reason=reason, then=then, key_as_text=key_as_text)
         if held is not None and held.usable and not refused:
             reservations.reservation_end(
                 reservation=held.reservation, state=ReservationState.USED, session_id=session.pk
@@ -238,7 +237,7 @@ def _session_start_member(
     protocol_ref: str,
 ) -> StartResult | None:
     """The common start (an accepted member, a known and free connector, no replay) in
-    three statements; None when the general path must decide. A conflict with a replay or
+    two statements; None when the general path must decide. A conflict with a replay or
     a live session on the connector raises IntegrityError, which sends it there too."""
     with transaction.atomic():
         row = _member_by_token(pile=pile, credential=credential, connector_number=connector_number)
@@ -262,8 +261,8 @@ def _session_start_member(
             started_at=started_at,
             meter_start_wh=meter_start_wh,
         )
-        row_insert(session, key_as_text=None if protocol_ref else "protocol_ref")
-        session_opened(session.pk, SessionState.STARTED)
+        key_as_text = None if protocol_ref else "protocol_ref"
+        session_open(session, SessionState.STARTED, key_as_text=key_as_text)
     ref = protocol_ref or str(session.pk)
     return StartResult(session.pk, session.order_no, AuthDecision.ACCEPTED, ref)
 

@@ -14,8 +14,9 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.events import SESSION_STARTED
 from billing.models import ChargingSession, SessionState, SessionTransition
+from chargenet.bulk import row_insert_statement, row_inserted
 from chargenet.errors import DomainError
-from chargenet.events import event_publish
+from chargenet.events import events_insert_sql, events_inserted
 from chargenet.sqltext import literals
 
 
@@ -37,7 +38,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-# The states a session is opened in (`session_opened`).
+# The states a session is opened in (`session_open`).
 INITIAL_STATES = frozenset({SessionState.STARTED, SessionState.REFUSED})
 
 
@@ -51,13 +52,18 @@ def transition_check(*, from_state: str, to_state: str) -> None:
         )
 
 
-def session_opened(
-    session_id: int, state: str, *, reason: str = "", then: tuple[str, str] | None = None
+def session_open(
+    session: ChargingSession,
+    state: str,
+    *,
+    reason: str = "",
+    then: tuple[str, str] | None = None,
+    key_as_text: str | None = None,
 ) -> None:
-    """Record the first state of a session just inserted (and ``then``, (state, reason),
-    a move it made at once, inserted in that state): one statement. A session whose
-    platform numbers its transactions was inserted with its id as its reference
-    (`chargenet.bulk.row_insert`'s ``key_as_text``)."""
+    """Insert the new ``session`` (`chargenet.bulk.row_insert`, ``key_as_text`` as there:
+    a session whose platform numbers its transactions gets its id as its reference), its
+    first state (and ``then``, (state, reason), a move it made at once, inserted in that
+    state) and its ``session.started`` event: one statement, the gateway's every start."""
     if state not in INITIAL_STATES:
         raise IllegalTransition(
             _("A session cannot open as “%(to)s”.") % {"to": state}, details={"to": state}
@@ -66,20 +72,36 @@ def session_opened(
     if then is not None:
         transition_check(from_state=state, to_state=then[0])
         moves.append((state, *then))
-    params = []
+    insert, params = row_insert_statement(session, key_as_text=key_as_text)
     for from_state, to_state, why in moves:
-        params += [session_id, from_state, to_state, why[:200]]
-    rows = ", ".join("(%s, %s, %s, now(), %s)" for _move in moves)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) VALUES {rows}",
-            params,
-        )
-    event_publish(
-        kind=SESSION_STARTED,
-        key=session_id,
-        payload={"session_id": session_id, "state": then[0] if then else state},
+        params += [from_state, to_state, why[:200]]
+    params.append(then[0] if then else state)
+    published = events_insert_sql(
+        SESSION_STARTED,
+        key="s.id::text",
+        payload="jsonb_build_object('session_id', s.id, 'state', %s::text)",
+        source="s",
     )
+    sql = _OPEN_SQL.get((insert, len(moves), published))
+    if sql is None:
+        rows = ", ".join(["(%s::varchar, %s::varchar, %s::varchar)"] * len(moves))
+        sql = _OPEN_SQL[insert, len(moves), published] = (
+            f"WITH s AS ({insert}), "
+            f"moves AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
+            f"SELECT s.id, m.from_state, m.to_state, now(), m.reason "
+            f"FROM s, (VALUES {rows}) AS m(from_state, to_state, reason)), "
+            f"published AS ({published}) "
+            "SELECT s.id, published.id FROM s, published"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        session_id, event_id = cursor.fetchone()
+    row_inserted(session, session_id, key_as_text=key_as_text)
+    events_inserted(SESSION_STARTED, [event_id])
+
+
+# `session_open`'s statements, by insert, number of moves and event insert.
+_OPEN_SQL: dict[tuple[str, int, str], str] = {}
 
 
 def session_transition(
@@ -149,46 +171,94 @@ def _transition(
     now: dt.datetime,
     values: Mapping[str, Any] | None = None,
     returning: Sequence[str] = (),
+    publish: str = "",
 ) -> list[tuple]:
     """`sessions_transition` for the gateway's fast paths, which find the session by
     another key (``match``: field name → value, a list meaning any of them) and read some
-    of its fields back (``returning``, by field name): rows of (id, state left, *returning)."""
-    from_states = [str(state) for state in from_states]
+    of its fields back (``returning``, by field name): rows of (id, state left, *returning).
+    ``publish``: the kind of an event ({"session_id": …}) each moved session publishes,
+    in the same statement."""
+    from_states = tuple(str(state) for state in from_states)
     for from_state in from_states:
         transition_check(from_state=from_state, to_state=to_state)
+    sets = {"state": to_state, "updated_at": now, **(values or {})}
+    params = [*match.values(), *sets.values(), to_state, now]
+    if isinstance(reason, str):  # one for all: no arrays to dump (psycopg does it in Python)
+        params.append(reason[:200])
+    else:
+        params += [list(reason), [text[:200] for text in reason.values()]]
+    published = ""
+    if publish:
+        published = events_insert_sql(
+            publish,
+            key="m.id::text",
+            payload="jsonb_build_object('session_id', m.id)",
+            source="moved m",
+        )
+    shape = (
+        tuple((name, isinstance(value, list)) for name, value in match.items()),
+        from_states,
+        tuple(sets),
+        tuple(returning),
+        isinstance(reason, str),
+        published,
+    )
+    sql = _TRANSITION_SQL.get(shape)
+    if sql is None:
+        sql = _TRANSITION_SQL[shape] = _transition_sql(*shape)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not publish:
+        return rows
+    events_inserted(publish, [row[-1] for row in rows])
+    return [row[:-1] for row in rows]
+
+
+# `_transition`'s statements by shape: built once, not on every stop and every first
+# energy of the gateway.
+_TRANSITION_SQL: dict[tuple, str] = {}
+
+
+def _transition_sql(
+    match: tuple[tuple[str, bool], ...],
+    from_states: tuple[str, ...],
+    sets: tuple[str, ...],
+    returning: tuple[str, ...],
+    one_reason: bool,
+    published: str,
+) -> str:
     meta = ChargingSession._meta
     table, pk, state = meta.db_table, _column(meta, "id"), _column(meta, "state")
     conditions = [
-        f"s.{_column(meta, name)} = {'ANY(%s)' if isinstance(value, list) else '%s'}"
-        for name, value in match.items()
+        f"s.{_column(meta, name)} = {'ANY(%s)' if many else '%s'}" for name, many in match
     ]
-    if "protocol_ref" in match:  # the partial unique index (`chargenet.sqltext`)
+    if "protocol_ref" in dict(match):  # the partial unique index (`chargenet.sqltext`)
         conditions.append(f"s.{_column(meta, 'protocol_ref')} <> ''")
     where = " AND ".join(conditions)
-    sets = {"state": to_state, "updated_at": now, **(values or {})}
     assignments = ", ".join(f"{_column(meta, name)} = %s" for name in sets)
     extra = "".join(f", s.{_column(meta, name)}" for name in returning)
     moved_columns = "id, from_state" + "".join(f", r{i}" for i in range(len(returning)))
-    params = [*match.values(), *sets.values(), to_state, now]
-    if isinstance(reason, str):  # one for all: no arrays to dump (psycopg does it in Python)
+    if one_reason:
         why, reasons = "%s", ""
-        params.append(reason[:200])
     else:
         why = "COALESCE(r.reason, '')"
         reasons = " LEFT JOIN unnest(%s::bigint[], %s::varchar[]) AS r (id, reason) ON r.id = m.id"
-        params += [list(reason), [text[:200] for text in reason.values()]]
     sql = (
         f"WITH old AS (SELECT s.{pk}, s.{state} FROM {table} s WHERE {where} "
         f"AND s.{state} IN ({literals(from_states)}) FOR UPDATE), "
         f"moved ({moved_columns}) AS (UPDATE {table} s SET {assignments} FROM old "
         f"WHERE s.{pk} = old.{pk} RETURNING s.{pk}, old.{state}{extra}), "
         f"recorded AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
-        f"SELECT m.id, m.from_state, %s, %s, {why} FROM moved m{reasons}) "
-        "SELECT * FROM moved ORDER BY id"
+        f"SELECT m.id, m.from_state, %s, %s, {why} FROM moved m{reasons})"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    if not published:
+        return sql + " SELECT * FROM moved ORDER BY id"
+    # Each moved session with the id of the event it published (joined by key).
+    return sql + (
+        f", published AS ({published}) SELECT m.*, p.id FROM moved m "
+        "JOIN published p ON p.key = m.id::text ORDER BY m.id"
+    )
 
 
 def _column(meta, name: str) -> str:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.events import SESSION_STOPPED
 from billing.models import ChargingSession, OrphanStop, SessionState
 from billing.models.sessions import ACTIVE_STATES
 from billing.services.sessions.identity import (
@@ -207,6 +208,7 @@ def _session_stop_active(
                 "stop_received_at": now,
             },
             returning=("order_no",),
+            publish=SESSION_STOPPED,
         )
         if not rows:
             return None
@@ -222,7 +224,7 @@ def _session_stop_active(
                 operator_id = pile.station.operator_id
                 identity = _identify(pile=pile, credential=credential, operator_id=operator_id)
                 status = identity.status
-        _sessions_stopped([session_id])
+        _sessions_stopped([session_id], published=True)
     return StopResult(
         session_id, order_no, settle_queued=True, status=status, samples_stored=stored
     )

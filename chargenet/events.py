@@ -39,6 +39,7 @@ from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
 from chargenet.celery import task_queue_on_commit
+from chargenet.cursors import statement_run
 from chargenet.models import EventDelivery, OutboxEvent
 from chargenet.sqltext import literal
 
@@ -123,12 +124,11 @@ def events_publish(*, kind: str, events: list[tuple[object, dict]]) -> list[Outb
     payloads = [json.dumps(payload) for _key, payload in events]
     # One statement of plain SQL: the gateway publishes on every start and stop, and the
     # ORM's bulk_create spent more CPU building the INSERT than PostgreSQL running it.
-    with connection.cursor() as cursor:
-        if len(events) == 1:
-            cursor.execute(_PUBLISH_ONE_SQL, [kind, keys[0], payloads[0], now, delivered_at])
-        else:
-            cursor.execute(_PUBLISH_SQL, [kind, now, delivered_at, keys, payloads])
-        ids = [row[0] for row in cursor.fetchall()]
+    if len(events) == 1:
+        cursor = statement_run(_PUBLISH_ONE_SQL, [kind, keys[0], payloads[0], now, delivered_at])
+    else:
+        cursor = statement_run(_PUBLISH_SQL, [kind, now, delivered_at, keys, payloads])
+    ids = [row[0] for row in cursor.fetchall()]
     rows = [
         OutboxEvent(pk=pk, kind=kind, key=key, payload=payload, created_at=now,
                     delivered_at=delivered_at, attempts=0)

@@ -171,8 +171,7 @@ def test_the_gateway_commands_cost_no_more_statements_than_before_references():
     last = sessions.Sample(at=T0 + dt.timedelta(minutes=15), energy_wh=Decimal(3000))
     stop = {"pile": pile, "protocol_ref": start.protocol_ref, "stopped_at": last.at}
     assert (
-        _statements(lambda: sessions.session_stop(**stop, meter_stop_wh=3000, samples=[last]))
-        == 2
+        _statements(lambda: sessions.session_stop(**stop, meter_stop_wh=3000, samples=[last])) == 2
     )
     assert list(
         OutboxEvent.objects.filter(key=str(start.session_id))

@@ -24,12 +24,13 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from django.db import connection, models
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Bill, Channel, ChargingSession, PaymentState
 from billing.models.sessions import ACTIVE_STATES
+from chargenet.cursors import statement_run
 from chargenet.sqltext import literal, literals
 from orgs.models import Card, CardStatus, Department, Member, MemberStatus, Vehicle
 from orgs.selectors import partner_enabled
@@ -298,21 +299,17 @@ def _member_by_token(
 ) -> _MemberRow | None:
     if credential.kind not in _MEMBER_KINDS:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _MEMBER_SQL,
-            [
-                timezone.now(),
-                pile.pk,
-                connector_number or 0,
-                pile.station_id,
-                pile.pk,
-                connector_number or 0,
-                credential.value,
-                pile.station.operator_id,
-            ],
-        )
-        row = cursor.fetchone()
+    params = [
+        timezone.now(),
+        pile.pk,
+        connector_number or 0,
+        pile.station_id,
+        pile.pk,
+        connector_number or 0,
+        credential.value,
+        pile.station.operator_id,
+    ]
+    row = statement_run(_MEMBER_SQL, params).fetchone()
     if row is None:
         return None
     member_id, member_status, visible, department_id, expired, busy, owes, connector_id, sub_id = (

@@ -15,6 +15,7 @@ from billing.models import ChargingSession, MeterSample, SessionState
 from billing.models.sessions import ACTIVE_STATES, METER_SAMPLE_PARTITIONS
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import sessions_transition
+from chargenet.cursors import statement_run
 from chargenet.partitions import partitions_drop_before
 from chargenet.sqltext import literals
 from stations.models import Connector, Pile
@@ -67,14 +68,14 @@ def session_meter_record(
         values = [list(column) for column in zip(*map(_sample_values, unique), strict=True)]
         values = values or [[] for _type in _SAMPLE_TYPES]
     sql = (_METER_BY_REF if protocol_ref is not None else _METER_ON_CONNECTOR)[rows]
-    with transaction.atomic(), connection.cursor() as cursor:
-        if protocol_ref is not None:
-            cursor.execute(sql, [latest, pile.pk, protocol_ref, *values])
-        else:
-            cursor.execute(sql, [latest, pile.pk, pile.pk, connector_number, *values])
+    if protocol_ref is not None:
+        params = [latest, pile.pk, protocol_ref, *values]
+    else:
+        params = [latest, pile.pk, pile.pk, connector_number, *values]
+    with transaction.atomic():
         # Not `cursor.description` first: psycopg builds its column objects on every
         # call, a tenth of this, the gateway's most frequent service.
-        row = cursor.fetchone()
+        row = statement_run(sql, params).fetchone()
         if row is None:
             return MeterResult(None, "", 0)
         session_id, order_no, state, meter_start_wh, stored = row
@@ -182,7 +183,7 @@ def _session_charging(session_id: int, state: str) -> str:
         return SessionState.STOPPED
 
 
-def _insert_samples(cursor, *, session_id: int, samples: list[Sample]) -> int:
+def _insert_samples(*, session_id: int, samples: list[Sample]) -> int:
     unique = list({s.at: s for s in samples}.values())
     if not unique:
         return 0
@@ -191,12 +192,11 @@ def _insert_samples(cursor, *, session_id: int, samples: list[Sample]) -> int:
         values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
         params += [session_id, s.at, s.energy_wh, s.power_w, s.current_a, s.voltage_v, s.soc,
                    s.context]  # fmt: skip
-    cursor.execute(
+    return statement_run(
         f"INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
         f"VALUES {', '.join(values)} ON CONFLICT (session_id, at) DO NOTHING",
         params,
-    )
-    return cursor.rowcount
+    ).rowcount
 
 
 def _store_samples(*, session: ChargingSession, samples: list[Sample]) -> int:

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.events import SESSION_STARTED
 from billing.models import ChargingSession, SessionState, SessionTransition
 from chargenet.bulk import row_insert_statement, row_inserted
+from chargenet.cursors import statement_run
 from chargenet.errors import DomainError
 from chargenet.events import events_insert_sql, events_inserted
 from chargenet.sqltext import literals
@@ -93,9 +94,7 @@ def session_open(
             f"published AS ({published}) "
             "SELECT s.id, published.id FROM s, published"
         )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        session_id, event_id = cursor.fetchone()
+    session_id, event_id = statement_run(sql, params).fetchone()
     row_inserted(session, session_id, key_as_text=key_as_text)
     events_inserted(SESSION_STARTED, [event_id])
 
@@ -206,9 +205,7 @@ def _transition(
     sql = _TRANSITION_SQL.get(shape)
     if sql is None:
         sql = _TRANSITION_SQL[shape] = _transition_sql(*shape)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    rows = statement_run(sql, params).fetchall()
     if not publish:
         return rows
     events_inserted(publish, [row[-1] for row in rows])

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.events import SESSION_STOPPED
@@ -194,7 +194,7 @@ def _session_stop_active(
     through the state table and records the move; None (nothing changed) for replays,
     orphans and late stops."""
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic():
         rows = _transition(
             match={"pile": pile.pk, "protocol_ref": protocol_ref},
             from_states=ACTIVE_STATES,
@@ -213,7 +213,7 @@ def _session_stop_active(
         if not rows:
             return None
         [(session_id, _from_state, order_no)] = rows
-        stored = _insert_samples(cursor, session_id=session_id, samples=samples)
+        stored = _insert_samples(session_id=session_id, samples=samples)
         status = None
         if credential is not None:
             member = _member_by_token(pile=pile, credential=credential)

@@ -155,8 +155,8 @@ def _statements(run) -> int:
 def test_the_gateway_commands_cost_no_more_statements_than_before_references():
     """Before protocol references: start 3, meter 2 (+3 when energy first flows), stop 3
     with samples. Now: start 2 (the member; the session with its first state and its
-    session.started event), meter 1 (+1), stop 2 with samples (the move with its
-    session.stopped event; the samples)."""
+    session.started event), meter 1 (with the move to charging when energy first flows),
+    stop 2 with samples (the move with its session.stopped event; the samples)."""
     pile = world.pile()
     member = world.member(pile.station.operator)
     starts = []
@@ -167,7 +167,7 @@ def test_the_gateway_commands_cost_no_more_statements_than_before_references():
     meter = {"pile": pile, "connector_number": 1, "protocol_ref": start.protocol_ref}
     assert _statements(lambda: sessions.session_meter_record(**meter, samples=[sample])) == 1
     flowing = sessions.Sample(at=T0 + dt.timedelta(minutes=10), energy_wh=Decimal(2000))
-    assert _statements(lambda: sessions.session_meter_record(**meter, samples=[flowing])) == 2
+    assert _statements(lambda: sessions.session_meter_record(**meter, samples=[flowing])) == 1
     last = sessions.Sample(at=T0 + dt.timedelta(minutes=15), energy_wh=Decimal(3000))
     stop = {"pile": pile, "protocol_ref": start.protocol_ref, "stopped_at": last.at}
     assert (

@@ -357,6 +357,37 @@ def _energy(pile, start, wh):
     )
 
 
+def test_a_started_session_charges_from_the_first_sample_above_its_meter_start():
+    """The meter's own statement makes the move (`states.energy_move_sql`): samples at the
+    meter start, or without energy, leave the session started; the first above it moves
+    it once, and later samples record no second move."""
+    pile = world.pile()
+    member = world.member(pile.station.operator)
+    start = sessions.session_start(
+        pile=pile, connector_number=1, credential=presented(member.token),
+        meter_start_wh=1000, started_at=T0,
+    )  # fmt: skip
+    record = {"pile": pile, "connector_number": 1, "protocol_ref": start.protocol_ref}
+    at = [T0 + dt.timedelta(minutes=n) for n in range(1, 5)]
+    for samples in (
+        [sessions.Sample(at=at[0], energy_wh=Decimal(1000))],
+        [sessions.Sample(at=at[1], power_w=Decimal(7000))],
+    ):
+        sessions.session_meter_record(**record, samples=samples)
+        assert ChargingSession.objects.get(pk=start.session_id).state == "started"
+    for wh in (1000.001, 2000):
+        sample = sessions.Sample(at=at[2 if wh < 2000 else 3], energy_wh=Decimal(str(wh)))
+        sessions.session_meter_record(**record, samples=[sample])
+        assert ChargingSession.objects.get(pk=start.session_id).state == "charging"
+    session = ChargingSession.objects.get(pk=start.session_id)
+    assert list(session.transitions.values_list("from_state", "to_state", "reason")) == [
+        ("", "started", ""),
+        ("started", "charging", "energy delivered"),
+    ]
+    assert session.last_sample_at == at[3]
+    assert MeterSample.objects.filter(session=session).count() == 4
+
+
 def test_energy_on_a_refused_start_makes_it_live():
     pile = world.pile()
     start = _refused_start(pile)

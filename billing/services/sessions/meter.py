@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing.models import ChargingSession, MeterSample, SessionState
 from billing.models.sessions import ACTIVE_STATES, METER_SAMPLE_PARTITIONS
 from billing.services.sessions.settlement_queue import _sessions_stopped
-from billing.services.sessions.states import sessions_transition
+from billing.services.sessions.states import energy_move_sql, sessions_transition
 from chargenet.cursors import statement_run
 from chargenet.partitions import partitions_drop_before
 from chargenet.sqltext import literals
@@ -60,6 +60,7 @@ def session_meter_record(
     if protocol_ref is None and connector_number <= 0:
         return MeterResult(None, "", 0)  # the pile's own meter: no session to find
     latest = max((s.at for s in samples), default=None)
+    energy = max((s.energy_wh for s in samples if s.energy_wh is not None), default=None)
     unique = list({s.at: s for s in samples}.values())  # the last given for a moment
     rows = len(unique) if len(unique) <= _FEW else 0
     if rows:
@@ -69,9 +70,9 @@ def session_meter_record(
         values = values or [[] for _type in _SAMPLE_TYPES]
     sql = (_METER_BY_REF if protocol_ref is not None else _METER_ON_CONNECTOR)[rows]
     if protocol_ref is not None:
-        params = [latest, pile.pk, protocol_ref, *values]
+        params = [pile.pk, protocol_ref, latest, energy, *values]
     else:
-        params = [latest, pile.pk, pile.pk, connector_number, *values]
+        params = [pile.pk, pile.pk, connector_number, latest, energy, *values]
     with transaction.atomic():
         # Not `cursor.description` first: psycopg builds its column objects on every
         # call, a tenth of this, the gateway's most frequent service.
@@ -79,6 +80,8 @@ def session_meter_record(
         if row is None:
             return MeterResult(None, "", 0)
         session_id, order_no, state, meter_start_wh, stored = row
+        # A started session with energy moved to charging in the statement; a refused
+        # one the pile charged anyway takes `_session_charging`.
         if state in _UNTIL_ENERGY and _energy_seen(meter_start_wh, samples):
             _session_charging(session_id, state)
     return MeterResult(session_id, order_no, stored)
@@ -109,11 +112,13 @@ def _samples_sql(rows: int) -> str:
 
 
 def _meter_sql(where: str) -> dict[int, str]:
-    """The UPDATE that finds and locks a session for its samples, moving its last-sample
-    time forward, with the INSERT of the samples (`_samples_sql`) for the session it
-    found, by number of rows of values (1 to `_FEW`; 0: arrays); ``where`` uses field
-    names in braces, filled from the model. Returns the session's id, order number,
-    state, meter start and how many samples were new."""
+    """The statement that finds and locks a session for its samples, moves its
+    last-sample time forward and, when they show energy delivered, moves it from started
+    to charging (`states.energy_move_sql`), with the INSERT of the samples
+    (`_samples_sql`) for the session it found, by number of rows of values (1 to `_FEW`;
+    0: arrays); ``where`` uses field names in braces, filled from the model. Returns the
+    session's id, order number, state (after the move), meter start and how many samples
+    were new."""
     return {rows: _meter_rows_sql(where, rows) for rows in range(_FEW + 1)}
 
 
@@ -123,16 +128,24 @@ def _meter_rows_sql(where: str, rows: int) -> str:
     c = {f.name: q(f.column) for f in meta.concrete_fields}
     connectors = Connector._meta
     k = {f.name: q(f.column) for f in connectors.concrete_fields}
+    state, moves = energy_move_sql(
+        was="old.state", energy="%s::numeric", meter_start=f"x.{c['meter_start_wh']}", source="s"
+    )
     return (
-        f"WITH s AS (UPDATE {meta.db_table} SET {c['last_sample_at']} = "
-        f"GREATEST({c['last_sample_at']}, %s), {c['updated_at']} = now() "
-        f"WHERE {where.format(c=c, k=k, connectors=connectors.db_table)} "
-        f"RETURNING {c['id']}, {c['order_no']}, {c['state']}, {c['meter_start_wh']}), "
+        f"WITH old AS (SELECT {c['id']}, {c['state']} FROM {meta.db_table} "
+        f"WHERE {where.format(c=c, k=k, connectors=connectors.db_table)} FOR UPDATE), "
+        f"s AS (UPDATE {meta.db_table} x SET {c['last_sample_at']} = "
+        f"GREATEST(x.{c['last_sample_at']}, %s), {c['updated_at']} = now(), "
+        f"{c['state']} = {state} FROM old WHERE x.{c['id']} = old.{c['id']} "
+        f"RETURNING x.{c['id']} AS id, x.{c['order_no']}, x.{c['state']} AS state, "
+        f"x.{c['meter_start_wh']}, old.{c['state']} AS was), "
+        f"moves AS ({moves}), "
         f"stored AS (INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
-        f"SELECT s.{c['id']}, v.* FROM s, {_samples_sql(rows)} "
+        f"SELECT s.id, v.* FROM s, {_samples_sql(rows)} "
         f"AS v({', '.join(_SAMPLE_COLUMNS[1:])}) "
         "ON CONFLICT (session_id, at) DO NOTHING RETURNING 1) "
-        "SELECT s.*, (SELECT count(*) FROM stored) FROM s"
+        "SELECT s.id, s.order_no, s.state, s.meter_start_wh, (SELECT count(*) FROM stored) "
+        "FROM s"
     )
 
 

@@ -1,7 +1,9 @@
 """The session state table and the two ways through it: one session (`session_transition`,
 ORM, on a locked row) or a batch (`sessions_transition`, one SQL statement). Every write
 of a session's state goes through one of them, so no fast path makes a move the table
-forbids; opening a session checks its first moves with `transition_check`."""
+forbids; opening a session checks its first moves with `transition_check`, and the one
+move another statement makes as a part of itself (energy: started → charging, in the
+meter's statement) is written by `energy_move_sql`, checked against the table here."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from chargenet.bulk import row_insert_statement, row_inserted
 from chargenet.cursors import statement_run
 from chargenet.errors import DomainError
 from chargenet.events import events_insert_sql, events_inserted
-from chargenet.sqltext import literals
+from chargenet.sqltext import literal, literals
 
 
 class IllegalTransition(DomainError):
@@ -51,6 +53,30 @@ def transition_check(*, from_state: str, to_state: str) -> None:
             % {"from": from_state, "to": to_state},
             details={"from": from_state, "to": to_state},
         )
+
+
+# Energy delivered moves a started session to charging. The meter's statement makes this
+# move as a part of itself (`energy_move_sql`): one statement fewer on the gateway's
+# every charge. A refused session the pile charged anyway takes `sessions_transition`.
+ENERGY_MOVE = (SessionState.STARTED, SessionState.CHARGING, "energy delivered")
+transition_check(from_state=ENERGY_MOVE[0], to_state=ENERGY_MOVE[1])
+
+
+def energy_move_sql(*, was: str, energy: str, meter_start: str, source: str) -> tuple[str, str]:
+    """SQL for a statement that moves a session when energy flows: the new value of its
+    state column (``was``: its state before, ``energy`` the highest register value
+    sampled, ``meter_start`` its meter at start) and the INSERT recording the move, as a
+    CTE over ``source``, rows of (id, was, state) after the update."""
+    from_state, to_state, reason = (literal(value) for value in ENERGY_MOVE)
+    state = (
+        f"CASE WHEN {was} = {from_state} AND {energy} > {meter_start} THEN {to_state} "
+        f"ELSE {was} END"
+    )
+    record = (
+        f"INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
+        f"SELECT id, was, state, now(), {reason} FROM {source} WHERE state <> was"
+    )
+    return state, record
 
 
 def session_open(

@@ -10,10 +10,11 @@ their fault codes as an integer array; `bulk_insert` sends that column as array 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from django.contrib.postgres.fields import ArrayField
-from django.db import connection
+from django.db import connection, models
 from django.db.models import IntegerField, Model
 from django.db.models.fields import AutoFieldMixin
 
@@ -110,8 +111,16 @@ def row_insert_statement(obj: Model, *, key_as_text: str | None = None) -> tuple
     cached = _ROW_INSERTS.get((model, key_as_text))
     if cached is None:
         cached = _ROW_INSERTS[model, key_as_text] = _row_insert_sql(model, key_as_text)
-    fields, sql = cached
-    return sql, [_db_value(field, obj) for field in fields]
+    readers, sql = cached
+    values = obj.__dict__
+    return sql, [
+        value
+        if plain
+        and type(value := values[attname]) in plain
+        and (type(value) is not dt.datetime or value.tzinfo is not None)
+        else _db_value(field, obj)
+        for field, attname, plain in readers
+    ]
 
 
 def row_inserted(obj: Model, pk: int, *, key_as_text: str | None = None) -> None:
@@ -123,7 +132,34 @@ def row_inserted(obj: Model, pk: int, *, key_as_text: str | None = None) -> None
     obj._state.db = connection.alias
 
 
+# Fields whose stored value is the attribute itself when it is of these types: what
+# ``get_db_prep_save`` gives back for them unchanged (an aware datetime only). Any other
+# value, and every other field (decimals, JSON, arrays, auto_now), goes through Django.
+_PLAIN = (
+    ((models.CharField, models.TextField), (str, type(None))),
+    ((models.IntegerField, models.ForeignKey), (int, type(None))),
+    ((models.BooleanField,), (bool, type(None))),
+    ((models.DateTimeField,), (dt.datetime, type(None))),
+)
+
+
+def _reader(field) -> tuple:
+    """(field, attribute, types stored as they are) for `row_insert_statement`: reading
+    the attribute is a tenth of the CPU of Django's pre_save/get_db_prep_save, which a
+    session's thirty-odd columns made a sixth of the gateway's start."""
+    plain = ()
+    auto = getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    if not auto and not isinstance(field, AutoFieldMixin):
+        for classes, types in _PLAIN:
+            target = field.target_field if isinstance(field, models.ForeignKey) else field
+            if isinstance(field, classes) and not isinstance(target, models.DecimalField):
+                plain = types
+                break
+    return field, field.attname, plain
+
+
 def _row_insert_sql(model: type[Model], key_as_text: str | None) -> tuple[list, str]:
+    """(`_reader` of each field the INSERT fills, in order; its text)."""
     meta = model._meta
     q = connection.ops.quote_name
     fields = _inserted_fields(model)
@@ -133,7 +169,7 @@ def _row_insert_sql(model: type[Model], key_as_text: str | None) -> tuple[list, 
             f"INSERT INTO {table} ({', '.join(q(f.column) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {pk}"
         )
-        return fields, sql
+        return [_reader(field) for field in fields], sql
     keyed = meta.get_field(key_as_text)
     fields = [f for f in fields if f is not keyed]
     columns = [pk, q(keyed.column), *(q(f.column) for f in fields)]
@@ -143,4 +179,4 @@ def _row_insert_sql(model: type[Model], key_as_text: str | None) -> tuple[list, 
         f"SELECT k.id, k.id::text, {', '.join(['%s'] * len(fields))} "
         f"FROM (SELECT nextval({sequence}) AS id) k RETURNING {pk}"
     )
-    return fields, sql
+    return [_reader(field) for field in fields], sql

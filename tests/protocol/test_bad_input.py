@@ -354,3 +354,17 @@ def test_call_errors_speak_to_the_pile_in_english_whatever_the_platform_language
         answer[3],
         {"cause": "connectorId 2 is not a connector of this pile"},
     ]
+
+
+def test_texts_spelled_with_or_without_escapes_are_accepted(gateway):
+    """Only a \\u escape can spell a NUL or a lone surrogate, so frames without one skip
+    the walk of their texts: an accented idTag, escaped or written out, is answered."""
+    pile = world.pile()
+    payload = {"idTag": "café-ß"}
+    escaped = json.dumps([2, "e1", "Authorize", payload])
+    written = json.dumps([2, "e2", "Authorize", payload], ensure_ascii=False)
+    assert "\\u" in escaped and "\\u" not in written
+    for text, unique_id in ((escaped, "e1"), (written, "e2")):
+        answer = asyncio.run(exchange(gateway, pile, text))
+        assert answer[:2] == [3, unique_id]
+        assert answer[2]["idTagInfo"]["status"] == "Invalid"  # no such member: a real answer

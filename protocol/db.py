@@ -32,10 +32,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import (
+    DEFAULT_DB_ALIAS,
     InterfaceError,
     OperationalError,
     close_old_connections,
     connection,
+    connections,
     transaction,
 )
 
@@ -127,15 +129,19 @@ def _group(calls: list[tuple[Callable, dict]], sender: TasksSender) -> list[tupl
 
 def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list:
     results: list[tuple[bool, Any]] = []
-    features = connection.features
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the proxy looks it up again
+    features = db.features
     features.uses_savepoints = savepoints  # this thread's connection only
     try:
         with transaction.atomic():
             for fn, kwargs in calls:
                 try:
-                    with transaction.atomic():
+                    if savepoints:
+                        with transaction.atomic():
+                            value = fn(**kwargs)
+                    else:  # any failure redoes the batch: the call needs no block of its own
                         value = fn(**kwargs)
-                    if connection.needs_rollback:  # a service swallowed a failure
+                    if db.needs_rollback:  # a service swallowed a failure
                         raise _Redo
                     results.append((True, value))
                 except _Redo:

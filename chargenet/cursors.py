@@ -3,7 +3,7 @@
 Django's ``connection.cursor()`` makes a psycopg cursor and Django's wrapper around it
 for every statement: on this project's gateway machine that doubled a prepared
 statement's CPU in the client (113 µs against 56 µs measured for the same SELECT), and
-the gateway runs eight such statements for each charge. `statement_run` runs the
+the gateway runs seven such statements for each charge. `statement_run` runs the
 statement on one psycopg cursor kept per connection, with Django's error translation
 (an ``IntegrityError`` is still Django's) and its refusal to run in a transaction marked
 for rollback. When Django logs queries (DEBUG, or a test's ``CaptureQueriesContext``)

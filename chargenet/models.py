@@ -146,7 +146,7 @@ class OutboxEvent(models.Model):
     once, by Celery after commit and by the beat sweep for anything a crash left behind.
     """
 
-    kind = models.CharField(_("kind"), max_length=64, db_index=True)
+    kind = models.CharField(_("kind"), max_length=64)  # indexed first in outbox_kind_key
     key = models.CharField(
         _("subject"), max_length=64, blank=True, help_text=_("What it is about, e.g. a bill id.")
     )

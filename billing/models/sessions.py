@@ -283,6 +283,7 @@ class SessionTransition(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
     )
     reason = models.CharField(_("reason"), max_length=200, blank=True)
 
@@ -290,6 +291,12 @@ class SessionTransition(models.Model):
         verbose_name = _("session state change")
         verbose_name_plural = _("session state changes")
         ordering = ["session", "at", "id"]
+        # Staff moves only: the gateway's, most of them, have no actor to index.
+        indexes = [
+            models.Index(
+                fields=["actor"], condition=Q(actor__isnull=False), name="transition_actor_set"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.session_id}: {self.from_state or '-'} → {self.to_state}"

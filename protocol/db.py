@@ -127,23 +127,53 @@ def _group(calls: list[tuple[Callable, dict]], sender: TasksSender) -> list[tupl
     return results
 
 
+def _together(calls: list[tuple[Callable, dict]]) -> dict[int, list[int]]:
+    """The calls of a batch to run together: {first index: all indexes} for each function
+    that can take many calls at once (its ``many``, e.g. `sessions_meter_record`), among
+    the calls of piles that have no other kind of call in the batch, so that no pile's
+    messages run in another order than they came."""
+    kinds: dict[object, set] = {}
+    for fn, kwargs in calls:
+        pile = kwargs.get("pile")
+        if pile is not None:
+            kinds.setdefault(pile.pk, set()).add(fn)
+    groups: dict[Callable, list[int]] = {}
+    for i, (fn, kwargs) in enumerate(calls):
+        pile = kwargs.get("pile")
+        if getattr(fn, "many", None) is not None and pile is not None and kinds[pile.pk] == {fn}:
+            groups.setdefault(fn, []).append(i)
+    return {members[0]: members for members in groups.values() if len(members) > 1}
+
+
 def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list:
-    results: list[tuple[bool, Any]] = []
+    results: list[tuple[bool, Any] | None] = [None] * len(calls)
+    # Without savepoints, calls that can run together do: one statement for a batch's
+    # MeterValues instead of one each. With savepoints (a failure is being isolated),
+    # every call runs alone.
+    together = {} if savepoints else _together(calls)
     db = connections[DEFAULT_DB_ALIAS]  # once: each use of the proxy looks it up again
     features = db.features
     features.uses_savepoints = savepoints  # this thread's connection only
     try:
         with transaction.atomic():
-            for fn, kwargs in calls:
+            for i, (fn, kwargs) in enumerate(calls):
+                if results[i] is not None:
+                    continue  # ran with the first of its group
                 try:
                     if savepoints:
                         with transaction.atomic():
                             value = fn(**kwargs)
+                    elif i in together:
+                        members = together[i]
+                        values = fn.many([calls[j][1] for j in members])
+                        for j, member_value in zip(members, values, strict=True):
+                            results[j] = (True, member_value)
+                        value = values[0]
                     else:  # any failure redoes the batch: the call needs no block of its own
                         value = fn(**kwargs)
                     if db.needs_rollback:  # a service swallowed a failure
                         raise _Redo
-                    results.append((True, value))
+                    results[i] = (True, value)
                 except _Redo:
                     raise
                 except (OperationalError, InterfaceError) as exc:
@@ -151,12 +181,12 @@ def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list
                         raise
                     if not savepoints:
                         raise _Redo from exc
-                    results.append((False, _RETRY_ALONE))
+                    results[i] = (False, _RETRY_ALONE)
                     logger.info("%s lost a lock in a batch, run alone: %s", fn.__name__, exc)
                 except Exception as exc:
                     if not savepoints:
                         raise _Redo from exc
-                    results.append((False, exc))
+                    results[i] = (False, exc)
     finally:
         features.uses_savepoints = True
     for i, (_ok, value) in enumerate(results):

@@ -194,3 +194,59 @@ def test_a_broker_that_is_down_does_not_undo_a_commit():
         task_queue_on_commit(Unreachable("deliver", merges_lists=True), [1])
     tasks_send(sends)  # logged, not raised
     assert stored() == ["B1"]
+
+
+class _Pile:
+    def __init__(self, pk: int):
+        self.pk = pk
+
+
+def test_calls_that_can_run_together_do_unless_their_pile_has_other_calls(sender):
+    """One `many` for the batch's calls of a function that has one, in their order; the
+    calls of a pile that also sent something else run alone, in the order they came."""
+    ran = []
+
+    def record(*, pile, n):
+        ran.append(("alone", n))
+        return journal(code=f"R{n}")
+
+    def record_many(calls):
+        ran.append(("together", [call["n"] for call in calls]))
+        return [journal(code=f"R{call['n']}") for call in calls]
+
+    record.many = record_many
+
+    def other(*, pile, n):
+        ran.append(("other", n))
+        return journal(code=f"O{n}")
+
+    one, two, three = _Pile(1), _Pile(2), _Pile(3)
+    results = _group(
+        [
+            (record, {"pile": one, "n": 1}),
+            (other, {"pile": two, "n": 2}),
+            (record, {"pile": two, "n": 3}),
+            (record, {"pile": three, "n": 4}),
+            (record, {"pile": one, "n": 5}),
+        ],
+        sender,
+    )
+    assert results == [(True, "R1"), (True, "O2"), (True, "R3"), (True, "R4"), (True, "R5")]
+    assert ran == [("together", [1, 4, 5]), ("other", 2), ("alone", 3)]
+    assert stored() == ["O2", "R1", "R3", "R4", "R5"]
+
+
+def test_a_failure_in_calls_run_together_isolates_each_of_them(sender):
+    def record(*, pile, n):
+        if n == 2:
+            raise DomainError("refused")
+        return journal(code=f"R{n}")
+
+    def record_many(calls):
+        return [record(**call) for call in calls]  # fails on the second: all redone alone
+
+    record.many = record_many
+    results = _group([(record, {"pile": _Pile(n), "n": n}) for n in (1, 2, 3)], sender)
+    assert [ok for ok, _value in results] == [True, False, True]
+    assert isinstance(results[1][1], DomainError)
+    assert stored() == ["R1", "R3"]

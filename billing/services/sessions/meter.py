@@ -4,6 +4,7 @@ protocol's values to `Sample` in platform units."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -87,6 +88,64 @@ def session_meter_record(
     return MeterResult(session_id, order_no, stored)
 
 
+def sessions_meter_record(calls: list[dict]) -> list[MeterResult]:
+    """`session_meter_record` for many messages at once, as the gateway's group commit
+    runs a batch's MeterValues (`protocol.db`): the same results, in one statement for
+    all those that name their transaction, each of its own session; a second message for
+    a session, and those without a reference, follow one by one, in their order."""
+    results: list[MeterResult | None] = [None] * len(calls)
+    batched, seen = [], set()
+    for i, call in enumerate(calls):
+        key = (call["pile"].pk, call["protocol_ref"])
+        if call["protocol_ref"] is not None and key not in seen:
+            seen.add(key)
+            batched.append(i)
+    if len(batched) > 1:
+        for i, result in zip(batched, _meter_batch([calls[i] for i in batched]), strict=True):
+            results[i] = result
+    for i, call in enumerate(calls):
+        if results[i] is None:
+            results[i] = session_meter_record(**call)
+    return results
+
+
+# The gateway's group commit gives a batch's MeterValues to this, all at once.
+session_meter_record.many = sessions_meter_record
+
+
+def _meter_batch(calls: list[dict]) -> list[MeterResult]:
+    sessions, samples = [], []
+    for n, call in enumerate(calls):
+        marks = call["samples"]
+        energy = max((s.energy_wh for s in marks if s.energy_wh is not None), default=None)
+        latest = max((s.at for s in marks), default=None)
+        sessions.append([n, call["pile"].pk, call["protocol_ref"], _iso(latest), _number(energy)])
+        for s in {s.at: s for s in marks}.values():  # the last given for a moment
+            samples.append(
+                [n, s.at.isoformat(), _number(s.energy_wh), _number(s.power_w),
+                 _number(s.current_a), _number(s.voltage_v), s.soc, s.context]
+            )  # fmt: skip
+    found: dict[int, tuple] = {}
+    with transaction.atomic():
+        rows = statement_run(_METER_BATCH, [json.dumps(sessions), json.dumps(samples)]).fetchall()
+        for n, session_id, order_no, state, meter_start_wh, stored in rows:
+            found[n] = (session_id, order_no, stored)
+            marks = calls[n]["samples"]
+            if state in _UNTIL_ENERGY and _energy_seen(meter_start_wh, marks):
+                _session_charging(session_id, state)  # refused, and charging anyway
+    return [MeterResult(*found[n]) if n in found else MeterResult(None, "", 0)
+            for n in range(len(calls))]  # fmt: skip
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def _number(value) -> str | None:
+    # Decimals as text: JSON numbers would go through floats on the way.
+    return None if value is None else str(value)
+
+
 _SAMPLE_COLUMNS = ("session_id", "at", "energy_wh", "power_w", "current_a", "voltage_v", "soc",
                    "context")  # fmt: skip
 # The types of the columns after session_id, as the table has them.
@@ -156,6 +215,48 @@ _METER_ON_CONNECTOR = _meter_sql(
     f"{{c[pile]}} = %s AND {{c[state]}} IN ({literals(ACTIVE_STATES)}) AND {{c[connector]}} = "
     "(SELECT {k[id]} FROM {connectors} WHERE {k[pile]} = %s AND {k[number]} = %s)"
 )
+
+
+def _meter_batch_sql() -> str:
+    """`_meter_rows_sql` for many sessions, each found by pile and reference: the
+    messages and their samples come as two JSON arrays of rows (one text parameter each:
+    arrays of values cost psycopg Python for every element)."""
+    meta = ChargingSession._meta
+    q = connection.ops.quote_name
+    c = {f.name: q(f.column) for f in meta.concrete_fields}
+    state, moves = energy_move_sql(
+        was="old.state", energy="v.energy", meter_start=f"x.{c['meter_start_wh']}", source="s"
+    )
+    columns = ", ".join(
+        f"(e->>{i + 1})::{kind} AS {name}"
+        for i, (name, kind) in enumerate(zip(_SAMPLE_COLUMNS[1:], _SAMPLE_TYPES, strict=True))
+    )
+    return (
+        "WITH v AS (SELECT (e->>0)::int AS n, (e->>1)::bigint AS pile, (e->>2)::varchar AS ref, "
+        "(e->>3)::timestamptz AS latest, (e->>4)::numeric AS energy "
+        "FROM jsonb_array_elements(%s::jsonb) AS e), "
+        f"old AS (SELECT v.n, x.{c['id']}, x.{c['state']} FROM v JOIN {meta.db_table} x "
+        f"ON x.{c['pile']} = v.pile AND x.{c['protocol_ref']} = v.ref "
+        f"AND x.{c['protocol_ref']} <> '' ORDER BY x.{c['id']} FOR UPDATE OF x), "
+        f"s AS (UPDATE {meta.db_table} x SET {c['last_sample_at']} = "
+        f"GREATEST(x.{c['last_sample_at']}, v.latest), {c['updated_at']} = now(), "
+        f"{c['state']} = {state} FROM old JOIN v ON v.n = old.n "
+        f"WHERE x.{c['id']} = old.{c['id']} "
+        f"RETURNING v.n, x.{c['id']} AS id, x.{c['order_no']} AS order_no, "
+        f"x.{c['state']} AS state, x.{c['meter_start_wh']} AS meter_start_wh, "
+        f"old.{c['state']} AS was), "
+        f"moves AS ({moves}), "
+        f"m AS (SELECT (e->>0)::int AS n, {columns} FROM jsonb_array_elements(%s::jsonb) AS e), "
+        f"stored AS (INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
+        f"SELECT s.id, {', '.join('m.' + name for name in _SAMPLE_COLUMNS[1:])} "
+        "FROM s JOIN m ON m.n = s.n "
+        "ON CONFLICT (session_id, at) DO NOTHING RETURNING session_id) "
+        "SELECT s.n, s.id, s.order_no, s.state, s.meter_start_wh, "
+        "(SELECT count(*) FROM stored WHERE stored.session_id = s.id) FROM s"
+    )
+
+
+_METER_BATCH = _meter_batch_sql()
 
 
 # States a session leaves for ``charging`` once its samples show energy delivered.

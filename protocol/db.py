@@ -13,7 +13,10 @@ commit (and its WAL flush) is shared by a whole batch instead of paid per messag
 idle a call runs at once, alone. A call that fails (a domain error, a constraint, a
 statement the database refused) rolls back its savepoint only: the other calls of the
 batch commit as if it had not been there. One that lost to a deadlock or a lock timeout
-is run again alone after the batch. Only a lost connection fails the whole batch
+is run again alone after the batch. A function that can take many calls at once says so
+with a ``many`` attribute (`billing.services.sessions.meter.sessions_meter_record`): a
+batch's calls of it run together, one statement for a batch's MeterValues (`_together`
+says which). Only a lost connection fails the whole batch
 (`DatabaseUnavailable` for each: nothing was committed, or the commit's fate is unknown
 and every service is idempotent, so the piles' retries are safe).
 """

@@ -60,9 +60,7 @@ def session_meter_record(
     NOTHING of the samples for the session it found."""
     if protocol_ref is None and connector_number <= 0:
         return MeterResult(None, "", 0)  # the pile's own meter: no session to find
-    latest = max((s.at for s in samples), default=None)
-    energy = max((s.energy_wh for s in samples if s.energy_wh is not None), default=None)
-    unique = list({s.at: s for s in samples}.values())  # the last given for a moment
+    latest, energy, unique = _marks(samples)
     rows = len(unique) if len(unique) <= _FEW else 0
     if rows:
         values = [value for s in unique for value in _sample_values(s)]
@@ -116,11 +114,9 @@ session_meter_record.many = sessions_meter_record
 def _meter_batch(calls: list[dict]) -> list[MeterResult]:
     sessions, samples = [], []
     for n, call in enumerate(calls):
-        marks = call["samples"]
-        energy = max((s.energy_wh for s in marks if s.energy_wh is not None), default=None)
-        latest = max((s.at for s in marks), default=None)
+        latest, energy, unique = _marks(call["samples"])
         sessions.append([n, call["pile"].pk, call["protocol_ref"], _iso(latest), _number(energy)])
-        for s in {s.at: s for s in marks}.values():  # the last given for a moment
+        for s in unique:
             samples.append(
                 [n, s.at.isoformat(), _number(s.energy_wh), _number(s.power_w),
                  _number(s.current_a), _number(s.voltage_v), s.soc, s.context]
@@ -135,6 +131,14 @@ def _meter_batch(calls: list[dict]) -> list[MeterResult]:
                 _session_charging(session_id, state)  # refused, and charging anyway
     return [MeterResult(*found[n]) if n in found else MeterResult(None, "", 0)
             for n in range(len(calls))]  # fmt: skip
+
+
+def _marks(samples: list[Sample]) -> tuple:
+    """A message's latest moment, highest energy register and its samples once per moment
+    (the last given for a moment)."""
+    latest = max((s.at for s in samples), default=None)
+    energy = max((s.energy_wh for s in samples if s.energy_wh is not None), default=None)
+    return latest, energy, list({s.at: s for s in samples}.values())
 
 
 def _iso(at: dt.datetime | None) -> str | None:
@@ -183,29 +187,48 @@ def _meter_sql(where: str) -> dict[int, str]:
 
 def _meter_rows_sql(where: str, rows: int) -> str:
     meta = ChargingSession._meta
-    q = connection.ops.quote_name
-    c = {f.name: q(f.column) for f in meta.concrete_fields}
+    c = _columns(meta)
     connectors = Connector._meta
-    k = {f.name: q(f.column) for f in connectors.concrete_fields}
-    state, moves = energy_move_sql(
-        was="old.state", energy="%s::numeric", meter_start=f"x.{c['meter_start_wh']}", source="s"
-    )
+    k = _columns(connectors)
+    samples = f"{_samples_sql(rows)} AS v({', '.join(_SAMPLE_COLUMNS[1:])})"
     return (
         f"WITH old AS (SELECT {c['id']}, {c['state']} FROM {meta.db_table} "
         f"WHERE {where.format(c=c, k=k, connectors=connectors.db_table)} FOR UPDATE), "
-        f"s AS (UPDATE {meta.db_table} x SET {c['last_sample_at']} = "
-        f"GREATEST(x.{c['last_sample_at']}, %s), {c['updated_at']} = now(), "
-        f"{c['state']} = {state} FROM old WHERE x.{c['id']} = old.{c['id']} "
-        f"RETURNING x.{c['id']} AS id, x.{c['order_no']}, x.{c['state']} AS state, "
-        f"x.{c['meter_start_wh']}, old.{c['state']} AS was), "
-        f"moves AS ({moves}), "
-        f"stored AS (INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
-        f"SELECT s.id, v.* FROM s, {_samples_sql(rows)} "
-        f"AS v({', '.join(_SAMPLE_COLUMNS[1:])}) "
-        "ON CONFLICT (session_id, at) DO NOTHING RETURNING 1) "
-        "SELECT s.id, s.order_no, s.state, s.meter_start_wh, (SELECT count(*) FROM stored) "
+        + _meter_write_sql(latest="%s", energy="%s::numeric", samples=f", {samples}")
+        + "SELECT s.id, s.order_no, s.state, s.meter_start_wh, (SELECT count(*) FROM stored) "
         "FROM s"
     )
+
+
+def _meter_write_sql(
+    *, latest: str, energy: str, samples: str, messages: str = "", number: str = ""
+) -> str:
+    """What both meter statements do once the CTE ``old`` has locked the sessions (id,
+    state): ``s``, the UPDATE (last-sample time to ``latest``, the energy move on
+    ``energy``; ``messages`` joins the batch's messages, each row's ``number`` returned
+    first); ``moves``, the moves recorded; ``stored``, the INSERT of the samples (``v``,
+    joined to ``s`` by ``samples``)."""
+    meta = ChargingSession._meta
+    c = _columns(meta)
+    state, moves = energy_move_sql(
+        was="old.state", energy=energy, meter_start=f"x.{c['meter_start_wh']}", source="s"
+    )
+    return (
+        f"s AS (UPDATE {meta.db_table} x SET {c['last_sample_at']} = "
+        f"GREATEST(x.{c['last_sample_at']}, {latest}), {c['updated_at']} = now(), "
+        f"{c['state']} = {state} FROM old{messages} WHERE x.{c['id']} = old.{c['id']} "
+        f"RETURNING {number}x.{c['id']} AS id, x.{c['order_no']} AS order_no, "
+        f"x.{c['state']} AS state, x.{c['meter_start_wh']} AS meter_start_wh, "
+        f"old.{c['state']} AS was), "
+        f"moves AS ({moves}), "
+        f"stored AS (INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
+        f"SELECT s.id, {', '.join('v.' + name for name in _SAMPLE_COLUMNS[1:])} FROM s{samples} "
+        "ON CONFLICT (session_id, at) DO NOTHING RETURNING session_id) "
+    )
+
+
+def _columns(meta) -> dict[str, str]:
+    return {f.name: connection.ops.quote_name(f.column) for f in meta.concrete_fields}
 
 
 # The constants in the text (`chargenet.sqltext`): the reference is never empty (the
@@ -222,36 +245,27 @@ def _meter_batch_sql() -> str:
     messages and their samples come as two JSON arrays of rows (one text parameter each:
     arrays of values cost psycopg Python for every element)."""
     meta = ChargingSession._meta
-    q = connection.ops.quote_name
-    c = {f.name: q(f.column) for f in meta.concrete_fields}
-    state, moves = energy_move_sql(
-        was="old.state", energy="v.energy", meter_start=f"x.{c['meter_start_wh']}", source="s"
-    )
+    c = _columns(meta)
     columns = ", ".join(
         f"(e->>{i + 1})::{kind} AS {name}"
         for i, (name, kind) in enumerate(zip(_SAMPLE_COLUMNS[1:], _SAMPLE_TYPES, strict=True))
     )
     return (
-        "WITH v AS (SELECT (e->>0)::int AS n, (e->>1)::bigint AS pile, (e->>2)::varchar AS ref, "
-        "(e->>3)::timestamptz AS latest, (e->>4)::numeric AS energy "
+        "WITH msg AS (SELECT (e->>0)::int AS n, (e->>1)::bigint AS pile, "
+        "(e->>2)::varchar AS ref, (e->>3)::timestamptz AS latest, (e->>4)::numeric AS energy "
         "FROM jsonb_array_elements(%s::jsonb) AS e), "
-        f"old AS (SELECT v.n, x.{c['id']}, x.{c['state']} FROM v JOIN {meta.db_table} x "
-        f"ON x.{c['pile']} = v.pile AND x.{c['protocol_ref']} = v.ref "
+        f"old AS (SELECT msg.n, x.{c['id']}, x.{c['state']} FROM msg JOIN {meta.db_table} x "
+        f"ON x.{c['pile']} = msg.pile AND x.{c['protocol_ref']} = msg.ref "
         f"AND x.{c['protocol_ref']} <> '' ORDER BY x.{c['id']} FOR UPDATE OF x), "
-        f"s AS (UPDATE {meta.db_table} x SET {c['last_sample_at']} = "
-        f"GREATEST(x.{c['last_sample_at']}, v.latest), {c['updated_at']} = now(), "
-        f"{c['state']} = {state} FROM old JOIN v ON v.n = old.n "
-        f"WHERE x.{c['id']} = old.{c['id']} "
-        f"RETURNING v.n, x.{c['id']} AS id, x.{c['order_no']} AS order_no, "
-        f"x.{c['state']} AS state, x.{c['meter_start_wh']} AS meter_start_wh, "
-        f"old.{c['state']} AS was), "
-        f"moves AS ({moves}), "
-        f"m AS (SELECT (e->>0)::int AS n, {columns} FROM jsonb_array_elements(%s::jsonb) AS e), "
-        f"stored AS (INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
-        f"SELECT s.id, {', '.join('m.' + name for name in _SAMPLE_COLUMNS[1:])} "
-        "FROM s JOIN m ON m.n = s.n "
-        "ON CONFLICT (session_id, at) DO NOTHING RETURNING session_id) "
-        "SELECT s.n, s.id, s.order_no, s.state, s.meter_start_wh, "
+        f"v AS (SELECT (e->>0)::int AS n, {columns} FROM jsonb_array_elements(%s::jsonb) AS e), "
+        + _meter_write_sql(
+            latest="msg.latest",
+            energy="msg.energy",
+            messages=" JOIN msg ON msg.n = old.n",
+            number="msg.n, ",
+            samples=" JOIN v ON v.n = s.n",
+        )
+        + "SELECT s.n, s.id, s.order_no, s.state, s.meter_start_wh, "
         "(SELECT count(*) FROM stored WHERE stored.session_id = s.id) FROM s"
     )
 

@@ -11,7 +11,7 @@ their fault codes as an integer array; `bulk_insert` sends that column as array 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, models
@@ -180,3 +180,38 @@ def _row_insert_sql(model: type[Model], key_as_text: str | None) -> tuple[list, 
         f"FROM (SELECT nextval({sequence}) AS id) k RETURNING {pk}"
     )
     return [_reader(field) for field in fields], sql
+
+
+_SELECT_INSERTS: dict[tuple, tuple[list, str]] = {}
+
+
+def rows_insert_select(
+    template: Model, *, columns: Mapping[str, str], source: str
+) -> tuple[str, list]:
+    """An INSERT of one new ``type(template)`` row per row of ``source`` (SQL: a table
+    name or an alias), for a statement that opens many rows at once (the gateway's
+    batch of starts): ``columns`` gives the SQL, over the source's columns, of the fields
+    that differ from row to row (the key among them if the caller draws it); every other
+    field stores what ``template`` would (its ``pre_save`` and ``get_db_prep_save``, as
+    `row_insert` does), sent once as a parameter. Returns the statement's text, without
+    RETURNING, and its parameters."""
+    model = type(template)
+    key = (model, tuple(columns.items()), source)
+    cached = _SELECT_INSERTS.get(key)
+    if cached is None:
+        meta = model._meta
+        q = connection.ops.quote_name
+        fields = [
+            f for f in meta.concrete_fields if f.name in columns or f in _inserted_fields(model)
+        ]
+        constant = [f for f in fields if f.name not in columns]
+        values = [
+            columns[f.name] if f.name in columns else f"%s::{f.db_type(connection)}" for f in fields
+        ]
+        sql = (
+            f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
+            f"SELECT {', '.join(values)} FROM {source}"
+        )
+        cached = _SELECT_INSERTS[key] = (constant, sql)
+    constant, sql = cached
+    return sql, [_db_value(field, template) for field in constant]

@@ -98,7 +98,7 @@ def test_a_charging_cycle_runs_generic_plans(prepared):
         assert (stopped.session_id, stopped.settle_queued) == (start.session_id, True), i
 
     hot = {
-        "member lookup": "SELECT m.id, m.status",
+        "member lookup": "SELECT msg.n, m.id, m.status",
         "meter values": 'SET "last_sample_at" = GREATEST',
         "stop": 'WHERE s."pile_id" = $1 AND s."protocol_ref" = $2',
     }

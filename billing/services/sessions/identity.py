@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -253,6 +254,21 @@ def session_authorize(*, pile: Pile, credential: Credential) -> AuthDecision:
     return identify(pile=pile, credential=credential).status
 
 
+def sessions_authorize(calls: list[dict]) -> list[AuthDecision]:
+    """`session_authorize` for many calls at once, as the gateway's group commit runs a
+    batch's Authorizes (`protocol.db`): the members' tokens in one statement; any other
+    credential is identified alone."""
+    members = _members_by_token(calls)
+    return [
+        member.status if member is not None else identify(**call).status
+        for member, call in zip(members, calls, strict=True)
+    ]
+
+
+# The gateway's group commit gives a batch's Authorizes to this, all at once.
+session_authorize.many = sessions_authorize
+
+
 # --- The gateway's hot path -------------------------------------------------------------
 # Member-token starts are most of the traffic and every query costs the gateway CPU (it
 # holds the GIL while Django builds SQL). For them one hand-written query answers what
@@ -276,21 +292,46 @@ _MEMBER_KINDS = (CredentialKind.MEMBER_TOKEN, CredentialKind.DRIVER_APP, Credent
 
 _SESSIONS = ChargingSession._meta.db_table
 _THROUGH = Station.sub_operators.through._meta.db_table
-# Built once: the gateway runs it on every Authorize, start and stop.
-_MEMBER_SQL = (
-    "SELECT m.id, m.status, m.hidden_at IS NULL, m.department_id, "
-    "m.expires_at IS NOT NULL AND m.expires_at <= %s, "
-    f"EXISTS (SELECT 1 FROM {_SESSIONS} s WHERE s.member_id = m.id "
-    f"AND s.state IN ({literals(ACTIVE_STATES)})), "
-    f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
-    f"AND b.payment_state = {literal(PaymentState.OWED)}), "
-    f"(SELECT c.id FROM {Connector._meta.db_table} c WHERE c.pile_id = %s AND c.number = %s), "
-    f"(SELECT t.suboperator_id FROM {_THROUGH} t WHERE t.station_id = %s "
-    "ORDER BY t.suboperator_id LIMIT 1), "
-    f"EXISTS (SELECT 1 FROM {Reservation._meta.db_table} r JOIN {Connector._meta.db_table} rc "
-    "ON rc.id = r.connector_id WHERE rc.pile_id = %s AND rc.number = %s "
-    f"AND r.state = {literal(ReservationState.ACTIVE)}) "
-    f"FROM {Member._meta.db_table} m WHERE m.token = %s AND m.operator_id = %s"
+
+
+def _member_sql(messages: str) -> str:
+    """The statement that answers, for each row of ``messages`` (n, pile, number, station,
+    token, operator: a credential presented at a connector, number 0 for none), who the
+    member of that token is, their state, the connector's id, the station's first
+    sub-operator and whether the connector is reserved; no row where no member has the
+    token. Its first parameter is the time expiry is judged at, then those of
+    ``messages``."""
+    connectors = Connector._meta.db_table
+    return (
+        "SELECT msg.n, m.id, m.status, m.hidden_at IS NULL, m.department_id, "
+        "m.expires_at IS NOT NULL AND m.expires_at <= %s, "
+        f"EXISTS (SELECT 1 FROM {_SESSIONS} s WHERE s.member_id = m.id "
+        f"AND s.state IN ({literals(ACTIVE_STATES)})), "
+        f"EXISTS (SELECT 1 FROM {Bill._meta.db_table} b WHERE b.member_id = m.id "
+        f"AND b.payment_state = {literal(PaymentState.OWED)}), "
+        f"(SELECT c.id FROM {connectors} c WHERE c.pile_id = msg.pile AND c.number = msg.number), "
+        f"(SELECT t.suboperator_id FROM {_THROUGH} t WHERE t.station_id = msg.station "
+        "ORDER BY t.suboperator_id LIMIT 1), "
+        f"EXISTS (SELECT 1 FROM {Reservation._meta.db_table} r JOIN {connectors} rc "
+        "ON rc.id = r.connector_id WHERE rc.pile_id = msg.pile AND rc.number = msg.number "
+        f"AND r.state = {literal(ReservationState.ACTIVE)}) "
+        f"FROM {messages} JOIN {Member._meta.db_table} m "
+        "ON m.token = msg.token AND m.operator_id = msg.operator"
+    )
+
+
+_MESSAGE_COLUMNS = "n, pile, number, station, token, operator"
+# Built once: the gateway runs them on every Authorize, start and stop; a batch's
+# Authorizes and starts take the second, the messages as one JSON parameter (arrays of
+# values would cost psycopg Python for every element).
+_MEMBER_SQL = _member_sql(
+    "(SELECT 0, %s::bigint, %s::int, %s::bigint, %s::varchar, %s::bigint) "
+    f"AS msg({_MESSAGE_COLUMNS})"
+)
+_MEMBERS_SQL = _member_sql(
+    "(SELECT (e->>0)::int, (e->>1)::bigint, (e->>2)::int, (e->>3)::bigint, "
+    f"(e->>4)::varchar, (e->>5)::bigint FROM jsonb_array_elements(%s::jsonb) AS e) "
+    f"AS msg({_MESSAGE_COLUMNS})"
 )
 
 
@@ -304,17 +345,33 @@ def _member_by_token(
         pile.pk,
         connector_number or 0,
         pile.station_id,
-        pile.pk,
-        connector_number or 0,
         credential.value,
         pile.station.operator_id,
     ]
     row = statement_run(_MEMBER_SQL, params).fetchone()
-    if row is None:
-        return None
-    member_id, member_status, visible, department_id, expired, busy, owes, connector_id, sub_id = (
-        row[:9]
-    )
+    return None if row is None else _member_row(row)
+
+
+def _members_by_token(calls: list[dict]) -> list[_MemberRow | None]:
+    """`_member_by_token` for many calls (their ``pile``, ``credential`` and, if they
+    name one, ``connector_number``) in one statement."""
+    messages = [
+        [n, call["pile"].pk, call.get("connector_number") or 0, call["pile"].station_id,
+         call["credential"].value, call["pile"].station.operator_id]
+        for n, call in enumerate(calls)
+        if call["credential"].kind in _MEMBER_KINDS
+    ]  # fmt: skip
+    rows: dict[int, _MemberRow] = {}
+    if messages:
+        params = [timezone.now(), json.dumps(messages)]
+        rows = {row[0]: _member_row(row) for row in statement_run(_MEMBERS_SQL, params)}
+    return [rows.get(n) for n in range(len(calls))]
+
+
+def _member_row(row: tuple) -> _MemberRow:
+    """The decision on a row of `_member_sql`."""
+    _n, member_id, member_status, visible, department_id, expired, busy, owes = row[:8]
+    connector_id, sub_id, reserved = row[8:]
     if not visible:
         status = AuthDecision.INVALID
     elif member_status != MemberStatus.ACTIVE:
@@ -327,4 +384,4 @@ def _member_by_token(
         status = AuthDecision.BLOCKED
     else:
         status = AuthDecision.ACCEPTED
-    return _MemberRow(member_id, status, department_id, connector_id, sub_id, reserved=row[9])
+    return _MemberRow(member_id, status, department_id, connector_id, sub_id, reserved=reserved)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from billing.models import ChargingSession, MeterSample, SessionState
 from billing.models.sessions import ACTIVE_STATES, METER_SAMPLE_PARTITIONS
+from billing.services.sessions.batches import calls_run
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import energy_move_sql, sessions_transition
 from chargenet.cursors import statement_run
@@ -91,20 +92,13 @@ def sessions_meter_record(calls: list[dict]) -> list[MeterResult]:
     runs a batch's MeterValues (`protocol.db`): the same results, in one statement for
     all those that name their transaction, each of its own session; a second message for
     a session, and those without a reference, follow one by one, in their order."""
-    results: list[MeterResult | None] = [None] * len(calls)
     batched, seen = [], set()
     for i, call in enumerate(calls):
         key = (call["pile"].pk, call["protocol_ref"])
         if call["protocol_ref"] is not None and key not in seen:
             seen.add(key)
             batched.append(i)
-    if len(batched) > 1:
-        for i, result in zip(batched, _meter_batch([calls[i] for i in batched]), strict=True):
-            results[i] = result
-    for i, call in enumerate(calls):
-        if results[i] is None:
-            results[i] = session_meter_record(**call)
-    return results
+    return calls_run(calls, batched, _meter_batch, session_meter_record)
 
 
 # The gateway's group commit gives a batch's MeterValues to this, all at once.

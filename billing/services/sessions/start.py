@@ -8,6 +8,7 @@ sub-operators attributes to the first by id.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,17 +20,20 @@ from django.utils.translation import gettext_lazy as _
 from billing.models import Channel, ChargingSession, SessionState
 from billing.models.sessions import ACTIVE_STATES
 from billing.services import reservations
+from billing.services.sessions.batches import calls_run
 from billing.services.sessions.identity import (
     AuthDecision,
     Credential,
     Identity,
     _member_by_token,
+    _members_by_token,
     identify,
 )
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import (
     session_open,
     session_transition,
+    sessions_open,
     transition_check,
 )
 from chargenet.errors import DomainError
@@ -265,6 +269,84 @@ def _session_start_member(
         session_open(session, SessionState.STARTED, key_as_text=key_as_text)
     ref = protocol_ref or str(session.pk)
     return StartResult(session.pk, session.order_no, AuthDecision.ACCEPTED, ref)
+
+
+def sessions_start(calls: list[dict]) -> list[StartResult]:
+    """`session_start` for many calls at once, as the gateway's group commit runs a
+    batch's StartTransactions (`protocol.db`): the common start (`_session_start_member`'s)
+    of the first start of each pile and each token in the batch, in two statements for
+    all: the members' tokens, then the sessions (`states.sessions_open`). Any other start,
+    and one the sessions' unique rules turn away (a replay, a busy connector), follows
+    alone, in its order, as `session_start` decides it."""
+    batched, piles, tokens = [], set(), set()
+    for i, call in enumerate(calls):
+        pile, token = call["pile"].pk, call["credential"].value
+        if not call.get("reservation_id") and pile not in piles and token not in tokens:
+            batched.append(i)
+        piles.add(pile)  # a later start of the pile or the token waits for this one
+        tokens.add(token)
+    return calls_run(calls, batched, _starts_batch, session_start)
+
+
+# The gateway's group commit gives a batch's StartTransactions to this, all at once.
+session_start.many = sessions_start
+
+
+def _starts_batch(calls: list[dict]) -> list[StartResult | None]:
+    messages, orders = [], {}
+    for n, (call, row) in enumerate(zip(calls, _members_by_token(calls), strict=True)):
+        if row is None or row.status != AuthDecision.ACCEPTED or row.connector_id is None:
+            continue
+        if row.reserved:
+            continue  # whose reservation it is, the general path decides
+        pile = call["pile"]
+        orders[n] = order_no = new_order_no()
+        messages.append(
+            [n, pile.pk, order_no, pile.station.operator_id, pile.station_id, row.connector_id,
+             call.get("protocol_ref", "")[:64], call["credential"].value, row.member_id,
+             row.department_id, row.station_sub_operator_id, call["started_at"].isoformat(),
+             str(Decimal(call["meter_start_wh"]))]
+        )  # fmt: skip
+    if not messages:
+        return [None] * len(calls)
+    template = ChargingSession(channel=Channel.SCAN, state=SessionState.STARTED)
+    with transaction.atomic():
+        opened = dict(
+            sessions_open(
+                template, source=_STARTS_SOURCE, params=[json.dumps(messages)], columns=_STARTS
+            )
+        )
+    results: list[StartResult | None] = []
+    for n, call in enumerate(calls):
+        session_id = opened.get(n)
+        if session_id is None:
+            results.append(None)
+            continue
+        ref = call.get("protocol_ref", "")[:64] or str(session_id)
+        results.append(StartResult(session_id, orders[n], AuthDecision.ACCEPTED, ref))
+    return results
+
+
+# A batch's common starts as rows (`_starts_batch`'s messages), ordered by pile, each with
+# a new key; the fields they fill (the others are the template's).
+_STARTS_SOURCE = (
+    "SELECT (e->>0)::int AS n, nextval(pg_get_serial_sequence("
+    f"'{ChargingSession._meta.db_table}', 'id')) AS id, (e->>1)::bigint AS pile, "
+    "(e->>2)::varchar AS order_no, (e->>3)::bigint AS operator, (e->>4)::bigint AS station, "
+    "(e->>5)::bigint AS connector, (e->>6)::varchar AS ref, (e->>7)::varchar AS id_tag, "
+    "(e->>8)::bigint AS member, (e->>9)::bigint AS department, "
+    "(e->>10)::bigint AS sub_operator, (e->>11)::timestamptz AS started_at, "
+    "(e->>12)::numeric AS meter_start_wh "
+    "FROM jsonb_array_elements(%s::jsonb) AS e ORDER BY 3"
+)
+_STARTS_FILLED = ("order_no", "operator", "station", "pile", "connector", "id_tag", "member",
+                  "department", "sub_operator", "started_at", "meter_start_wh")  # fmt: skip
+_STARTS = {
+    "id": "src.id",
+    # The platform numbers the transactions where the pile does not: the session's key.
+    "protocol_ref": "COALESCE(NULLIF(src.ref, ''), src.id::text)",
+    **{name: f"src.{name}" for name in _STARTS_FILLED},
+}
 
 
 def _attribution(*, station, department: Department | None, known_vehicle: bool):

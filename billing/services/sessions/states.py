@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.events import SESSION_STARTED
 from billing.models import ChargingSession, SessionState, SessionTransition
-from chargenet.bulk import row_insert_statement, row_inserted
+from chargenet.bulk import row_insert_statement, row_inserted, rows_insert_select
 from chargenet.cursors import statement_run
 from chargenet.errors import DomainError
 from chargenet.events import events_insert_sql, events_inserted
@@ -127,6 +127,45 @@ def session_open(
 
 # `session_open`'s statements, by insert, number of moves and event insert.
 _OPEN_SQL: dict[tuple[str, int, str], str] = {}
+
+
+def sessions_open(
+    template: ChargingSession, *, source: str, params: list, columns: Mapping[str, str]
+) -> list[tuple[int, int]]:
+    """Open one session per row of ``source`` (SQL over ``params``; its rows numbered by
+    a column ``n`` and keyed by ``id``, drawn from the sessions' sequence by the caller),
+    in one statement, as `session_open` opens one: the row, its first state (the
+    template's) and its ``session.started`` event. ``columns`` gives the SQL of the fields
+    that differ from row to row, ``template`` every other
+    (`chargenet.bulk.rows_insert_select`). A row that would break a unique rule of the
+    sessions (a replayed start, a busy connector, a member already charging) is not
+    inserted: returns (n, session id) of those that were."""
+    state = template.state
+    if state not in INITIAL_STATES:
+        raise IllegalTransition(
+            _("A session cannot open as “%(to)s”.") % {"to": state}, details={"to": state}
+        )
+    insert, constants = rows_insert_select(template, columns=columns, source="src")
+    published = events_insert_sql(
+        SESSION_STARTED,
+        key="s.id::text",
+        payload="jsonb_build_object('session_id', s.id, 'state', %s::text)",
+        source="s",
+    )
+    # The rows are inserted in the order of ``source``: give it one (e.g. by pile), and
+    # two batches wait for each other's keys in the same order, never in a cycle.
+    sql = (
+        f"WITH src AS MATERIALIZED ({source}), "
+        f"s AS ({insert} ON CONFLICT DO NOTHING RETURNING id), "
+        f"moves AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
+        "SELECT s.id, '', %s::varchar, now(), '' FROM s), "
+        f"published AS ({published}) "
+        "SELECT src.n, s.id, published.id FROM src JOIN s ON s.id = src.id "
+        "JOIN published ON published.key = s.id::text"
+    )
+    rows = statement_run(sql, [*params, *constants, state, state]).fetchall()
+    events_inserted(SESSION_STARTED, [event_id for _n, _id, event_id in rows])
+    return [(n, session_id) for n, session_id, _event_id in rows]
 
 
 def session_transition(

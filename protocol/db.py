@@ -14,9 +14,10 @@ idle a call runs at once, alone. A call that fails (a domain error, a constraint
 statement the database refused) rolls back its savepoint only: the other calls of the
 batch commit as if it had not been there. One that lost to a deadlock or a lock timeout
 is run again alone after the batch. A function that can take many calls at once says so
-with a ``many`` attribute (`billing.services.sessions.meter.sessions_meter_record`): a
-batch's calls of it run together, one statement for a batch's MeterValues (`_together`
-says which). Only a lost connection fails the whole batch
+with a ``many`` attribute (`billing.services.sessions.meter.sessions_meter_record`, and
+the starts', stops' and Authorizes' of `billing.services.sessions`): a batch's calls of
+it run together, one or two statements for a batch's MeterValues, starts, stops or
+Authorizes instead of one or two each (`_together` says which calls). Only a lost connection fails the whole batch
 (`DatabaseUnavailable` for each: nothing was committed, or the commit's fate is unknown
 and every service is idempotent, so the piles' retries are safe).
 """

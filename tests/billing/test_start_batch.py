@@ -25,10 +25,6 @@ pytestmark = pytest.mark.django_db
 T0 = dt.datetime(2026, 11, 29, 2, 0, tzinfo=dt.UTC)
 
 
-def _presented(token: str) -> sessions.Credential:
-    return sessions.Credential(sessions.CredentialKind.PRESENTED, token)
-
-
 def _world() -> tuple[list[dict], list]:
     """Nine starts, one of each kind a batch meets, and the piles they come from."""
     station = world.station()
@@ -53,7 +49,7 @@ def _world() -> tuple[list[dict], list]:
     )  # fmt: skip
 
     def start(n, token, **more):
-        return dict(pile=piles[n], connector_number=1, credential=_presented(token),
+        return dict(pile=piles[n], connector_number=1, credential=world.presented(token),
                     meter_start_wh=1000 + n, started_at=T0, **more)  # fmt: skip
 
     calls = [
@@ -150,7 +146,7 @@ def test_the_common_starts_share_two_statements():
     piles = [world.pile(station) for _n in range(5)]
     tokens = [world.member(station.operator).token for _p in piles]
     calls = [
-        dict(pile=p, connector_number=1, credential=_presented(token),
+        dict(pile=p, connector_number=1, credential=world.presented(token),
              meter_start_wh=Decimal("12.5"), started_at=T0)
         for p, token in zip(piles, tokens, strict=True)
     ]  # fmt: skip
@@ -182,7 +178,7 @@ def test_a_batch_of_authorizes_answers_what_each_alone_answers():
     world.session(world.pile(station), id_tag=busy.token, member=busy)
     card = world.card(operator, owner=ok)
     tokens = [ok.token, busy.token, blocked.token, "NOSUCHTAG", card.number, ok.token]
-    calls = [dict(pile=pile, credential=_presented(token)) for token in tokens]
+    calls = [dict(pile=pile, credential=world.presented(token)) for token in tokens]
     alone = [sessions.session_authorize(**call) for call in calls]
     with CaptureQueriesContext(connection) as ctx:
         together = sessions_authorize(calls)

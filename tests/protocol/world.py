@@ -106,3 +106,10 @@ def session(p: Pile, *, connector: Connector | None = None, **kwargs) -> Chargin
         session.protocol_ref = str(session.pk)
         session.save(update_fields=["protocol_ref"])
     return session
+
+
+def presented(token: str):
+    """A token as a pile presents it (an OCPP idTag: its kind unsaid)."""
+    from billing.services.sessions import Credential, CredentialKind
+
+    return Credential(CredentialKind.PRESENTED, token)

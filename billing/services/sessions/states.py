@@ -236,17 +236,28 @@ def _transition(
     values: Mapping[str, Any] | None = None,
     returning: Sequence[str] = (),
     publish: str = "",
+    messages: tuple[str, list] | None = None,
+    row_values: Sequence[str] = (),
 ) -> list[tuple]:
     """`sessions_transition` for the gateway's fast paths, which find the session by
     another key (``match``: field name → value, a list meaning any of them) and read some
     of its fields back (``returning``, by field name): rows of (id, state left, *returning).
     ``publish``: the kind of an event ({"session_id": …}) each moved session publishes,
-    in the same statement."""
+    in the same statement.
+
+    ``messages``: (SQL, its parameters) of rows that each find a session, for a batch of
+    the gateway's messages in one statement: ``match`` then maps field names to the
+    columns of those rows, ``row_values`` names fields set from the rows' columns of the
+    same names (``values`` are the same for all), and each row returned starts with the
+    message's column ``n``. Sessions are locked in the order of their ids."""
     from_states = tuple(str(state) for state in from_states)
     for from_state in from_states:
         transition_check(from_state=from_state, to_state=to_state)
     sets = {"state": to_state, "updated_at": now, **(values or {})}
-    params = [*match.values(), *sets.values(), to_state, now]
+    if messages is None:
+        params = [*match.values(), *sets.values(), to_state, now]
+    else:
+        params = [*messages[1], *sets.values(), to_state, now]
     if isinstance(reason, str):  # one for all: no arrays to dump (psycopg does it in Python)
         params.append(reason[:200])
     else:
@@ -260,12 +271,16 @@ def _transition(
             source="moved m",
         )
     shape = (
-        tuple((name, isinstance(value, list)) for name, value in match.items()),
+        tuple(
+            (name, value if messages else isinstance(value, list)) for name, value in match.items()
+        ),
         from_states,
         tuple(sets),
         tuple(returning),
         isinstance(reason, str),
         published,
+        messages[0] if messages else "",
+        tuple(row_values),
     )
     sql = _TRANSITION_SQL.get(shape)
     if sql is None:
@@ -289,16 +304,24 @@ def _transition_sql(
     returning: tuple[str, ...],
     one_reason: bool,
     published: str,
+    messages: str,
+    row_values: tuple[str, ...],
 ) -> str:
     meta = ChargingSession._meta
     table, pk, state = meta.db_table, _column(meta, "id"), _column(meta, "state")
-    conditions = [
-        f"s.{_column(meta, name)} = {'ANY(%s)' if many else '%s'}" for name, many in match
-    ]
+    if messages:  # each row of msg finds its session by its columns
+        conditions = [f"s.{_column(meta, name)} = msg.{column}" for name, column in match]
+    else:
+        conditions = [
+            f"s.{_column(meta, name)} = {'ANY(%s)' if many else '%s'}" for name, many in match
+        ]
     if "protocol_ref" in dict(match):  # the partial unique index (`chargenet.sqltext`)
         conditions.append(f"s.{_column(meta, 'protocol_ref')} <> ''")
     where = " AND ".join(conditions)
-    assignments = ", ".join(f"{_column(meta, name)} = %s" for name in sets)
+    assignments = ", ".join(
+        [f"{_column(meta, name)} = %s" for name in sets]
+        + [f"{_column(meta, name)} = msg.{name}" for name in row_values]
+    )
     extra = "".join(f", s.{_column(meta, name)}" for name in returning)
     moved_columns = "id, from_state" + "".join(f", r{i}" for i in range(len(returning)))
     if one_reason:
@@ -306,12 +329,25 @@ def _transition_sql(
     else:
         why = "COALESCE(r.reason, '')"
         reasons = " LEFT JOIN unnest(%s::bigint[], %s::varchar[]) AS r (id, reason) ON r.id = m.id"
+    states = f"s.{state} IN ({literals(from_states)})"
+    if messages:
+        head = (
+            f"WITH msg AS ({messages}), old AS (SELECT msg.n, s.{pk}, s.{state} FROM msg "
+            f"JOIN {table} s ON {where} WHERE {states} ORDER BY s.{pk} FOR UPDATE OF s), "
+            f"moved (n, {moved_columns}) AS (UPDATE {table} s SET {assignments} "
+            f"FROM old JOIN msg ON msg.n = old.n "
+            f"WHERE s.{pk} = old.{pk} RETURNING old.n, s.{pk}, old.{state}{extra}), "
+        )
+    else:
+        head = (
+            f"WITH old AS (SELECT s.{pk}, s.{state} FROM {table} s WHERE {where} "
+            f"AND {states} FOR UPDATE), "
+            f"moved ({moved_columns}) AS (UPDATE {table} s SET {assignments} FROM old "
+            f"WHERE s.{pk} = old.{pk} RETURNING s.{pk}, old.{state}{extra}), "
+        )
     sql = (
-        f"WITH old AS (SELECT s.{pk}, s.{state} FROM {table} s WHERE {where} "
-        f"AND s.{state} IN ({literals(from_states)}) FOR UPDATE), "
-        f"moved ({moved_columns}) AS (UPDATE {table} s SET {assignments} FROM old "
-        f"WHERE s.{pk} = old.{pk} RETURNING s.{pk}, old.{state}{extra}), "
-        f"recorded AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
+        head
+        + f"recorded AS (INSERT INTO {SessionTransition._meta.db_table} ({_TRANSITION_COLUMNS}) "
         f"SELECT m.id, m.from_state, %s, %s, {why} FROM moved m{reasons})"
     )
     if not published:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -12,11 +13,14 @@ from django.utils import timezone
 from billing.events import SESSION_STOPPED
 from billing.models import ChargingSession, OrphanStop, SessionState
 from billing.models.sessions import ACTIVE_STATES
+from billing.services.sessions.batches import calls_run
 from billing.services.sessions.identity import (
     AuthDecision,
     Credential,
     _identify,
     _member_by_token,
+    _MemberRow,
+    _members_by_token,
 )
 from billing.services.sessions.meter import Sample, _insert_samples, _store_samples
 from billing.services.sessions.settlement_queue import _sessions_stopped
@@ -217,14 +221,90 @@ def _session_stop_active(
         status = None
         if credential is not None:
             member = _member_by_token(pile=pile, credential=credential)
-            if member is not None:
-                busy = member.status == AuthDecision.CONCURRENT
-                status = AuthDecision.ACCEPTED if busy else member.status
-            else:
-                operator_id = pile.station.operator_id
-                identity = _identify(pile=pile, credential=credential, operator_id=operator_id)
-                status = identity.status
+            status = _stop_status(pile, credential, member)
         _sessions_stopped([session_id], published=True)
     return StopResult(
         session_id, order_no, settle_queued=True, status=status, samples_stored=stored
     )
+
+
+def _stop_status(pile: Pile, credential: Credential, member: _MemberRow | None) -> AuthDecision:
+    """The credential of a stop, judged in its own state: the session it stops is its
+    active one, so no concurrency check."""
+    if member is not None:
+        busy = member.status == AuthDecision.CONCURRENT
+        return AuthDecision.ACCEPTED if busy else member.status
+    operator_id = pile.station.operator_id
+    return _identify(pile=pile, credential=credential, operator_id=operator_id).status
+
+
+def sessions_stop(calls: list[dict]) -> list[StopResult]:
+    """`session_stop` for many calls at once, as the gateway's group commit runs a batch's
+    StopTransactions (`protocol.db`): the common stop (`_session_stop_active`'s) of each
+    pile's first stop in the batch in one statement for all, their samples and their
+    credentials after; any other stop (a replay, an orphan, a late or refused one, one
+    with the pile's own figures) follows alone, in its order, as `session_stop` decides."""
+    batched, piles = [], set()
+    for i, call in enumerate(calls):
+        if not call.get("pile_reported") and call["pile"].pk not in piles:
+            batched.append(i)
+        piles.add(call["pile"].pk)  # a later stop of the pile waits for this one
+    return calls_run(calls, batched, _stops_batch, session_stop)
+
+
+# The gateway's group commit gives a batch's StopTransactions to this, all at once.
+session_stop.many = sessions_stop
+
+
+def _stops_batch(calls: list[dict]) -> list[StopResult | None]:
+    now = timezone.now()
+    messages = [
+        [n, call["pile"].pk, call["protocol_ref"], str(Decimal(call["meter_stop_wh"])),
+         call["stopped_at"].isoformat(), (call.get("reason") or "Local")[:32]]
+        for n, call in enumerate(calls)
+    ]  # fmt: skip
+    with transaction.atomic():
+        rows = _transition(
+            match={"pile": "pile", "protocol_ref": "ref"},
+            messages=(_STOPS_SOURCE, [json.dumps(messages)]),
+            row_values=("meter_stop_wh", "stopped_at", "stop_reason"),
+            from_states=ACTIVE_STATES,
+            to_state=SessionState.STOPPED,
+            reason="stop",
+            now=now,
+            values={"stop_received_at": now},
+            returning=("order_no",),
+            publish=SESSION_STOPPED,
+        )
+        if not rows:
+            return [None] * len(calls)
+        stopped = {n: (session_id, order_no) for n, session_id, _was, order_no in rows}
+        with_credential = [n for n in stopped if calls[n].get("credential") is not None]
+        members = _members_by_token([calls[n] for n in with_credential])
+        statuses = dict(zip(with_credential, members, strict=True))
+        results: list[StopResult | None] = []
+        for n, call in enumerate(calls):
+            if n not in stopped:
+                results.append(None)
+                continue
+            session_id, order_no = stopped[n]
+            stored = _insert_samples(session_id=session_id, samples=call.get("samples") or [])
+            status = None
+            if n in statuses:
+                status = _stop_status(call["pile"], call["credential"], statuses[n])
+            results.append(
+                StopResult(session_id, order_no, settle_queued=True, status=status,
+                           samples_stored=stored)
+            )  # fmt: skip
+        _sessions_stopped(
+            [session_id for session_id, _order_no in stopped.values()], published=True
+        )
+    return results
+
+
+# A batch's common stops as rows (`_stops_batch`'s messages).
+_STOPS_SOURCE = (
+    "SELECT (e->>0)::int AS n, (e->>1)::bigint AS pile, (e->>2)::varchar AS ref, "
+    "(e->>3)::numeric AS meter_stop_wh, (e->>4)::timestamptz AS stopped_at, "
+    "(e->>5)::varchar AS stop_reason FROM jsonb_array_elements(%s::jsonb) AS e"
+)

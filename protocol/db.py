@@ -17,9 +17,10 @@ is run again alone after the batch. A function that can take many calls at once 
 with a ``many`` attribute (`billing.services.sessions.meter.sessions_meter_record`, and
 the starts', stops' and Authorizes' of `billing.services.sessions`): a batch's calls of
 it run together, one or two statements for a batch's MeterValues, starts, stops or
-Authorizes instead of one or two each (`_together` says which calls). Only a lost connection fails the whole batch
-(`DatabaseUnavailable` for each: nothing was committed, or the commit's fate is unknown
-and every service is idempotent, so the piles' retries are safe).
+Authorizes instead of one or two each (`_together` says which calls). Only a lost
+connection fails the whole batch (`DatabaseUnavailable` for each: nothing was committed,
+or the commit's fate is unknown and every service is idempotent, so the piles' retries
+are safe).
 """
 
 from __future__ import annotations

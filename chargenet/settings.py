@@ -327,6 +327,10 @@ GATEWAY_REDIS_PREFIX = env("GATEWAY_REDIS_PREFIX", "chargenet:gw:")
 # sys.setswitchinterval for the gateway process (the event loop shares the GIL with the
 # database threads).
 GATEWAY_SWITCH_INTERVAL = env_float("GATEWAY_SWITCH_INTERVAL", 0.0005)
+# A gateway process collects its young garbage every this many container allocations
+# (Python's default 700), after freezing what it loaded (protocol.gateway.collector);
+# 0 keeps Python's thresholds.
+GATEWAY_GC_THRESHOLD = env_int("GATEWAY_GC_THRESHOLD", 50_000)
 # Pile passwords (HTTP Basic) are machine secrets, checked as HMAC-SHA256 under this key
 # (a pepper kept out of the database). Empty: derived from SECRET_KEY. Changing it
 # invalidates every pile password stored in the new form.

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from protocol.db import statements_prepared
+from protocol.gateway.collector import collector_tuned
 from protocol.gateway.server import Gateway
 
 
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         # query it runs (CPU and memory for nothing; ~20% of the gateway's throughput).
         settings.DEBUG = False
         statements_prepared()
+        collector_tuned()
         asyncio.run(Gateway(host=host, port=port, node=node, reuse_port=reuse_port).run())
 
     def _supervise(self, host: str, port: int, workers: int) -> None:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from protocol.db import statements_prepared
+from protocol.gateway.collector import collector_tuned
 from protocol.management.commands.rungateway import argparse_suppress
 from protocol.ykc.server import HEARTBEAT_SECONDS, MISSED_HEARTBEATS, PORT, YkcGateway
 
@@ -38,6 +39,7 @@ class Command(BaseCommand):
             return self._supervise(host, port, workers, idle_timeout)
         settings.DEBUG = False  # a long-lived process: do not record every query
         statements_prepared()
+        collector_tuned()
         gateway = YkcGateway(
             host=host, port=port, node=node, reuse_port=reuse_port, idle_timeout=idle_timeout
         )

@@ -21,6 +21,12 @@ Authorizes instead of one or two each (`_together` says which calls). Only a los
 connection fails the whole batch (`DatabaseUnavailable` for each: nothing was committed,
 or the commit's fate is unknown and every service is idempotent, so the piles' retries
 are safe).
+
+A transaction message's frames are written in the batch that commits its effect
+(`DbRunner.run_journaled`): one COPY for the batch's frames before its commit, so the
+pile is answered after one commit instead of waiting for the journal's next one, which
+under load cost more than the batch itself (a thread's COPY waits for the event loop to
+give back the interpreter lock at each round trip).
 """
 
 from __future__ import annotations
@@ -108,9 +114,12 @@ class _Redo(Exception):
     """The batch's fast pass met a failure: roll it all back and run it with savepoints."""
 
 
-def _group(calls: list[tuple[Callable, dict]], sender: TasksSender) -> list[tuple[bool, Any]]:
-    """Run ``calls`` in one transaction; return (ok, result or exception) per call, after
-    the commit. The Celery sends the calls queued on commit go to ``sender``.
+def _group(calls: list[tuple], sender: TasksSender) -> list[tuple[bool, Any]]:
+    """Run ``calls`` (fn, kwargs[, journaled]) in one transaction; return (ok, result or
+    exception) per call, after the commit. The Celery sends the calls queued on commit go
+    to ``sender``. A call's ``journaled`` (see `DbRunner.run_journaled`) turns its result
+    into (result, frame rows): the batch's frames are written with one COPY before the
+    commit, so they are committed with the effects they record.
 
     First without savepoints (each costs two round trips, per call and per nested
     ``atomic`` of the services): nearly every batch succeeds whole. If any call fails, or
@@ -118,6 +127,7 @@ def _group(calls: list[tuple[Callable, dict]], sender: TasksSender) -> list[tupl
     the batch runs again with a savepoint per call, so a failing call takes back only its
     own work. A call that lost a lock (deadlock, lock or statement timeout) is run again
     alone once the others have committed."""
+    calls = [(call[0], call[1], call[2] if len(call) > 2 else None) for call in calls]
     with tasks_gathered() as sends:
         try:
             results = _group_pass(calls, savepoints=False)
@@ -138,20 +148,21 @@ def _together(calls: list[tuple[Callable, dict]]) -> dict[int, list[int]]:
     the calls of piles that have no other kind of call in the batch, so that no pile's
     messages run in another order than they came."""
     kinds: dict[object, set] = {}
-    for fn, kwargs in calls:
+    for fn, kwargs, *_journaled in calls:
         pile = kwargs.get("pile")
         if pile is not None:
             kinds.setdefault(pile.pk, set()).add(fn)
     groups: dict[Callable, list[int]] = {}
-    for i, (fn, kwargs) in enumerate(calls):
+    for i, (fn, kwargs, *_journaled) in enumerate(calls):
         pile = kwargs.get("pile")
         if getattr(fn, "many", None) is not None and pile is not None and kinds[pile.pk] == {fn}:
             groups.setdefault(fn, []).append(i)
     return {members[0]: members for members in groups.values() if len(members) > 1}
 
 
-def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list:
+def _group_pass(calls: list[tuple], *, savepoints: bool) -> list:
     results: list[tuple[bool, Any] | None] = [None] * len(calls)
+    frames: list[dict] = []  # the journaled calls' frame rows, written before the commit
     # Without savepoints, calls that can run together do: one statement for a batch's
     # MeterValues instead of one each. With savepoints (a failure is being isolated),
     # every call runs alone.
@@ -161,21 +172,21 @@ def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list
     features.uses_savepoints = savepoints  # this thread's connection only
     try:
         with transaction.atomic():
-            for i, (fn, kwargs) in enumerate(calls):
+            for i, (fn, kwargs, journaled) in enumerate(calls):
                 if results[i] is not None:
                     continue  # ran with the first of its group
                 try:
                     if savepoints:
                         with transaction.atomic():
-                            value = fn(**kwargs)
+                            value = _journal(journaled, fn(**kwargs), frames)
                     elif i in together:
                         members = together[i]
                         values = fn.many([calls[j][1] for j in members])
                         for j, member_value in zip(members, values, strict=True):
-                            results[j] = (True, member_value)
-                        value = values[0]
+                            results[j] = (True, _journal(calls[j][2], member_value, frames))
+                        value = results[i][1]
                     else:  # any failure redoes the batch: the call needs no block of its own
-                        value = fn(**kwargs)
+                        value = _journal(journaled, fn(**kwargs), frames)
                     if db.needs_rollback:  # a service swallowed a failure
                         raise _Redo
                     results[i] = (True, value)
@@ -192,16 +203,52 @@ def _group_pass(calls: list[tuple[Callable, dict]], *, savepoints: bool) -> list
                     if not savepoints:
                         raise _Redo from exc
                     results[i] = (False, exc)
+            if frames:
+                _frames_write(frames, savepoints=savepoints)
     finally:
         features.uses_savepoints = True
     for i, (_ok, value) in enumerate(results):
         if value is _RETRY_ALONE:
-            fn, kwargs = calls[i]
+            fn, kwargs, journaled = calls[i]
+            alone = {"fn": fn, "kwargs": kwargs, "journaled": journaled}
             try:
-                results[i] = (True, _call(fn, kwargs))
+                results[i] = (True, _call(_journaled_alone, alone))
             except Exception as exc:
                 results[i] = (False, exc)
     return results
+
+
+def _journal(journaled: Callable | None, value: Any, frames: list[dict]) -> Any:
+    """A call's result, and its frame rows added to ``frames``, if it is journaled."""
+    if journaled is None:
+        return value
+    value, rows = journaled(value)
+    frames.extend(rows)
+    return value
+
+
+def _frames_write(frames: list[dict], *, savepoints: bool) -> None:
+    from .journal import _copy, _copy_rows  # the journal builds on this module
+
+    if savepoints:
+        _copy(frames)  # a frame the database refuses is stored row-safely
+        return
+    try:
+        _copy_rows(frames)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # NUL, a lone surrogate… : the careful pass stores it
+        raise _Redo from exc
+
+
+def _journaled_alone(fn: Callable, kwargs: dict, journaled: Callable | None) -> Any:
+    """``fn(**kwargs)`` in a transaction of its own, with its frames if journaled."""
+    with transaction.atomic():
+        frames: list[dict] = []
+        value = _journal(journaled, fn(**kwargs), frames)
+        if frames:
+            _frames_write(frames, savepoints=True)
+    return value
 
 
 class DbRunner:
@@ -210,7 +257,7 @@ class DbRunner:
         # Batches running at once; the other threads stay free for `run_alone`.
         self.groups = groups or max(1, threads // 2)
         self.max_group = max_group
-        self._waiting: list[tuple[Callable, dict, asyncio.Future]] = []
+        self._waiting: list[tuple[Callable, dict, asyncio.Future, Callable | None]] = []
         self._running = 0
         # A Celery send costs the gateway ~0.5 ms of CPU (kombu builds a Redis client for
         # each publish); gathering 0.1 s of batches' sends makes them ten a second at
@@ -222,7 +269,19 @@ class DbRunner:
         """Run ``fn(**kwargs)`` in the next group commit; its result (or exception) once
         the group's transaction has committed."""
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append((fn, kwargs, future))
+        self._waiting.append((fn, kwargs, future, None))
+        self._dispatch()
+        return await future
+
+    async def run_journaled(
+        self, fn: Callable, kwargs: dict, journaled: Callable[[Any], tuple[Any, list[dict]]]
+    ) -> Any:
+        """`run`, for a message whose answer waits for its frames: ``journaled`` turns
+        ``fn``'s result into (what this returns, the frame rows recording the message),
+        in the batch's thread; the rows are written in the batch's transaction, so the
+        answer waits for one commit, not for the journal's next one after it."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((fn, kwargs, future, journaled))
         self._dispatch()
         return await future
 
@@ -238,7 +297,7 @@ class DbRunner:
             batch = self._waiting[: self.max_group]
             del self._waiting[: self.max_group]
             self._running += 1
-            calls = [(fn, kwargs) for fn, kwargs, _future in batch]
+            calls = [(fn, kwargs, journaled) for fn, kwargs, _future, journaled in batch]
             done = loop.run_in_executor(
                 self.executor,
                 functools.partial(_call, _group, {"calls": calls, "sender": self.sender}),
@@ -248,7 +307,7 @@ class DbRunner:
     def _finished(self, batch: list, done: asyncio.Future) -> None:
         self._running -= 1
         error = done.exception() if not done.cancelled() else DatabaseUnavailable("cancelled")
-        for i, (_fn, _kwargs, future) in enumerate(batch):
+        for i, (_fn, _kwargs, future, _journaled) in enumerate(batch):
             if future.done():
                 continue
             if error is not None:

@@ -2,8 +2,10 @@
 
 Frames are appended to an in-memory buffer and written by one background task in batches
 (one COPY of up to ``max_batch`` rows every few milliseconds, in the gateway's group
-commit: see `protocol.db`). Transaction-bearing handlers await the flush of their frames
-before answering. When the database is down the buffer is kept (bounded) and retried, so
+commit: see `protocol.db`). A transaction message's frames do not wait for it: they are
+written by the group commit in the transaction of the message's effect
+(`DbRunner.run_journaled`, `PileConnection.transact`), with `_copy_rows`, before the pile
+is answered. When the database is down the buffer is kept (bounded) and retried, so
 frames are journaled once it is back.
 
 COPY costs the gateway a third of what a multi-row INSERT built by the ORM does (no model
@@ -50,25 +52,32 @@ _COPY_SQL = "COPY {table} ({columns}) FROM STDIN".format(
 def _copy(rows: list[dict]) -> None:
     """Store frame rows (the fields of `JournalWriter.add`) with one COPY; a batch the
     database refuses goes through `_insert`, which stores every frame it can."""
-    defaults = _COPY_DEFAULTS
     try:
-        with (
-            transaction.atomic(),
-            connection.wrap_database_errors,
-            connection.cursor() as cursor,
-            cursor.cursor.copy(_COPY_SQL) as copy,
-        ):
-            for row in rows:
-                values = {**defaults, **row}
-                payload = values["payload"]
-                if payload is not None:
-                    values["payload"] = json.dumps(payload, ensure_ascii=False)
-                copy.write_row(tuple(values.values()))
+        with transaction.atomic():
+            _copy_rows(rows)
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:  # NUL, a lone surrogate, NaN, a value too long…
         logger.info("journal: COPY refused a batch of %s, inserting row by row: %s", len(rows), exc)
         _insert([Frame(**row) for row in rows])
+
+
+def _copy_rows(rows: list[dict]) -> None:
+    """The COPY of `_copy`, in the caller's transaction; raises if the database refuses a
+    row (the group commit's first pass, `protocol.db`, then runs its batch again with
+    savepoints, where `_copy` stores what it can)."""
+    defaults = _COPY_DEFAULTS
+    with (
+        connection.wrap_database_errors,
+        connection.cursor() as cursor,
+        cursor.cursor.copy(_COPY_SQL) as copy,
+    ):
+        for row in rows:
+            values = {**defaults, **row}
+            payload = values["payload"]
+            if payload is not None:
+                values["payload"] = json.dumps(payload, ensure_ascii=False)
+            copy.write_row(tuple(values.values()))
 
 
 def _insert(rows: list[Frame]) -> None:
@@ -195,7 +204,9 @@ class JournalWriter:
             if self.dropped % 1000 == 1:
                 logger.error("journal buffer full: %s frames dropped", self.dropped)
         self._buffer.append((fields, future))
-        if wait or len(self._buffer) >= self.max_batch:
+        # The first frame after a flush wakes the writer: it is written a gathering
+        # interval later, not at the writer's idle timeout.
+        if wait or len(self._buffer) == 1 or len(self._buffer) >= self.max_batch:
             self._wake.set()
         return future
 

@@ -20,6 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.utils import timezone
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.exceptions import (
     FormationViolationError,
@@ -95,6 +96,8 @@ class PileConnection(Ocpp16Handlers, ChargePoint):
         self.orders: dict[int, str] = {}  # transaction id → order number, for the journal
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._outbound_lock = asyncio.Lock()
+        self._calling: dict = {}  # the CALL being answered, as journaled
+        self._journaled = False  # its frames were written with its effect
         # Per pile on this node, not per connection: reconnecting does not reset the count.
         self._frames: deque[float] = gateway.frame_window(pile.code)
         self.aborted = False
@@ -267,6 +270,7 @@ class PileConnection(Ocpp16Handlers, ChargePoint):
         self, unique_id: str, action: str, payload: dict, *, escaped: bool = True
     ) -> None:
         journal = {"action": action[:64], "unique_id": unique_id, "payload": payload}
+        self._calling, self._journaled = journal, False  # for `transact`
         try:
             if action not in INBOUND_ACTIONS:
                 if action in KNOWN_ACTIONS:
@@ -301,6 +305,9 @@ class PileConnection(Ocpp16Handlers, ChargePoint):
                 InternalError(description="The central system could not process the request."),
             )
             return
+        if self._journaled:  # its frames were committed with its effect (`transact`)
+            await self._send_text(json.dumps([3, unique_id, answer], separators=(",", ":")))
+            return
         tx = {"order_no": order_no, "transaction_id": transaction_id}
         wait = action in TRANSACTION_ACTIONS
         f_in = self._journal(Direction.IN, MessageType.CALL, wait=wait, **journal, **tx)
@@ -320,6 +327,31 @@ class PileConnection(Ocpp16Handlers, ChargePoint):
                 logger.warning("%s: %s not journaled, not answered: %s", self.code, action, failed)
                 return
         await self._send_text(json.dumps([3, unique_id, answer], separators=(",", ":")))
+
+    async def transact(self, fn, kwargs: dict, finish) -> tuple[dict, str, int | None]:
+        """Run the service of the CALL being answered in the next group commit, with its
+        frames: ``finish`` turns the service's result into (answer, order number,
+        transactionId), and the CALL's frame and its answer's are written in the same
+        transaction (`DbRunner.run_journaled`), so the answer goes once that commits."""
+        call = self._calling
+        code, node = self.code, self.gw.journal.node
+
+        def journaled(result):
+            outcome = answer, order_no, transaction_id = finish(result)
+            common = {"pile_code": code, "unique_id": call["unique_id"], "node": node,
+                      "order_no": order_no, "transaction_id": transaction_id,
+                      "at": timezone.now()}  # fmt: skip
+            frames = [
+                {**common, "direction": Direction.IN, "message_type": MessageType.CALL,
+                 "action": call["action"], "payload": call["payload"]},
+                {**common, "direction": Direction.OUT, "message_type": MessageType.CALL_RESULT,
+                 "action": call["action"], "payload": answer},
+            ]  # fmt: skip
+            return outcome, frames
+
+        outcome = await self.gw.db.run_journaled(fn, kwargs, journaled)
+        self._journaled = True
+        return outcome
 
     # --- outbound -------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class Ocpp16Handlers:
     pile_id: int
     connector_states: dict[int, str]
     orders: dict[int, str]
+    transact: Any  # `PileConnection.transact`
 
     def state_summary(self) -> str:
         return live.pile_state_summary(self.connector_states.values())
@@ -112,43 +113,64 @@ class Ocpp16Handlers:
         )
         return {"idTagInfo": words.id_tag_info(decision)}, "", None
 
+    # The transaction messages: each service runs with `transact`, which writes the CALL's
+    # frames in the transaction of its effect; the answer is made from the service's
+    # result in the group commit's thread, before the commit (pure functions only).
+
     async def on_StartTransaction(self, p: dict):
+        def answered(result: sessions.StartResult):
+            transaction_id = words.transaction_id(result.protocol_ref)
+            answer = {
+                "transactionId": transaction_id,
+                "idTagInfo": words.id_tag_info(result.status),
+            }
+            return answer, result.order_no, transaction_id
+
+        start = dict(
+            pile=self.pile,
+            connector_number=bounds.connector_number(p["connectorId"], pile_itself=False),
+            credential=words.credential(p["idTag"]),
+            meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
+            started_at=_time(p["timestamp"], "timestamp"),
+            reservation_id=p.get("reservationId"),
+        )
         try:
-            result = await self.gw.db.run(
-                sessions.session_start,
-                pile=self.pile,
-                connector_number=bounds.connector_number(p["connectorId"], pile_itself=False),
-                credential=words.credential(p["idTag"]),
-                meter_start_wh=bounds.meter_wh(p["meterStart"], field="meterStart"),
-                started_at=_time(p["timestamp"], "timestamp"),
-                reservation_id=p.get("reservationId"),
+            answer, order_no, transaction_id = await self.transact(
+                sessions.session_start, start, answered
             )
         except live.UnknownConnector as exc:
             # Said to the pile in the protocol's language, whatever the platform's is.
             cause = f"connectorId {p['connectorId']} is not a connector of this pile"
             raise PropertyConstraintViolationError(details={"cause": cause}) from exc
-        self.orders[result.session_id] = result.order_no
-        transaction_id = words.transaction_id(result.protocol_ref)
-        answer = {"transactionId": transaction_id, "idTagInfo": words.id_tag_info(result.status)}
-        return answer, result.order_no, transaction_id
+        self.orders[transaction_id] = order_no
+        return answer, order_no, transaction_id
 
     async def on_MeterValues(self, p: dict):
         transaction_id = bounds.transaction_id(p.get("transactionId"))
         samples = samples_from_ocpp(p["meterValue"])
-        result = await self.gw.db.run(
-            sessions.session_meter_record,
+        meter = dict(
             pile=self.pile,
             connector_number=bounds.connector_number(p["connectorId"], pile_itself=True),
             protocol_ref=words.protocol_ref(transaction_id),
             samples=bounds.samples(samples, field="meterValue"),
         )
-        return {}, result.order_no, result.session_id or transaction_id
+        return await self.transact(
+            sessions.session_meter_record,
+            meter,
+            lambda result: ({}, result.order_no, result.session_id or transaction_id),
+        )
 
     async def on_StopTransaction(self, p: dict):
         transaction_id = bounds.transaction_id(p["transactionId"])
         samples = samples_from_ocpp(p.get("transactionData", []))
-        result = await self.gw.db.run(
-            sessions.session_stop,
+
+        def answered(result):
+            answer: dict[str, Any] = {}
+            if result.status is not None:
+                answer["idTagInfo"] = words.id_tag_info(result.status)
+            return answer, result.order_no, transaction_id
+
+        stop = dict(
             pile=self.pile,
             protocol_ref=words.protocol_ref(transaction_id),
             meter_stop_wh=bounds.meter_wh(p["meterStop"], field="meterStop"),
@@ -158,10 +180,7 @@ class Ocpp16Handlers:
             samples=bounds.samples(samples, field="transactionData"),
             transaction_data=p.get("transactionData", []),
         )
-        answer: dict[str, Any] = {}
-        if result.status is not None:
-            answer["idTagInfo"] = words.id_tag_info(result.status)
-        return answer, result.order_no, transaction_id
+        return await self.transact(sessions.session_stop, stop, answered)
 
     async def on_DataTransfer(self, p: dict):
         known = settings.OCPP_DATA_TRANSFER_VENDOR_IDS

@@ -250,3 +250,56 @@ def test_a_failure_in_calls_run_together_isolates_each_of_them(sender):
     assert [ok for ok, _value in results] == [True, False, True]
     assert isinstance(results[1][1], DomainError)
     assert stored() == ["R1", "R3"]
+
+
+def _frames_of(code: str, payload) -> list[dict]:
+    common = {"at": timezone.now(), "pile_code": code, "message_type": 2, "action": "MeterValues"}
+    return [{**common, "direction": "in", "payload": payload}, {**common, "direction": "out"}]
+
+
+def _journaled(payload=None):
+    """A `run_journaled` callable: the answer is the service's result in lower case; the
+    frames carry ``payload``."""
+    return lambda code: (code.lower(), _frames_of(code, payload or {"code": code}))
+
+
+def test_a_journaled_calls_frames_commit_with_its_effect_and_a_failing_ones_do_not(sender):
+    results = _group(
+        [
+            (journal_in, {"code": "A"}, lambda value: (value, _frames_of(value[0], {}))),
+            (journal_then_refuse, {"code": "B"}, _journaled()),
+            (journal, {"code": "C"}, _journaled()),
+        ],
+        sender,
+    )
+    assert [ok for ok, _value in results] == [True, False, True]
+    assert results[2] == (True, "c")
+    # each service's row and its two frames: B's service failed, so none of its frames
+    assert stored() == ["A", "A", "A", "C", "C", "C"]
+
+
+def test_a_batchs_frames_are_written_in_the_transaction_of_its_effects(sender):
+    calls = [
+        (journal_in, {"code": code}, lambda value: (value, _frames_of(value[0], {})))
+        for code in ("A", "B")
+    ]
+    results = _group(calls, sender)
+    [(ok_a, (_a, txid)), (ok_b, (_b, same_txid))] = results
+    assert ok_a and ok_b and txid == same_txid
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT xmin::text, count(*) FROM {Frame._meta.db_table} GROUP BY 1")
+        assert cursor.fetchall() == [(str(txid), 6)]  # two effects, four frames, one commit
+
+
+def test_a_journaled_frame_the_database_refuses_is_stored_cleaned_and_the_batch_commits(sender):
+    results = _group(
+        [
+            (journal, {"code": "A"}, _journaled({"text": "NUL \x00 here"})),
+            (journal, {"code": "B"}, _journaled()),
+        ],
+        sender,
+    )
+    assert results == [(True, "a"), (True, "b")]
+    assert stored() == ["A", "A", "A", "B", "B", "B"]
+    cleaned = Frame.objects.get(pile_code="A", direction="in", payload__isnull=False)
+    assert cleaned.payload == {"text": "NUL \\u0000 here"}

@@ -156,6 +156,11 @@ def test_database_outage_leaves_transactions_unanswered_then_serves_again(own_ga
             await sim.call(values)  # the pile retries: answered now, stored once
             await sim.call(values)
             await sim.stop_tx(1)
+            # The frames kept while the database was away are written now it is back.
+            unanswered = Frame.objects.filter(
+                pile_code=pile.code, action="MeterValues", error_code="NotAnswered"
+            )
+            await asyncio.to_thread(wait_for, unanswered.exists)
             return tx, beat
 
     try:

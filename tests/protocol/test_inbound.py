@@ -205,7 +205,8 @@ def test_a_charge_is_recorded_with_order_number_samples_and_journal(gateway):
         ("in", "StopTransaction"),
         ("out", "StopTransaction"),
     ]
-    assert Frame.objects.filter(pile_code=pile.code, action="BootNotification").count() == 2
+    boots = Frame.objects.filter(pile_code=pile.code, action="BootNotification")
+    assert wait_for(lambda: boots.count() == 2)  # not awaited: written in the background
 
 
 def test_start_transaction_replayed_after_reconnect_opens_one_session(gateway):

@@ -31,10 +31,12 @@ pytestmark = [pytest.mark.gateway, pytest.mark.usefixtures("live_db")]
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
-def sent(pile, action):
-    """The payloads of the CALLs the gateway sent ``pile`` for ``action`` (its journal)."""
+def sent(pile, action, *, count: int = 1):
+    """The payloads of the CALLs the gateway sent ``pile`` for ``action`` (its journal,
+    written in the background: waits for ``count`` of them)."""
     frames = Frame.objects.filter(pile_code=pile.code, action=action, direction="out")
-    return wait_for(lambda: list(frames.order_by("pk").values_list("payload", flat=True)))
+    payloads = frames.order_by("pk").values_list("payload", flat=True)
+    return wait_for(lambda: len(payloads.all()) >= count and list(payloads.all()))
 
 
 def staff_user(pile):
@@ -176,7 +178,7 @@ def test_stop_a_session_and_a_pile_that_refuses(gateway):
         Outcome.REJECTED,
         f"Pile {pile.code} refused: stop session {unknown.order_no}.",
     )
-    assert sent(pile, "RemoteStopTransaction") == [
+    assert sent(pile, "RemoteStopTransaction", count=2) == [
         {"transactionId": session.pk},
         {"transactionId": unknown.pk},
     ]

@@ -114,7 +114,7 @@ def test_partner_charge_from_token_to_acknowledged_order(gateway, platform_for):
             return tag, status, stopped
 
     tag, status, stopped = asyncio.run(charge())
-    assert sim_starts(pile) == 1
+    assert wait_for(lambda: sim_starts(pile) == 1)  # journaled in the background
     session = wait_for(
         lambda: ChargingSession.objects.filter(pile=pile, state="stopped", id_tag=tag).first()
     )

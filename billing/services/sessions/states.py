@@ -79,6 +79,26 @@ def energy_move_sql(*, was: str, energy: str, meter_start: str, source: str) -> 
     return state, record
 
 
+def _opening_check(state: str) -> None:
+    if state not in INITIAL_STATES:
+        raise IllegalTransition(
+            _("A session cannot open as “%(to)s”.") % {"to": state}, details={"to": state}
+        )
+
+
+def _started_published() -> str:
+    """The INSERT of the ``session.started`` event of each row of ``s`` (the opened
+    sessions), its state a parameter: both ways of opening publish it in their statement.
+    Built when used, not at import: whether anyone consumes the kind is known once the
+    apps are ready (`chargenet.events.events_insert_sql`)."""
+    return events_insert_sql(
+        SESSION_STARTED,
+        key="s.id::text",
+        payload="jsonb_build_object('session_id', s.id, 'state', %s::text)",
+        source="s",
+    )
+
+
 def session_open(
     session: ChargingSession,
     state: str,
@@ -91,10 +111,7 @@ def session_open(
     a session whose platform numbers its transactions gets its id as its reference), its
     first state (and ``then``, (state, reason), a move it made at once, inserted in that
     state) and its ``session.started`` event: one statement, the gateway's every start."""
-    if state not in INITIAL_STATES:
-        raise IllegalTransition(
-            _("A session cannot open as “%(to)s”.") % {"to": state}, details={"to": state}
-        )
+    _opening_check(state)
     moves = [("", state, reason)]
     if then is not None:
         transition_check(from_state=state, to_state=then[0])
@@ -103,12 +120,7 @@ def session_open(
     for from_state, to_state, why in moves:
         params += [from_state, to_state, why[:200]]
     params.append(then[0] if then else state)
-    published = events_insert_sql(
-        SESSION_STARTED,
-        key="s.id::text",
-        payload="jsonb_build_object('session_id', s.id, 'state', %s::text)",
-        source="s",
-    )
+    published = _started_published()
     sql = _OPEN_SQL.get((insert, len(moves), published))
     if sql is None:
         rows = ", ".join(["(%s::varchar, %s::varchar, %s::varchar)"] * len(moves))
@@ -141,17 +153,9 @@ def sessions_open(
     sessions (a replayed start, a busy connector, a member already charging) is not
     inserted: returns (n, session id) of those that were."""
     state = template.state
-    if state not in INITIAL_STATES:
-        raise IllegalTransition(
-            _("A session cannot open as “%(to)s”.") % {"to": state}, details={"to": state}
-        )
+    _opening_check(state)
     insert, constants = rows_insert_select(template, columns=columns, source="src")
-    published = events_insert_sql(
-        SESSION_STARTED,
-        key="s.id::text",
-        payload="jsonb_build_object('session_id', s.id, 'state', %s::text)",
-        source="s",
-    )
+    published = _started_published()
     # The rows are inserted in the order of ``source``: give it one (e.g. by pile), and
     # two batches wait for each other's keys in the same order, never in a cycle.
     sql = (

@@ -7,16 +7,20 @@ piles and members). Each gets the same closed loop: N piles on the `ocpp` librar
 ChargePoint client (in ``--clients`` processes), each repeating Authorize,
 StartTransaction, 3×MeterValues, StopTransaction, Heartbeat as fast as the answers come.
 Prints calls/s and p50/p99 latency of both and the ratio gateway/store-nothing, which
-tolerates a busy machine better than absolute numbers. Not part of the test suite.
+tolerates a busy machine better than absolute numbers, and the CPU each server (and
+PostgreSQL) spends per call, which tolerates it better still. Each process's piles connect
+before the loops start: the connection storm is not measured. Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import multiprocessing
 import os
 import random
@@ -25,7 +29,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import django
@@ -210,17 +214,24 @@ class BenchPile(ChargePoint):
         return answer
 
 
-async def closed_loop_pile(url, code, token, stop_at, latencies, meter, heartbeats_only):
-    # A busy machine can take seconds per handshake: wait, as a pile would retry.
-    async with connect(
-        f"{url}/{code}", subprotocols=["ocpp1.6"], ping_interval=None, open_timeout=60
-    ) as ws:
+async def closed_loop_pile(url, code, token, clock, latencies, meter, heartbeats_only):
+    """One pile: connects, says it is ready, and runs its loop from ``clock["go"]`` (set
+    once every pile of its process is connected) until ``clock["stop_at"]``."""
+    try:
+        # A busy machine can take seconds per handshake: wait, as a pile would retry.
+        ws = await connect(
+            f"{url}/{code}", subprotocols=["ocpp1.6"], ping_interval=None, open_timeout=60
+        )
+    finally:
+        clock["ready"]()  # connected or failed: the others need not wait for it
+    async with ws:
         pile = BenchPile(code, ws, latencies)
         receiver = asyncio.create_task(pile.start())
         try:
-            while heartbeats_only and time.monotonic() < stop_at:
+            await clock["go"].wait()
+            while heartbeats_only and time.monotonic() < clock["stop_at"]:
                 await pile.timed(call.Heartbeat())
-            while time.monotonic() < stop_at:
+            while time.monotonic() < clock["stop_at"]:
                 await pile.timed(call.Authorize(id_tag=token))
                 now = dt.datetime.now(dt.UTC)
                 start = await pile.timed(
@@ -245,17 +256,38 @@ async def closed_loop_pile(url, code, token, stop_at, latencies, meter, heartbea
             receiver.cancel()
 
 
-async def _client(url, pairs, first, seconds, warmup, heartbeats_only):
+CONNECT_LIMIT = 120.0  # seconds the piles of a process may take to connect
+
+
+async def _client(url, pairs, first, seconds, warmup, heartbeats_only, queue, go):
+    """The loop of one client process. Its piles connect first; it tells the parent,
+    which starts every process's loop at once (``go``): a connection storm that takes
+    seconds on a slow machine is not measured as calls."""
     latencies: list[float] = []
-    stop_at = time.monotonic() + warmup + seconds
+    ready = asyncio.Event()
+    count = 0
+
+    def one_ready() -> None:
+        nonlocal count
+        count += 1
+        if count == len(pairs):
+            ready.set()
+
+    clock = {"ready": one_ready, "go": asyncio.Event(), "stop_at": math.inf}
     tasks = [
         asyncio.create_task(
             closed_loop_pile(
-                url, code, token, stop_at, latencies, (first + i) * 10_000_000, heartbeats_only
+                url, code, token, clock, latencies, (first + i) * 10_000_000, heartbeats_only
             )
         )
         for i, (code, token) in enumerate(pairs)
     ]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ready.wait(), CONNECT_LIMIT)
+    queue.put("connected")
+    await asyncio.get_running_loop().run_in_executor(None, go.wait)
+    clock["stop_at"] = time.monotonic() + warmup + seconds
+    clock["go"].set()
     await asyncio.sleep(warmup)
     latencies.clear()
     measured_from = time.monotonic()
@@ -265,8 +297,8 @@ async def _client(url, pairs, first, seconds, warmup, heartbeats_only):
     return latencies, elapsed, errors
 
 
-def _client_process(queue, url, pairs, first, seconds, warmup, heartbeats_only) -> None:
-    queue.put(asyncio.run(_client(url, pairs, first, seconds, warmup, heartbeats_only)))
+def _client_process(queue, go, url, pairs, first, seconds, warmup, heartbeats_only) -> None:
+    queue.put(asyncio.run(_client(url, pairs, first, seconds, warmup, heartbeats_only, queue, go)))
 
 
 @dataclass
@@ -274,11 +306,14 @@ class Measured:
     latencies: list[tuple[float, str]]  # (seconds, action) of each answered call
     seconds: float
     errors: list[str]
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by whom, in…
+    cpu_window: float = 0.0  # …this many seconds of the loop
 
     def __add__(self, other: Measured) -> Measured:
+        cpu = {k: self.cpu.get(k, 0.0) + other.cpu.get(k, 0.0) for k in {*self.cpu, *other.cpu}}
         return Measured(
             self.latencies + other.latencies, self.seconds + other.seconds,
-            self.errors + other.errors,
+            self.errors + other.errors, cpu, self.cpu_window + other.cpu_window,
         )  # fmt: skip
 
     @property
@@ -308,22 +343,43 @@ class Measured:
             f"errors {len(self.errors)}"
         )
 
+    def cpu_line(self) -> str:
+        """CPU per answered call: unlike calls/s and latency, it hardly depends on how
+        much of the machine the load generator leaves, so it compares runs across days."""
+        calls = self.rate * self.cpu_window
+        if not calls:
+            return ""
+        parts = "  ".join(f"{who} {spent / calls * 1e6:.0f} µs" for who, spent in self.cpu.items())
+        return f"  CPU per call: {parts}"
 
-def closed_loop(url, pairs, *, seconds, warmup, clients, heartbeats_only=False) -> Measured:
+
+def closed_loop(
+    url, pairs, *, seconds, warmup, clients, heartbeats_only=False, server_pid=None
+) -> Measured:
     """Run the closed loop against ``url`` from ``clients`` processes (the load
-    generator is Python too: one process would be the bottleneck, not the server)."""
+    generator is Python too: one process would be the bottleneck, not the server). Every
+    process's piles connect first, then all loops start together; the CPU of the server
+    (``server_pid`` and its children) and of PostgreSQL is read over the measured part."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
+    go = context.Event()
     share = -(-len(pairs) // clients)
     procs = [
         context.Process(
             target=_client_process,
-            args=(queue, url, pairs[i : i + share], i, seconds, warmup, heartbeats_only),
+            args=(queue, go, url, pairs[i : i + share], i, seconds, warmup, heartbeats_only),
         )
         for i in range(0, len(pairs), share)
     ]
     for proc in procs:
         proc.start()
+    for _proc in procs:
+        queue.get(timeout=CONNECT_LIMIT + 60)  # "connected"
+    go.set()
+    time.sleep(warmup)
+    before, measured_from = cpu_seconds(server_pid), time.monotonic()
+    time.sleep(seconds)
+    after, window = cpu_seconds(server_pid), time.monotonic() - measured_from
     latencies: list[float] = []
     elapsed, errors = 0.0, []
     for _proc in procs:
@@ -333,7 +389,45 @@ def closed_loop(url, pairs, *, seconds, warmup, clients, heartbeats_only=False) 
         errors += failed
     for proc in procs:
         proc.join()
-    return Measured(latencies, elapsed, errors)
+    cpu = {who: after[who] - before.get(who, 0.0) for who in after}
+    return Measured(latencies, elapsed, errors, cpu, window)
+
+
+def cpu_seconds(server_pid: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the server process and its descendants (gateway
+    nodes), and by this machine's PostgreSQL processes (all of them: background writers
+    included, as the server's writes make their work)."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    postgres = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND  # utime, stime
+        pid = int(entry.name)
+        parents[pid], used[pid] = int(fields[1]), seconds
+        if name == "postgres":
+            postgres += seconds
+    spent = {"PostgreSQL": postgres}
+    if server_pid is not None:
+        tree, grew = {server_pid}, True
+        while grew:  # children, their children…
+            grew = False
+            for pid, parent in parents.items():
+                if parent in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        spent = {"server": sum(used.get(pid, 0.0) for pid in tree), **spent}
+    return spent
+
+
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 def start_server(command: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
@@ -400,6 +494,7 @@ def main() -> None:
         measured = closed_loop(args.url, pairs, **loop)
         print(measured.line("gateway"))
         print(measured.actions_line())
+        print(measured.cpu_line())
         return
     load = os.getloadavg()[0]
     print(
@@ -417,8 +512,8 @@ def main() -> None:
     loop["seconds"] = args.seconds / args.rounds
     try:
         for _round in range(args.rounds):
-            for name, _proc, url in servers:
-                rounds[name] += closed_loop(url, pairs, **loop)
+            for name, proc, url in servers:
+                rounds[name] += closed_loop(url, pairs, server_pid=proc.pid, **loop)
     finally:
         for _name, proc, _url in servers:
             stop_server(proc)
@@ -426,6 +521,7 @@ def main() -> None:
     for name, measured in rounds.items():
         print(measured.line(name if name != "gateway" else f"gateway (--workers {args.workers})"))
         print(measured.actions_line())
+        print(measured.cpu_line())
         if measured.errors:
             print(f"  first error: {measured.errors[0]}")
     baseline = rounds.get("store-nothing")

@@ -135,7 +135,7 @@ def test_a_batch_of_stops_closes_what_each_stop_alone_closes():
     assert alone["samples"] == [(T0 + dt.timedelta(minutes=20), Decimal("6500.500"))]
     # the stops of active sessions moved in one statement, the others followed alone
     moved = [q for q in ctx.captured_queries if "jsonb_array_elements" in q["sql"]]
-    assert len(moved) == 2  # the sessions, and the members presented (one of two is a card)
+    assert len(moved) == 3  # the sessions, the members presented (one is a card), samples
 
 
 def test_the_common_stops_share_one_statement():
@@ -154,4 +154,46 @@ def test_the_common_stops_share_one_statement():
     stored = ChargingSession.objects.filter(pk__in=[s.pk for s in opened]).order_by("pk")
     assert [(s.state, s.meter_stop_wh, s.stop_reason) for s in stored] == [
         ("stopped", Decimal(100 * n), "Local") for n in range(5)
+    ]
+
+
+def test_the_samples_of_a_batch_of_stops_share_one_statement():
+    station = world.station()
+    piles = [world.pile(station) for _n in range(4)]
+    opened = [world.session(p, started_at=T0) for p in piles]
+    at = [T0 + dt.timedelta(minutes=m) for m in range(3)]
+    MeterSample.objects.create(session=opened[2], at=at[1], energy_wh=Decimal("111"))
+    carried = [
+        # two moments, the first given twice (the last one given counts)
+        [sessions.Sample(at=at[0], energy_wh=Decimal("10")),
+         sessions.Sample(at=at[0], energy_wh=Decimal("12.5")),
+         sessions.Sample(at=at[1], energy_wh=Decimal("20"), power_w=Decimal("7000"), soc=40)],
+        [],  # none
+        # one moment the session has already: kept as it was
+        [sessions.Sample(at=at[1], energy_wh=Decimal("999")),
+         sessions.Sample(at=at[2], energy_wh=Decimal("130"), context="Transaction.End")],
+        [sessions.Sample(at=at[2], voltage_v=Decimal("380.5"), current_a=Decimal("16"))],
+    ]  # fmt: skip
+    calls = [
+        dict(pile=p, protocol_ref=s.protocol_ref, meter_stop_wh=500, stopped_at=T0, samples=c)
+        for p, s, c in zip(piles, opened, carried, strict=True)
+    ]
+    with CaptureQueriesContext(connection) as ctx:
+        results = sessions_stop(calls)
+    inserts = [q for q in ctx.captured_queries if q["sql"].startswith("INSERT INTO")]
+    assert len(inserts) == 1 and "billing_metersample" in inserts[0]["sql"]
+    assert [r.samples_stored for r in results] == [2, 0, 1, 1]
+    number = {s.pk: n for n, s in enumerate(opened)}
+    fields = ("session_id", "at", "energy_wh", "power_w", "current_a", "voltage_v", "soc",
+              "context")  # fmt: skip
+    stored = sorted(
+        (number[row[0]], *row[1:])
+        for row in MeterSample.objects.filter(session__in=opened).values_list(*fields)
+    )
+    assert stored == [
+        (0, at[0], Decimal("12.500"), None, None, None, None, ""),
+        (0, at[1], Decimal("20.000"), Decimal("7000.0"), None, None, 40, ""),
+        (2, at[1], Decimal("111.000"), None, None, None, None, ""),
+        (2, at[2], Decimal("130.000"), None, None, None, None, "Transaction.End"),
+        (3, at[2], None, None, Decimal("16.00"), Decimal("380.50"), None, ""),
     ]

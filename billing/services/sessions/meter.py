@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -240,10 +241,7 @@ def _meter_batch_sql() -> str:
     arrays of values cost psycopg Python for every element)."""
     meta = ChargingSession._meta
     c = _columns(meta)
-    columns = ", ".join(
-        f"(e->>{i + 1})::{kind} AS {name}"
-        for i, (name, kind) in enumerate(zip(_SAMPLE_COLUMNS[1:], _SAMPLE_TYPES, strict=True))
-    )
+    columns = _sample_casts()
     return (
         "WITH msg AS (SELECT (e->>0)::int AS n, (e->>1)::bigint AS pile, "
         "(e->>2)::varchar AS ref, (e->>3)::timestamptz AS latest, (e->>4)::numeric AS energy "
@@ -264,7 +262,22 @@ def _meter_batch_sql() -> str:
     )
 
 
+def _sample_casts() -> str:
+    """A sample's columns after ``session_id`` read from ``e``, a JSON row whose first
+    element is its message's number or its session's id (`_meter_batch_sql`,
+    `samples_insert`)."""
+    return ", ".join(
+        f"(e->>{i + 1})::{kind} AS {name}"
+        for i, (name, kind) in enumerate(zip(_SAMPLE_COLUMNS[1:], _SAMPLE_TYPES, strict=True))
+    )
+
+
 _METER_BATCH = _meter_batch_sql()
+_SAMPLES_INSERT = (
+    f"INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
+    f"SELECT (e->>0)::bigint, {_sample_casts()} FROM jsonb_array_elements(%s::jsonb) AS e "
+    "ON CONFLICT (session_id, at) DO NOTHING RETURNING session_id"
+)
 
 
 # States a session leaves for ``charging`` once its samples show energy delivered.
@@ -305,20 +318,19 @@ def _session_charging(session_id: int, state: str) -> str:
         return SessionState.STOPPED
 
 
-def _insert_samples(*, session_id: int, samples: list[Sample]) -> int:
-    unique = list({s.at: s for s in samples}.values())
-    if not unique:
-        return 0
-    values, params = [], []
-    for s in unique:
-        values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
-        params += [session_id, s.at, s.energy_wh, s.power_w, s.current_a, s.voltage_v, s.soc,
-                   s.context]  # fmt: skip
-    return statement_run(
-        f"INSERT INTO {MeterSample._meta.db_table} ({', '.join(_SAMPLE_COLUMNS)}) "
-        f"VALUES {', '.join(values)} ON CONFLICT (session_id, at) DO NOTHING",
-        params,
-    ).rowcount
+def samples_insert(by_session: dict[int, list[Sample]]) -> Counter:
+    """Insert the samples of many sessions in one statement (a batch's stops); a moment
+    a session already has is kept as it is. Returns how many were new, by session."""
+    rows = [
+        [session_id, s.at.isoformat(), _number(s.energy_wh), _number(s.power_w),
+         _number(s.current_a), _number(s.voltage_v), s.soc, s.context]
+        for session_id, samples in by_session.items()
+        for s in {s.at: s for s in samples}.values()
+    ]  # fmt: skip
+    if not rows:
+        return Counter()
+    stored = statement_run(_SAMPLES_INSERT, [json.dumps(rows)]).fetchall()
+    return Counter(session_id for (session_id,) in stored)
 
 
 def _store_samples(*, session: ChargingSession, samples: list[Sample]) -> int:

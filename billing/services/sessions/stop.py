@@ -22,7 +22,11 @@ from billing.services.sessions.identity import (
     _MemberRow,
     _members_by_token,
 )
-from billing.services.sessions.meter import Sample, _insert_samples, _store_samples
+from billing.services.sessions.meter import (
+    Sample,
+    _store_samples,
+    samples_insert,
+)
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import _transition, session_transition
 from stations.models import Pile
@@ -217,7 +221,7 @@ def _session_stop_active(
         if not rows:
             return None
         [(session_id, _from_state, order_no)] = rows
-        stored = _insert_samples(session_id=session_id, samples=samples)
+        stored = samples_insert({session_id: samples})[session_id]
         status = None
         if credential is not None:
             member = _member_by_token(pile=pile, credential=credential)
@@ -241,9 +245,10 @@ def _stop_status(pile: Pile, credential: Credential, member: _MemberRow | None) 
 def sessions_stop(calls: list[dict]) -> list[StopResult]:
     """`session_stop` for many calls at once, as the gateway's group commit runs a batch's
     StopTransactions (`protocol.db`): the common stop (`_session_stop_active`'s) of each
-    pile's first stop in the batch in one statement for all, their samples and their
-    credentials after; any other stop (a replay, an orphan, a late or refused one, one
-    with the pile's own figures) follows alone, in its order, as `session_stop` decides."""
+    pile's first stop in the batch in one statement for all, their samples in one more,
+    their credentials after; any other stop (a replay, an orphan, a late or refused one,
+    one with the pile's own figures) follows alone, in its order, as `session_stop`
+    decides."""
     batched, piles = [], set()
     for i, call in enumerate(calls):
         if not call.get("pile_reported") and call["pile"].pk not in piles:
@@ -282,19 +287,21 @@ def _stops_batch(calls: list[dict]) -> list[StopResult | None]:
         with_credential = [n for n in stopped if calls[n].get("credential") is not None]
         members = _members_by_token([calls[n] for n in with_credential])
         statuses = dict(zip(with_credential, members, strict=True))
+        stored = samples_insert(
+            {session_id: calls[n].get("samples") or [] for n, (session_id, _o) in stopped.items()}
+        )
         results: list[StopResult | None] = []
         for n, call in enumerate(calls):
             if n not in stopped:
                 results.append(None)
                 continue
             session_id, order_no = stopped[n]
-            stored = _insert_samples(session_id=session_id, samples=call.get("samples") or [])
             status = None
             if n in statuses:
                 status = _stop_status(call["pile"], call["credential"], statuses[n])
             results.append(
                 StopResult(session_id, order_no, settle_queued=True, status=status,
-                           samples_stored=stored)
+                           samples_stored=stored[session_id])
             )  # fmt: skip
         _sessions_stopped(
             [session_id for session_id, _order_no in stopped.values()], published=True

@@ -8,8 +8,9 @@ ChargePoint client (in ``--clients`` processes), each repeating Authorize,
 StartTransaction, 3×MeterValues, StopTransaction, Heartbeat as fast as the answers come.
 Prints calls/s and p50/p99 latency of both and the ratio gateway/store-nothing, which
 tolerates a busy machine better than absolute numbers, and the CPU each server (and
-PostgreSQL) spends per call, which tolerates it better still. Each process's piles connect
-before the loops start: the connection storm is not measured. Not part of the test suite.
+PostgreSQL) spends per call, which shows where the difference goes. Each process's piles
+connect before the loops start: the connection storm is not measured. Not part of the
+test suite.
 """
 
 from __future__ import annotations
@@ -310,7 +311,7 @@ class Measured:
     cpu_window: float = 0.0  # …this many seconds of the loop
 
     def __add__(self, other: Measured) -> Measured:
-        cpu = {k: self.cpu.get(k, 0.0) + other.cpu.get(k, 0.0) for k in {*self.cpu, *other.cpu}}
+        cpu = {k: self.cpu.get(k, 0.0) + other.cpu.get(k, 0.0) for k in {**self.cpu, **other.cpu}}
         return Measured(
             self.latencies + other.latencies, self.seconds + other.seconds,
             self.errors + other.errors, cpu, self.cpu_window + other.cpu_window,
@@ -344,8 +345,8 @@ class Measured:
         )
 
     def cpu_line(self) -> str:
-        """CPU per answered call: unlike calls/s and latency, it hardly depends on how
-        much of the machine the load generator leaves, so it compares runs across days."""
+        """CPU per answered call, the server's and PostgreSQL's: where a difference in
+        calls/s goes (the load generator takes the rest of the machine)."""
         calls = self.rate * self.cpu_window
         if not calls:
             return ""

@@ -5,6 +5,12 @@ import os
 import uuid
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Tests never assert wall-clock times: Hypothesis's per-example deadline (200 ms) failed
+# a pure Decimal test that took 570 ms on a slow, shared machine.
+hypothesis_settings.register_profile("chargenet", deadline=None)
+hypothesis_settings.load_profile("chargenet")
 
 # Keep test keys apart from a running `make run` that shares the same Redis.
 os.environ.setdefault("CACHE_KEY_PREFIX", f"chargenet-test-{uuid.uuid4().hex[:8]}")

@@ -22,11 +22,7 @@ from billing.services.sessions.identity import (
     _MemberRow,
     _members_by_token,
 )
-from billing.services.sessions.meter import (
-    Sample,
-    _store_samples,
-    samples_insert,
-)
+from billing.services.sessions.meter import Sample, _store_samples, samples_insert
 from billing.services.sessions.settlement_queue import _sessions_stopped
 from billing.services.sessions.states import _transition, session_transition
 from stations.models import Pile

@@ -197,3 +197,18 @@ def test_the_samples_of_a_batch_of_stops_share_one_statement():
         (2, at[2], Decimal("130.000"), None, None, None, None, "Transaction.End"),
         (3, at[2], None, None, Decimal("16.00"), Decimal("380.50"), None, ""),
     ]
+
+
+def test_a_replayed_stop_counts_only_the_samples_it_added():
+    station = world.station()
+    pile = world.pile(station)
+    opened = world.session(pile, started_at=T0)
+    at = [T0 + dt.timedelta(minutes=m) for m in range(2)]
+    first = [sessions.Sample(at=at[0], energy_wh=Decimal("10"))]
+    stop = dict(pile=pile, protocol_ref=opened.protocol_ref, meter_stop_wh=500, stopped_at=T0)
+    assert sessions.session_stop(**stop, samples=first).samples_stored == 1
+    again = [*first, sessions.Sample(at=at[1], energy_wh=Decimal("20"))]
+    replayed = sessions.session_stop(**stop, samples=again)
+    assert (replayed.replayed, replayed.samples_stored) == (True, 1)
+    assert sessions.session_stop(**stop, samples=again).samples_stored == 0
+    assert MeterSample.objects.filter(session=opened).count() == 2

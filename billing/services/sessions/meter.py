@@ -336,27 +336,14 @@ def samples_insert(by_session: dict[int, list[Sample]]) -> Counter:
 def _store_samples(*, session: ChargingSession, samples: list[Sample]) -> int:
     if not samples:
         return 0
-    rows = [
-        MeterSample(
-            session=session,
-            at=s.at,
-            energy_wh=s.energy_wh,
-            power_w=s.power_w,
-            current_a=s.current_a,
-            voltage_v=s.voltage_v,
-            soc=s.soc,
-            context=s.context,
-        )
-        for s in {s.at: s for s in samples}.values()
-    ]
-    created = MeterSample.objects.bulk_create(rows, ignore_conflicts=True)
+    stored = samples_insert({session.pk: samples})[session.pk]
     latest = max(s.at for s in samples)
     if session.last_sample_at is None or latest > session.last_sample_at:
         session.last_sample_at = latest
         session.save(update_fields=["last_sample_at", "updated_at"])
     if session.state in _UNTIL_ENERGY and _energy_seen(session.meter_start_wh, samples):
         session.state = _session_charging(session.pk, session.state)
-    return len(created)
+    return stored
 
 
 def meter_samples_prune(*, now: dt.datetime | None = None) -> int:

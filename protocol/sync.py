@@ -3,9 +3,10 @@ that changes: its desired configuration (`stations.services.configuration`) and 
 authorisation list (`billing.services.local_lists`). Runs in a Celery task (never in a
 database transaction: each step is an intent that waits for the pile).
 
-The gateway queues `protocol.tasks.pile_sync_task` after answering a BootNotification; the
-``pile.configuration_changed`` consumer queues it for the piles concerned; beat runs
-`piles_sync` for the lists of online piles (members and cards change all day)."""
+The gateway queues `protocol.tasks.piles_booted_sync_task` after answering a
+BootNotification (a moment's boots together; it queues a `pile_sync_task` per pile); the
+``pile.configuration_changed`` consumer queues `pile_sync_task` for the piles concerned;
+beat runs `piles_sync` for the lists of online piles (members and cards change all day)."""
 
 from __future__ import annotations
 

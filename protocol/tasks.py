@@ -77,6 +77,21 @@ def pile_sync_task(pile_id: int, keys: list[str] | None = None) -> None:
         pile_configuration_push(pile=pile, keys=keys)
 
 
+@shared_task(name="protocol.piles_booted_sync", acks_late=True)
+def piles_booted_sync_task(pile_ids: list[int]) -> int:
+    """The piles a gateway node booted in the last moment (ids joined by its
+    `chargenet.celery.TasksSender`), each brought up to date by a `pile_sync_task` of its
+    own: a reconnect storm of 10,000 boots is a few dozen publishes from the gateway, whose
+    event loop the piles are waiting on, and 10,000 from a worker, whose pool runs the
+    syncs side by side (each waits for its pile's answers)."""
+    for pile_id in dict.fromkeys(pile_ids):  # a pile booted twice in the moment: once
+        pile_sync_task.delay(pile_id)
+    return len(pile_ids)
+
+
+piles_booted_sync_task.merges_lists = True
+
+
 @shared_task(name="protocol.piles_sync", acks_late=True, time_limit=300, soft_time_limit=240)
 def piles_sync_task() -> int:
     """Beat: local lists of online piles that have one, brought up to date."""

@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from celery.signals import task_prerun
 from django.utils import timezone
 from ocpp.v16 import call
 
@@ -18,12 +19,14 @@ from billing.models import Bill, ChargingSession
 from billing.services.local_lists import local_list_entries
 from billing.services.wallet import wallet_recharge
 from chargenet.celery import app as celery_app
+from chargenet.celery import tasks_send
 from chargenet.events import event_deliver
 from chargenet.models import AuditLog, OutboxEvent
 from protocol import intents
 from protocol.adapters import Outcome
 from protocol.models import Frame
 from protocol.sync import pile_local_list_sync
+from protocol.tasks import piles_booted_sync_task
 from stations.models import PileFault, PileLocalList
 from stations.services.configuration import ConfigurationInvalid, configuration_desired_set
 from tests.billing.factories import tariffed_station
@@ -146,6 +149,32 @@ def test_desired_configuration_is_pushed_at_boot_and_on_change(eager_gateway, ea
         {"key": "MeterValueSampleInterval", "value": "15"},
     )
     assert not Frame.objects.filter(pile_code=other.code).exists()
+
+
+def test_the_boots_of_a_moment_are_one_task_that_syncs_each_pile_once(eager_here):
+    """The gateway's tasks sender joins the moment's boots (`piles_booted_sync_task` merges
+    its lists); in a worker it queues one `pile_sync_task` per pile."""
+    a, b = world.pile(), world.pile()
+    ran = []
+
+    def record(sender=None, task=None, args=None, **_kwargs):
+        ran.append((task.name, list(args)))
+
+    task_prerun.connect(record, weak=False)
+    try:
+        tasks_send(
+            [
+                (piles_booted_sync_task, ([a.pk],)),
+                (piles_booted_sync_task, ([b.pk, a.pk],)),  # a booted again meanwhile
+            ]
+        )
+    finally:
+        task_prerun.disconnect(record)
+    assert ran == [
+        ("protocol.piles_booted_sync", [[a.pk, b.pk, a.pk]]),
+        ("protocol.pile_sync", [a.pk]),
+        ("protocol.pile_sync", [b.pk]),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -146,18 +146,25 @@ def _together(calls: list[tuple[Callable, dict]]) -> dict[int, list[int]]:
     """The calls of a batch to run together: {first index: all indexes} for each function
     that can take many calls at once (its ``many``, e.g. `sessions_meter_record`), among
     the calls of piles that have no other kind of call in the batch, so that no pile's
-    messages run in another order than they came."""
+    messages run in another order than they came (a pile is its ``pile`` or its
+    ``pile_id``). A call of no pile (a handshake's `pile_login`, which only reads) runs
+    with every other call of its function."""
     kinds: dict[object, set] = {}
     for fn, kwargs, *_journaled in calls:
-        pile = kwargs.get("pile")
+        pile = _pile_of(kwargs)
         if pile is not None:
-            kinds.setdefault(pile.pk, set()).add(fn)
+            kinds.setdefault(pile, set()).add(fn)
     groups: dict[Callable, list[int]] = {}
     for i, (fn, kwargs, *_journaled) in enumerate(calls):
-        pile = kwargs.get("pile")
-        if getattr(fn, "many", None) is not None and pile is not None and kinds[pile.pk] == {fn}:
+        pile = _pile_of(kwargs)
+        if getattr(fn, "many", None) is not None and (pile is None or kinds[pile] == {fn}):
             groups.setdefault(fn, []).append(i)
     return {members[0]: members for members in groups.values() if len(members) > 1}
+
+
+def _pile_of(kwargs: dict) -> int | None:
+    pile = kwargs.get("pile")
+    return pile.pk if pile is not None else kwargs.get("pile_id")
 
 
 def _group_pass(calls: list[tuple], *, savepoints: bool) -> list:

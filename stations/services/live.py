@@ -64,6 +64,21 @@ def pile_login(*, code: str, password: str | None) -> PileLogin:
     One indexed lookup and exactly one HMAC whatever the outcome: an unknown code, a
     hidden pile and a wrong password cannot be told apart by timing."""
     pile = Pile.objects.filter(code=code).select_related("station").first()
+    return _login_decision(pile, password)
+
+
+def piles_login(calls: list[dict]) -> list[PileLogin]:
+    """`pile_login` for many handshakes at once (the logins of one group-commit batch, a
+    reconnect storm's): one lookup for all their codes, then one HMAC each, as alone."""
+    codes = {call["code"] for call in calls}
+    piles = {p.code: p for p in Pile.objects.filter(code__in=codes).select_related("station")}
+    return [_login_decision(piles.get(call["code"]), call["password"]) for call in calls]
+
+
+pile_login.many = piles_login
+
+
+def _login_decision(pile: Pile | None, password: str | None) -> PileLogin:
     encoded = pile.credential_hash if pile is not None else ""
     matched = pile_credential_check(password=password or "", encoded=encoded)
     if pile is None:
@@ -147,16 +162,62 @@ def pile_boot(
         last_boot_at=now,
     )
     if firmware:
-        latest = FirmwareRecord.objects.filter(pile_id=pile_id).order_by("-last_seen_at", "-pk")
-        seen_again = FirmwareRecord.objects.filter(
-            pk__in=latest.values("pk")[:1], version=firmware
-        ).update(last_seen_at=now)
-        if not seen_again:
-            FirmwareRecord.objects.create(
-                pile_id=pile_id, version=firmware, first_seen_at=now, last_seen_at=now
-            )
+        _firmware_seen(pile_id, firmware, now)
+    return _boot_result(pile.is_published)
+
+
+def piles_boot(calls: list[dict]) -> list[BootResult]:
+    """`pile_boot` for the boots of one group-commit batch (a reconnect storm's): one
+    UPDATE for all of them, then the firmware history of each that reports a version. A
+    pile that is not there fails the whole call (the batch then runs each boot alone)."""
+    from django.db import connection
+
+    now = timezone.now()
+    ids = [call["pile_id"] for call in calls]
+    columns = [
+        [call.get(name, "")[:64] for call in calls]
+        for name in ("vendor", "model", "serial_number", "firmware_version")
+    ]
+    times = [call.get("now") or now for call in calls]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A pile that booted twice in the batch keeps its last boot (DISTINCT ON, by
+        # position): an UPDATE … FROM takes one source row per target row, any of them.
+        cursor.execute(
+            f"UPDATE {Pile._meta.db_table} AS p SET vendor = v.vendor, model = v.model, "
+            "serial_number = v.serial, firmware_version = v.firmware, last_boot_at = v.at "
+            "FROM (SELECT DISTINCT ON (id) * FROM unnest(%s::bigint[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY "
+            "AS u(id, vendor, model, serial, firmware, at, n) ORDER BY id, n DESC) AS v "
+            "WHERE p.id = v.id RETURNING p.id, p.is_published",
+            [ids, *columns, times],
+        )
+        published = dict(cursor.fetchall())
+        if len(published) != len(set(ids)):
+            raise Pile.DoesNotExist(f"piles {sorted(set(ids) - set(published))} not found")
+        for pile_id, firmware, at in zip(ids, columns[3], times, strict=True):
+            if firmware:
+                _firmware_seen(pile_id, firmware, at)
+    return [_boot_result(published[pile_id]) for pile_id in ids]
+
+
+pile_boot.many = piles_boot
+
+
+def _firmware_seen(pile_id: int, firmware: str, now: dt.datetime) -> None:
+    """The pile's firmware history: its latest record seen again, or a new one."""
+    latest = FirmwareRecord.objects.filter(pile_id=pile_id).order_by("-last_seen_at", "-pk")
+    seen_again = FirmwareRecord.objects.filter(
+        pk__in=latest.values("pk")[:1], version=firmware
+    ).update(last_seen_at=now)
+    if not seen_again:
+        FirmwareRecord.objects.create(
+            pile_id=pile_id, version=firmware, first_seen_at=now, last_seen_at=now
+        )
+
+
+def _boot_result(is_published: bool) -> BootResult:
     interval = settings.GATEWAY_HEARTBEAT_INTERVAL
-    if not pile.is_published and not settings.GATEWAY_ACCEPT_UNPUBLISHED:
+    if not is_published and not settings.GATEWAY_ACCEPT_UNPUBLISHED:
         return BootResult("Pending", interval)
     return BootResult("Accepted", interval)
 

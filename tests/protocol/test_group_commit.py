@@ -236,6 +236,51 @@ def test_calls_that_can_run_together_do_unless_their_pile_has_other_calls(sender
     assert stored() == ["O2", "R1", "R3", "R4", "R5"]
 
 
+def _recording(ran: list):
+    """A service that can take many calls at once, recording how it ran."""
+
+    def one(**kwargs):
+        ran.append(("alone", kwargs["code"]))
+        return journal(code=kwargs["code"])
+
+    def many(calls):
+        ran.append(("together", [call["code"] for call in calls]))
+        return [journal(code=call["code"]) for call in calls]
+
+    one.many = many
+    return one
+
+
+def test_calls_of_no_pile_run_together_and_a_pile_id_names_a_pile(sender):
+    """Handshakes (a code, no pile yet) run together whatever else the batch holds; a call
+    that names its pile by ``pile_id`` keeps that pile's order as a ``pile`` does."""
+    ran = []
+    login, boot = _recording(ran), _recording(ran)
+
+    def status(*, pile_id, code):
+        ran.append(("other", code))
+        return journal(code=code)
+
+    results = _group(
+        [
+            (login, {"code": "L1"}),
+            (boot, {"pile_id": 1, "code": "B1"}),
+            (status, {"pile_id": 1, "code": "S1"}),
+            (login, {"code": "L2"}),
+            (boot, {"pile_id": 2, "code": "B2"}),
+            (boot, {"pile_id": 3, "code": "B3"}),
+        ],
+        sender,
+    )
+    assert [value for _ok, value in results] == ["L1", "B1", "S1", "L2", "B2", "B3"]
+    assert ran == [
+        ("together", ["L1", "L2"]),
+        ("alone", "B1"),
+        ("other", "S1"),
+        ("together", ["B2", "B3"]),
+    ]
+
+
 def test_a_failure_in_calls_run_together_isolates_each_of_them(sender):
     def record(*, pile, n):
         if n == 2:

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chargenet.models import OutboxEvent
 from stations.models import (
@@ -127,6 +129,81 @@ def test_boot_keeps_firmware_history_and_policy_for_unpublished_piles(settings):
         ("10002", T0, T0 + dt.timedelta(1)),
         ("11534", T0 + dt.timedelta(2), T0 + dt.timedelta(2)),
     ]
+
+
+def test_a_batch_of_logins_is_one_lookup_and_decides_each_as_pile_login_does():
+    known, open_pile, hidden = world.pile(), world.pile(password=None), world.pile()
+    Pile.objects.filter(pk=hidden.pk).update(hidden_at=T0)
+    calls = [
+        {"code": known.code, "password": "secret-pw"},
+        {"code": known.code, "password": "wrong"},
+        {"code": known.code, "password": None},
+        {"code": "44200000000000000009", "password": "secret-pw"},
+        {"code": hidden.code, "password": "secret-pw"},
+        {"code": open_pile.code, "password": None},
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        logins = live.pile_login.many(calls)
+    assert len(queries) == 1
+    assert [(login.pile_id, login.reason) for login in logins] == [
+        (known.pk, ""),
+        (None, "wrong password"),
+        (None, "credentials missing"),
+        (None, "unknown pile code"),
+        (None, "pile is hidden"),
+        (open_pile.pk, ""),
+    ]
+    assert [(one.pile_id, one.reason) for one in map(lambda c: live.pile_login(**c), calls)] == [
+        (login.pile_id, login.reason) for login in logins
+    ]
+    assert logins[0].pile.station.pk == known.station_id  # with its station, as alone
+
+
+def test_a_batch_of_boots_is_one_update_with_each_piles_firmware_history(settings):
+    published = {"is_published": True, "max_power_kw": 60}
+    a, b, unpublished = world.pile(**published), world.pile(**published), world.pile()
+    FirmwareRecord.objects.create(pile=a, version="10002", first_seen_at=T0, last_seen_at=T0)
+    later = T0 + dt.timedelta(hours=1)
+    settings.GATEWAY_ACCEPT_UNPUBLISHED = False
+    # b boots again in the same batch: its last boot is what it is now.
+    again = dict(pile_id=b.pk, vendor="W" * 70, model="M2", firmware_version="2.1", now=later)
+    calls = [
+        {"pile_id": a.pk, "vendor": "V", "model": "M", "firmware_version": "10002", "now": later},
+        {"pile_id": b.pk, "vendor": "Old", "model": "M0", "serial_number": "S0", "now": later},
+        {"pile_id": unpublished.pk, "vendor": "U", "model": "M", "now": later},
+        again,
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        results = live.pile_boot.many(calls)
+    piles_updates = [q for q in queries if q["sql"].startswith(f"UPDATE {Pile._meta.db_table} ")]
+    assert len(piles_updates) == 1
+    assert [(r.status, r.interval) for r in results] == [
+        ("Accepted", 60), ("Accepted", 60), ("Pending", 60), ("Accepted", 60),
+    ]  # fmt: skip
+    rows = Pile.objects.filter(pk__in=[a.pk, b.pk, unpublished.pk]).order_by("pk")
+    assert list(rows.values_list("vendor", "model", "serial_number", "firmware_version")) == [
+        ("V", "M", "", "10002"),
+        ("W" * 64, "M2", "", "2.1"),
+        ("U", "M", "", ""),
+    ]
+    assert set(rows.values_list("last_boot_at", flat=True)) == {later}
+    assert sorted(
+        FirmwareRecord.objects.filter(pile__in=[a, b]).values_list(
+            "pile_id", "version", "first_seen_at", "last_seen_at"
+        )
+    ) == sorted([(a.pk, "10002", T0, later), (b.pk, "2.1", later, later)])
+
+
+def test_a_batch_of_boots_with_a_pile_that_is_gone_changes_nothing():
+    pile = world.pile()
+    calls = [
+        {"pile_id": pile.pk, "vendor": "V", "model": "M", "now": T0},
+        {"pile_id": pile.pk + 10_000, "vendor": "V", "model": "M", "now": T0},
+    ]
+    with pytest.raises(Pile.DoesNotExist):
+        live.pile_boot.many(calls)
+    pile.refresh_from_db()
+    assert (pile.vendor, pile.last_boot_at) == ("", None)
 
 
 def test_piles_seen_updates_last_seen_in_one_batch_keeping_the_newest():

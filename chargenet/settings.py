@@ -304,6 +304,10 @@ GATEWAY_ACCEPT_UNPUBLISHED = env_bool("GATEWAY_ACCEPT_UNPUBLISHED", True)
 GATEWAY_SEEN_FLUSH_SECONDS = env_float("GATEWAY_SEEN_FLUSH_SECONDS", 5.0)
 # How often a node runs the offline sweep (0 = leave it to Celery beat).
 GATEWAY_SWEEP_SECONDS = env_float("GATEWAY_SWEEP_SECONDS", 30.0)
+# Seconds a pile's opening handshake may take, our login included: in a 10,000-pile
+# reconnect storm a handshake waits seconds for its turn, and websockets' 10 s closed
+# 0.6 % of them (bench.gateway --open-loop), work done for nothing and piles retrying later.
+GATEWAY_OPEN_TIMEOUT = env_float("GATEWAY_OPEN_TIMEOUT", 60.0)
 # Frames longer than this get a FormationViolation; 4x this closes the socket.
 GATEWAY_MAX_FRAME_BYTES = env_int("GATEWAY_MAX_FRAME_BYTES", 65536)
 # Frames per connection and minute (every frame counts: calls, answers, malformed ones); a

@@ -416,6 +416,7 @@ class Gateway:
             max_size=settings.GATEWAY_MAX_FRAME_BYTES * 4,
             max_queue=64,
             compression=None,
+            open_timeout=settings.GATEWAY_OPEN_TIMEOUT,
             ping_interval=None,  # piles heartbeat at the OCPP level
             reuse_port=self.reuse_port or None,
         ) as server:

@@ -121,3 +121,26 @@ def test_strangers_cannot_lock_out_a_pile_the_gateway_knows(strict_gateway):
     # A pile the node never admitted is not let through on the throttled address.
     stranger = world.pile()
     assert attempt(strict_gateway, stranger.code, "secret-pw", source="127.0.5.1") == 429
+
+
+def test_a_handshake_left_unfinished_is_closed_after_the_open_timeout(live_db):
+    """A peer that starts a handshake and never finishes it holds a socket only for
+    GATEWAY_OPEN_TIMEOUT seconds: then the gateway closes it, answering nothing. (2 s
+    here; websockets' own default, 10 s, would outlast the wait.)"""
+    gw = GatewayProcess(
+        node=f"gw-open-{uuid.uuid4().hex[:6]}", env={"GATEWAY_OPEN_TIMEOUT": "2"}
+    ).start()
+
+    async def half_a_request() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(b"GET /ocpp/44200000000000000001 HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        await writer.drain()
+        try:
+            return await asyncio.wait_for(reader.read(), 8)
+        finally:
+            writer.close()
+
+    try:
+        assert asyncio.run(half_a_request()) == b""
+    finally:
+        gw.stop()

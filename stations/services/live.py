@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from chargenet.cursors import statement_run
 from chargenet.errors import DomainError
 from chargenet.events import event_publish, events_publish
 from stations.models import (
@@ -63,8 +64,7 @@ def pile_login(*, code: str, password: str | None) -> PileLogin:
 
     One indexed lookup and exactly one HMAC whatever the outcome: an unknown code, a
     hidden pile and a wrong password cannot be told apart by timing."""
-    pile = Pile.objects.filter(code=code).select_related("station").first()
-    return _login_decision(pile, password)
+    return piles_login([{"code": code, "password": password}])[0]
 
 
 def piles_login(calls: list[dict]) -> list[PileLogin]:
@@ -135,7 +135,6 @@ class BootResult:
     interval: int
 
 
-@transaction.atomic
 def pile_boot(
     *,
     pile_id: int,
@@ -149,29 +148,16 @@ def pile_boot(
 
     Policy: published piles are Accepted; unpublished ones too unless
     ``GATEWAY_ACCEPT_UNPUBLISHED`` is off, then they get Pending (commissioning)."""
-    now = now or timezone.now()
-    firmware = firmware_version[:64]
-    # A reconnect storm boots thousands of piles at once: three statements, no row read
-    # back and written again.
-    pile = Pile.objects.select_for_update().only("pk", "is_published").get(pk=pile_id)
-    Pile.objects.filter(pk=pile_id).update(
-        vendor=vendor[:64],
-        model=model[:64],
-        serial_number=serial_number[:64],
-        firmware_version=firmware,
-        last_boot_at=now,
-    )
-    if firmware:
-        _firmware_seen(pile_id, firmware, now)
-    return _boot_result(pile.is_published)
+    boot = dict(pile_id=pile_id, vendor=vendor, model=model, serial_number=serial_number,
+                firmware_version=firmware_version, now=now)  # fmt: skip
+    return piles_boot([boot])[0]
 
 
 def piles_boot(calls: list[dict]) -> list[BootResult]:
-    """`pile_boot` for the boots of one group-commit batch (a reconnect storm's): one
-    UPDATE for all of them, then the firmware history of each that reports a version. A
-    pile that is not there fails the whole call (the batch then runs each boot alone)."""
-    from django.db import connection
-
+    """`pile_boot` for the boots of one group-commit batch (a reconnect storm boots
+    thousands of piles at once): one UPDATE for all of them, no row read back and written
+    again, then the firmware history of each that reports a version. A pile that is not
+    there fails the whole call (the batch then runs each boot alone)."""
     now = timezone.now()
     ids = [call["pile_id"] for call in calls]
     columns = [
@@ -179,10 +165,10 @@ def piles_boot(calls: list[dict]) -> list[BootResult]:
         for name in ("vendor", "model", "serial_number", "firmware_version")
     ]
     times = [call.get("now") or now for call in calls]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic():
         # A pile that booted twice in the batch keeps its last boot (DISTINCT ON, by
         # position): an UPDATE … FROM takes one source row per target row, any of them.
-        cursor.execute(
+        returned = statement_run(
             f"UPDATE {Pile._meta.db_table} AS p SET vendor = v.vendor, model = v.model, "
             "serial_number = v.serial, firmware_version = v.firmware, last_boot_at = v.at "
             "FROM (SELECT DISTINCT ON (id) * FROM unnest(%s::bigint[], %s::text[], "
@@ -191,7 +177,7 @@ def piles_boot(calls: list[dict]) -> list[BootResult]:
             "WHERE p.id = v.id RETURNING p.id, p.is_published",
             [ids, *columns, times],
         )
-        published = dict(cursor.fetchall())
+        published = dict(returned.fetchall())
         if len(published) != len(set(ids)):
             raise Pile.DoesNotExist(f"piles {sorted(set(ids) - set(published))} not found")
         for pile_id, firmware, at in zip(ids, columns[3], times, strict=True):

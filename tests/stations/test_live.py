@@ -131,7 +131,7 @@ def test_boot_keeps_firmware_history_and_policy_for_unpublished_piles(settings):
     ]
 
 
-def test_a_batch_of_logins_is_one_lookup_and_decides_each_as_pile_login_does():
+def test_a_batch_of_logins_is_one_lookup_and_decides_each_handshake():
     known, open_pile, hidden = world.pile(), world.pile(password=None), world.pile()
     Pile.objects.filter(pk=hidden.pk).update(hidden_at=T0)
     calls = [
@@ -152,9 +152,6 @@ def test_a_batch_of_logins_is_one_lookup_and_decides_each_as_pile_login_does():
         (None, "unknown pile code"),
         (None, "pile is hidden"),
         (open_pile.pk, ""),
-    ]
-    assert [(one.pile_id, one.reason) for one in map(lambda c: live.pile_login(**c), calls)] == [
-        (login.pile_id, login.reason) for login in logins
     ]
     assert logins[0].pile.station.pk == known.station_id  # with its station, as alone
 
